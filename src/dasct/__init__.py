@@ -1,0 +1,3 @@
+"""dasct: Defect And Source Change Tracker."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from dasct.cli import main
+
+raise SystemExit(main())

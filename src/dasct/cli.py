@@ -1,0 +1,118 @@
+"""The `dasct` command line: one table of commands, one error policy.
+
+Only the chosen command's module is imported, so `dasct check --staged` (the commit-time
+path) pays for nothing else. Exit codes: 0 success (warnings included), 1 a failure the
+user must act on (a touch in strict mode, a bad input), 2 usage, 3 internal error,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Protocol
+
+from dasct import __version__
+from dasct.errors import DasctError
+
+SKIP_VAR = "DASCT_SKIP"  # set to 1 to skip dasct for one command, e.g. DASCT_SKIP=1 git commit
+
+
+class Command(Protocol):
+    """What a module under dasct.commands provides."""
+
+    HELP: str
+    # A command that runs as a git hook must never block git through its own failure.
+    FAIL_OPEN: bool
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+# name -> (module, one-line help). The help is duplicated here so that `dasct --help`
+# does not import every command.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "check": ("dasct.commands.check", "report the defects a change touches (the pre-commit hook)"),
+    "scan": ("dasct.commands.scan", "list every protected line at HEAD"),
+    "why": ("dasct.commands.why", "which defects protect PATH:LINE, and through which commit"),
+    "show": ("dasct.commands.show", "every commit linked to a defect and the lines it protects"),
+    "index": ("dasct.commands.index", "build or update the protected-lines index"),
+    "install": ("dasct.commands.install", "install dasct's git hooks (chaining existing ones)"),
+    "uninstall": ("dasct.commands.install", "remove dasct's git hooks"),
+    "demo": ("dasct.commands.demo", "build a sample repository and show dasct at work"),
+}
+
+
+def _command_name(argv: Sequence[str]) -> str | None:
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+    return None
+
+
+def _parser(argv: Sequence[str]) -> tuple[argparse.ArgumentParser, Command | None]:
+    parser = argparse.ArgumentParser(
+        prog="dasct", description="Defect And Source Change Tracker"
+    )
+    parser.add_argument("--version", action="version", version=f"dasct {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    chosen = _command_name(argv)
+    module: Command | None = None
+    for name, (modname, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            module = importlib.import_module(modname)  # type: ignore[assignment]
+            p.set_defaults(command=name)
+            module.add_arguments(p)  # type: ignore[union-attr]
+    return parser, module
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `dasct` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if os.environ.get(SKIP_VAR, "") not in ("", "0"):
+        print(f"dasct: skipped ({SKIP_VAR} is set)", file=sys.stderr)
+        return 0
+    parser, module = _parser(argv)
+    args = parser.parse_args(argv)
+    if module is None:
+        parser.print_help(sys.stderr)
+        return 2
+    fail_open = getattr(module, "FAIL_OPEN", False) and not getattr(args, "strict", False)
+    try:
+        return module.run(args)
+    except KeyboardInterrupt:
+        print("dasct: interrupted", file=sys.stderr)
+        return 130
+    except DasctError as exc:
+        print(f"dasct: {exc}", file=sys.stderr)
+        return 0 if fail_open else 1
+    except Exception as exc:
+        where = _crash_log()
+        print(
+            f"dasct: internal error: {type(exc).__name__}: {exc}"
+            + (f" (details in {where})" if where else "")
+            + ("; letting git go on" if fail_open else ""),
+            file=sys.stderr,
+        )
+        return 0 if fail_open else 3
+
+
+def _crash_log() -> str | None:
+    """Write the traceback where a bug report can pick it up; never raise."""
+    try:
+        from dasct import git
+
+        repo = git.discover()
+        repo.state_dir.mkdir(parents=True, exist_ok=True)
+        path = repo.state_dir / "crash.log"
+        with path.open("a", encoding="utf-8") as f:
+            f.write(traceback.format_exc())
+        return str(path)
+    except Exception:
+        return None

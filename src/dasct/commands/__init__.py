@@ -1,0 +1,1 @@
+"""One module per `dasct` subcommand; see dasct.cli.COMMANDS."""
