@@ -66,9 +66,9 @@ def _parser(argv: Sequence[str]) -> tuple[argparse.ArgumentParser, Command | Non
     for name, (modname, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == chosen:
-            module = importlib.import_module(modname)  # type: ignore[assignment]
+            module = importlib.import_module(modname)
             p.set_defaults(command=name)
-            module.add_arguments(p)  # type: ignore[union-attr]
+            module.add_arguments(p)
     return parser, module
 
 

@@ -111,10 +111,13 @@ def _convert(value: Any, hint: Any, where: str, key: str) -> Any:
     if origin is typing.Union or origin is types.UnionType:
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         return _convert(value, args[0], where, key)
-    expected = {bool: bool, int: int, float: (int, float), str: str}.get(hint)
+    scalars: dict[object, type | tuple[type, ...]] = {
+        bool: bool, int: int, float: (int, float), str: str
+    }
+    expected = scalars.get(hint)
     if expected is None:
         raise ConfigError(f"{where}: `{key}` has an unsupported type")  # pragma: no cover
-    if hint is int and isinstance(value, bool) or not isinstance(value, expected):
+    if (hint is int and isinstance(value, bool)) or not isinstance(value, expected):
         raise ConfigError(f"{where}: `{key}` must be {hint.__name__}, not {type(value).__name__}")
     return value
 

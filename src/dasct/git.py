@@ -28,7 +28,9 @@ _BASE = (
     "-c", "diff.algorithm=myers",
     "-c", "log.showSignature=false",
 )
-_PATH_VARS = ("GIT_DIR", "GIT_INDEX_FILE", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY")
+_PATH_VARS = (
+    "GIT_DIR", "GIT_INDEX_FILE", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY",
+)
 
 
 def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
