@@ -44,6 +44,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "index": ("dasct.commands.index", "build or update the protected-lines index"),
     "install": ("dasct.commands.install", "install dasct's git hooks (chaining existing ones)"),
     "uninstall": ("dasct.commands.install", "remove dasct's git hooks"),
+    "trigger": ("dasct.commands.trigger", "build and inspect trigger files for enhancements"),
+    "migrate": ("dasct.commands.migrate", "apply due triggers to an environment, revert, resolve"),
+    "audit": ("dasct.commands.audit", "verify the tamper-evident audit log"),
     "demo": ("dasct.commands.demo", "build a sample repository and show dasct at work"),
 }
 

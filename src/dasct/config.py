@@ -80,12 +80,50 @@ class CheckConfig:
 
 
 @dataclass(frozen=True)
+class EnvironmentConfig:
+    """One target environment of the migration engine (model, production, ...).
+
+    Relative paths are relative to the repository root (where the config lives).
+    """
+
+    root: str = ""  # the target's root directory; default .dasct/env/<name>/root
+    database: str = ""  # sqlite:///path or postgresql://...; default .dasct/env/<name>/db.sqlite
+    state_dir: str = ""  # lock, journal, archives, audit log; default .dasct/env/<name>/state
+    staging: str = ""  # where trigger files and their payloads wait; default .dasct/staging
+    timezone: str = "UTC"
+    windows: tuple[str, ...] = ()  # allowed windows, e.g. "23:00-05:00"; empty: any time
+    freeze: tuple[str, ...] = ()  # freeze windows; a freeze wins over a window
+    verify: tuple[str, ...] = ()  # shell-free commands (split with shlex) run after files
+    recipients: tuple[str, ...] = ()
+    retention_count: int = 5
+    retention_days: int = 30
+    warranty_days: int = 30
+
+
+def _default_environments() -> dict[str, EnvironmentConfig]:
+    return {"model": EnvironmentConfig(), "production": EnvironmentConfig()}
+
+
+@dataclass(frozen=True)
+class MigrateConfig:
+    """How enhancements become trigger files."""
+
+    system: str = "app"  # the target system's name written into triggers
+    sql_dir: str = "db"  # Sqitch-style: deploy/NAME.sql, revert/NAME.sql, verify/NAME.sql
+    signing_key_env: str = "DASCT_TRIGGER_KEY"  # HMAC-SHA256 key; never stored anywhere
+    require_signature: bool = False
+    expiry_hours: int = 72  # a trigger not run by then is reported, not run
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; `source` names the file it came from (or 'defaults')."""
 
     defects: DefectsConfig = field(default_factory=DefectsConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     check: CheckConfig = field(default_factory=CheckConfig)
+    environments: dict[str, EnvironmentConfig] = field(default_factory=_default_environments)
+    migrate: MigrateConfig = field(default_factory=MigrateConfig)
     source: str = "defaults"
 
 
