@@ -288,7 +288,8 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _read_document(path: Path) -> dict[str, Any]:
+def read_document(path: Path) -> dict[str, Any]:
+    """The JSON object in a trigger file, unverified; TriggerError if it is not one."""
     try:
         with path.open("rb") as f:
             data = f.read(MAX_TRIGGER_BYTES + 1)
@@ -480,7 +481,7 @@ def load(
     target are checked separately (read_payload, check_target).
     """
     return parse(
-        _read_document(path), path, environments=environments, key=key,
+        read_document(path), path, environments=environments, key=key,
         require_signature=require_signature,
     )
 
@@ -735,3 +736,301 @@ def retarget(
         conflicts_with=promoted.conflicts_with, key=key,
     )
     return write(target, doc, key=key)
+
+
+# --------------------------------------------------------------------------- creating
+
+COMMANDS_FILE = "deploy/commands.toml"  # restart and health commands of the enhancement
+PLAN_FILE = "sqitch.plan"  # inside the SQL directory: the order of the changes
+DEFAULT_TIMEOUT = 60.0
+_SQL_SCRIPT = re.compile(r"(deploy|revert|verify)/([^/]+)\.sql")
+_GIT_MODES = {"100644": 0o644, "100755": 0o755}
+_OPS: dict[str, FileOp] = {"A": "add", "M": "modify", "D": "delete", "R": "rename"}
+
+
+@dataclass(frozen=True)
+class _RawChange:
+    status: str  # git's status letter: A, M, D, R, T, ...
+    old_mode: str
+    new_mode: str
+    old_blob: str
+    new_blob: str
+    path: str
+    old_path: str | None
+
+
+def _decode_path(raw: bytes, where: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TriggerError(f"{where}: path {raw!r} is not UTF-8") from None
+
+
+def _raw_diff(root: Path, base: str, head: str, *, renames: bool, where: str) -> list[_RawChange]:
+    from dasct import git
+
+    out = git.run(
+        "diff", "--raw", "-z", "--no-abbrev", "--no-ext-diff",
+        "-M" if renames else "--no-renames", base, head, "--", cwd=root,
+    )
+    tokens = out.split(b"\0")
+    changes: list[_RawChange] = []
+    i = 0
+    while i < len(tokens) and tokens[i]:
+        meta = tokens[i].decode("ascii")
+        old_mode, new_mode, old_blob, new_blob, status = meta[1:].split(" ")
+        count = 2 if status[0] in "RC" else 1
+        paths = [_decode_path(p, where) for p in tokens[i + 1 : i + 1 + count]]
+        i += 1 + count
+        changes.append(_RawChange(
+            status=status[0], old_mode=old_mode, new_mode=new_mode, old_blob=old_blob,
+            new_blob=new_blob, path=paths[-1], old_path=paths[0] if count == 2 else None,
+        ))
+    return changes
+
+
+def _cat_blobs(root: Path, blobs: Iterable[str]) -> dict[str, bytes]:
+    """The content of each git blob, in one `git cat-file --batch` call."""
+    from dasct import git
+
+    wanted = list(dict.fromkeys(blobs))
+    if not wanted:
+        return {}
+    out = git.run("cat-file", "--batch", cwd=root, input="".join(f"{b}\n" for b in wanted).encode())
+    contents: dict[str, bytes] = {}
+    pos = 0
+    for blob in wanted:
+        end = out.index(b"\n", pos)
+        header = out[pos:end].decode("ascii").split(" ")
+        if len(header) != 3 or header[1] != "blob":
+            raise TriggerError(f"git object {blob} is not a blob: {' '.join(header)}")
+        size = int(header[2])
+        contents[blob] = out[end + 1 : end + 1 + size]
+        pos = end + 1 + size + 1
+    return contents
+
+
+def _tree(root: Path, rev: str, *paths: str) -> dict[str, str]:
+    """path -> blob of the files at rev under the given paths."""
+    from dasct import git
+
+    out = git.run("ls-tree", "-r", "-z", "--full-tree", rev, "--", *paths, cwd=root)
+    entries: dict[str, str] = {}
+    for record in out.split(b"\0"):
+        if record:
+            info, _, name = record.partition(b"\t")
+            _mode, kind, blob = info.decode("ascii").split(" ")
+            if kind == "blob":
+                entries[_decode_path(name, rev)] = blob
+    return entries
+
+
+def _plan_order(plan: bytes | None) -> list[str]:
+    """Change names in the order a sqitch.plan lists them (first mention wins)."""
+    if plan is None:
+        return []
+    names: list[str] = []
+    for line in plan.decode("utf-8", "replace").splitlines():
+        line = line.strip()
+        if not line or line[0] in "%#@":
+            continue
+        names.append(line.split()[0])
+    return list(dict.fromkeys(names))
+
+
+def _file_mode(git_mode: str, path: str, where: str) -> int:
+    mode = _GIT_MODES.get(git_mode)
+    if mode is None:
+        kind = {"120000": "a symlink", "160000": "a submodule"}.get(git_mode, f"mode {git_mode}")
+        raise TriggerError(f"{where}: {path!r} is {kind}; only regular files can be migrated")
+    return mode
+
+
+def _parse_commands(data: bytes, where: str) -> list[StepCommand]:
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10 only
+        import tomli as tomllib
+    try:
+        table = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise TriggerError(f"{where}: invalid TOML: {exc}") from None
+    unknown = sorted(set(table) - set(COMMAND_KINDS))
+    if unknown:
+        raise TriggerError(
+            f"{where}: unknown key `{unknown[0]}` (expected [[restart]] and [[health]])"
+        )
+    commands: list[StepCommand] = []
+    for kind in COMMAND_KINDS:
+        entries = table.get(kind, [])
+        if not isinstance(entries, list):
+            raise TriggerError(f"{where}: `{kind}` must be an array of tables ([[{kind}]])")
+        for i, entry in enumerate(entries):
+            key = f"{kind}[{i}]"
+            if not isinstance(entry, dict):
+                raise TriggerError(f"{where}: `{key}` must be a table")
+            extra = sorted(set(entry) - {"name", "argv", "timeout"})
+            if extra:
+                raise TriggerError(f"{where}: unknown key `{key}.{extra[0]}`")
+            name, argv = entry.get("name"), entry.get("argv")
+            timeout = entry.get("timeout", DEFAULT_TIMEOUT)
+            if not isinstance(name, str) or not _NAME.fullmatch(name):
+                raise TriggerError(f"{where}: `{key}.name` must be a simple name")
+            if not (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)):
+                raise TriggerError(f"{where}: `{key}.argv` must be a non-empty list of strings")
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (
+                0 < timeout <= 86400
+            ):
+                raise TriggerError(f"{where}: `{key}.timeout` must be 0 < seconds <= 86400")
+            commands.append(StepCommand(name, tuple(argv), kind, float(timeout)))
+    return commands
+
+
+def find_defects(messages: Iterable[str], patterns: Iterable[re.Pattern[str]]) -> list[str]:
+    """Defect keys named in commit messages, first seen first (whole match or group `key`)."""
+    compiled = list(patterns)
+    found: list[str] = []
+    for message in messages:
+        for pattern in compiled:
+            for m in pattern.finditer(message):
+                found.append(m.group("key") if "key" in pattern.groupindex else m.group(0))
+    return list(dict.fromkeys(found))
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time for --at; a time without an offset is UTC."""
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise TriggerError(f"not a time: {text!r} (use e.g. 2026-11-23T23:00Z)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc).replace(microsecond=0)
+
+
+def create(
+    *,
+    repo_root: Path,
+    rev_range: str,
+    environment: str,
+    staging: Path,
+    system: str,
+    sql_dir: str,
+    expiry_hours: int,
+    defect_patterns: Iterable[re.Pattern[str]],
+    tid: str | None = None,
+    at: datetime | None = None,
+    depends_on: Iterable[str] = (),
+    conflicts_with: Iterable[str] = (),
+    key: bytes | None = None,
+) -> Trigger:
+    """Build the trigger of the enhancement rev_range (A..B) for environment, in staging.
+
+    Steps: the SQL changes whose scripts the range touched, then the file changes of
+    `git diff A B` outside the SQL directory, then the commands of deploy/commands.toml.
+    """
+    from dasct import git
+
+    where = f"range {rev_range}"
+    base_rev, sep, head_rev = rev_range.partition("..")
+    if not sep or not base_rev or not head_rev or head_rev.startswith("."):
+        raise TriggerError(f"{where}: expected A..B")
+    repo = git.discover(repo_root)
+    base, head = git.rev_parse(repo, base_rev), git.rev_parse(repo, head_rev)
+    root = repo.root
+    log = git.run("log", "-z", "--reverse", "--topo-order", "--format=%H%n%B",
+                  f"{base}..{head}", "--", cwd=root)
+    records = [r.decode("utf-8", "replace") for r in log.split(b"\0") if r.strip()]
+    commits = [r.split("\n", 1)[0] for r in records]
+    if not commits:
+        raise TriggerError(f"{where}: no commits in the range, nothing to migrate")
+    defects = find_defects((r.partition("\n")[2] for r in records), defect_patterns)
+
+    sql_prefix = sql_dir.strip("/") + "/" if sql_dir.strip("/. ") else None
+    changes = _raw_diff(root, base, head, renames=True, where=where)
+    named = [p for c in changes for p in (c.path, c.old_path) if p]
+    if len(set(named)) != len(named):
+        # A rename whose old name is reused (moved away, new file in its place) would put
+        # one path in two operations; without rename detection each path appears once.
+        changes = _raw_diff(root, base, head, renames=False, where=where)
+
+    touched_sql: set[str] = set()
+    file_changes: list[_RawChange] = []
+    for change in changes:
+        paths = [p for p in (change.old_path, change.path) if p]
+        if sql_prefix and any(p.startswith(sql_prefix) for p in paths):
+            for p in paths:
+                m = _SQL_SCRIPT.fullmatch(p[len(sql_prefix):]) if p.startswith(sql_prefix) else None
+                if m:
+                    touched_sql.add(m.group(2))
+            continue
+        if change.path == COMMANDS_FILE and change.old_path is None:
+            continue
+        file_changes.append(change)
+
+    blobs = _cat_blobs(root, [
+        b for c in file_changes for b in (c.old_blob, c.new_blob) if set(b) != {"0"}
+    ])
+    files: list[FileChange] = []
+    for c in file_changes:
+        if c.status not in "AMDR":
+            raise TriggerError(f"{where}: {c.path!r} changed type (git status {c.status}); "
+                               "only regular files can be migrated")
+        for rel in (c.path, c.old_path):
+            if rel is not None and (problem := path_problem(rel)):
+                raise TriggerError(f"{where}: path {rel!r} {problem}")
+        pre = sha256_hex(blobs[c.old_blob]) if c.status != "A" else None
+        post = write_payload(staging, blobs[c.new_blob]) if c.status != "D" else None
+        mode = _file_mode(c.old_mode if c.status == "D" else c.new_mode, c.path, where)
+        if c.status != "A":
+            _file_mode(c.old_mode, c.old_path or c.path, where)
+        op = _OPS[c.status]
+        files.append(FileChange(op, c.path, c.old_path, pre, post, mode))
+
+    sql: list[SqlChange] = []
+    if touched_sql and sql_prefix:
+        tree = _tree(root, head, sql_prefix)
+        plan_blob = tree.get(sql_prefix + PLAN_FILE)
+        scripts = _cat_blobs(root, [*tree.values()])
+        plan = _plan_order(scripts[plan_blob] if plan_blob else None)
+        rank = {name: i for i, name in enumerate(plan)}
+        for name in sorted(touched_sql, key=lambda n: (rank.get(n, len(rank)), n)):
+            if not _NAME.fullmatch(name):
+                raise TriggerError(f"{where}: SQL change name {name!r} is not a simple name")
+            found = {
+                kind: tree.get(f"{sql_prefix}{kind}/{name}.sql")
+                for kind in ("deploy", "revert", "verify")
+            }
+            for kind in ("deploy", "revert"):
+                if found[kind] is None:
+                    raise TriggerError(
+                        f"{where}: SQL change {name!r} has no {sql_prefix}{kind}/{name}.sql at "
+                        f"{head_rev} (a change needs deploy and revert scripts)"
+                    )
+            payload = {k: write_payload(staging, scripts[b]) for k, b in found.items() if b}
+            sql.append(SqlChange(name, payload["deploy"], payload["revert"], payload.get("verify")))
+
+    commands: list[StepCommand] = []
+    command_blob = _tree(root, head, COMMANDS_FILE).get(COMMANDS_FILE)
+    if command_blob:
+        data = _cat_blobs(root, [command_blob])[command_blob]
+        commands = _parse_commands(data, f"{COMMANDS_FILE} at {head_rev}")
+
+    name = tid or f"{base[:10]}-{head[:10]}"
+    if not _ID.fullmatch(name):
+        raise TriggerError(f"{where}: id {name!r} must be letters, digits, '.', '_' or '-'")
+    if not _ENV.fullmatch(environment):
+        raise TriggerError(f"{where}: not an environment name: {environment!r}")
+    start = (at or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
+    for other in (*depends_on, *conflicts_with):
+        if not _ID.fullmatch(other) or other == name:
+            raise TriggerError(f"{where}: {other!r} cannot be a dependency or conflict")
+    doc = document(
+        id=name, system=system, environment=environment, not_before=start,
+        expires=start + timedelta(hours=expiry_hours), defects=defects, commits=commits,
+        sql=sql, files=files, commands=commands, depends_on=dict.fromkeys(depends_on),
+        conflicts_with=dict.fromkeys(conflicts_with), key=key,
+    )
+    return write(staging, doc, key=key)

@@ -1,0 +1,198 @@
+"""`dasct trigger create|show|verify`: build and inspect trigger files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from dasct import config as config_mod
+from dasct import git
+from dasct.config import Config
+from dasct.errors import DasctError, GitError
+from dasct.migrate import trigger as trig
+
+HELP = "build and inspect trigger files for enhancements"
+FAIL_OPEN = False
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `dasct trigger`."""
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    c = sub.add_parser("create", help="write the trigger of a merged range for an environment")
+    c.add_argument("--range", required=True, dest="rev_range", metavar="A..B")
+    c.add_argument("--env", required=True, metavar="ENV")
+    c.add_argument("--id", metavar="ID", help="default: derived from the range")
+    c.add_argument("--at", metavar="TIME", help="not before this ISO 8601 time (UTC if no "
+                   "offset); default now")
+    c.add_argument("--staging", metavar="DIR", type=Path)
+    c.add_argument("--depends-on", action="append", default=[], metavar="ID")
+    c.add_argument("--conflicts-with", action="append", default=[], metavar="ID")
+    s = sub.add_parser("show", help="print a trigger file")
+    s.add_argument("file", type=Path, metavar="FILE")
+    s.add_argument("--format", choices=("text", "json"), default="text")
+    v = sub.add_parser("verify", help="check a trigger, its payloads and (if present) its target")
+    v.add_argument("file", type=Path, metavar="FILE")
+    v.add_argument("--env", required=True, metavar="ENV")
+    v.add_argument("--staging", metavar="DIR", type=Path,
+                   help="where its payloads are; default: the staging area the file is in")
+    v.add_argument("--root", metavar="DIR", type=Path,
+                   help="the target root to check pre-images against; default: the "
+                   "environment's root when it exists")
+
+
+def _config_and_root() -> tuple[Config, Path | None]:
+    # show and verify run on target machines that may have no repository at all.
+    try:
+        root = git.discover().root
+    except GitError:
+        return Config(), None
+    return config_mod.load(root), root
+
+
+def _env_path(base: Path | None, value: str, default: str) -> Path:
+    path = Path(value or default)
+    return path if path.is_absolute() or base is None else base / path
+
+
+def _check_env(cfg: Config, env: str) -> None:
+    if env not in cfg.environments:
+        known = ", ".join(sorted(cfg.environments))
+        raise DasctError(f"unknown environment {env!r} in {cfg.source} (known: {known})")
+
+
+def signing_key(cfg: Config) -> bytes | None:
+    """The HMAC key from the environment variable the config names; None when unset."""
+    value = os.environ.get(cfg.migrate.signing_key_env, "")
+    return value.encode("utf-8") if value else None
+
+
+def staging_dir(cfg: Config, root: Path | None, env: str) -> Path:
+    """The staging directory of an environment (config, else <repo>/.dasct/staging)."""
+    return _env_path(root, cfg.environments[env].staging, ".dasct/staging")
+
+
+def create(
+    *,
+    rev_range: str,
+    env: str,
+    tid: str | None,
+    at: str | None,
+    staging: Path | None,
+    depends_on: Sequence[str],
+    conflicts_with: Sequence[str],
+) -> int:
+    """Write the trigger of rev_range for env and print where it is."""
+    repo = git.discover()
+    cfg = config_mod.load(repo.root)
+    _check_env(cfg, env)
+    key = signing_key(cfg)
+    if cfg.migrate.require_signature and key is None:
+        raise DasctError(
+            f"signatures are required but ${cfg.migrate.signing_key_env} is not set"
+        )
+    made = trig.create(
+        repo_root=repo.root,
+        rev_range=rev_range,
+        environment=env,
+        staging=staging or staging_dir(cfg, repo.root, env),
+        system=cfg.migrate.system,
+        sql_dir=cfg.migrate.sql_dir,
+        expiry_hours=cfg.migrate.expiry_hours,
+        defect_patterns=cfg.defects.compiled(),
+        tid=tid,
+        at=trig.parse_time(at) if at else None,
+        depends_on=depends_on,
+        conflicts_with=conflicts_with,
+        key=key,
+    )
+    print(made.path)
+    print(summary(made), file=sys.stderr)
+    return 0
+
+
+def summary(t: trig.Trigger) -> str:
+    """One line: what the trigger does."""
+    return (
+        f"trigger {t.id} for {t.environment}: {len(t.sql)} SQL change(s), "
+        f"{len(t.files)} file change(s), {len(t.commands)} command(s); "
+        f"not before {trig.format_time(t.not_before)}, expires {trig.format_time(t.expires)}"
+    )
+
+
+def describe(t: trig.Trigger) -> str:
+    """The trigger for people: header, then the steps in the order they run."""
+    lines = [
+        f"trigger   {t.id}  (format v{t.version})",
+        f"system    {t.system}",
+        f"env       {t.environment}",
+        f"schedule  not before {trig.format_time(t.not_before)}, "
+        f"expires {trig.format_time(t.expires)}",
+        f"defects   {', '.join(t.defects) or '-'}",
+        f"commits   {', '.join(c[:12] for c in t.commits)}",
+        f"depends   {', '.join(t.depends_on) or '-'}",
+        f"conflicts {', '.join(t.conflicts_with) or '-'}",
+        f"digest    {t.digest}",
+        f"signed    {'yes' if t.signature else 'no'}",
+        "steps:",
+    ]
+    for c in t.sql:
+        verify = f", verify {c.verify[:12]}" if c.verify else ""
+        lines.append(f"  sql      {c.name}  (deploy {c.deploy[:12]}, revert {c.revert[:12]}"
+                     f"{verify})")
+    for f in t.files:
+        what = f"{f.old_path} -> {f.path}" if f.old_path else f.path
+        lines.append(f"  {f.op:<8} {what}  ({f.mode:o})")
+    for cmd in t.commands:
+        lines.append(f"  {cmd.kind:<8} {cmd.name}: {' '.join(cmd.argv)}  "
+                     f"(timeout {cmd.timeout:g}s)")
+    if not (t.sql or t.files or t.commands):
+        lines.append("  (none)")
+    return "\n".join(lines)
+
+
+def show(*, file: Path, fmt: str) -> int:
+    """Print a trigger file after verifying its digest (and signature when a key is set)."""
+    cfg, _ = _config_and_root()
+    doc = trig.read_document(file)
+    env = doc.get("environment")
+    # Showing is inspection: any environment name is fine, integrity is still checked.
+    loaded = trig.load(file, environments=[env] if isinstance(env, str) else [],
+                       key=signing_key(cfg), require_signature=False)
+    if fmt == "json":
+        print(json.dumps(trig.as_document(loaded), sort_keys=True, indent=2, ensure_ascii=False))
+    else:
+        print(describe(loaded))
+    return 0
+
+
+def verify(*, file: Path, env: str, staging: Path | None, root: Path | None) -> int:
+    """Everything the engine checks before touching env, without touching it."""
+    cfg, repo_root = _config_and_root()
+    _check_env(cfg, env)
+    loaded = trig.load(file, environments=[env], key=signing_key(cfg),
+                       require_signature=cfg.migrate.require_signature)
+    trig.check_payloads(loaded, staging)
+    target = root or _env_path(repo_root, cfg.environments[env].root, f".dasct/env/{env}/root")
+    checked = ""
+    if root is not None or target.is_dir():
+        trig.check_target(loaded, target)
+        checked = f", target {target} ready"
+    print(f"{file}: ok ({summary(loaded)}{checked})")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch `dasct trigger ACTION`."""
+    if args.action == "create":
+        return create(
+            rev_range=args.rev_range, env=args.env, tid=args.id, at=args.at,
+            staging=args.staging, depends_on=args.depends_on,
+            conflicts_with=args.conflicts_with,
+        )
+    if args.action == "show":
+        return show(file=args.file, fmt=args.format)
+    return verify(file=args.file, env=args.env, staging=args.staging, root=args.root)
