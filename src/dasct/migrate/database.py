@@ -1,0 +1,320 @@
+"""The target database: SQLite (default) and PostgreSQL through psycopg 3.
+
+Every deploy and revert script runs in its own transaction, so a failure or a SIGKILL
+leaves either all of the script or none of it. A verify script runs in a transaction
+that is always rolled back; it fails when it raises, or when its last statement returns
+a first row whose first column is false, 0 or NULL.
+
+The archive (`backup`) and the check of a restore (`fingerprint`) differ per engine; see
+docs/migration.md ("PostgreSQL strategy").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sqlite3
+import subprocess
+from pathlib import Path
+from typing import Any, Protocol
+
+from dasct.errors import DasctError
+
+BOOKKEEPING_SCHEMA = "dasct"
+
+
+class DatabaseError(DasctError):
+    """A script failed, or the database cannot be reached; the message names the script."""
+
+
+class Database(Protocol):
+    """What the engine needs from a target database."""
+
+    kind: str
+    url: str
+
+    def run_script(self, sql: str, *, label: str, mark: tuple[str, str] | None = None,
+                   unmark: tuple[str, str] | None = None) -> None: ...
+
+    def verify_script(self, sql: str, *, label: str) -> None: ...
+
+    def deployed_changes(self, trigger_id: str) -> list[str] | None: ...
+
+    def backup(self, dest: Path) -> dict[str, Any]: ...
+
+    def restore(self, src: Path, descriptor: dict[str, Any]) -> bool: ...
+
+    def fingerprint(self) -> str: ...
+
+    def close(self) -> None: ...
+
+
+def _falsy(value: object) -> bool:
+    return value is None or value is False or value == 0 or value == "0" or value == "f"
+
+
+def _sqlite_statements(sql: str) -> list[str]:
+    statements, buf = [], ""
+    for line in sql.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip().strip(";").strip():
+                statements.append(buf)
+            buf = ""
+    if buf.strip():
+        statements.append(buf)
+    return statements
+
+
+def sqlite_dump_hash(conn: sqlite3.Connection) -> str:
+    """sha256 of the SQL dump: schema and every row, in a stable order."""
+    digest = hashlib.sha256()
+    for line in conn.iterdump():
+        digest.update(line.encode() + b"\n")
+    return digest.hexdigest()
+
+
+class SQLite:
+    """A SQLite target; the archive is a copy made with the backup API."""
+
+    kind = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.url = f"sqlite:///{path}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+
+    def run_script(self, sql: str, *, label: str, mark: tuple[str, str] | None = None,
+                   unmark: tuple[str, str] | None = None) -> None:
+        """Run a script in one transaction (mark/unmark unused: the journal suffices)."""
+        try:
+            # executescript commits anything pending first, then runs our BEGIN..COMMIT.
+            self.conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\n;\nCOMMIT;")
+        except sqlite3.Error as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise DatabaseError(f"{label}: {exc}") from None
+
+    def verify_script(self, sql: str, *, label: str) -> None:
+        """Run a verify script; raise DatabaseError when it fails."""
+        last: Any = ()
+        try:
+            self.conn.execute("BEGIN")
+            for statement in _sqlite_statements(sql):
+                cur = self.conn.execute(statement)
+                if cur.description is not None:
+                    last = cur.fetchone()
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"{label}: {exc}") from None
+        finally:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+        if last is None or (last and _falsy(last[0])):
+            raise DatabaseError(f"{label}: the verify query returned {last!r}")
+
+    def deployed_changes(self, trigger_id: str) -> list[str] | None:
+        """Unknown here: SQLite is restored from its backup, which covers every case."""
+        return None
+
+    def backup(self, dest: Path) -> dict[str, Any]:
+        """Copy the database with the backup API into dest/db.sqlite."""
+        copy = sqlite3.connect(dest / "db.sqlite")
+        try:
+            self.conn.backup(copy)
+            fingerprint = sqlite_dump_hash(copy)
+        finally:
+            copy.close()
+        return {"kind": self.kind, "file": "db.sqlite", "fingerprint": fingerprint}
+
+    def restore(self, src: Path, descriptor: dict[str, Any]) -> bool:
+        """Copy the archived database back over the target (the backup API, page by page)."""
+        copy = sqlite3.connect(src / descriptor["file"])
+        try:
+            copy.backup(self.conn)
+        finally:
+            copy.close()
+        return True
+
+    def fingerprint(self) -> str:
+        """The hash the archive recorded, recomputed on the live database."""
+        return sqlite_dump_hash(self.conn)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+
+_FINGERPRINT_QUERIES = (
+    # Definitions: what a deploy or revert script changes. Sequence positions are left out
+    # on purpose: nextval() is not transactional, so a revert can never rewind them.
+    """SELECT table_schema, table_name, column_name, ordinal_position, data_type,
+              is_nullable, column_default
+       FROM information_schema.columns WHERE table_schema <> ALL(%(skip)s) ORDER BY 1, 2, 4""",
+    """SELECT schemaname, tablename, indexname, indexdef FROM pg_indexes
+       WHERE schemaname <> ALL(%(skip)s) ORDER BY 1, 2, 3""",
+    """SELECT n.nspname, c.relname, k.conname, pg_get_constraintdef(k.oid)
+       FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+       JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE n.nspname <> ALL(%(skip)s) ORDER BY 1, 2, 3""",
+    """SELECT schemaname, viewname, definition FROM pg_views
+       WHERE schemaname <> ALL(%(skip)s) ORDER BY 1, 2""",
+    """SELECT n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), p.prosrc
+       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+       WHERE n.nspname <> ALL(%(skip)s) ORDER BY 1, 2, 3""",
+    """SELECT n.nspname, c.relname, t.tgname, pg_get_triggerdef(t.oid)
+       FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+       JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE NOT t.tgisinternal AND n.nspname <> ALL(%(skip)s) ORDER BY 1, 2, 3""",
+    """SELECT nspname FROM pg_namespace WHERE nspname <> ALL(%(skip)s)
+       AND nspname NOT LIKE 'pg_temp%%' AND nspname NOT LIKE 'pg_toast_temp%%' ORDER BY 1""",
+)
+_SKIP = ("pg_catalog", "information_schema", "pg_toast", BOOKKEEPING_SCHEMA)
+
+
+def find_pg_dump() -> str | None:
+    """pg_dump on PATH, else the newest one under /usr/lib/postgresql."""
+    found = shutil.which("pg_dump")
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_dump"),
+                        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    return str(candidates[-1]) if candidates else None
+
+
+class PostgreSQL:
+    """A PostgreSQL target: transactional scripts, bookkeeping, pg_dump for people."""
+
+    kind = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        import psycopg  # imported here: only PostgreSQL targets pay for it
+
+        self.url = url
+        try:
+            self.conn = psycopg.connect(url, autocommit=True)
+        except psycopg.Error as exc:
+            raise DatabaseError(f"cannot connect to {_redact(url)}: {exc}") from None
+        self._psycopg = psycopg
+        self.conn.execute(f"CREATE SCHEMA IF NOT EXISTS {BOOKKEEPING_SCHEMA}")
+        self.conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {BOOKKEEPING_SCHEMA}.deployed_change ("
+            "trigger_id text NOT NULL, change text NOT NULL, "
+            "deployed_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (trigger_id, change))"
+        )
+
+    def run_script(self, sql: str, *, label: str, mark: tuple[str, str] | None = None,
+                   unmark: tuple[str, str] | None = None) -> None:
+        """Run a script in one transaction, with its bookkeeping row in the same one."""
+        table = f"{BOOKKEEPING_SCHEMA}.deployed_change"
+        try:
+            with self.conn.transaction(), self.conn.cursor() as cur:
+                cur.execute(sql.encode())
+                if mark:
+                    cur.execute(f"INSERT INTO {table} (trigger_id, change) VALUES (%s, %s)", mark)
+                if unmark:
+                    cur.execute(f"DELETE FROM {table} WHERE trigger_id = %s AND change = %s",
+                                unmark)
+        except self._psycopg.Error as exc:
+            raise DatabaseError(f"{label}: {str(exc).strip()}") from None
+
+    def verify_script(self, sql: str, *, label: str) -> None:
+        """Run a verify script in a transaction that is always rolled back."""
+        last: Any = ()
+        try:
+            with self.conn.transaction(force_rollback=True), self.conn.cursor() as cur:
+                cur.execute(sql.encode())
+                while True:
+                    if cur.description is not None:
+                        last = cur.fetchone()
+                    if not cur.nextset():
+                        break
+        except self._psycopg.Error as exc:
+            raise DatabaseError(f"{label}: {str(exc).strip()}") from None
+        if last is None or (last and _falsy(last[0])):
+            raise DatabaseError(f"{label}: the verify query returned {last!r}")
+
+    def deployed_changes(self, trigger_id: str) -> list[str] | None:
+        """The changes of trigger_id whose deploy committed, in deploy order."""
+        rows = self.conn.execute(
+            f"SELECT change FROM {BOOKKEEPING_SCHEMA}.deployed_change WHERE trigger_id = %s "
+            "ORDER BY deployed_at, change", (trigger_id,)).fetchall()
+        return [r[0] for r in rows]
+
+    def backup(self, dest: Path) -> dict[str, Any]:
+        """Fingerprint the database and, when pg_dump is available, dump it for a DBA."""
+        descriptor: dict[str, Any] = {"kind": self.kind, "fingerprint": self.fingerprint(),
+                                      "file": None, "dump_error": None}
+        pg_dump = find_pg_dump()
+        if pg_dump is None:
+            descriptor["dump_error"] = "pg_dump not found"
+            return descriptor
+        proc = subprocess.run(
+            (pg_dump, "--no-owner", "--format=custom", f"--exclude-schema={BOOKKEEPING_SCHEMA}",
+             "--file", str(dest / "db.pgdump"), "--dbname", self.url),
+            capture_output=True, check=False,
+        )
+        if proc.returncode == 0:
+            descriptor["file"] = "db.pgdump"
+        else:
+            descriptor["dump_error"] = proc.stderr.decode(errors="replace").strip()[:500]
+        return descriptor
+
+    def restore(self, src: Path, descriptor: dict[str, Any]) -> bool:
+        """Nothing to copy: the revert scripts undid the changes; the fingerprint decides."""
+        return False
+
+    def fingerprint(self) -> str:
+        """sha256 over the user schemas' definitions and every table's rows."""
+        from psycopg import sql
+
+        digest = hashlib.sha256()
+        params = {"skip": list(_SKIP)}
+        with self.conn.cursor() as cur:
+            for query in _FINGERPRINT_QUERIES:
+                cur.execute(query.encode(), params)
+                for row in cur.fetchall():
+                    digest.update(repr(tuple(row)).encode() + b"\n")
+            cur.execute(
+                "SELECT table_schema, table_name FROM information_schema.tables "
+                "WHERE table_type = 'BASE TABLE' AND table_schema <> ALL(%(skip)s) "
+                "ORDER BY 1, 2", params)
+            for schema, table in cur.fetchall():
+                cur.execute(sql.SQL(
+                    "SELECT md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) "
+                    "FROM {} t").format(sql.Identifier(schema, table)))
+                found = cur.fetchone()
+                digest.update(f"{schema}.{table}={found[0] if found else ''}\n".encode())
+        return digest.hexdigest()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+
+def _redact(url: str) -> str:
+    # Never print a password that came in the URL.
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return url
+
+
+def resolve_url(url: str, *, base: Path, default: Path) -> str:
+    """Normalize a configured database URL (relative SQLite paths are relative to base)."""
+    if not url:
+        return f"sqlite:///{default}"
+    if url.startswith(("postgresql://", "postgres://")):
+        return url
+    path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url
+    return f"sqlite:///{(base / path) if not Path(path).is_absolute() else Path(path)}"
+
+
+def connect(url: str) -> Database:
+    """Open the database named by a resolved URL."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgreSQL(url)
+    if url.startswith("sqlite:///"):
+        return SQLite(Path(url[len("sqlite:///"):]))
+    raise DatabaseError(f"unsupported database URL {_redact(url)!r} (sqlite:/// or postgresql://)")

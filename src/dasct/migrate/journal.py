@@ -1,0 +1,109 @@
+"""The intent/outcome journal: the engine's memory across a crash.
+
+Before a step touches the target the engine writes `intent`, after it `done`; each record
+is fsynced before the engine goes on. A journal file that exists when a run starts means
+the previous run died in a migration: `engine.recover` reads it and finishes or rolls back.
+
+Test hook: `DASCT_TEST_KILL_AT` makes the process SIGKILL itself right after a journal
+record is durable, to prove crash safety. Its value is the 1-based number of the record
+in this process (e.g. `3`), or `STEP:PHASE` (e.g. `file:0:intent`). Nothing else reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+JOURNAL_NAME = "journal.jsonl"
+LAST_NAME = "journal.last.jsonl"
+KILL_VAR = "DASCT_TEST_KILL_AT"
+
+_records_written = 0
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new entry in directory path durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _maybe_die(step: str, phase: str) -> None:
+    target = os.environ.get(KILL_VAR)
+    if not target:
+        return
+    if target == str(_records_written) or target == f"{step}:{phase}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Journal:
+    """The journal of the one migration in flight in an environment."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / JOURNAL_NAME
+        self.state_dir = state_dir
+
+    @classmethod
+    def begin(cls, state_dir: Path, *, trigger: str, **data: Any) -> Journal:
+        """Start the journal of a new migration (there must be none in flight)."""
+        journal = cls(state_dir)
+        if journal.path.exists():
+            raise RuntimeError(f"{journal.path} exists: recover the interrupted migration first")
+        journal.record("begin", "begin", trigger=trigger, **data)
+        fsync_dir(state_dir)
+        return journal
+
+    def record(self, step: str, phase: str, **data: Any) -> None:
+        """Append one record and make it durable before returning."""
+        global _records_written
+        line = json.dumps({"step": step, "phase": phase, "time": time.time(), **data})
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode() + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _records_written += 1
+        _maybe_die(step, phase)
+
+    @contextmanager
+    def step(self, name: str, **data: Any) -> Iterator[None]:
+        """Journal intent before the block and done after it (nothing if it raises)."""
+        self.record(name, "intent", **data)
+        yield
+        self.record(name, "done", **data)
+
+    def finish(self, outcome: str) -> None:
+        """Close the journal: the migration is settled and needs no recovery."""
+        self.record("end", outcome)
+        os.replace(self.path, self.state_dir / LAST_NAME)
+        fsync_dir(self.state_dir)
+
+
+def pending(state_dir: Path) -> list[dict[str, Any]] | None:
+    """The records of an interrupted migration, or None when nothing is in flight."""
+    path = state_dir / JOURNAL_NAME
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    records = []
+    for line in raw.splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            break  # a torn last record (power loss): the step it describes never started
+    return records
+
+
+def done_steps(records: list[dict[str, Any]]) -> set[str]:
+    """The steps whose `done` record is in the journal."""
+    return {r["step"] for r in records if r["phase"] == "done"}

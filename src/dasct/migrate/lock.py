@@ -1,0 +1,184 @@
+"""The environment lock: a lease file recording who migrates, from where, since when.
+
+The lease is created with O_EXCL, so two runs never both hold it. A run killed with
+SIGKILL leaves it behind; `dasct migrate unlock --force` (or `run --break-stale-lock`)
+removes it only when the holder is provably gone: its pid is dead on this host, or the
+lease expired. A short flock on a guard file serializes acquire and break, so a breaker
+never removes a lease that a third run took a moment earlier.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from dasct.errors import DasctError
+
+DEFAULT_LEASE_SECONDS = 4 * 3600
+LOCK_NAME = "lock"
+
+
+class LockError(DasctError):
+    """The environment is locked by another run, or a break was refused."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """What the lock file records."""
+
+    owner: str
+    host: str
+    pid: int
+    pid_start: str  # the process start time, so a recycled pid is not taken for the holder
+    acquired: float
+    expires: float
+
+    def describe(self) -> str:
+        """One line naming the holder."""
+        since = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(self.acquired))
+        return f"{self.owner} (pid {self.pid} on {self.host}, since {since})"
+
+
+def _pid_start(pid: int) -> str:
+    # Field 22 of /proc/PID/stat is the start time in clock ticks; "" where there is no /proc.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _pid_alive(pid: int, start: str) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not start or _pid_start(pid) in ("", start)
+
+
+@contextlib.contextmanager
+def _guard(state_dir: Path) -> Iterator[None]:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state_dir / "lock.guard", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def read(state_dir: Path) -> Lease | None:
+    """The current lease, or None when the environment is not locked."""
+    try:
+        data = json.loads((state_dir / LOCK_NAME).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise LockError(f"{state_dir / LOCK_NAME}: unreadable lock file ({exc})") from None
+    return Lease(**data)
+
+
+def _write(path: Path, lease: Lease, *, exclusive: bool) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+    fd = os.open(path, flags, 0o644)
+    try:
+        os.write(fd, json.dumps(asdict(lease)).encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def stale_reason(lease: Lease, *, now: float | None = None) -> str | None:
+    """Why the lease may be broken (holder dead here, or expired), or None if it may not."""
+    now = time.time() if now is None else now
+    if lease.expires <= now:
+        return "the lease expired"
+    if lease.host == socket.gethostname() and not _pid_alive(lease.pid, lease.pid_start):
+        return f"pid {lease.pid} is no longer running on {lease.host}"
+    return None
+
+
+def acquire(
+    state_dir: Path, *, owner: str, lease_seconds: float = DEFAULT_LEASE_SECONDS
+) -> Lease:
+    """Take the lock or raise LockError naming the holder."""
+    now = time.time()
+    pid = os.getpid()
+    lease = Lease(owner, socket.gethostname(), pid, _pid_start(pid), now, now + lease_seconds)
+    with _guard(state_dir):
+        try:
+            _write(state_dir / LOCK_NAME, lease, exclusive=True)
+        except FileExistsError:
+            holder = read(state_dir)
+            hint = ""
+            if holder is not None and stale_reason(holder):
+                hint = (f"; it looks stale ({stale_reason(holder)}): "
+                        f"run `dasct migrate unlock --env ENV --force` to break it")
+            who = holder.describe() if holder else "another run"
+            raise LockError(f"environment is locked by {who}{hint}") from None
+    return lease
+
+
+def _same(a: Lease | None, b: Lease) -> bool:
+    return a is not None and (a.host, a.pid, a.pid_start, a.acquired) == (
+        b.host, b.pid, b.pid_start, b.acquired)
+
+
+def renew(state_dir: Path, lease: Lease, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> Lease:
+    """Extend our own lease (a long migration calls this between steps)."""
+    with _guard(state_dir):
+        if not _same(read(state_dir), lease):
+            raise LockError("our lock was broken by someone else; stopping")
+        renewed = Lease(lease.owner, lease.host, lease.pid, lease.pid_start,
+                        lease.acquired, time.time() + lease_seconds)
+        _write(state_dir / LOCK_NAME, renewed, exclusive=False)
+    return renewed
+
+
+def release(state_dir: Path, lease: Lease) -> None:
+    """Remove the lock if it is still ours."""
+    with _guard(state_dir):
+        if _same(read(state_dir), lease):
+            (state_dir / LOCK_NAME).unlink()
+
+
+def break_stale(state_dir: Path, *, now: float | None = None) -> tuple[Lease, str] | None:
+    """Remove a stale lease and return it with the reason; LockError if it is not stale."""
+    with _guard(state_dir):
+        lease = read(state_dir)
+        if lease is None:
+            return None
+        reason = stale_reason(lease, now=now)
+        if reason is None:
+            raise LockError(
+                f"refusing to break the lock of {lease.describe()}: it is alive "
+                f"{'here' if lease.host == socket.gethostname() else 'on another host'} "
+                "and its lease has not expired"
+            )
+        try:
+            (state_dir / LOCK_NAME).unlink()
+        except OSError as exc:  # pragma: no cover - guarded above
+            if exc.errno != errno.ENOENT:
+                raise
+        return lease, reason
+
+
+@contextlib.contextmanager
+def held(state_dir: Path, *, owner: str, lease_seconds: float = DEFAULT_LEASE_SECONDS
+         ) -> Iterator[Lease]:
+    """Hold the lock for the duration of a with block."""
+    lease = acquire(state_dir, owner=owner, lease_seconds=lease_seconds)
+    try:
+        yield lease
+    finally:
+        release(state_dir, lease)
