@@ -573,7 +573,10 @@ def check_target(trigger: Trigger, root: Path) -> None:
                 raise TriggerError(f"{where}: {source!r} is missing on the target")
             if not stat.S_ISREG(st.st_mode):
                 raise TriggerError(f"{where}: {source!r} on the target is not a regular file")
-            actual = file_sha256(base / source)
+            try:
+                actual = file_sha256(base / source)
+            except OSError as exc:
+                raise TriggerError(f"{where}: cannot read {source!r}: {exc.strerror}") from None
             if actual != change.pre_sha256:
                 raise TriggerError(
                     f"{where}: {source!r} was changed on the target by hand "
