@@ -49,3 +49,19 @@ def test_bad_config_names_file_and_key(tmp_path: Path, text: str, message: str) 
         config.load(tmp_path)
     assert message in str(err.value)
     assert ".dasct.toml" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "excluded"),
+    [
+        ("CHANGELOG.md", True),
+        ("sub/CHANGELOG.rst", True),
+        ("changelog/123.bugfix", True),
+        ("src/changelog/x.py", False),
+        ("poetry.lock", True),
+        ("web/app.min.js", True),
+        ("src/app.py", False),
+    ],
+)
+def test_default_excludes(path: str, excluded: bool) -> None:
+    assert config.PathsConfig().excluded(path) is excluded

@@ -8,6 +8,7 @@ types are ConfigError naming the file and the dotted key.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import re
 import sys
 import types
@@ -70,6 +71,18 @@ class PathsConfig:
     """Paths never linked to a defect and never reported."""
 
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE
+
+    def excluded(self, path: str) -> bool:
+        """Whether path matches an exclude glob.
+
+        A glob without "/" matches the file name in any directory; one with "/" matches
+        the whole path from the repository root ("*" crosses directories there).
+        """
+        name = path.rsplit("/", 1)[-1]
+        for glob in self.exclude:
+            if fnmatch.fnmatchcase(path if "/" in glob else name, glob):
+                return True
+        return False
 
 
 @dataclass(frozen=True)

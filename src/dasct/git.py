@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,3 +169,13 @@ def in_progress(repo: Repo) -> str | None:
         if (repo.git_dir / name).exists():
             return what
     return None
+
+
+def subjects(repo: Repo, shas: Iterable[str]) -> dict[str, str]:
+    """The subject line of each commit."""
+    wanted = list(dict.fromkeys(shas))
+    if not wanted:
+        return {}
+    out = run("show", "-s", "--no-notes", "--format=%H%x00%s", *wanted, "--", cwd=repo.root)
+    pairs = (line.split("\0", 1) for line in out.decode("utf-8", "replace").splitlines())
+    return {p[0]: p[1] for p in pairs if len(p) == 2}

@@ -1,0 +1,90 @@
+"""`dasct install` / `dasct uninstall`: plain git hooks that call dasct.
+
+The hooks directory is git's own answer (`git rev-parse --git-path hooks`), so
+core.hooksPath is honoured. A hook already there is kept beside ours as
+`<name>.dasct-chained` and run first; uninstall puts it back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from importlib import resources
+from pathlib import Path
+
+from dasct import git
+from dasct.errors import DasctError
+
+HELP = "install dasct's git hooks (chaining existing ones)"
+FAIL_OPEN = False
+HOOKS = ("pre-commit",)
+MARKER = "DASCT-SHIM"
+CHAINED = ".dasct-chained"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "uninstall":
+        return uninstall(quiet=args.quiet)
+    return install(quiet=args.quiet)
+
+
+def hooks_dir(repo: git.Repo) -> Path:
+    """Where git looks for hooks in this repository (core.hooksPath honoured)."""
+    out = git.run("rev-parse", "--git-path", "hooks", cwd=repo.root).decode().strip()
+    path = Path(out)
+    return path if path.is_absolute() else repo.root / path
+
+
+def _ours(path: Path) -> bool:
+    try:
+        return MARKER in path.read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def install(*, quiet: bool) -> int:
+    """Write the shims, keeping any foreign hook as the chained one."""
+    repo = git.discover()
+    directory = hooks_dir(repo)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in HOOKS:
+        template = resources.files("dasct").joinpath("hooks", name).read_text()
+        text = template.replace("@PYTHON@", sys.executable.replace("'", "'\\''"))
+        path = directory / name
+        if path.exists() and not _ours(path):
+            chained = directory / (name + CHAINED)
+            if chained.exists():
+                raise DasctError(f"{chained} already exists; move it away and retry")
+            os.replace(path, chained)
+            if not quiet:
+                print(f"dasct: kept the existing {name} hook as {chained.name}; it runs first")
+        tmp = path.with_name(f".{name}.dasct-tmp")
+        tmp.write_text(text)
+        tmp.chmod(0o755)
+        os.replace(tmp, path)
+        if not quiet:
+            print(f"dasct: installed {path}")
+    return 0
+
+
+def uninstall(*, quiet: bool) -> int:
+    """Remove the shims and restore the hooks they chained."""
+    repo = git.discover()
+    directory = hooks_dir(repo)
+    for name in HOOKS:
+        path = directory / name
+        chained = directory / (name + CHAINED)
+        if path.exists() and _ours(path):
+            path.unlink()
+            if not quiet:
+                print(f"dasct: removed {path}")
+        if chained.exists() and not path.exists():
+            os.replace(chained, path)
+            if not quiet:
+                print(f"dasct: restored the previous {name} hook")
+    return 0

@@ -1,0 +1,105 @@
+"""Output formats for findings and protected lines: text for people, JSON and CI for tools.
+
+The JSON field names are a contract (see docs/cli.md); fields may be added, never renamed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+
+from dasct.check import Finding
+
+FORMATS = ("text", "json", "github")
+
+
+def ranges(lines: Iterable[int]) -> str:
+    """1,2,3,7,9,10 -> '1-3, 7, 9-10'."""
+    out: list[str] = []
+    start = prev = None
+    for n in sorted(set(lines)):
+        if prev is not None and n == prev + 1:
+            prev = n
+            continue
+        if start is not None:
+            out.append(f"{start}" if start == prev else f"{start}-{prev}")
+        start = prev = n
+    if start is not None:
+        out.append(f"{start}" if start == prev else f"{start}-{prev}")
+    return ", ".join(out)
+
+
+def findings_json(findings: Sequence[Finding], **extra: object) -> str:
+    """{"findings": [{"defect", "path", "line", "commit"}], ...extra}."""
+    return json.dumps(
+        {"findings": [f._asdict() for f in findings], **extra}, indent=2, ensure_ascii=False
+    )
+
+
+def findings_text(
+    findings: Sequence[Finding], subjects: Mapping[str, str], label: str, strict: bool
+) -> str:
+    """Each defect once, its touched lines grouped into ranges, and where it was fixed."""
+    if not findings:
+        return ""
+    by_defect: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    commits: dict[str, dict[str, None]] = defaultdict(dict)
+    for f in findings:
+        by_defect[f.defect][f.path].append(f.line)
+        commits[f.defect][f.commit] = None
+    count = len(by_defect)
+    verdict = "the commit is blocked (strict mode)" if strict else "the commit goes on"
+    head = (
+        f"dasct: {label}: lines that fixed {count} defect{'s' * (count != 1)} are changed; "
+        f"{verdict}, and QA will be asked to revalidate once it lands."
+    )
+    out = [head]
+    for defect in sorted(by_defect):
+        out.append(f"  {defect}")
+        for path, lines in sorted(by_defect[defect].items()):
+            out.append(f"    {path}:{ranges(lines)}")
+        for sha in commits[defect]:
+            subject = subjects.get(sha, "")
+            out.append(f"    fixed by {sha[:12]} {subject}".rstrip())
+            out.append(f"      see the original fix: git show {sha[:12]}")
+    out.append("  (accept with care; skip once with DASCT_SKIP=1, see `dasct why PATH:LINE`)")
+    return "\n".join(out) + "\n"
+
+
+def _escape(text: str, prop: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if prop:
+        text = text.replace(":", "%3A").replace(",", "%2C")
+    return text
+
+
+def findings_github(findings: Sequence[Finding], subjects: Mapping[str, str]) -> str:
+    """GitHub Actions workflow commands: one warning annotation per defect and file."""
+    grouped: dict[tuple[str, str], list[Finding]] = defaultdict(list)
+    for f in findings:
+        grouped[(f.defect, f.path)].append(f)
+    out = []
+    for (defect, path), items in sorted(grouped.items()):
+        first = min(f.line for f in items)
+        fixes = ", ".join(
+            f"{sha[:12]} {subjects.get(sha, '')}".strip()
+            for sha in dict.fromkeys(f.commit for f in items)
+        )
+        message = (
+            f"Lines {ranges(f.line for f in items)} fixed {defect} ({fixes}); "
+            "QA will be asked to revalidate."
+        )
+        out.append(
+            f"::warning file={_escape(path, True)},line={first},"
+            f"title={_escape(f'Touches {defect}', True)}::{_escape(message)}"
+        )
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def lines_json(lines: Iterable[tuple[str, int, Sequence[str]]]) -> str:
+    """{"lines": [{"path", "line", "defects"}]}: the protected lines of `dasct scan`."""
+    return json.dumps(
+        {"lines": [{"path": p, "line": n, "defects": list(d)} for p, n, d in lines]},
+        indent=2, ensure_ascii=False,
+    )
