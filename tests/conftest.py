@@ -30,7 +30,7 @@ def _isolated_git(
         monkeypatch.setenv(f"GIT_{who}_EMAIL", "dev@example.com")
     yield
     written = [p for p in home.rglob("*") if p.is_file()]
-    assert not written, f"test wrote to $HOME: {written}"
+    assert not written, f"test wrote to $HOME: {written[:5]}"
 
 
 @pytest.fixture

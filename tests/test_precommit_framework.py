@@ -23,7 +23,9 @@ def test_pre_commit_try_repo_shows_the_warning(repo: GitRepo, tmp_path: Path) ->
     repo.commit("Fix PROJ-42", {"x.py": "a\nb fixed\nc\n"})
     repo.write("x.py", "a\nb changed\nc\n")
     repo.git("add", "x.py")
-    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pc-cache")}
+    # pre-commit builds a virtualenv, which caches under $HOME: give it a home of its own.
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pc-cache"),
+           "HOME": str(tmp_path / "pc-home")}
     proc = subprocess.run(
         (pre_commit, "try-repo", str(ROOT), "dasct-check", "--verbose"),
         cwd=repo.path, capture_output=True, text=True, env=env, check=False, timeout=600,
