@@ -1,0 +1,269 @@
+"""The one notification interface: a Notification, the Transport protocol, a durable outbox.
+
+Every notification is first written to the outbox (SQLite in WAL mode in a state
+directory), then delivered through a transport; a transport that fails leaves the row
+waiting with its error and a next try, so nothing is lost. Delivery is at least once:
+a process killed mid-send retries that notification once its lease expires. The default
+transport appends to a local JSONL file and needs no server; Jira, GitHub and SMTP plug
+in as other transports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from dasct.errors import DasctError
+
+OUTBOX = "outbox.sqlite"
+DELIVERED = "notifications.jsonl"
+# What the migration engine sends; later issues add their own kinds (e.g. revalidation).
+NOTHING_TO_MIGRATE = "nothing-to-migrate"
+MOVED = "moved"
+ROLLED_BACK = "rolled-back"
+ESCALATION = "escalation"
+HELD = "held"
+KINDS = (NOTHING_TO_MIGRATE, MOVED, ROLLED_BACK, ESCALATION, HELD)
+_KIND = re.compile(r"[a-z][a-z0-9-]{0,63}")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_try REAL NOT NULL,
+    last_error TEXT,
+    delivered TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (delivered, next_try);
+"""
+
+
+class NotifyError(DasctError):
+    """A notification that cannot be queued (bad kind, unwritable outbox)."""
+
+
+@dataclass(frozen=True)
+class Notification:
+    """What to tell whom: kind (e.g. "moved"), subject, body, recipients, environment, data."""
+
+    kind: str
+    subject: str
+    body: str
+    recipients: tuple[str, ...] = ()
+    environment: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """The notification as one line of JSON (data values that are not JSON become str)."""
+        return json.dumps(
+            {
+                "kind": self.kind, "subject": self.subject, "body": self.body,
+                "recipients": list(self.recipients), "environment": self.environment,
+                "data": dict(self.data),
+            },
+            sort_keys=True, ensure_ascii=False, default=str,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Notification:
+        """The inverse of to_json."""
+        d = json.loads(text)
+        return cls(
+            kind=d["kind"], subject=d["subject"], body=d["body"],
+            recipients=tuple(d["recipients"]), environment=d["environment"], data=d["data"],
+        )
+
+
+class Transport(Protocol):
+    """Delivers one notification, or raises; the outbox retries on any exception."""
+
+    def send(self, notification: Notification) -> None: ...
+
+
+class LocalTransport:
+    """The embedded default: append each notification to a JSONL file, fsynced."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def send(self, notification: Notification) -> None:
+        """Append one line: the notification plus the time it was delivered."""
+        record = json.loads(notification.to_json())
+        record["delivered"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        line = (json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n").encode()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A notification in the outbox not delivered yet."""
+
+    id: int
+    notification: Notification
+    attempts: int
+    next_try: float  # epoch seconds
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class Report:
+    """What one deliver() run did."""
+
+    delivered: int
+    failed: int
+    waiting: int  # still undelivered after the run, due or not
+
+
+def _one_line(exc: BaseException, limit: int = 500) -> str:
+    text = f"{type(exc).__name__}: {exc}".replace("\r", " ").replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class Outbox:
+    """The durable outbox of one state directory; safe to use from several processes."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        base_delay: float = 60.0,
+        max_delay: float = 6 * 3600.0,
+        lease: float = 300.0,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.path = self.state_dir / OUTBOX
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.lease = lease  # how long a sender owns a row before others may retry it
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise NotifyError(f"{self.path}: cannot open the outbox: {exc}") from None
+        with closing(conn):
+            conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a notification is durable once enqueue() returns, even on power loss.
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.executescript(_SCHEMA)
+            yield conn
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds to wait after the given number of failed attempts."""
+        return float(min(self.max_delay, self.base_delay * 2 ** max(0, min(attempts - 1, 40))))
+
+    def enqueue(self, notification: Notification, *, now: float | None = None) -> int:
+        """Store a notification for delivery; return its outbox id."""
+        if not _KIND.fullmatch(notification.kind):
+            raise NotifyError(f"not a notification kind: {notification.kind!r}")
+        payload = notification.to_json()
+        when = time.time() if now is None else now
+        with self._db() as db:
+            cur = db.execute(
+                "INSERT INTO outbox (created, kind, payload, next_try) VALUES (?, ?, ?, ?)",
+                (_iso(when), notification.kind, payload, when),
+            )
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+    def _claim(self, db: sqlite3.Connection, now: float) -> tuple[int, str, int] | None:
+        # BEGIN IMMEDIATE takes the write lock before reading, so two senders never
+        # claim the same row.
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute(
+                "SELECT id, payload, attempts FROM outbox WHERE delivered IS NULL "
+                "AND next_try <= ? ORDER BY next_try, id LIMIT 1",
+                (now,),
+            ).fetchone()
+            if row is not None:
+                db.execute("UPDATE outbox SET next_try = ? WHERE id = ?", (now + self.lease,
+                                                                          row[0]))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return None if row is None else (int(row[0]), str(row[1]), int(row[2]))
+
+    def deliver(
+        self, transport: Transport, *, now: float | None = None, limit: int | None = None
+    ) -> Report:
+        """Send every due notification through transport; failures wait for a later try."""
+        delivered = failed = 0
+        with self._db() as db:
+            while limit is None or delivered + failed < limit:
+                when = time.time() if now is None else now
+                claimed = self._claim(db, when)
+                if claimed is None:
+                    break
+                row_id, payload, attempts = claimed
+                try:
+                    transport.send(Notification.from_json(payload))
+                except Exception as exc:
+                    failed += 1
+                    db.execute(
+                        "UPDATE outbox SET attempts = ?, next_try = ?, last_error = ? "
+                        "WHERE id = ?",
+                        (attempts + 1, when + self.backoff(attempts + 1), _one_line(exc),
+                         row_id),
+                    )
+                    continue
+                delivered += 1
+                db.execute(
+                    "UPDATE outbox SET attempts = ?, delivered = ?, last_error = NULL "
+                    "WHERE id = ?",
+                    (attempts + 1, _iso(time.time() if now is None else now), row_id),
+                )
+            (waiting,) = db.execute(
+                "SELECT count(*) FROM outbox WHERE delivered IS NULL"
+            ).fetchone()
+        return Report(delivered=delivered, failed=failed, waiting=int(waiting))
+
+    def waiting(self) -> list[Waiting]:
+        """Every notification not delivered yet, oldest first."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT id, payload, attempts, next_try, last_error FROM outbox "
+                "WHERE delivered IS NULL ORDER BY id"
+            ).fetchall()
+        return [
+            Waiting(int(r[0]), Notification.from_json(r[1]), int(r[2]), float(r[3]), r[4])
+            for r in rows
+        ]
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
+
+
+def local_transport(state_dir: Path) -> LocalTransport:
+    """The default transport of a state directory: notifications.jsonl beside the outbox."""
+    return LocalTransport(Path(state_dir) / DELIVERED)
+
+
+def notify(
+    state_dir: Path, notification: Notification, transport: Transport | None = None
+) -> Report:
+    """Queue a notification durably, then deliver what is due (the engine's one call)."""
+    outbox = Outbox(state_dir)
+    outbox.enqueue(notification)
+    return outbox.deliver(transport or local_transport(state_dir))
