@@ -48,6 +48,16 @@ def test_local_transport_is_the_default(tmp_path: Path) -> None:
     assert Outbox(tmp_path).waiting() == []
 
 
+def test_module_functions(tmp_path: Path) -> None:
+    notify.enqueue(tmp_path, N)
+    notify.enqueue(tmp_path, N)
+    assert len(Outbox(tmp_path).waiting()) == 2
+    flaky = Flaky(failures=1)
+    report = notify.deliver(tmp_path, flaky)
+    assert (report.delivered, report.failed, report.waiting) == (1, 1, 1)
+    assert notify.deliver(tmp_path).delivered == 0  # the failed one waits for its backoff
+
+
 def test_round_trip_json() -> None:
     assert Notification.from_json(N.to_json()) == N
 

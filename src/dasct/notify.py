@@ -260,10 +260,19 @@ def local_transport(state_dir: Path) -> LocalTransport:
     return LocalTransport(Path(state_dir) / DELIVERED)
 
 
+def enqueue(state_dir: Path, notification: Notification) -> int:
+    """Queue a notification durably in the outbox of state_dir; return its id."""
+    return Outbox(state_dir).enqueue(notification)
+
+
+def deliver(state_dir: Path, transport: Transport | None = None) -> Report:
+    """Deliver what is due in the outbox of state_dir (default: the local transport)."""
+    return Outbox(state_dir).deliver(transport or local_transport(state_dir))
+
+
 def notify(
     state_dir: Path, notification: Notification, transport: Transport | None = None
 ) -> Report:
-    """Queue a notification durably, then deliver what is due (the engine's one call)."""
-    outbox = Outbox(state_dir)
-    outbox.enqueue(notification)
-    return outbox.deliver(transport or local_transport(state_dir))
+    """Queue a notification durably, then deliver what is due."""
+    enqueue(state_dir, notification)
+    return deliver(state_dir, transport)
