@@ -2,7 +2,7 @@
 
 `state/archives/<id>/` holds manifest.json (each path the trigger touches: whether it
 existed, its sha256 and mode, the directories an add will create), the pre-image
-contents under files/, the trigger's revert scripts under sql/ (so a revert still works
+contents under files/, the trigger's deploy and revert scripts under sql/ (so a revert still works
 after staging is cleaned), and the database backup. It is built in a `.partial` folder and
 renamed into place, so an archive either exists whole or not at all. Its cost follows the
 number of files the trigger changes, never the size of the target.
@@ -119,8 +119,8 @@ def create(state_dir: Path, t: trig.Trigger, *, root: Path, db: Database | None)
             post[change.old_path] = None
     sql = []
     for sql_change in t.sql:
-        script = trig.read_payload(t.staging, sql_change.revert)
-        (work / "sql" / sql_change.revert).write_bytes(script)
+        for sha in (sql_change.revert, sql_change.deploy):
+            (work / "sql" / sha).write_bytes(trig.read_payload(t.staging, sha))
         sql.append({"name": sql_change.name, "revert": sql_change.revert,
                     "deploy": sql_change.deploy})
     manifest = {
@@ -173,9 +173,14 @@ def discard_partial(state_dir: Path, tid: str) -> None:
         shutil.rmtree(work)
 
 
-def revert_script(archive: Archive, sha: str) -> str:
-    """The text of a revert script kept in the archive."""
-    return (archive.path / "sql" / sha).read_text()
+def script(archive: Archive, sha: str) -> bytes:
+    """A deploy or revert script kept in the archive."""
+    return (archive.path / "sql" / sha).read_bytes()
+
+
+def blob(archive: Archive, sha: str) -> bytes:
+    """The pre-image content with this sha256."""
+    return (archive.path / "files" / sha).read_bytes()
 
 
 def restore_files(archive: Archive, root: Path) -> None:

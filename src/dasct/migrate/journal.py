@@ -61,7 +61,7 @@ class Journal:
         fsync_dir(state_dir)
         return journal
 
-    def record(self, step: str, phase: str, **data: Any) -> None:
+    def record(self, step: str, phase: str, /, **data: Any) -> None:
         """Append one record and make it durable before returning."""
         global _records_written
         line = json.dumps({"step": step, "phase": phase, "time": time.time(), **data})
@@ -75,7 +75,7 @@ class Journal:
         _maybe_die(step, phase)
 
     @contextmanager
-    def step(self, name: str, **data: Any) -> Iterator[None]:
+    def step(self, name: str, /, **data: Any) -> Iterator[None]:
         """Journal intent before the block and done after it (nothing if it raises)."""
         self.record(name, "intent", **data)
         yield

@@ -1,0 +1,96 @@
+"""`dasct migrate`: run due triggers into an environment, revert, resolve, status, unlock."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from dasct import config, git
+from dasct.errors import DasctError
+
+if TYPE_CHECKING:
+    from dasct.migrate.engine import Environment
+
+HELP = "apply due triggers to an environment, revert, resolve"
+FAIL_OPEN = False
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The nested subcommands: run, revert, resolve, status, unlock."""
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = sub.add_parser("run", help="migrate every due trigger (what the nightly CI calls)")
+    p.add_argument("--env", required=True, help="environment name (model, production, ...)")
+    p.add_argument("--now", action="store_true", help="run even outside the allowed windows "
+                   "(a freeze still wins)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
+    p.add_argument("--break-stale-lock", action="store_true",
+                   help="break a lock whose holder is provably gone (dead pid here, or expired)")
+    p.add_argument("--at", metavar="TIME", help=argparse.SUPPRESS)  # tests: pretend it is TIME
+    p = sub.add_parser("revert", help="restore the environment to before enhancement ID")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--env", required=True)
+    p.add_argument("--cascade", action="store_true",
+                   help="first revert later enhancements that changed the same items")
+    p = sub.add_parser("resolve", help="clear the needs-attention mark after a failed restore")
+    p.add_argument("--env", required=True)
+    p.add_argument("--note", default="", help="what was done, for the audit log")
+    p = sub.add_parser("status", help="lock, escalation and inventory of an environment")
+    p.add_argument("--env", required=True)
+    p = sub.add_parser("unlock", help="show the lock; with --force break it if it is stale")
+    p.add_argument("--env", required=True)
+    p.add_argument("--force", action="store_true")
+
+
+def _when(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+    except ValueError:
+        raise DasctError(f"--at: not an ISO time: {text!r}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch to the chosen action."""
+    from dasct.migrate import engine
+
+    repo = git.discover()
+    env = engine.environment(config.load(repo.root), args.env, repo.root)
+    if args.action == "run":
+        result = engine.run(env, now=_when(args.at), ignore_window=args.now,
+                            dry_run=args.dry_run, break_stale_lock=args.break_stale_lock)
+        return result.exit_code
+    if args.action == "revert":
+        return engine.revert(env, args.id, cascade=args.cascade).exit_code
+    if args.action == "resolve":
+        engine.resolve(env, note=args.note)
+        return 0
+    if args.action == "unlock":
+        engine.unlock(env, force=args.force)
+        return 0
+    return status(env=env)
+
+
+def status(*, env: Environment) -> int:
+    """Print the lock, the escalation mark, the deployments and the inventory of env."""
+    from dasct.migrate import engine as eng
+    from dasct.migrate import inventory as inv
+    from dasct.migrate import lock as lk
+
+    holder = lk.read(env.state_dir)
+    print(f"{env.name}: root {env.root}, database {env.database}")
+    print(f"lock: {holder.describe() if holder else 'free'}")
+    marker = eng.needs_attention(env.state_dir)
+    print(f"needs attention: {marker['trigger'] if marker else 'no'}")
+    data = inv.load(env.state_dir)
+    now = time.time()
+    for tid, dep in sorted(data["deployments"].items(), key=lambda kv: kv[1]["deployed_at"]):
+        status = inv.warranty_status(dep, warranty_days=env.config.warranty_days, now=now)
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(dep["deployed_at"]))
+        print(f"  {tid:30} {dep['status']:9} {status:2} {when}  {len(dep['items'])} item(s)")
+    for item, entry in sorted(data["items"].items()):
+        print(f"  {item}  {entry['enhancement']}  {entry['sha256'][:12]}")
+    return 0
+

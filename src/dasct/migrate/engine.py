@@ -1,0 +1,788 @@
+"""The migration run: lock, recover, find due triggers, hold conflicts, migrate, report.
+
+One trigger at a time: archive, SQL deploy then verify per change, files, commands. Any
+failure rolls the trigger back from its archive and checks the restore against the
+archive's hashes; a restore that does not match escalates and marks the environment as
+needing attention. Every step is journaled (journal.py) and audited (dasct.audit).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from dasct.config import Config, EnvironmentConfig
+from dasct.errors import DasctError
+from dasct.migrate import archive, inventory, journal, lock, retention, steps, windows
+from dasct.migrate import trigger as trig
+from dasct.migrate.archive import ArchiveError
+from dasct.migrate.database import Database, DatabaseError, connect, resolve_url
+from dasct.migrate.report import Reporter
+from dasct.migrate.steps import StepError
+
+NEEDS_ATTENTION = "needs-attention.json"
+Write = Callable[[str], None]
+
+
+class EngineError(DasctError):
+    """The run cannot start or go on (locked, needs attention, unknown environment...)."""
+
+
+@dataclass(frozen=True)
+class Environment:
+    """An environment with every path and URL resolved."""
+
+    name: str
+    root: Path
+    database: str
+    state_dir: Path
+    staging: Path
+    config: EnvironmentConfig
+    system: str
+    key: bytes | None
+    require_signature: bool
+
+
+def environment(cfg: Config, name: str, repo_root: Path) -> Environment:
+    """Resolve environment `name` of cfg; relative paths are relative to repo_root."""
+    if name not in cfg.environments:
+        known = ", ".join(sorted(cfg.environments)) or "none"
+        raise EngineError(f"unknown environment {name!r} (configured: {known})")
+    env = cfg.environments[name]
+    base = repo_root / ".dasct" / "env" / name
+
+    def path(value: str, default: Path) -> Path:
+        return (repo_root / value) if value else default
+
+    root = path(env.root, base / "root")
+    if not env.root:
+        root.mkdir(parents=True, exist_ok=True)  # the embedded default needs no setup
+    key_text = os.environ.get(cfg.migrate.signing_key_env)
+    return Environment(
+        name=name, root=root,
+        database=resolve_url(env.database, base=repo_root, default=base / "db.sqlite"),
+        state_dir=path(env.state_dir, base / "state"),
+        staging=path(env.staging, repo_root / ".dasct" / "staging"),
+        config=env, system=cfg.migrate.system,
+        key=key_text.encode() if key_text else None,
+        require_signature=cfg.migrate.require_signature,
+    )
+
+
+@dataclass
+class Stats:
+    """The statistics of one run (the seed's clean-up step)."""
+
+    attempted: int = 0
+    migrated: int = 0
+    rolled_back: int = 0
+    escalated: int = 0
+    held: int = 0
+    expired: int = 0
+    refused: int = 0
+    waiting: int = 0
+
+    @property
+    def success_percent(self) -> float:
+        """Migrated over attempted, in percent (100 when nothing was attempted)."""
+        return 100.0 * self.migrated / self.attempted if self.attempted else 100.0
+
+    def line(self) -> str:
+        """One line for people."""
+        return (f"attempted {self.attempted}, migrated {self.migrated}, rolled back "
+                f"{self.rolled_back}, escalated {self.escalated}, held {self.held}, expired "
+                f"{self.expired}, refused {self.refused}, waiting {self.waiting}; "
+                f"success {self.success_percent:.0f}%")
+
+
+@dataclass
+class Result:
+    """What a run did, for the command's exit code and for tests."""
+
+    stats: Stats = field(default_factory=Stats)
+    migrated: list[str] = field(default_factory=list)
+    rolled_back: list[str] = field(default_factory=list)
+    held: dict[str, str] = field(default_factory=dict)
+    recovered: str | None = None
+    not_run: str | None = None  # why nothing ran (window, freeze), when that is the case
+
+    @property
+    def exit_code(self) -> int:
+        """0 when nothing needs a person, 1 after a rollback or an escalation."""
+        return 1 if self.stats.rolled_back or self.stats.escalated else 0
+
+
+def needs_attention(state_dir: Path) -> dict[str, Any] | None:
+    """The escalation that blocks this environment, or None."""
+    try:
+        data: dict[str, Any] = json.loads((state_dir / NEEDS_ATTENTION).read_text())
+    except FileNotFoundError:
+        return None
+    return data
+
+
+class _Context:
+    """One run against one environment: the database is opened on first use."""
+
+    def __init__(self, env: Environment, write: Write, lease: lock.Lease | None) -> None:
+        self.env = env
+        self.write = write
+        self.lease = lease
+        self.report = Reporter(env.state_dir, environment=env.name,
+                               recipients=env.config.recipients)
+        self._db: Database | None = None
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self._db = connect(self.env.database)
+        return self._db
+
+    def log(self, event: str, **fields: Any) -> None:
+        self.report.audit(event, **fields)
+
+    def renew(self) -> None:
+        if self.lease is not None:
+            self.lease = lock.renew(self.env.state_dir, self.lease)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+
+
+@contextmanager
+def _step(ctx: _Context, j: journal.Journal, tid: str, name: str, /, **data: Any
+          ) -> Iterator[None]:
+    ctx.log("step", trigger=tid, step=name, phase="start", **data)
+    with j.step(name, **data):
+        yield
+    ctx.log("step", trigger=tid, step=name, phase="done")
+
+
+# ----------------------------------------------------------------------- finding triggers
+
+
+@dataclass
+class Scan:
+    """The triggers waiting in staging for one environment, sorted out."""
+
+    due: list[trig.Trigger] = field(default_factory=list)
+    waiting: list[trig.Trigger] = field(default_factory=list)
+    expired: list[trig.Trigger] = field(default_factory=list)
+    refused: list[tuple[Path, str]] = field(default_factory=list)
+    settled: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def scan(env: Environment, now: datetime) -> Scan:
+    """Read and verify every pending trigger of env; sort them by schedule."""
+    found = Scan()
+    for path in trig.pending(env.staging, env.name):
+        done = inventory.outcome(env.state_dir, path.stem)
+        if done is not None:
+            found.settled.append((path, str(done["outcome"])))
+            continue
+        try:
+            t = trig.load(path, environments=[env.name], key=env.key,
+                          require_signature=env.require_signature)
+        except trig.TriggerError as exc:
+            found.refused.append((path, str(exc)))
+            continue
+        if t.expires <= now:
+            found.expired.append(t)
+        elif t.not_before > now:
+            found.waiting.append(t)
+        else:
+            found.due.append(t)
+    found.due.sort(key=lambda t: (t.not_before, t.id))
+    return found
+
+
+_DDL = re.compile(
+    r"(?i)\b(?:create|alter|drop)\s+(?:or\s+replace\s+)?(?:unique\s+)?(?:materialized\s+)?"
+    r"(?:table|view|index|function|procedure|trigger|sequence|type|schema)\s+"
+    r"(?:if\s+(?:not\s+)?exists\s+)?(?:concurrently\s+)?([\w.\"]+)"
+)
+
+
+def sql_objects(t: trig.Trigger) -> set[str]:
+    """The SQL changes of t and the objects its deploy scripts create, alter or drop."""
+    objects = {f"change {c.name}" for c in t.sql}
+    for change in t.sql:
+        text = trig.read_payload(t.staging, change.deploy).decode(errors="replace")
+        objects |= {f"object {m.lower().replace(chr(34), '')}" for m in _DDL.findall(text)}
+    return objects
+
+
+def file_paths(t: trig.Trigger) -> set[str]:
+    """Every target path t touches."""
+    return {p for f in t.files for p in (f.path, f.old_path) if p is not None}
+
+
+def plan(env: Environment, due: list[trig.Trigger]) -> tuple[list[trig.Trigger], dict[str, str]]:
+    """Split due triggers into those that run (dependencies first) and those held, with why."""
+    deployed = {tid for tid, dep in inventory.load(env.state_dir)["deployments"].items()
+                if dep["status"] == "deployed"}
+    batch = {t.id: t for t in due}
+    held: dict[str, str] = {}
+
+    def hold(tid: str, why: str) -> None:
+        held[tid] = f"{held[tid]}; {why}" if tid in held else why
+
+    objects: dict[str, set[str]] = {}
+    for t in due:
+        try:
+            objects[t.id] = sql_objects(t)
+        except trig.TriggerError as exc:
+            hold(t.id, str(exc))
+            objects[t.id] = set()
+    for i, a in enumerate(due):
+        for b in due[i + 1:]:
+            reasons = [f"same file {p}" for p in sorted(file_paths(a) & file_paths(b))]
+            reasons += [f"same SQL {o}" for o in sorted(objects[a.id] & objects[b.id])]
+            if b.id in a.conflicts_with or a.id in b.conflicts_with:
+                reasons.append("declared conflict")
+            if reasons:
+                hold(a.id, f"conflicts with {b.id} ({', '.join(reasons)})")
+                hold(b.id, f"conflicts with {a.id} ({', '.join(reasons)})")
+        for other in a.conflicts_with:
+            if other in deployed:
+                hold(a.id, f"declared conflict with {other}, which is deployed here")
+        for dep in a.depends_on:
+            if dep not in deployed and dep not in batch:
+                hold(a.id, f"depends on {dep}, which is not deployed here")
+    changed = True
+    while changed:  # a trigger whose dependency is held waits with it
+        changed = False
+        for t in due:
+            blocked = [d for d in t.depends_on if d in held]
+            if t.id not in held and blocked:
+                hold(t.id, f"depends on {blocked[0]}, which is held")
+                changed = True
+    order: list[trig.Trigger] = []
+    placed: set[str] = set()
+    remaining = [t for t in due if t.id not in held]
+    while remaining:
+        ready = [t for t in remaining if all(d in placed or d in deployed for d in t.depends_on)]
+        if not ready:
+            for t in remaining:
+                hold(t.id, "circular dependency")
+            break
+        order.append(ready[0])
+        placed.add(ready[0].id)
+        remaining.remove(ready[0])
+    return order, held
+
+
+# ----------------------------------------------------------------------- one migration
+
+
+def _settle_file(env: Environment, path: Path, outcome: str) -> None:
+    """Move a settled trigger out of staging (its outcome is already recorded)."""
+    if not path.exists() or path.parent != env.staging / "triggers" / env.name:
+        return
+    dest = env.state_dir / "triggers" / outcome / path.name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(path, dest)
+    except OSError:  # staging on another file system
+        shutil.copyfile(path, dest)
+        path.unlink()
+
+
+def _archived_trigger(env: Environment, tid: str) -> trig.Trigger:
+    a = archive.load(env.state_dir, tid)
+    return trig.load(a.path / "trigger.json", environments=[env.name], key=None,
+                     require_signature=False)
+
+
+def migrate_one(ctx: _Context, t: trig.Trigger, *, kind: str = "migrate",
+                reverts: str | None = None) -> str:
+    """Migrate one verified trigger; return migrated, rolled-back or escalated."""
+    env = ctx.env
+    cmds = steps.commands(t, env.config.verify)
+    planned = ["archive"]
+    planned += [f"sql-{w}:{i}" for i in range(len(t.sql)) for w in ("deploy", "verify")]
+    planned += [f"file:{i}" for i in range(len(t.files))]
+    planned += [f"command:{i}" for i in range(len(cmds))]
+    j = journal.Journal.begin(env.state_dir, trigger=t.id, kind=kind, reverts=reverts,
+                              path=str(t.path), steps=planned)
+    ctx.log("migrate-begin", trigger=t.id, kind=kind, reverts=reverts, digest=t.digest,
+            steps=planned)
+    try:
+        with _step(ctx, j, t.id, "archive"):
+            archive.create(env.state_dir, t, root=env.root, db=ctx.db if t.sql else None)
+        for i, change in enumerate(t.sql):
+            with _step(ctx, j, t.id, f"sql-deploy:{i}", change=change.name):
+                steps.sql_deploy(ctx.db, t, i)
+            with _step(ctx, j, t.id, f"sql-verify:{i}", change=change.name):
+                steps.sql_verify(ctx.db, t, i)
+        for i, fc in enumerate(t.files):
+            with _step(ctx, j, t.id, f"file:{i}", op=fc.op, path=fc.path):
+                steps.apply_file(t, i, env.root)
+        for i, cmd in enumerate(cmds):
+            with _step(ctx, j, t.id, f"command:{i}", command=cmd.name):
+                steps.run_command(cmd, root=env.root, environment=env.name)
+            ctx.renew()
+    except (StepError, trig.TriggerError, ArchiveError, DatabaseError, OSError) as exc:
+        ctx.write(f"  {t.id}: {exc}")
+        return _rollback(ctx, j, t.id, cause="failure", reason=str(exc))
+    _commit(ctx, j, t.id)
+    return "migrated"
+
+
+def _commit(ctx: _Context, j: journal.Journal, tid: str) -> None:
+    env = ctx.env
+    records = journal.pending(env.state_dir) or [{}]
+    begin = records[0]
+    with j.step("commit"):
+        t = _archived_trigger(env, tid)
+        if begin.get("kind") == "revert" and begin.get("reverts"):
+            inventory.unrecord(env.state_dir, str(begin["reverts"]))
+        else:
+            inventory.record(env.state_dir, t)
+        inventory.set_outcome(env.state_dir, tid, "migrated", kind=begin.get("kind", "migrate"),
+                              reverts=begin.get("reverts"))
+        _settle_file(env, Path(str(begin.get("path", ""))), "migrated")
+    ctx.log("migrated", trigger=tid, kind=begin.get("kind"), reverts=begin.get("reverts"),
+            items=inventory.items_of(t))
+    j.finish("migrated")
+    if begin.get("kind") != "revert":
+        ctx.report.moved(t, env_root=str(env.root))
+
+
+def _restart_after_restore(ctx: _Context, tid: str) -> None:
+    # The system may have been restarted on the new files; restart it on the restored ones.
+    try:
+        t = _archived_trigger(ctx.env, tid)
+    except (ArchiveError, trig.TriggerError):
+        return
+    for c in t.commands:
+        if c.kind == "restart":
+            try:
+                steps.run_command(steps.Command(c.name, c.argv, c.timeout), root=ctx.env.root,
+                                  environment=ctx.env.name)
+            except StepError as exc:
+                ctx.log("restart-after-restore-failed", trigger=tid, error=str(exc))
+
+
+def _rollback(ctx: _Context, j: journal.Journal, tid: str, *, cause: str, reason: str) -> str:
+    """Undo trigger tid from its archive and check the result; escalate if it differs."""
+    env = ctx.env
+    records = journal.pending(env.state_dir) or []
+    done = journal.done_steps(records)
+    begin = records[0] if records else {}
+    if "rollback" not in done:
+        j.record("rollback", "intent", cause=cause, reason=reason)
+        ctx.log("rollback-begin", trigger=tid, cause=cause, reason=reason)
+        problems: list[str] = []
+        if "archive" in done:
+            try:
+                problems = _restore(ctx, records, tid)
+            except (ArchiveError, OSError, DatabaseError) as exc:
+                problems = [f"restore failed: {exc}"]
+        else:
+            archive.discard_partial(env.state_dir, tid)
+        if problems:
+            return _escalate(ctx, j, tid, cause=cause, reason=reason, problems=problems)
+        j.record("rollback", "done")
+        ctx.log("rollback-checked", trigger=tid, result="identical to the archive")
+    with suppress(ArchiveError):
+        _restart_after_restore(ctx, tid)
+        archive.remove(archive.load(env.state_dir, tid))
+    if cause == "interrupted":
+        j.finish("recovered")
+        return "recovered"
+    inventory.set_outcome(env.state_dir, tid, "rolled-back", reason=reason,
+                          kind=begin.get("kind", "migrate"))
+    _settle_file(env, Path(str(begin.get("path", ""))), "rolled-back")
+    ctx.log("rolled-back", trigger=tid, reason=reason)
+    j.finish("rolled-back")
+    ctx.report.rolled_back(tid, reason=reason)
+    return "rolled-back"
+
+
+def _restore(ctx: _Context, records: list[dict[str, Any]], tid: str) -> list[str]:
+    env = ctx.env
+    a = archive.load(env.state_dir, tid)
+    problems: list[str] = []
+    desc = a.manifest["database"]
+    if desc is not None:
+        by_name = {s["name"]: s for s in a.manifest["sql"]}
+        deployed = ctx.db.deployed_changes(tid)
+        if deployed is None:  # SQLite: every deploy that started (the backup covers the rest)
+            deployed = list(dict.fromkeys(
+                str(r["change"]) for r in records if str(r["step"]).startswith("sql-deploy:")))
+        for name in reversed(deployed):
+            try:
+                steps.sql_revert(ctx.db, tid, name, archive.script(a, by_name[name]["revert"])
+                                 .decode())
+                ctx.log("sql-reverted", trigger=tid, change=name)
+            except StepError as exc:
+                ctx.log("sql-revert-failed", trigger=tid, change=name, error=str(exc))
+        if ctx.db.restore(a.path, desc):
+            ctx.log("database-restored", trigger=tid, file=desc["file"])
+        if ctx.db.fingerprint() != desc["fingerprint"]:
+            problems.append("database: differs from the archive after the restore")
+    archive.restore_files(a, env.root)
+    problems += archive.check_files(a, env.root)
+    return problems
+
+
+def _escalate(ctx: _Context, j: journal.Journal, tid: str, *, cause: str, reason: str,
+              problems: list[str]) -> str:
+    env = ctx.env
+    marker = {"trigger": tid, "cause": cause, "reason": reason, "problems": problems,
+              "time": time.time(), "archive": str(archive.archives_dir(env.state_dir) / tid)}
+    trig.atomic_write(env.state_dir / NEEDS_ATTENTION, json.dumps(marker, indent=1).encode())
+    inventory.set_outcome(env.state_dir, tid, "escalated", reason=reason, problems=problems)
+    ctx.log("escalation", trigger=tid, reason=reason, problems=problems)
+    j.finish("escalated")
+    ctx.report.escalation(tid, reason=reason, problems=problems)
+    for p in problems:
+        ctx.write(f"  restore check: {p}")
+    return "escalated"
+
+
+def recover(ctx: _Context) -> str | None:
+    """Finish or roll back a migration a killed run left in flight; None if there is none."""
+    env = ctx.env
+    records = journal.pending(env.state_dir)
+    if records is None:
+        return None
+    if not records:
+        (env.state_dir / journal.JOURNAL_NAME).unlink()
+        return None
+    begin = records[0]
+    tid = str(begin["trigger"])
+    j = journal.Journal(env.state_dir)
+    if records[-1]["step"] == "end":
+        os.replace(j.path, env.state_dir / journal.LAST_NAME)
+        return f"{tid}: already settled"
+    done = journal.done_steps(records)
+    last = records[-1]
+    ctx.log("recover", trigger=tid, last_step=last["step"], last_phase=last["phase"])
+    intents = [r for r in records if r["step"] == "rollback" and r["phase"] == "intent"]
+    if intents:
+        outcome = _rollback(ctx, j, tid, cause=str(intents[0]["cause"]),
+                            reason=str(intents[0]["reason"]))
+        return f"{tid}: finished the interrupted rollback ({outcome})"
+    if "commit" in done or set(begin["steps"]) <= done:
+        _commit(ctx, j, tid)
+        return f"{tid}: every step had completed; finished it"
+    _rollback(ctx, j, tid, cause="interrupted",
+              reason=f"the previous run died at {last['step']} ({last['phase']})")
+    return f"{tid}: rolled back the interrupted migration; it stays pending"
+
+
+# ----------------------------------------------------------------------- the run
+
+
+def _owner() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"dasct migrate ({user})"
+
+
+def _print_plan(write: Write, t: trig.Trigger, cmds: list[steps.Command]) -> None:
+    write(f"  {t.id}: defects {', '.join(t.defects) or '-'}; "
+          f"{len(t.sql)} SQL change(s), {len(t.files)} file change(s)")
+    for c in t.sql:
+        write(f"    sql deploy {c.name}" + (" then verify" if c.verify else ""))
+    for f in t.files:
+        arrow = f"{f.old_path} -> {f.path}" if f.op == "rename" else f.path
+        write(f"    file {f.op} {arrow}")
+    for cmd in cmds:
+        write(f"    command {cmd.name}: {' '.join(cmd.argv)}")
+
+
+def run(env: Environment, *, now: datetime | None = None, ignore_window: bool = False,
+        dry_run: bool = False, break_stale_lock: bool = False, write: Write = print) -> Result:
+    """`dasct migrate run`: migrate every due trigger of env, in the issue's order."""
+    now = now or datetime.now(timezone.utc)
+    if dry_run:
+        return _dry_run(env, now=now, ignore_window=ignore_window, write=write)
+    env.state_dir.mkdir(parents=True, exist_ok=True)
+    if break_stale_lock and lock.read(env.state_dir) is not None:
+        broken = lock.break_stale(env.state_dir)
+        if broken:
+            Reporter(env.state_dir, environment=env.name, recipients=()).audit(
+                "lock-broken", holder=broken[0].describe(), reason=broken[1])
+            write(f"broke the stale lock of {broken[0].describe()}: {broken[1]}")
+    lease = lock.acquire(env.state_dir, owner=_owner())
+    ctx = _Context(env, write, lease)
+    try:
+        return _run_locked(ctx, now=now, ignore_window=ignore_window)
+    finally:
+        ctx.close()
+        lock.release(env.state_dir, ctx.lease or lease)
+
+
+def _refuse_if_attention(ctx: _Context) -> None:
+    marker = needs_attention(ctx.env.state_dir)
+    if marker is not None:
+        ctx.log("refused", reason="needs attention", trigger=marker.get("trigger"))
+        raise EngineError(
+            f"environment {ctx.env.name} needs attention since a failed restore of "
+            f"{marker.get('trigger')} ({'; '.join(marker.get('problems', []))}); fix it, "
+            f"then run `dasct migrate resolve --env {ctx.env.name}`")
+
+
+def _run_locked(ctx: _Context, *, now: datetime, ignore_window: bool) -> Result:
+    env, write, result = ctx.env, ctx.write, Result()
+    stats = result.stats
+    ctx.log("run-start", now=trig.format_time(now), ignore_window=ignore_window)
+    _refuse_if_attention(ctx)
+    result.recovered = recover(ctx)
+    if result.recovered:
+        write(f"recovered: {result.recovered}")
+        _refuse_if_attention(ctx)
+    found = scan(env, now)
+    for path, outcome in found.settled:
+        _settle_file(env, path, outcome)
+    for path, why in found.refused:
+        stats.refused += 1
+        ctx.log("trigger-refused", path=str(path), reason=why)
+        write(f"refused: {why}")
+    for t in found.expired:
+        stats.expired += 1
+        inventory.set_outcome(env.state_dir, t.id, "expired", expires=trig.format_time(t.expires))
+        _settle_file(env, t.path, "expired")
+        ctx.log("trigger-expired", trigger=t.id, expires=trig.format_time(t.expires))
+        ctx.report.held(t.id, reason=f"expired at {trig.format_time(t.expires)}; not run")
+        write(f"expired, not run: {t.id} (expired {trig.format_time(t.expires)})")
+    stats.waiting = len(found.waiting)
+    if not found.due:
+        ctx.log("nothing-to-migrate", waiting=[t.id for t in found.waiting])
+        ctx.report.nothing_to_migrate(waiting=[t.id for t in found.waiting])
+        write(f"nothing to migrate in {env.name}")
+        return _finish(ctx, result)
+    decision = windows.check(now, windows=env.config.windows, freeze=env.config.freeze,
+                             timezone=env.config.timezone)
+    frozen = "freeze" in decision.reason
+    if not decision.allowed and (frozen or not ignore_window):
+        result.not_run = decision.reason
+        stats.waiting += len(found.due)
+        ctx.log("not-run", reason=decision.reason, due=[t.id for t in found.due])
+        write(f"not run: {decision.reason}" + ("" if frozen else " (use --now to run anyway)"))
+        return _finish(ctx, result)
+    ctx.log("window", allowed=decision.allowed, reason=decision.reason, forced=ignore_window)
+    order, held = plan(env, found.due)
+    for tid, why in held.items():
+        stats.held += 1
+        result.held[tid] = why
+        ctx.log("held", trigger=tid, reason=why)
+        ctx.report.held(tid, reason=why)
+        write(f"held: {tid}: {why}")
+    for t in order:
+        if any(d in result.rolled_back for d in t.depends_on):
+            stats.held += 1
+            result.held[t.id] = "a dependency was rolled back in this run"
+            ctx.log("held", trigger=t.id, reason=result.held[t.id])
+            continue
+        try:
+            trig.check_payloads(t)
+            trig.check_target(t, env.root)
+        except trig.TriggerError as exc:
+            stats.refused += 1
+            ctx.log("trigger-refused", trigger=t.id, reason=str(exc))
+            ctx.report.held(t.id, reason=str(exc))
+            write(f"refused: {exc}")
+            continue
+        stats.attempted += 1
+        write(f"migrating {t.id} into {env.name}")
+        outcome = migrate_one(ctx, t)
+        if outcome == "migrated":
+            stats.migrated += 1
+            result.migrated.append(t.id)
+            write(f"migrated {t.id}")
+        elif outcome == "rolled-back":
+            stats.rolled_back += 1
+            result.rolled_back.append(t.id)
+            write(f"rolled back {t.id}; the environment is as before")
+        else:
+            stats.escalated += 1
+            write(f"ESCALATED {t.id}: the restore did not match the archive; {env.name} "
+                  "needs attention")
+            break
+    return _finish(ctx, result)
+
+
+def _finish(ctx: _Context, result: Result) -> Result:
+    env = ctx.env
+    removed = retention.prune(env.state_dir, keep_count=env.config.retention_count,
+                              keep_days=env.config.retention_days,
+                              warranty_days=env.config.warranty_days)
+    for tid in removed:
+        ctx.log("archive-pruned", trigger=tid)
+    stats = result.stats
+    ctx.log("run-end", **{k: v for k, v in vars(stats).items()},
+            success_percent=round(stats.success_percent, 1))
+    ctx.write(f"{env.name}: {stats.line()}")
+    ctx.report.flush()
+    return result
+
+
+def _dry_run(env: Environment, *, now: datetime, ignore_window: bool, write: Write) -> Result:
+    result = Result()
+    write(f"dry run for {env.name} (root {env.root}, database {env.database}); nothing changes")
+    marker = needs_attention(env.state_dir)
+    if marker is not None:
+        write(f"  would refuse: needs attention since {marker.get('trigger')}")
+    records = journal.pending(env.state_dir)
+    if records:
+        write(f"  would first recover the interrupted migration of {records[0]['trigger']}")
+    found = scan(env, now)
+    for path, why in found.refused:
+        write(f"  would refuse {path.name}: {why}")
+    for t in found.expired:
+        write(f"  expired, would not run: {t.id}")
+    for t in found.waiting:
+        write(f"  not due yet: {t.id} (not before {trig.format_time(t.not_before)})")
+    if not found.due:
+        write("  nothing to migrate")
+        return result
+    decision = windows.check(now, windows=env.config.windows, freeze=env.config.freeze,
+                             timezone=env.config.timezone)
+    if not decision.allowed and ("freeze" in decision.reason or not ignore_window):
+        result.not_run = decision.reason
+        write(f"  would not run: {decision.reason}")
+    order, held = plan(env, found.due)
+    for tid, why in held.items():
+        write(f"  would hold {tid}: {why}")
+    for t in order:
+        _print_plan(write, t, steps.commands(t, env.config.verify))
+    result.held = held
+    return result
+
+
+# ----------------------------------------------------------------------- revert, resolve
+
+
+def _revert_trigger(env: Environment, tid: str, now: datetime) -> trig.Trigger:
+    """A trigger that undoes enhancement tid, built from its archive."""
+    a = archive.load(env.state_dir, tid)
+    original = _archived_trigger(env, tid)
+    staging = env.state_dir / "revert-staging"
+    sql = [
+        trig.SqlChange(name=f"revert.{s['name']}"[:128],
+                       deploy=trig.write_payload(staging, archive.script(a, s["revert"])),
+                       revert=trig.write_payload(staging, archive.script(a, s["deploy"])),
+                       verify=None)
+        for s in reversed(a.manifest["sql"])
+    ]
+    files = []
+    for e in a.manifest["files"]:
+        post = a.manifest["post"].get(e["path"])
+        mode = 0o755 if (e["mode"] or 0) & 0o111 else 0o644
+        content = (trig.write_payload(staging, archive.blob(a, e["sha256"]))
+                   if e["existed"] else None)
+        if e["existed"] and post is not None:
+            files.append(trig.FileChange("modify", e["path"], None, post, content, mode))
+        elif e["existed"]:
+            files.append(trig.FileChange("add", e["path"], None, None, content, mode))
+        elif post is not None:
+            files.append(trig.FileChange("delete", e["path"], None, post, None, mode))
+    doc = trig.document(
+        id=f"revert-{tid}-{int(now.timestamp())}"[:128], system=original.system,
+        environment=env.name, not_before=now - timedelta(minutes=1),
+        expires=now + timedelta(hours=1), defects=original.defects, commits=original.commits,
+        sql=sql, files=files, commands=original.commands)
+    return trig.write(staging, doc, key=None)
+
+
+def revert(env: Environment, tid: str, *, cascade: bool = False, write: Write = print,
+           now: datetime | None = None) -> Result:
+    """Put env back to before enhancement tid (and, with cascade, later ones on its items)."""
+    now = now or datetime.now(timezone.utc)
+    env.state_dir.mkdir(parents=True, exist_ok=True)
+    lease = lock.acquire(env.state_dir, owner=_owner())
+    ctx = _Context(env, write, lease)
+    result = Result()
+    try:
+        _refuse_if_attention(ctx)
+        result.recovered = recover(ctx)
+        _refuse_if_attention(ctx)
+        dep = inventory.load(env.state_dir)["deployments"].get(tid)
+        if dep is None or dep["status"] != "deployed":
+            raise EngineError(f"{tid} is not deployed in {env.name}"
+                              + (f" (it is {dep['status']})" if dep else ""))
+        later = inventory.later_overlapping(env.state_dir, tid)
+        if later and not cascade:
+            ctx.log("revert-refused", trigger=tid, later=later)
+            raise EngineError(
+                f"cannot revert {tid}: later enhancements changed the same items: "
+                f"{', '.join(later)}; revert them first, or pass --cascade to revert them too "
+                "(newest first)")
+        order = [*later, tid]
+        for other in order:
+            archive.load(env.state_dir, other)  # refuse before changing anything
+        ctx.log("revert-begin", trigger=tid, order=order)
+        for other in order:
+            rt = _revert_trigger(env, other, now)
+            trig.check_target(rt, env.root)
+            result.stats.attempted += 1
+            write(f"reverting {other} ({rt.id})")
+            outcome = migrate_one(ctx, rt, kind="revert", reverts=other)
+            if outcome != "migrated":
+                result.stats.rolled_back += outcome == "rolled-back"
+                result.stats.escalated += outcome == "escalated"
+                write(f"revert of {other} failed and was rolled back ({outcome})")
+                break
+            result.stats.migrated += 1
+            result.migrated.append(other)
+            ctx.report.reverted(other, via=rt.id)
+            write(f"reverted {other}")
+        ctx.report.flush()
+        return result
+    finally:
+        ctx.close()
+        lock.release(env.state_dir, ctx.lease or lease)
+
+
+def resolve(env: Environment, *, note: str, write: Write = print) -> bool:
+    """Clear the needs-attention mark after a person fixed the environment."""
+    marker = needs_attention(env.state_dir)
+    if marker is None:
+        write(f"{env.name} does not need attention")
+        return False
+    lease = lock.acquire(env.state_dir, owner=_owner())
+    try:
+        Reporter(env.state_dir, environment=env.name, recipients=()).audit(
+            "resolved", trigger=marker.get("trigger"), note=note, by=_owner())
+        (env.state_dir / NEEDS_ATTENTION).unlink()
+    finally:
+        lock.release(env.state_dir, lease)
+    write(f"{env.name}: cleared the escalation of {marker.get('trigger')}")
+    return True
+
+
+def unlock(env: Environment, *, force: bool, write: Write = print) -> bool:
+    """Show the lock, and with force break it when its holder is provably gone."""
+    holder = lock.read(env.state_dir)
+    if holder is None:
+        write(f"{env.name} is not locked")
+        return False
+    if not force:
+        why = lock.stale_reason(holder)
+        write(f"{env.name} is locked by {holder.describe()}"
+              + (f"; stale ({why}): pass --force to break it" if why else "; it is alive"))
+        return False
+    broken = lock.break_stale(env.state_dir)
+    if broken is None:
+        return False
+    Reporter(env.state_dir, environment=env.name, recipients=()).audit(
+        "lock-broken", holder=broken[0].describe(), reason=broken[1], by=_owner())
+    write(f"broke the lock of {broken[0].describe()}: {broken[1]}")
+    return True

@@ -1,0 +1,93 @@
+"""What a migration tells people and the audit log: one Reporter per run.
+
+Every decision and step goes to the environment's audit log (dasct.audit) at once.
+Notifications (nothing-to-migrate, moved, rolled-back, escalation, held) go through the
+one notifier interface, dasct.notify, into its durable outbox: `flush` delivers what it
+can at the end of a run, and whatever cannot be delivered waits there for the next run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dasct import notify
+from dasct.audit import AuditLog
+from dasct.migrate import inventory
+from dasct.migrate import trigger as trig
+
+
+class Reporter:
+    """The audit log and the notifications of one run against one environment."""
+
+    def __init__(self, state_dir: Path, *, environment: str, recipients: tuple[str, ...],
+                 transport: notify.Transport | None = None) -> None:
+        self.state_dir = state_dir
+        self.environment = environment
+        self.recipients = tuple(recipients)
+        self.log = AuditLog(state_dir)
+        self.transport = transport
+        self.outbox = notify.Outbox(state_dir)
+        self.sent: list[notify.Notification] = []
+
+    def audit(self, event: str, **fields: Any) -> None:
+        """Append one record to the audit log, naming the environment."""
+        self.log.append(event, environment=self.environment, **fields)
+
+    def _send(self, kind: str, subject: str, body: str, **data: Any) -> None:
+        note = notify.Notification(kind=kind, subject=subject, body=body,
+                                   recipients=self.recipients, environment=self.environment,
+                                   data=data)
+        self.outbox.enqueue(note)
+        self.sent.append(note)
+        self.audit("notification-queued", kind=kind, subject=subject)
+
+    def nothing_to_migrate(self, *, waiting: list[str]) -> None:
+        """No trigger was due."""
+        later = f" ({len(waiting)} waiting for their time)" if waiting else ""
+        self._send(notify.NOTHING_TO_MIGRATE, f"[{self.environment}] nothing to migrate",
+                   f"No trigger was due in {self.environment}{later}.", waiting=waiting)
+
+    def moved(self, t: trig.Trigger, *, env_root: str) -> None:
+        """The move notification: what changed, for whom (the seed's step 24/38)."""
+        lines = [f"Enhancement {t.id} was migrated into {self.environment} ({env_root})."]
+        if t.defects:
+            lines.append(f"Defects: {', '.join(t.defects)}")
+        lines += [f"SQL change {c.name}" for c in t.sql]
+        for f in t.files:
+            lines.append(f"{f.op} {f.old_path + ' -> ' if f.old_path else ''}{f.path}")
+        self._send(notify.MOVED, f"[{self.environment}] {t.id} moved", "\n".join(lines),
+                   trigger=t.id, defects=list(t.defects), commits=list(t.commits),
+                   items=inventory.items_of(t))
+
+    def rolled_back(self, tid: str, *, reason: str) -> None:
+        """A trigger failed and the environment was restored from its archive."""
+        self._send(notify.ROLLED_BACK, f"[{self.environment}] {tid} rolled back",
+                   f"Enhancement {tid} failed in {self.environment} and was rolled back: "
+                   f"{reason}\nThe environment is as it was before (checked against the "
+                   "archive).", trigger=tid, reason=reason)
+
+    def reverted(self, tid: str, *, via: str) -> None:
+        """An enhancement was reverted on request (dasct migrate revert)."""
+        self._send(notify.ROLLED_BACK, f"[{self.environment}] {tid} reverted",
+                   f"Enhancement {tid} was reverted in {self.environment} on request.",
+                   trigger=tid, via=via, reason="revert requested")
+
+    def escalation(self, tid: str, *, reason: str, problems: list[str]) -> None:
+        """A restore did not match its archive: a person must look now."""
+        self._send(notify.ESCALATION, f"[{self.environment}] CRITICAL: restore of {tid} failed",
+                   f"Enhancement {tid} failed ({reason}) and the restore does not match the "
+                   f"archive:\n" + "\n".join(problems) + f"\n{self.environment} refuses "
+                   "further migrations until `dasct migrate resolve`.",
+                   trigger=tid, reason=reason, problems=problems)
+
+    def held(self, tid: str, *, reason: str) -> None:
+        """A trigger was held (conflict, dependency, expiry, refusal)."""
+        self._send(notify.HELD, f"[{self.environment}] {tid} held", f"{tid} was not run: {reason}",
+                   trigger=tid, reason=reason)
+
+    def flush(self) -> None:
+        """Deliver the outbox now; undelivered notifications stay queued."""
+        report = self.outbox.deliver(self.transport or notify.local_transport(self.state_dir))
+        if report.failed or report.waiting:
+            self.audit("notifications-waiting", failed=report.failed, waiting=report.waiting)
