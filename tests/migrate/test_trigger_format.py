@@ -159,3 +159,28 @@ def test_retarget(tmp_path: Path) -> None:
     assert promoted.digest != trig.digest
     t.load(promoted.path, environments=["production"], key=KEY, require_signature=True)
     t.check_payloads(promoted)
+
+
+def test_write_refuses_an_invalid_document_and_writes_nothing(tmp_path: Path) -> None:
+    trig = make(tmp_path)
+    doc = t.as_document(trig)
+    doc["id"] = "E-2"
+    doc["defects"] = ["PROJ-1\nInjected: yes"]
+    doc["digest"] = t.compute_digest(doc)
+    with pytest.raises(TriggerError, match="defects"):
+        t.write(tmp_path, doc, key=None)
+    assert not t.trigger_path(tmp_path, "model", "E-2").exists()
+    doc["environment"] = "../../outside"
+    with pytest.raises(TriggerError, match="not an environment name"):
+        t.write(tmp_path, doc, key=None)
+
+
+def test_write_refuses_missing_payloads(tmp_path: Path) -> None:
+    trig = make(tmp_path)
+    doc = t.as_document(trig)
+    doc["id"] = "E-3"
+    doc["steps"]["files"][0]["post_sha256"] = "f" * 64
+    doc["digest"] = t.compute_digest(doc)
+    with pytest.raises(TriggerError, match="payload missing"):
+        t.write(tmp_path, doc, key=None)
+    assert t.pending(tmp_path, "model") == [trig.path]

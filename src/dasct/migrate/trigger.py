@@ -674,12 +674,20 @@ def trigger_path(staging: Path, environment: str, tid: str) -> Path:
 
 
 def write(staging: Path, doc: Mapping[str, Any], *, key: bytes | None) -> Trigger:
-    """Write a trigger document atomically and read it back verified.
+    """Verify a trigger document and its payloads, then write it atomically.
 
-    An identical existing file is fine (re-running CI); a different one is an error.
+    Nothing invalid is ever written. An identical existing file is fine (re-running CI);
+    a different one under the same id is an error.
     """
-    path = trigger_path(staging, doc["environment"], doc["id"])
+    env, tid = doc.get("environment"), doc.get("id")
+    if not (isinstance(env, str) and _ENV.fullmatch(env)):
+        raise TriggerError(f"{staging}: not an environment name: {_show(env)}")
+    if not (isinstance(tid, str) and _ID.fullmatch(tid)):
+        raise TriggerError(f"{staging}: not a trigger id: {_show(tid)}")
+    path = trigger_path(staging, env, tid)
     data = render(doc)
+    trigger = parse(json.loads(data), path, environments=[env], key=key, require_signature=False)
+    check_payloads(trigger)
     if path.exists():
         try:
             same = path.read_bytes() == data
@@ -689,8 +697,6 @@ def write(staging: Path, doc: Mapping[str, Any], *, key: bytes | None) -> Trigge
             raise TriggerError(f"{path}: a different trigger with this id already exists")
     else:
         atomic_write(path, data)
-    trigger = load(path, environments=[doc["environment"]], key=key, require_signature=False)
-    check_payloads(trigger)
     return trigger
 
 
@@ -937,6 +943,14 @@ def create(
     from dasct import git
 
     where = f"range {rev_range}"
+    depends, conflicts = tuple(dict.fromkeys(depends_on)), tuple(dict.fromkeys(conflicts_with))
+    if tid is not None and not _ID.fullmatch(tid):
+        raise TriggerError(f"{where}: id {tid!r} must be letters, digits, '.', '_' or '-'")
+    if not _ENV.fullmatch(environment):
+        raise TriggerError(f"{where}: not an environment name: {environment!r}")
+    for other in (*depends, *conflicts):
+        if not _ID.fullmatch(other) or other == tid:
+            raise TriggerError(f"{where}: {other!r} cannot be a dependency or conflict")
     base_rev, sep, head_rev = rev_range.partition("..")
     if not sep or not base_rev or not head_rev or head_rev.startswith("."):
         raise TriggerError(f"{where}: expected A..B")
@@ -1022,18 +1036,13 @@ def create(
         commands = _parse_commands(data, f"{COMMANDS_FILE} at {head_rev}")
 
     name = tid or f"{base[:10]}-{head[:10]}"
-    if not _ID.fullmatch(name):
-        raise TriggerError(f"{where}: id {name!r} must be letters, digits, '.', '_' or '-'")
-    if not _ENV.fullmatch(environment):
-        raise TriggerError(f"{where}: not an environment name: {environment!r}")
+    if name in (*depends, *conflicts):
+        raise TriggerError(f"{where}: {name!r} cannot depend on or conflict with itself")
     start = (at or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
-    for other in (*depends_on, *conflicts_with):
-        if not _ID.fullmatch(other) or other == name:
-            raise TriggerError(f"{where}: {other!r} cannot be a dependency or conflict")
     doc = document(
         id=name, system=system, environment=environment, not_before=start,
         expires=start + timedelta(hours=expiry_hours), defects=defects, commits=commits,
-        sql=sql, files=files, commands=commands, depends_on=dict.fromkeys(depends_on),
-        conflicts_with=dict.fromkeys(conflicts_with), key=key,
+        sql=sql, files=files, commands=commands, depends_on=depends,
+        conflicts_with=conflicts, key=key,
     )
     return write(staging, doc, key=key)
