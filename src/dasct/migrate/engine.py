@@ -353,11 +353,12 @@ def _commit(ctx: _Context, j: journal.Journal, tid: str) -> None:
         inventory.set_outcome(env.state_dir, tid, "migrated", kind=begin.get("kind", "migrate"),
                               reverts=begin.get("reverts"))
         _settle_file(env, Path(str(begin.get("path", ""))), "migrated")
+        # Queued before the journal closes: a crash here re-sends rather than loses it.
+        if begin.get("kind") != "revert":
+            ctx.report.moved(t, env_root=str(env.root))
     ctx.log("migrated", trigger=tid, kind=begin.get("kind"), reverts=begin.get("reverts"),
             items=inventory.items_of(t))
     j.finish("migrated")
-    if begin.get("kind") != "revert":
-        ctx.report.moved(t, env_root=str(env.root))
 
 
 def _restart_after_restore(ctx: _Context, tid: str) -> None:
@@ -405,9 +406,9 @@ def _rollback(ctx: _Context, j: journal.Journal, tid: str, *, cause: str, reason
     inventory.set_outcome(env.state_dir, tid, "rolled-back", reason=reason,
                           kind=begin.get("kind", "migrate"))
     _settle_file(env, Path(str(begin.get("path", ""))), "rolled-back")
+    ctx.report.rolled_back(tid, reason=reason)
     ctx.log("rolled-back", trigger=tid, reason=reason)
     j.finish("rolled-back")
-    ctx.report.rolled_back(tid, reason=reason)
     return "rolled-back"
 
 
@@ -445,9 +446,9 @@ def _escalate(ctx: _Context, j: journal.Journal, tid: str, *, cause: str, reason
               "time": time.time(), "archive": str(archive.archives_dir(env.state_dir) / tid)}
     trig.atomic_write(env.state_dir / NEEDS_ATTENTION, json.dumps(marker, indent=1).encode())
     inventory.set_outcome(env.state_dir, tid, "escalated", reason=reason, problems=problems)
+    ctx.report.escalation(tid, reason=reason, problems=problems)
     ctx.log("escalation", trigger=tid, reason=reason, problems=problems)
     j.finish("escalated")
-    ctx.report.escalation(tid, reason=reason, problems=problems)
     for p in problems:
         ctx.write(f"  restore check: {p}")
     return "escalated"
@@ -466,6 +467,7 @@ def recover(ctx: _Context) -> str | None:
     tid = str(begin["trigger"])
     j = journal.Journal(env.state_dir)
     if records[-1]["step"] == "end":
+        ctx.log("recover", trigger=tid, last_step="end", last_phase=records[-1]["phase"])
         os.replace(j.path, env.state_dir / journal.LAST_NAME)
         return f"{tid}: already settled"
     done = journal.done_steps(records)

@@ -1,0 +1,96 @@
+"""Crash safety proof: SIGKILL the engine at every journal boundary, run it again, and check
+the target is exactly as before or exactly as after, with the trigger neither lost nor
+applied twice."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from engine_kit import cli, dump, health, make_env, snapshot, stage
+
+from dasct.audit import verify as audit_verify
+from dasct.migrate import inventory, journal
+
+pytestmark = pytest.mark.slow
+
+
+def build(base: Path, *, fail: bool) -> None:
+    subprocess.run(["git", "init", "-q", str(base)], check=True)
+    env = make_env(base)
+    (env.root / "app").mkdir()
+    (env.root / "app/main.py").write_text("print('v1')\n")
+    (env.root / "app/old.py").write_text("old\n")
+    (env.root / "app/gone.py").write_text("gone\n")
+    conn = sqlite3.connect(base / "db.sqlite")
+    conn.executescript("CREATE TABLE keep (x); INSERT INTO keep VALUES (1);")
+    conn.close()
+    stage(env, "E1", sql=[
+        ("users", "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);\n"
+                  "INSERT INTO users (name) VALUES ('ada');", "DROP TABLE users;",
+         "SELECT count(*) FROM users;"),
+        ("keep2", "UPDATE keep SET x = x + 1;", "UPDATE keep SET x = x - 1;",
+         "SELECT x = 2 FROM keep;"),
+    ], files=[
+        ("modify", "app/main.py", b"print('v2')\n", None),
+        ("add", "app/new/deep/feature.py", b"feature = 1\n", None),
+        ("delete", "app/gone.py", None, None),
+        ("rename", "app/renamed.py", b"old\n", "app/old.py"),
+    ], commands=[health(1 if fail else 0)])
+
+
+def state(base: Path) -> tuple[dict[str, Any], list[str]]:
+    return snapshot(base / "target"), dump(base / "db.sqlite")
+
+
+def run_cli(base: Path, kill_at: int | None = None) -> subprocess.CompletedProcess[str]:
+    extra = {journal.KILL_VAR: str(kill_at)} if kill_at else {}
+    return cli(base, "migrate", "run", "--env", "model", "--at", "2026-11-24T01:00:00Z",
+               "--break-stale-lock", env=extra)
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["success", "rollback"])
+def test_sigkill_at_every_step_boundary(tmp_path: Path, fail: bool) -> None:
+    base = tmp_path / "base"
+    build(base, fail=fail)
+    before = state(base)
+    clean = tmp_path / "clean"
+    shutil.copytree(base, clean, symlinks=True)
+    proc = run_cli(clean)
+    assert proc.returncode == (1 if fail else 0), proc.stderr
+    after = state(clean)
+    assert (after == before) if fail else (after != before)
+    boundaries = len((clean / "state" / journal.LAST_NAME).read_text().splitlines())
+    assert boundaries >= 20
+    expected = "rolled-back" if fail else "migrated"
+    for k in range(1, boundaries + 1):
+        work = tmp_path / f"kill{k}"
+        shutil.copytree(base, work, symlinks=True)
+        killed = run_cli(work, kill_at=k)
+        assert killed.returncode == -9, (k, killed.stdout, killed.stderr)
+        again = run_cli(work)
+        assert again.returncode in (0, 1), (k, again.stderr)
+        now = state(work)
+        where = f"killed after journal record {k}: {again.stdout}{again.stderr}"
+        if fail:
+            assert now == before, where
+        else:
+            assert now in (before, after), where
+            assert now == after, where  # the trigger stayed pending, so the rerun applied it
+        result = inventory.outcome(work / "state", "E1")
+        assert result is not None and result["outcome"] == expected, where
+        deployments = inventory.load(work / "state")["deployments"]
+        assert list(deployments) == ([] if fail else ["E1"]), where
+        assert journal.pending(work / "state") is None, where
+        assert not (work / "staging/triggers/model/E1.json").exists(), where
+        assert audit_verify(work / "state") == [], where
+        # A third run finds nothing: the trigger is never applied twice.
+        third = run_cli(work)
+        assert third.returncode == 0 and state(work) == now, where
+        log = (work / "state" / "audit.jsonl").read_text().splitlines()
+        assert any(json.loads(line)["event"] == "recover" for line in log), where
