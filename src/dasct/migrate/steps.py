@@ -72,13 +72,21 @@ def apply_file(t: trig.Trigger, index: int, root: Path) -> None:
         if change.post_sha256 is not None:
             write_beside(target, trig.read_payload(t.staging, change.post_sha256), change.mode)
         if change.op == "delete":
-            target.unlink()
-            fsync_dir(target.parent)
+            _remove(root, target)
         elif change.op == "rename" and change.old_path is not None:
-            (root / change.old_path).unlink()
-            fsync_dir((root / change.old_path).parent)
+            _remove(root, root / change.old_path)
     except OSError as exc:
         raise StepError(f"file {change.op} {change.path}: {exc.strerror or exc}") from None
+
+
+def _remove(root: Path, target: Path) -> None:
+    # Like a git checkout: a directory left empty by the last file leaving it goes too.
+    target.unlink()
+    folder = target.parent
+    while folder != root and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
+    fsync_dir(folder)
 
 
 def commands(t: trig.Trigger, verify: tuple[str, ...]) -> list[Command]:

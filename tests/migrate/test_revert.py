@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import sqlite3
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from engine_kit import NOW, dump, make_env, snapshot, stage
+
+from dasct.audit import verify as audit_verify
+from dasct.migrate import archive, engine, inventory, retention
+
+
+def quiet(env: engine.Environment, **kw: object) -> engine.Result:
+    return engine.run(env, now=kw.pop("now", NOW), write=lambda _: None,  # type: ignore[arg-type]
+                      **kw)  # type: ignore[arg-type]
+
+
+def setup(tmp: Path) -> engine.Environment:
+    env = make_env(tmp)
+    (env.root / "a.txt").write_text("a1\n")
+    (env.root / "b.txt").write_text("b1\n")
+    (env.root / "tool.sh").write_text("#!/bin/sh\n")
+    (env.root / "tool.sh").chmod(0o755)
+    sqlite3.connect(tmp / "db.sqlite").executescript("CREATE TABLE keep (x);")
+    return env
+
+
+def test_revert_restores_files_and_sql_of_one_enhancement(tmp_path: Path) -> None:
+    env = setup(tmp_path)
+    before, before_db = snapshot(env.root), dump(tmp_path / "db.sqlite")
+    stage(env, "E1", sql=[("t1", "CREATE TABLE t1 (x); INSERT INTO t1 VALUES (1);",
+                           "DROP TABLE t1;", "SELECT count(*) FROM t1;")],
+          files=[("modify", "a.txt", b"a2\n", None), ("add", "new/x.txt", b"x\n", None),
+                 ("delete", "tool.sh", None, None)])
+    quiet(env)
+    stage(env, "E2", files=[("modify", "b.txt", b"b2\n", None)], not_before=NOW)
+    quiet(env, now=NOW + timedelta(minutes=1))
+    result = engine.revert(env, "E1", write=lambda _: None)
+    assert result.migrated == ["E1"]
+    expected = dict(before)
+    expected["./b.txt"] = snapshot(env.root)["./b.txt"]  # E2 stays
+    assert snapshot(env.root) == expected
+    assert dump(tmp_path / "db.sqlite") == before_db
+    inv = inventory.load(env.state_dir)
+    assert inv["deployments"]["E1"]["status"] == "reverted"
+    assert inv["deployments"]["E2"]["status"] == "deployed"
+    assert "file:a.txt" not in inv["items"] and "sql:t1" not in inv["items"]
+    assert inv["items"]["file:b.txt"]["enhancement"] == "E2"
+    assert audit_verify(env.state_dir) == []
+    with pytest.raises(engine.EngineError, match="not deployed"):
+        engine.revert(env, "E1", write=lambda _: None)
+
+
+def test_later_enhancement_on_same_items_refuses_or_cascades(tmp_path: Path) -> None:
+    env = setup(tmp_path)
+    before = snapshot(env.root)
+    stage(env, "E1", files=[("modify", "a.txt", b"a2\n", None)])
+    quiet(env)
+    stage(env, "E2", files=[("modify", "a.txt", b"a3\n", None)], not_before=NOW)
+    quiet(env, now=NOW + timedelta(minutes=1))
+    with pytest.raises(engine.EngineError, match="later enhancements changed the same items: E2"):
+        engine.revert(env, "E1", write=lambda _: None)
+    assert (env.root / "a.txt").read_text() == "a3\n"
+    result = engine.revert(env, "E1", cascade=True, write=lambda _: None)
+    assert result.migrated == ["E2", "E1"]
+    assert snapshot(env.root) == before
+
+
+def test_hand_edit_after_deploy_refuses_revert(tmp_path: Path) -> None:
+    env = setup(tmp_path)
+    stage(env, "E1", files=[("modify", "a.txt", b"a2\n", None)])
+    quiet(env)
+    (env.root / "a.txt").write_text("hand edit\n")
+    with pytest.raises(Exception, match="changed on the target by hand"):
+        engine.revert(env, "E1", write=lambda _: None)
+    assert (env.root / "a.txt").read_text() == "hand edit\n"
+
+
+def test_pruned_archive_refuses_revert(tmp_path: Path) -> None:
+    env = setup(tmp_path)
+    stage(env, "E1", files=[("modify", "a.txt", b"a2\n", None)])
+    quiet(env)
+    archive.remove(archive.load(env.state_dir, "E1"))
+    with pytest.raises(archive.ArchiveError, match="pruned by retention"):
+        engine.revert(env, "E1", write=lambda _: None)
+
+
+def test_retention_keeps_last_n_young_and_under_warranty(tmp_path: Path) -> None:
+    env = setup(tmp_path)
+    for i in range(5):
+        stage(env, f"E{i}", files=[("add", f"f{i}.txt", b"x", None)],
+              not_before=NOW + timedelta(minutes=i))
+        quiet(env, now=NOW + timedelta(minutes=i, seconds=30))
+    engine.revert(env, "E0", write=lambda _: None)
+    ids = [a.id for a in archive.all_archives(env.state_dir)]
+    assert {"E0", "E1", "E2", "E3", "E4"} <= set(ids)
+    later = time.time() + 40 * 86400
+    # 40 days on: older than retention_days; E1..E4 are out of a 30-day warranty too.
+    removed = retention.prune(env.state_dir, keep_count=2, keep_days=30, warranty_days=30,
+                              now=later)
+    kept = {a.id for a in archive.all_archives(env.state_dir)}
+    assert len(kept) == 2 and set(removed).isdisjoint(kept)
+    # Under a long warranty nothing deployed is pruned, whatever its age or rank.
+    env2 = setup(tmp_path / "w")
+    for i in range(4):
+        stage(env2, f"W{i}", files=[("add", f"w{i}.txt", b"x", None)],
+              not_before=NOW + timedelta(minutes=i))
+        quiet(env2, now=NOW + timedelta(minutes=i, seconds=30))
+    removed = retention.prune(env2.state_dir, keep_count=1, keep_days=1, warranty_days=365,
+                              now=later)
+    assert removed == []
