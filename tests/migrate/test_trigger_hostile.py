@@ -40,35 +40,57 @@ json_values = st.recursive(
 )
 
 
+_TEMPLATES: dict[bytes | None, Path] = {}
+
+
+def _template(key: bytes | None) -> Path:
+    """Build the staging area and target once; examples copy it (no fsync per example)."""
+    if key in _TEMPLATES:
+        return _TEMPLATES[key]
+    where = Path(tempfile.mkdtemp(prefix="dasct-prop-template-"))
+    staging = where / "staging"
+    deploy = t.write_payload(staging, b"create table x (a int);\n")
+    revert = t.write_payload(staging, b"drop table x;\n")
+    new = t.write_payload(staging, NEW)
+    old = t.write_payload(staging, OLD)  # the renamed file keeps its content
+    doc = t.document(
+        id="E-1", system="app", environment="model", not_before=T0,
+        expires=T0 + timedelta(hours=1), defects=["PROJ-1"], commits=["b" * 40],
+        sql=[SqlChange("x", deploy, revert, None)],
+        files=[
+            FileChange("modify", "src/deep/app.py", None, old, new, 0o644),
+            FileChange("add", "src/added.py", None, None, new, 0o644),
+            FileChange("rename", "lib/b.txt", "lib/a.txt", old, old, 0o755),
+            FileChange("delete", "gone.txt", None, old, None, 0o644),
+        ],
+        commands=[], key=key,
+    )
+    trig = t.write(staging, doc, key=key)
+    target = where / "target"
+    for rel in ("src/deep/app.py", "lib/a.txt", "gone.txt"):
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        (target / rel).write_bytes(OLD)
+    t.check_target(trig, target)  # the untouched setup is valid
+    _TEMPLATES[key] = where
+    return where
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _drop_templates() -> Iterator[None]:
+    yield
+    for where in _TEMPLATES.values():
+        shutil.rmtree(where, ignore_errors=True)
+    _TEMPLATES.clear()
+
+
 @contextmanager
 def staged(key: bytes | None = KEY) -> Iterator[t.Trigger]:
-    """A fresh staging area with a valid signed trigger, and its target tree."""
+    """A fresh copy of a staging area with a valid signed trigger, and its target tree."""
     where = Path(tempfile.mkdtemp(prefix="dasct-prop-"))
     try:
-        staging = where / "staging"
-        deploy = t.write_payload(staging, b"create table x (a int);\n")
-        revert = t.write_payload(staging, b"drop table x;\n")
-        new = t.write_payload(staging, NEW)
-        old = t.write_payload(staging, OLD)  # the renamed file keeps its content
-        doc = t.document(
-            id="E-1", system="app", environment="model", not_before=T0,
-            expires=T0 + timedelta(hours=1), defects=["PROJ-1"], commits=["b" * 40],
-            sql=[SqlChange("x", deploy, revert, None)],
-            files=[
-                FileChange("modify", "src/deep/app.py", None, old, new, 0o644),
-                FileChange("add", "src/added.py", None, None, new, 0o644),
-                FileChange("rename", "lib/b.txt", "lib/a.txt", old, old, 0o755),
-                FileChange("delete", "gone.txt", None, old, None, 0o644),
-            ],
-            commands=[], key=key,
-        )
-        trig = t.write(staging, doc, key=key)
-        target = where / "target"
-        for rel in ("src/deep/app.py", "lib/a.txt", "gone.txt"):
-            (target / rel).parent.mkdir(parents=True, exist_ok=True)
-            (target / rel).write_bytes(OLD)
-        t.check_target(trig, target)  # the untouched setup is valid
-        yield trig
+        shutil.copytree(_template(key), where, dirs_exist_ok=True, symlinks=True)
+        path = t.trigger_path(where / "staging", "model", "E-1")
+        yield t.load(path, environments=ENVS, key=key, require_signature=key is not None)
     finally:
         shutil.rmtree(where)
 
