@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dasct import audit, cli
 from dasct.audit import AuditError, AuditLog
@@ -181,3 +184,42 @@ def test_cli_verify_env(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     assert cli.main(["audit", "verify"]) == 0
     assert "production: no audit log yet" in capsys.readouterr().out
     assert cli.main(["audit", "verify", "--env", "qa"]) == 1
+
+
+def _tampered(original: bytes, data: st.DataObject) -> bytes:
+    rows = original.splitlines(keepends=True)
+    action = data.draw(st.sampled_from(["flip", "delete", "swap", "truncate", "duplicate"]))
+    if action == "flip":
+        raw = bytearray(original)
+        raw[data.draw(st.integers(0, len(raw) - 1))] ^= data.draw(st.integers(1, 255))
+        return bytes(raw)
+    i = data.draw(st.integers(0, len(rows) - 1))
+    if action == "delete":
+        del rows[i]
+    elif action == "swap":
+        j = data.draw(st.integers(0, len(rows) - 1).filter(lambda j: rows[j] != rows[i]))
+        rows[i], rows[j] = rows[j], rows[i]
+    elif action == "truncate":
+        rows = rows[:i]
+    else:
+        rows.insert(i, rows[data.draw(st.integers(0, len(rows) - 1))])
+    return b"".join(rows)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_any_tampering_is_detected(data: st.DataObject) -> None:
+    with tempfile.TemporaryDirectory() as where:
+        state = Path(where)
+        log = AuditLog(state)
+        for i in range(6):
+            log.append("migrate.step", trigger="E-1", step=i, note="é ünïcode")
+        original = (state / audit.LOG).read_bytes()
+        changed = _tampered(original, data)
+        (state / audit.LOG).write_bytes(changed)
+        problems = audit.verify(state)
+        if changed == original:
+            assert problems == []
+        else:
+            assert problems, "tampering went unnoticed"
+            assert all("\n" not in p for p in problems)
