@@ -253,3 +253,32 @@ def test_cli_unknown_environment(
     _, base, head = history
     assert cli.main(["trigger", "create", "--range", f"{base}..{head}", "--env", "qa"]) == 1
     assert "unknown environment 'qa'" in capsys.readouterr().err
+
+
+def test_cli_verify_against_a_target(
+    history: tuple[Path, str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, base, head = history
+    assert cli.main(["trigger", "create", "--range", f"{base}..{head}", "--env", "model",
+                     "--id", "ENH-2", "--staging", str(tmp_path / "s")]) == 0
+    path = Path(capsys.readouterr().out.strip())
+    target = tmp_path / "target"
+    git(root, "worktree", "add", "-q", "--detach", str(target), base)
+    assert cli.main(["trigger", "verify", str(path), "--env", "model", "--root",
+                     str(target)]) == 0
+    assert f"target {target} ready" in capsys.readouterr().out
+    (target / "bin").symlink_to(tmp_path)  # bin/run would be written outside the target
+    assert cli.main(["trigger", "verify", str(path), "--env", "model", "--root",
+                     str(target)]) == 1
+    assert "symlink 'bin'" in capsys.readouterr().err
+
+
+def test_cli_show_refuses_a_tampered_trigger(
+    history: tuple[Path, str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, base, head = history
+    trig = build(history[0], f"{base}..{head}", tmp_path / "s")
+    trig.path.write_text(trig.path.read_text().replace("src/app.py", "src/evil.py"))
+    assert cli.main(["trigger", "show", str(trig.path)]) == 1
+    err = capsys.readouterr().err
+    assert "digest mismatch" in err and len(err.strip().splitlines()) == 1
