@@ -14,6 +14,7 @@ import json
 import os
 import re
 import stat
+import sys
 import tempfile
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -21,7 +22,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from dasct import git
 from dasct.errors import DasctError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
 
 FORMAT = "dasct-trigger"
 FORMAT_VERSION = 1
@@ -776,8 +783,6 @@ def _decode_path(raw: bytes, where: str) -> str:
 
 
 def _raw_diff(root: Path, base: str, head: str, *, renames: bool, where: str) -> list[_RawChange]:
-    from dasct import git
-
     out = git.run(
         "diff", "--raw", "-z", "--no-abbrev", "--no-ext-diff",
         "-M" if renames else "--no-renames", base, head, "--", cwd=root,
@@ -800,8 +805,6 @@ def _raw_diff(root: Path, base: str, head: str, *, renames: bool, where: str) ->
 
 def _cat_blobs(root: Path, blobs: Iterable[str]) -> dict[str, bytes]:
     """The content of each git blob, in one `git cat-file --batch` call."""
-    from dasct import git
-
     wanted = list(dict.fromkeys(blobs))
     if not wanted:
         return {}
@@ -821,8 +824,6 @@ def _cat_blobs(root: Path, blobs: Iterable[str]) -> dict[str, bytes]:
 
 def _tree(root: Path, rev: str, *paths: str) -> dict[str, str]:
     """path -> blob of the files at rev under the given paths."""
-    from dasct import git
-
     out = git.run("ls-tree", "-r", "-z", "--full-tree", rev, "--", *paths, cwd=root)
     entries: dict[str, str] = {}
     for record in out.split(b"\0"):
@@ -856,12 +857,6 @@ def _file_mode(git_mode: str, path: str, where: str) -> int:
 
 
 def _parse_commands(data: bytes, where: str) -> list[StepCommand]:
-    import sys
-
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10 only
-        import tomli as tomllib
     try:
         table = tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -940,8 +935,6 @@ def create(
     Steps: the SQL changes whose scripts the range touched, then the file changes of
     `git diff A B` outside the SQL directory, then the commands of deploy/commands.toml.
     """
-    from dasct import git
-
     where = f"range {rev_range}"
     depends, conflicts = tuple(dict.fromkeys(depends_on)), tuple(dict.fromkeys(conflicts_with))
     if tid is not None and not _ID.fullmatch(tid):
