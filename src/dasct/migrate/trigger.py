@@ -412,7 +412,11 @@ def parse(
         raise r.fail(f"unknown trigger format version {_show(version)} "
                      f"(this dasct reads version {FORMAT_VERSION})")
     digest = r.str_(d["digest"], "digest", _SHA)
-    if not hmac.compare_digest(compute_digest(d), digest):
+    try:
+        actual = compute_digest(d)
+    except (RecursionError, ValueError):  # nesting json.loads just accepted, or a huge int
+        raise r.fail("cannot compute the digest (nested too deeply)") from None
+    if not hmac.compare_digest(actual, digest):
         raise r.fail("digest mismatch: the trigger was changed after it was written")
     signature = r.opt_str(d["signature"], "signature", _SHA)
     if signature is None:
