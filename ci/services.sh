@@ -1,7 +1,128 @@
 # Sourced by ./dev test: installs and starts the servers the test suite talks to.
-# Each service exports the variables the tests read; a service that cannot be started
-# leaves its variable unset and the tests that need it say why they skip (CI sets
-# DASCT_REQUIRE_SERVICES=1 so that a missing service fails instead).
+#
+# PostgreSQL: a throw-away server on 127.0.0.1, on a free port, in a temp data dir, run
+# as a non-root user (postgres refuses to run as root). Exports
+#   DASCT_TEST_PG_URL          postgresql://dasct@127.0.0.1:PORT/postgres (trust auth)
+# or, when no server could be started,
+#   DASCT_TEST_PG_SKIP_REASON  why (the PostgreSQL tests skip with it, locally only).
+# When CI is set (CI=true), a server that cannot be started is an error here and a
+# failure in the tests. Missing binaries are installed with apt-get when running as root.
+# The server stops when the test run ends: an EXIT trap, plus a watchdog on this shell's
+# pid, because ./dev replaces the shell with pytest (exec) and the trap then never runs.
+
+_dasct_pg_bindir() {
+    local dir
+    for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4,4 -n -r); do
+        if [ -x "$dir/initdb" ] && [ -x "$dir/pg_ctl" ]; then
+            echo "$dir"
+            return 0
+        fi
+    done
+    if command -v pg_config >/dev/null 2>&1; then
+        dir=$(pg_config --bindir 2>/dev/null || true)
+        if [ -n "$dir" ] && [ -x "$dir/initdb" ] && [ -x "$dir/pg_ctl" ]; then
+            echo "$dir"
+            return 0
+        fi
+    fi
+    if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
+        dirname "$(command -v initdb)"
+        return 0
+    fi
+    return 1
+}
+
+_dasct_pg_install() {
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        return 1
+    fi
+    echo "services: installing PostgreSQL with apt-get" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null && apt-get install -y -q postgresql >/dev/null
+}
+
+_dasct_free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Run a command as the server's user: ourselves, or an unprivileged account when root.
+_dasct_as_pg_user() {
+    if [ -n "${_DASCT_PG_USER:-}" ]; then
+        runuser -u "$_DASCT_PG_USER" -- "$@"
+    else
+        "$@"
+    fi
+}
+
+_dasct_pg_fail() {
+    export DASCT_TEST_PG_SKIP_REASON="$1"
+    unset DASCT_TEST_PG_URL
+    echo "services: PostgreSQL not available: $1" >&2
+    if [ -n "${CI:-}" ]; then
+        echo "services: CI is set, so a missing PostgreSQL is an error" >&2
+        return 1
+    fi
+    return 0
+}
+
+start_postgres() {
+    local bindir port dir
+    bindir=$(_dasct_pg_bindir) || { _dasct_pg_install && bindir=$(_dasct_pg_bindir); } || {
+        _dasct_pg_fail "no initdb/pg_ctl found and they could not be installed (needs root and apt-get)"
+        return
+    }
+    _DASCT_PG_USER=""
+    if [ "$(id -u)" = 0 ]; then
+        if id postgres >/dev/null 2>&1; then
+            _DASCT_PG_USER=postgres
+        elif id nobody >/dev/null 2>&1; then
+            _DASCT_PG_USER=nobody
+        else
+            _dasct_pg_fail "running as root and no unprivileged user (postgres, nobody) exists"
+            return
+        fi
+    fi
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/dasct-pg.XXXXXX")
+    chmod 700 "$dir"
+    if [ -n "$_DASCT_PG_USER" ]; then
+        chown "$_DASCT_PG_USER" "$dir"
+    fi
+    _DASCT_PG_DIR=$dir
+    _DASCT_PG_CTL=$bindir/pg_ctl
+    if ! _dasct_as_pg_user "$bindir/initdb" -D "$dir/data" -U dasct --auth=trust \
+            -E UTF8 --no-locale >"$dir/initdb.log" 2>&1; then
+        _dasct_pg_fail "initdb failed: $(tail -n 1 "$dir/initdb.log")"
+        return
+    fi
+    port=$(_dasct_free_port)
+    if ! _dasct_as_pg_user "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+            -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" \
+            start >/dev/null 2>&1; then
+        _dasct_pg_fail "the server did not start: $(tail -n 1 "$dir/server.log" 2>/dev/null)"
+        return
+    fi
+    export DASCT_TEST_PG_URL="postgresql://dasct@127.0.0.1:$port/postgres"
+    unset DASCT_TEST_PG_SKIP_REASON
+    echo "services: PostgreSQL $("$bindir/pg_ctl" --version | awk '{print $NF}') on 127.0.0.1:$port" >&2
+    trap stop_services EXIT
+    # exec keeps our pid: when that process (pytest) is gone, stop the server.
+    local watched=$$
+    (
+        trap '' HUP INT
+        while kill -0 "$watched" 2>/dev/null; do sleep 1; done
+        stop_services
+    ) </dev/null >/dev/null 2>&1 &
+    disown 2>/dev/null || true
+}
+
+stop_services() {
+    if [ -n "${_DASCT_PG_DIR:-}" ] && [ -d "$_DASCT_PG_DIR" ]; then
+        _dasct_as_pg_user "$_DASCT_PG_CTL" -D "$_DASCT_PG_DIR/data" -m fast -w stop \
+            >/dev/null 2>&1 || true
+        rm -rf "$_DASCT_PG_DIR"
+    fi
+}
+
 start_services() {
-    :
+    start_postgres
 }

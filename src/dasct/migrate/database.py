@@ -20,7 +20,8 @@ from typing import Any, Protocol
 
 from dasct.errors import DasctError
 
-BOOKKEEPING_SCHEMA = "dasct"
+# Not "dasct": a role of that name would put its unqualified tables there ($user first).
+BOOKKEEPING_SCHEMA = "dasct_bookkeeping"
 
 
 class DatabaseError(DasctError):

@@ -1,0 +1,154 @@
+"""The engine against a real PostgreSQL server (see conftest.py for where it comes from)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from engine_kit import NOW, cli, health, make_env, snapshot, stage
+
+from dasct.migrate import database, engine, inventory, journal
+
+USERS = ("users", "CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL);\n"
+         "INSERT INTO users (name) VALUES ('ada'), ('bob');",
+         "DROP TABLE users;", "SELECT count(*) = 2 FROM users;")
+ORDERS = ("orders", "CREATE TABLE orders (id serial PRIMARY KEY, "
+          "user_id int REFERENCES users(id));\nCREATE INDEX orders_user ON orders (user_id);\n"
+          "UPDATE keep SET x = x + 1;",
+          "DROP TABLE orders;\nUPDATE keep SET x = x - 1;",
+          "SELECT x = 2 FROM keep;")
+
+
+def rows(url: str, sql: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def pg_env(tmp: Path, url: str) -> engine.Environment:
+    env = make_env(tmp, database=url)
+    (env.root / "app.py").write_text("v1\n")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE keep (x int); INSERT INTO keep VALUES (1);")
+    return env
+
+
+def fingerprint(url: str) -> str:
+    db = database.connect(url)
+    try:
+        return db.fingerprint()
+    finally:
+        db.close()
+
+
+def quiet(env: engine.Environment) -> engine.Result:
+    return engine.run(env, now=NOW, write=lambda _: None)
+
+
+def test_migrates_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    env = pg_env(tmp_path, pg_url)
+    stage(env, "E1", sql=[USERS, ORDERS], files=[("modify", "app.py", b"v2\n", None)])
+    result = quiet(env)
+    assert result.migrated == ["E1"]
+    assert rows(pg_url, "SELECT name FROM users ORDER BY id") == [("ada",), ("bob",)]
+    assert rows(pg_url, "SELECT x FROM keep") == [(2,)]
+    assert rows(pg_url, "SELECT change FROM dasct_bookkeeping.deployed_change ORDER BY change") == [
+        ("orders",), ("users",)]
+    manifest = (env.state_dir / "archives/E1/manifest.json").read_text()
+    assert '"kind": "postgresql"' in manifest
+    if database.find_pg_dump():
+        assert (env.state_dir / "archives/E1/db.pgdump").stat().st_size > 0
+    assert inventory.load(env.state_dir)["items"]["sql:orders"]["enhancement"] == "E1"
+
+
+@pytest.mark.parametrize("failure", ["health", "verify", "deploy"])
+def test_failure_reverts_sql_and_the_restore_is_checked(tmp_path: Path, pg_url: str,
+                                                         failure: str) -> None:
+    env = pg_env(tmp_path, pg_url)
+    before, before_files = fingerprint(pg_url), snapshot(env.root)
+    sql = [USERS, ORDERS]
+    commands = [health(2)] if failure == "health" else []
+    if failure == "verify":
+        sql.append(("bad", "CREATE TABLE t3 (x int);", "DROP TABLE t3;",
+                    "SELECT count(*) FROM t3;"))  # 0 rows counted: the verify fails
+    if failure == "deploy":
+        sql.append(("bad", "CREATE TABLE t3 (x int);\nINSERT INTO nowhere VALUES (1);",
+                    "DROP TABLE t3;", None))
+    stage(env, "E1", sql=sql, files=[("modify", "app.py", b"v2\n", None)], commands=commands)
+    result = quiet(env)
+    assert result.rolled_back == ["E1"], result
+    assert fingerprint(pg_url) == before
+    assert snapshot(env.root) == before_files
+    assert rows(pg_url, "SELECT count(*) FROM dasct_bookkeeping.deployed_change") == [(0,)]
+    assert rows(pg_url, "SELECT to_regclass('t3')") == [(None,)]
+
+
+def test_revert_that_does_not_undo_escalates(tmp_path: Path, pg_url: str) -> None:
+    env = pg_env(tmp_path, pg_url)
+    leaky = ("leaky", "CREATE TABLE leaky (x int);", "SELECT 1;", None)
+    stage(env, "E1", sql=[leaky], commands=[health(1)])
+    result = quiet(env)
+    assert result.stats.escalated == 1
+    marker = engine.needs_attention(env.state_dir)
+    assert marker is not None and "database" in marker["problems"][0]
+
+
+def test_fingerprint_sees_data_and_definitions_not_sequence_positions(pg_url: str) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE s (id serial PRIMARY KEY, v text)")
+        base = fingerprint(pg_url)
+        conn.execute("INSERT INTO s (v) VALUES ('a')")
+        assert fingerprint(pg_url) != base
+        conn.execute("DELETE FROM s")
+        assert fingerprint(pg_url) == base  # the sequence moved on; the content did not
+        conn.execute("CREATE INDEX s_v ON s (v)")
+        assert fingerprint(pg_url) != base
+
+
+@pytest.mark.slow
+def test_sigkill_at_every_boundary_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    base = tmp_path / "base"
+    subprocess.run(["git", "init", "-q", str(base)], check=True)
+    env = pg_env(base, pg_url)
+    stage(env, "E1", sql=[USERS, ORDERS], files=[("modify", "app.py", b"v2\n", None),
+                                                 ("add", "lib/new.py", b"n\n", None)])
+    template = pg_url.rsplit("/", 1)[1]
+    server = pg_url.rsplit("/", 1)[0]
+    before = (fingerprint(pg_url), snapshot(env.root))
+
+    def fresh(name: str) -> Path:
+        with psycopg.connect(server + "/postgres", autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+        work = tmp_path / name
+        shutil.copytree(base, work)
+        toml = (work / ".dasct.toml").read_text().replace(pg_url, f"{server}/{name}")
+        (work / ".dasct.toml").write_text(toml)
+        return work
+
+    def run(work: Path, kill: int | None = None) -> subprocess.CompletedProcess[str]:
+        return cli(work, "migrate", "run", "--env", "model", "--at", "2026-11-24T01:00:00Z",
+                   "--break-stale-lock", env={journal.KILL_VAR: str(kill)} if kill else {})
+
+    clean = fresh("dasct_clean")
+    assert run(clean).returncode == 0
+    after = (fingerprint(f"{server}/dasct_clean"), snapshot(clean / "target"))
+    assert after != before
+    boundaries = len((clean / "state" / journal.LAST_NAME).read_text().splitlines())
+    try:
+        for k in range(1, boundaries + 1):
+            work = fresh(f"dasct_kill{k}")
+            assert run(work, kill=k).returncode == -9
+            again = run(work)
+            assert again.returncode == 0, (k, again.stderr)
+            now = (fingerprint(f"{server}/dasct_kill{k}"), snapshot(work / "target"))
+            assert now == after, (k, again.stdout)
+            outcome = inventory.outcome(work / "state", "E1")
+            assert outcome is not None and outcome["outcome"] == "migrated"
+    finally:
+        with psycopg.connect(server + "/postgres", autocommit=True) as conn:
+            for k in range(1, boundaries + 1):
+                conn.execute(f"DROP DATABASE IF EXISTS dasct_kill{k} WITH (FORCE)")
+            conn.execute("DROP DATABASE IF EXISTS dasct_clean WITH (FORCE)")
