@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     v = sub.add_parser("verify", help="exit 1 when a record was edited, deleted, reordered "
                        "or the log truncated")
     where = v.add_mutually_exclusive_group()
-    where.add_argument("--state-dir", type=Path, metavar="DIR")
+    where.add_argument("--state-dir", type=Path, metavar="DIR",
+                       help="the state directory holding audit.jsonl")
     where.add_argument("--env", metavar="ENV", help="default: every configured environment")
 
 

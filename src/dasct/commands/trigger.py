@@ -23,14 +23,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `dasct trigger`."""
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     c = sub.add_parser("create", help="write the trigger of a merged range for an environment")
-    c.add_argument("--range", required=True, dest="rev_range", metavar="A..B")
-    c.add_argument("--env", required=True, metavar="ENV")
+    c.add_argument("--range", required=True, dest="rev_range", metavar="A..B",
+                   help="the merged enhancement: what the target lacks (A) to what it gets (B)")
+    c.add_argument("--env", required=True, metavar="ENV", help="the environment, e.g. model")
     c.add_argument("--id", metavar="ID", help="default: derived from the range")
     c.add_argument("--at", metavar="TIME", help="not before this ISO 8601 time (UTC if no "
                    "offset); default now")
-    c.add_argument("--staging", metavar="DIR", type=Path)
-    c.add_argument("--depends-on", action="append", default=[], metavar="ID")
-    c.add_argument("--conflicts-with", action="append", default=[], metavar="ID")
+    c.add_argument("--staging", metavar="DIR", type=Path,
+                   help="default: environments.ENV.staging, else .dasct/staging")
+    c.add_argument("--depends-on", action="append", default=[], metavar="ID",
+                   help="an enhancement that must be deployed first (repeatable)")
+    c.add_argument("--conflicts-with", action="append", default=[], metavar="ID",
+                   help="an enhancement that must not be deployed alongside (repeatable)")
     s = sub.add_parser("show", help="print a trigger file")
     s.add_argument("file", type=Path, metavar="FILE")
     s.add_argument("--format", choices=("text", "json"), default="text")
