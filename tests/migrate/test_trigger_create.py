@@ -173,6 +173,20 @@ def test_sql_without_plan_in_name_order(repo: Path, tmp_path: Path) -> None:
     assert trig.files == ()
 
 
+def test_reworked_sqitch_change_is_the_change_itself(repo: Path, tmp_path: Path) -> None:
+    base = commit(repo, "initial", {
+        "db/deploy/f.sql": "create function f v1", "db/revert/f.sql": "drop function f",
+    })
+    head = commit(repo, "sqitch rework f", {
+        "db/deploy/f@v1.sql": "create function f v1", "db/revert/f@v1.sql": "drop function f",
+        "db/deploy/f.sql": "create or replace function f v2",
+        "db/revert/f.sql": "create or replace function f v1",
+    })
+    trig = build(repo, f"{base}..{head}", tmp_path / "s")
+    assert [c.name for c in trig.sql] == ["f"]
+    assert t.read_payload(trig.staging, trig.sql[0].deploy) == b"create or replace function f v2"
+
+
 def test_sql_change_without_revert_is_refused(repo: Path, tmp_path: Path) -> None:
     base = commit(repo, "initial", {"x": "1\n"})
     head = commit(repo, "no revert", {"db/deploy/a.sql": "a"})

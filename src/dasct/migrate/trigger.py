@@ -977,8 +977,10 @@ def create(
         if sql_prefix and any(p.startswith(sql_prefix) for p in paths):
             for p in paths:
                 m = _SQL_SCRIPT.fullmatch(p[len(sql_prefix):]) if p.startswith(sql_prefix) else None
+                # NAME@TAG.sql is the copy `sqitch rework` keeps of an older version: the
+                # change itself is NAME, reworked in place.
                 if m:
-                    touched_sql.add(m.group(2))
+                    touched_sql.add(m.group(2).split("@", 1)[0])
             continue
         if change.path == COMMANDS_FILE and change.old_path is None:
             continue
