@@ -296,3 +296,39 @@ def test_cli_show_refuses_a_tampered_trigger(
     assert cli.main(["trigger", "show", str(trig.path)]) == 1
     err = capsys.readouterr().err
     assert "digest mismatch" in err and len(err.strip().splitlines()) == 1
+
+
+def test_non_utf8_path_is_refused(repo: Path, tmp_path: Path) -> None:
+    base = commit(repo, "initial", {"x": "1\n"})
+    name = os.fsdecode(b"caf\xe9.txt")
+    (repo / name).write_text("latin-1 name\n")
+    git(repo, "add", "--", name)
+    head = commit(repo, "latin-1 file name", {})
+    with pytest.raises(TriggerError, match="not UTF-8"):
+        build(repo, f"{base}..{head}", tmp_path / "s")
+
+
+def test_defects_whole_match_or_key_group() -> None:
+    import re
+
+    patterns = [re.compile(r"BUG\d+"), re.compile(r"ticket (?P<key>T-\d+)")]
+    messages = ["fix BUG12 and BUG7", "see ticket T-3, BUG12 again"]
+    assert t.find_defects(messages, patterns) == ["BUG12", "BUG7", "T-3"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-23T23:00Z", AT),
+        ("2026-11-23T23:00:00", AT),
+        ("2026-11-24T00:00:00+01:00", AT),
+        ("2026-11-23 23:00:00.999999z", AT.replace(second=0)),
+    ],
+)
+def test_parse_time(text: str, expected: datetime) -> None:
+    assert t.parse_time(text) == expected
+
+
+def test_parse_time_refuses_garbage() -> None:
+    with pytest.raises(TriggerError, match="not a time"):
+        t.parse_time("tonight")
