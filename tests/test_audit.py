@@ -55,6 +55,21 @@ def test_secrets_are_never_written(tmp_path: Path) -> None:
     assert '"author":"Ada"' in text and '"host":"mx"' in text
 
 
+def test_secret_values_from_the_environment_are_redacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DASCT_TRIGGER_KEY", "hmac-key-0123456789")
+    monkeypatch.setenv("JIRA_TOKEN", "jira-token-abcdef")
+    AuditLog(tmp_path).append(
+        "migrate.failed", error="GET https://x/?t=jira-token-abcdef: 401",
+        nested={"why": ["key was hmac-key-0123456789"]},
+    )
+    text = (tmp_path / audit.LOG).read_text()
+    assert "jira-token-abcdef" not in text and "hmac-key-0123456789" not in text
+    assert "[redacted]" in text
+    assert audit.verify(tmp_path) == []
+
+
 def test_no_log_is_fine(tmp_path: Path) -> None:
     assert audit.verify(tmp_path) == []
 

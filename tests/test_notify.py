@@ -81,6 +81,24 @@ def test_failing_transport_keeps_the_notification(tmp_path: Path) -> None:
     assert flaky.sent == [N]
 
 
+def test_last_error_never_holds_a_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMTP_PASSWORD", "smtp-pass-987654")
+
+    class Leaky:
+        def send(self, notification: Notification) -> None:
+            raise RuntimeError("login failed for user x password smtp-pass-987654")
+
+    outbox = Outbox(tmp_path)
+    outbox.enqueue(N, now=0)
+    outbox.deliver(Leaky(), now=0)
+    (waiting,) = outbox.waiting()
+    assert waiting.last_error is not None and "smtp-pass-987654" not in waiting.last_error
+    for path in tmp_path.iterdir():  # the database, its WAL and shared memory
+        assert b"smtp-pass-987654" not in path.read_bytes(), path
+
+
 def test_backoff_is_capped() -> None:
     outbox = Outbox(Path("/nonexistent"), base_delay=60, max_delay=3600)
     assert [outbox.backoff(a) for a in (1, 2, 3, 7, 100)] == [60, 120, 240, 3600, 3600]

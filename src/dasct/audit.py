@@ -35,6 +35,9 @@ _SECRET = re.compile(
     r"(?i)(password|passwd|secret|token|credential|api_?key|signing_?key|private_?key"
     r"|authorization|cookie)"
 )
+# Environment variables whose values are secrets: tokens, keys (DASCT_TRIGGER_KEY), ...
+_SECRET_VAR = re.compile(r"(?i)(key|token|secret|passw|credential)")
+_MIN_SECRET = 8  # shorter values are too likely to occur by chance to be worth replacing
 _EVENT = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 _MAX_PROBLEMS = 20
 
@@ -61,20 +64,43 @@ def actor() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def _plain(value: Any) -> Any:
-    """A JSON-safe copy of a field value, secrets removed from nested mappings too."""
+def secret_values() -> list[str]:
+    """Values of environment variables that hold secrets (by name), longest first."""
+    found = {
+        value for name, value in os.environ.items()
+        if _SECRET_VAR.search(name) and len(value) >= _MIN_SECRET
+    }
+    return sorted(found, key=len, reverse=True)
+
+
+def redact(text: str, secrets: list[str] | None = None) -> str:
+    """text with every secret from the environment replaced by [redacted].
+
+    A secret can reach a message indirectly (an exception quoting a URL with a token);
+    this is the last line of defence before anything is written.
+    """
+    for secret in secret_values() if secrets is None else secrets:
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def _plain(value: Any, secrets: list[str]) -> Any:
+    """A JSON-safe copy of a field value without secrets, nested values included."""
     if isinstance(value, Mapping):
-        return {str(k): REDACTED if _SECRET.search(str(k)) else _plain(v) for k, v in value.items()}
+        return {
+            redact(str(k), secrets): REDACTED if _SECRET.search(str(k)) else _plain(v, secrets)
+            for k, v in value.items()
+        }
     if isinstance(value, (list, tuple, set, frozenset)):
         items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else value
-        return [_plain(v) for v in items]
+        return [_plain(v, secrets) for v in items]
     if isinstance(value, datetime):
         return value.astimezone(timezone.utc).isoformat()
-    if value is None or isinstance(value, (bool, int, str)):
+    if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
         return value if value == value and abs(value) != float("inf") else str(value)
-    return str(value)
+    return redact(str(value), secrets)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -170,7 +196,7 @@ class AuditLog:
                 "time": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
                 "actor": actor(),
                 "event": event,
-                "fields": _plain(fields),
+                "fields": _plain(fields, secret_values()),
                 "prev": prev,
             }
             record["hash"] = record_hash(record)

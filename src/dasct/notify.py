@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
+from dasct.audit import redact
 from dasct.errors import DasctError
 
 OUTBOX = "outbox.sqlite"
@@ -132,7 +133,8 @@ class Report:
 
 
 def _one_line(exc: BaseException, limit: int = 500) -> str:
-    text = f"{type(exc).__name__}: {exc}".replace("\r", " ").replace("\n", " ")
+    # A transport's error may quote a URL or header carrying its token.
+    text = redact(f"{type(exc).__name__}: {exc}").replace("\r", " ").replace("\n", " ")
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
