@@ -332,3 +332,15 @@ def test_parse_time(text: str, expected: datetime) -> None:
 def test_parse_time_refuses_garbage() -> None:
     with pytest.raises(TriggerError, match="not a time"):
         t.parse_time("tonight")
+
+
+def test_no_sql_dir_means_sql_scripts_are_files(repo: Path, tmp_path: Path) -> None:
+    base = commit(repo, "initial", {"x": "1\n"})
+    head = commit(repo, "sql", {"db/deploy/a.sql": "a", "db/revert/a.sql": "-a"})
+    trig = t.create(
+        repo_root=repo, rev_range=f"{base}..{head}", environment="model",
+        staging=tmp_path / "s", system="app", sql_dir="", expiry_hours=1,
+        defect_patterns=DefectsConfig().compiled(), at=AT,
+    )
+    assert trig.sql == () and sorted(f.path for f in trig.files) == [
+        "db/deploy/a.sql", "db/revert/a.sql"]
