@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from dasct import git
+from dasct import git, refs
 from dasct.errors import DasctError
 
 if sys.version_info >= (3, 11):
@@ -897,13 +897,9 @@ def _parse_commands(data: bytes, where: str) -> list[StepCommand]:
 
 
 def find_defects(messages: Iterable[str], patterns: Iterable[re.Pattern[str]]) -> list[str]:
-    """Defect keys named in commit messages, first seen first (whole match or group `key`)."""
+    """Defect keys named in commit messages, first seen first (the rule of dasct.refs)."""
     compiled = list(patterns)
-    found: list[str] = []
-    for message in messages:
-        for pattern in compiled:
-            for m in pattern.finditer(message):
-                found.append(m.group("key") if "key" in pattern.groupindex else m.group(0))
+    found = [key for message in messages for key in refs.defect_keys(message, compiled)]
     return list(dict.fromkeys(found))
 
 
