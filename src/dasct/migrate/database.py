@@ -12,6 +12,7 @@ docs/migration.md ("PostgreSQL strategy").
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -309,7 +310,8 @@ def resolve_url(url: str, *, base: Path, default: Path) -> str:
     if url.startswith(("postgresql://", "postgres://")):
         return url
     path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url
-    return f"sqlite:///{(base / path) if not Path(path).is_absolute() else Path(path)}"
+    full = Path(path) if Path(path).is_absolute() else Path(os.path.normpath(base / path))
+    return f"sqlite:///{full}"
 
 
 def connect(url: str) -> Database:

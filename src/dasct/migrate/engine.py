@@ -62,7 +62,7 @@ def environment(cfg: Config, name: str, repo_root: Path) -> Environment:
     base = repo_root / ".dasct" / "env" / name
 
     def path(value: str, default: Path) -> Path:
-        return (repo_root / value) if value else default
+        return Path(os.path.normpath(repo_root / value)) if value else default
 
     root = path(env.root, base / "root")
     if not env.root:

@@ -1,0 +1,64 @@
+"""`dasct migrate` through the command line, in a real git repository."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from engine_kit import cli, make_env, stage
+
+from dasct.migrate import lock
+
+AT = "2026-11-24T01:00:00Z"
+
+
+def repo_env(tmp: Path) -> Path:
+    subprocess.run(["git", "init", "-q", str(tmp)], check=True)
+    env = make_env(tmp)
+    (env.root / "a.txt").write_text("a1\n")
+    stage(env, "E1", files=[("modify", "a.txt", b"a2\n", None)])
+    return tmp
+
+
+def test_dry_run_then_run_then_status(tmp_path: Path) -> None:
+    repo = repo_env(tmp_path)
+    dry = cli(repo, "migrate", "run", "--env", "model", "--dry-run", "--at", AT)
+    assert dry.returncode == 0, dry.stderr
+    assert "file modify a.txt" in dry.stdout and "nothing changes" in dry.stdout
+    assert (repo / "target/a.txt").read_text() == "a1\n"
+    done = cli(repo, "migrate", "run", "--env", "model", "--now", "--at", AT)
+    assert done.returncode == 0, done.stderr
+    assert "migrated E1" in done.stdout and "success 100%" in done.stdout
+    status = cli(repo, "migrate", "status", "--env", "model")
+    assert "E1" in status.stdout and "deployed" in status.stdout and "WP" in status.stdout
+    revert = cli(repo, "migrate", "revert", "E1", "--env", "model")
+    assert revert.returncode == 0, revert.stderr
+    assert (repo / "target/a.txt").read_text() == "a1\n"
+
+
+def test_unknown_environment_is_a_clear_error(tmp_path: Path) -> None:
+    repo = repo_env(tmp_path)
+    proc = cli(repo, "migrate", "run", "--env", "prod")
+    assert proc.returncode == 1
+    assert "unknown environment 'prod' (configured: model)" in proc.stderr
+
+
+def test_unlock_refuses_a_live_holder_and_breaks_a_dead_one(tmp_path: Path) -> None:
+    repo = repo_env(tmp_path)
+    lease = lock.acquire(repo / "state", owner="me")
+    proc = cli(repo, "migrate", "unlock", "--env", "model", "--force")
+    assert proc.returncode == 1 and "refusing to break" in proc.stderr
+    run = cli(repo, "migrate", "run", "--env", "model", "--now")
+    assert run.returncode == 1 and "locked by me" in run.stderr
+    lock.release(repo / "state", lease)
+    code = ("from pathlib import Path; from dasct.migrate import lock; "
+            "lock.acquire(Path('state'), owner='ghost')")
+    subprocess.run([sys.executable, "-c", code], cwd=repo,
+                   env={"PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")},
+                   check=True)
+    show = cli(repo, "migrate", "unlock", "--env", "model")
+    assert "stale" in show.stdout and "--force" in show.stdout
+    proc = cli(repo, "migrate", "unlock", "--env", "model", "--force")
+    assert proc.returncode == 0 and "broke the lock of ghost" in proc.stdout
+    assert lock.read(repo / "state") is None
