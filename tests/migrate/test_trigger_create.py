@@ -344,3 +344,14 @@ def test_no_sql_dir_means_sql_scripts_are_files(repo: Path, tmp_path: Path) -> N
     )
     assert trig.sql == () and sorted(f.path for f in trig.files) == [
         "db/deploy/a.sql", "db/revert/a.sql"]
+
+
+def test_paths_git_quotes_come_through_exactly(repo: Path, tmp_path: Path) -> None:
+    base = commit(repo, "initial", {"x": "1\n"})
+    odd = 'we"ird\tname with\nnewline é.txt'
+    head = commit(repo, "odd names", {odd: "odd\n", "dir with space/ü.txt": "u\n"})
+    trig = build(repo, f"{base}..{head}", tmp_path / "s")
+    assert sorted(f.path for f in trig.files) == sorted([odd, "dir with space/ü.txt"])
+    later = commit(repo, "a backslash", {"back\\slash.txt": "b\n"})
+    with pytest.raises(TriggerError, match="contains a backslash"):
+        build(repo, f"{head}..{later}", tmp_path / "s")

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from dasct import git, refs
+from dasct import diff, git, refs
 from dasct.errors import DasctError
 
 if sys.version_info >= (3, 11):
@@ -787,24 +787,35 @@ def _decode_path(raw: bytes, where: str) -> str:
 
 
 def _raw_diff(root: Path, base: str, head: str, *, renames: bool, where: str) -> list[_RawChange]:
+    """The raw records of `git diff A B`, read by the one diff parser (dasct.diff)."""
     out = git.run(
-        "diff", "--raw", "-z", "--no-abbrev", "--no-ext-diff",
+        "diff", "--raw", "--no-abbrev", "--no-ext-diff", "--no-relative",
         "-M" if renames else "--no-renames", base, head, "--", cwd=root,
     )
-    tokens = out.split(b"\0")
     changes: list[_RawChange] = []
-    i = 0
-    while i < len(tokens) and tokens[i]:
-        meta = tokens[i].decode("ascii")
-        old_mode, new_mode, old_blob, new_blob, status = meta[1:].split(" ")
-        count = 2 if status[0] in "RC" else 1
-        paths = [_decode_path(p, where) for p in tokens[i + 1 : i + 1 + count]]
-        i += 1 + count
-        changes.append(_RawChange(
-            status=status[0], old_mode=old_mode, new_mode=new_mode, old_blob=old_blob,
-            new_blob=new_blob, path=paths[-1], old_path=paths[0] if count == 2 else None,
-        ))
+    for section in diff.parse(out.splitlines(keepends=True), commits=False):
+        for record in section.files:
+            path = record.new_path if record.new_path is not None else record.old_path
+            assert path is not None
+            old_path = record.old_path if record.status in "RC" else None
+            for rel in (path, old_path):
+                # The parser keeps undecodable bytes as surrogates; a trigger is UTF-8.
+                if rel is not None and not _is_utf8(rel):
+                    raise TriggerError(f"{where}: path {rel!r} is not UTF-8")
+            changes.append(_RawChange(
+                status=record.status, old_mode=record.old_mode, new_mode=record.new_mode,
+                old_blob=record.old_blob, new_blob=record.new_blob, path=path,
+                old_path=old_path,
+            ))
     return changes
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _cat_blobs(root: Path, blobs: Iterable[str]) -> dict[str, bytes]:
