@@ -103,7 +103,7 @@ start_postgres() {
     fi
     export DASCT_TEST_PG_URL="postgresql://dasct@127.0.0.1:$port/postgres"
     unset DASCT_TEST_PG_SKIP_REASON
-    echo "services: PostgreSQL $("$bindir/pg_ctl" --version | awk '{print $NF}') on 127.0.0.1:$port" >&2
+    echo "services: PostgreSQL $("$bindir/pg_ctl" --version | awk '{print $3}') on 127.0.0.1:$port" >&2
     trap stop_services EXIT
     # exec keeps our pid: when that process (pytest) is gone, stop the server.
     local watched=$$

@@ -212,3 +212,18 @@ def test_locked_environment_refuses(tmp_path: Path) -> None:
     with pytest.raises(lock.LockError, match="locked by someone"):
         run(env)
     lock.release(env.state_dir, lease)
+
+
+def test_verify_script_statements_may_share_a_line(tmp_path: Path) -> None:
+    from dasct.migrate.database import SQLite, _sqlite_statements
+
+    assert len(_sqlite_statements("SELECT 1; SELECT ';'; SELECT 2")) == 3
+    db = SQLite(tmp_path / "x.sqlite")
+    db.run_script("CREATE TABLE t (x); INSERT INTO t VALUES (1);", label="deploy")
+    db.verify_script("SELECT count(*) FROM t; SELECT x = 1 FROM t;", label="verify")
+    with pytest.raises(Exception, match="returned"):
+        db.verify_script("SELECT 1; SELECT x = 2 FROM t;", label="verify")
+    db.verify_script("SELECT x FROM t WHERE 0;", label="verify")  # Sqitch's idiom passes
+    with pytest.raises(Exception, match="no such column"):
+        db.verify_script("SELECT nope FROM t WHERE 0;", label="verify")
+    db.close()

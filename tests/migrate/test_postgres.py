@@ -14,7 +14,8 @@ from engine_kit import NOW, cli, health, make_env, snapshot, stage
 from dasct.migrate import database, engine, inventory, journal
 
 USERS = ("users", "CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL);\n"
-         "INSERT INTO users (name) VALUES ('ada'), ('bob');",
+         "INSERT INTO users (name) VALUES ('ada'), ('bob');\n"
+         "UPDATE users SET name = name WHERE name LIKE '%%a%';",
          "DROP TABLE users;", "SELECT count(*) = 2 FROM users;")
 ORDERS = ("orders", "CREATE TABLE orders (id serial PRIMARY KEY, "
           "user_id int REFERENCES users(id));\nCREATE INDEX orders_user ON orders (user_id);\n"

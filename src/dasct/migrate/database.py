@@ -2,8 +2,9 @@
 
 Every deploy and revert script runs in its own transaction, so a failure or a SIGKILL
 leaves either all of the script or none of it. A verify script runs in a transaction
-that is always rolled back; it fails when it raises, or when its last statement returns
-a first row whose first column is false, 0 or NULL.
+that is always rolled back; it fails when it raises (Sqitch's rule), and also when its
+last statement returns a first row whose first column is false, 0 or NULL (SQLite has no
+way to raise from plain SQL). No row at all passes, as `SELECT ... WHERE 0` does in Sqitch.
 
 The archive (`backup`) and the check of a restore (`fingerprint`) differ per engine; see
 docs/migration.md ("PostgreSQL strategy").
@@ -56,10 +57,12 @@ def _falsy(value: object) -> bool:
 
 
 def _sqlite_statements(sql: str) -> list[str]:
+    # Cut at each ';' that ends a complete statement (not one inside a string or a
+    # CREATE TRIGGER body): several statements may share a line.
     statements, buf = [], ""
-    for line in sql.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
+    for char in sql:
+        buf += char
+        if char == ";" and sqlite3.complete_statement(buf):
             if buf.strip().strip(";").strip():
                 statements.append(buf)
             buf = ""
@@ -112,7 +115,7 @@ class SQLite:
         finally:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
-        if last is None or (last and _falsy(last[0])):
+        if last and _falsy(last[0]):
             raise DatabaseError(f"{label}: the verify query returned {last!r}")
 
     def deployed_changes(self, trigger_id: str) -> list[str] | None:
@@ -233,7 +236,7 @@ class PostgreSQL:
                         break
         except self._psycopg.Error as exc:
             raise DatabaseError(f"{label}: {str(exc).strip()}") from None
-        if last is None or (last and _falsy(last[0])):
+        if last and _falsy(last[0]):
             raise DatabaseError(f"{label}: the verify query returned {last!r}")
 
     def deployed_changes(self, trigger_id: str) -> list[str] | None:

@@ -556,6 +556,7 @@ def _run_locked(ctx: _Context, *, now: datetime, ignore_window: bool) -> Result:
     for path, why in found.refused:
         stats.refused += 1
         ctx.log("trigger-refused", path=str(path), reason=why)
+        ctx.report.held(path.stem, reason=f"refused: {why}")
         write(f"refused: {why}")
     for t in found.expired:
         stats.expired += 1
@@ -603,6 +604,7 @@ def _run_locked(ctx: _Context, *, now: datetime, ignore_window: bool) -> Result:
             write(f"refused: {exc}")
             continue
         stats.attempted += 1
+        ctx.renew()
         write(f"migrating {t.id} into {env.name}")
         outcome = migrate_one(ctx, t)
         if outcome == "migrated":
