@@ -20,22 +20,7 @@ AT = datetime(2026, 11, 23, 23, 0, tzinfo=timezone.utc)
 
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty repository, with git isolated from the user's configuration."""
-    home = tmp_path / "home"
-    template = tmp_path / "template"
-    home.mkdir()
-    template.mkdir()
-    for var in [v for v in os.environ if v.startswith("GIT_")]:
-        monkeypatch.delenv(var)
-    env = {
-        "HOME": str(home), "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_TEMPLATE_DIR": str(template), "GIT_AUTHOR_NAME": "Ada", "GIT_AUTHOR_EMAIL":
-        "ada@example.com", "GIT_COMMITTER_NAME": "Ada", "GIT_COMMITTER_EMAIL":
-        "ada@example.com", "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z",
-        "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
-    }
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
+    """An empty repository as a plain path (git is isolated by tests/conftest.py)."""
     root = tmp_path / "repo"
     root.mkdir()
     git(root, "init", "-q", "-b", "main")
