@@ -227,3 +227,26 @@ def test_verify_script_statements_may_share_a_line(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="no such column"):
         db.verify_script("SELECT nope FROM t WHERE 0;", label="verify")
     db.close()
+
+
+def test_crash_between_archive_rename_and_its_journal_record(tmp_path: Path) -> None:
+    from dasct.migrate import archive, journal
+    from dasct.migrate import trigger as trig
+
+    env = seed(tmp_path)
+    full_trigger(env)
+    before = snapshot(env.root)
+    t = trig.load(env.staging / "triggers/model/E1.json", environments=["model"], key=None,
+                  require_signature=False)
+    j = journal.Journal.begin(env.state_dir, trigger="E1", kind="migrate", reverts=None,
+                              path=str(t.path), steps=["archive", "file:0"])
+    j.record("archive", "intent")
+    from dasct.migrate.database import connect
+    db = connect(env.database)
+    archive.create(env.state_dir, t, root=env.root, db=db)
+    db.close()
+    # The process died here: the archive is complete, its `done` record never written.
+    assert snapshot(env.root) == before
+    result = run(env)
+    assert result.recovered and "rolled back the interrupted migration" in result.recovered
+    assert result.migrated == ["E1"]

@@ -386,7 +386,7 @@ def _rollback(ctx: _Context, j: journal.Journal, tid: str, *, cause: str, reason
         j.record("rollback", "intent", cause=cause, reason=reason)
         ctx.log("rollback-begin", trigger=tid, cause=cause, reason=reason)
         problems: list[str] = []
-        if "archive" in done:
+        if "archive" in done or _archive_of_this_attempt(env, tid, begin):
             try:
                 problems = _restore(ctx, records, tid)
             except (ArchiveError, OSError, DatabaseError) as exc:
@@ -410,6 +410,16 @@ def _rollback(ctx: _Context, j: journal.Journal, tid: str, *, cause: str, reason
     ctx.log("rolled-back", trigger=tid, reason=reason)
     j.finish("rolled-back")
     return "rolled-back"
+
+
+def _archive_of_this_attempt(env: Environment, tid: str, begin: dict[str, Any]) -> bool:
+    # A crash between the archive's rename into place and its `done` record leaves a
+    # complete archive the journal does not know of; without this a rerun would find it
+    # in the way and fail the trigger.
+    try:
+        return archive.load(env.state_dir, tid).created >= float(begin.get("time", 0))
+    except ArchiveError:
+        return False
 
 
 def _restore(ctx: _Context, records: list[dict[str, Any]], tid: str) -> list[str]:

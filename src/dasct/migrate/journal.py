@@ -55,6 +55,7 @@ class Journal:
     def begin(cls, state_dir: Path, *, trigger: str, **data: Any) -> Journal:
         """Start the journal of a new migration (there must be none in flight)."""
         journal = cls(state_dir)
+        state_dir.mkdir(parents=True, exist_ok=True)
         if journal.path.exists():
             raise RuntimeError(f"{journal.path} exists: recover the interrupted migration first")
         journal.record("begin", "begin", trigger=trigger, **data)
