@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -129,7 +130,7 @@ def test_sigkill_at_every_boundary_on_postgresql(tmp_path: Path, pg_url: str) ->
         (work / ".dasct.toml").write_text(toml)
         return work
 
-    def run(work: Path, kill: int | None = None) -> subprocess.CompletedProcess[str]:
+    def run(work: Path, kill: int | str | None = None) -> subprocess.CompletedProcess[str]:
         return cli(work, "migrate", "run", "--env", "model", "--at", "2026-11-24T01:00:00Z",
                    "--break-stale-lock", env={journal.KILL_VAR: str(kill)} if kill else {})
 
@@ -137,19 +138,22 @@ def test_sigkill_at_every_boundary_on_postgresql(tmp_path: Path, pg_url: str) ->
     assert run(clean).returncode == 0
     after = (fingerprint(f"{server}/dasct_clean"), snapshot(clean / "target"))
     assert after != before
-    boundaries = len((clean / "state" / journal.LAST_NAME).read_text().splitlines())
+    records = (clean / "state" / journal.LAST_NAME).read_text().splitlines()
+    points: list[int | str] = [*range(1, len(records) + 1),
+                               *(f"{s}:applied" for s in json.loads(records[0])["steps"])]
+    names = [f"dasct_kill{n}" for n in range(len(points))]
     try:
-        for k in range(1, boundaries + 1):
-            work = fresh(f"dasct_kill{k}")
+        for k, name in zip(points, names, strict=True):
+            work = fresh(name)
             assert run(work, kill=k).returncode == -9
             again = run(work)
             assert again.returncode == 0, (k, again.stderr)
-            now = (fingerprint(f"{server}/dasct_kill{k}"), snapshot(work / "target"))
+            now = (fingerprint(f"{server}/{name}"), snapshot(work / "target"))
             assert now == after, (k, again.stdout)
             outcome = inventory.outcome(work / "state", "E1")
             assert outcome is not None and outcome["outcome"] == "migrated"
     finally:
         with psycopg.connect(server + "/postgres", autocommit=True) as conn:
-            for k in range(1, boundaries + 1):
-                conn.execute(f"DROP DATABASE IF EXISTS dasct_kill{k} WITH (FORCE)")
+            for name in names:
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             conn.execute("DROP DATABASE IF EXISTS dasct_clean WITH (FORCE)")

@@ -6,7 +6,8 @@ the previous run died in a migration: `engine.recover` reads it and finishes or 
 
 Test hook: `DASCT_TEST_KILL_AT` makes the process SIGKILL itself right after a journal
 record is durable, to prove crash safety. Its value is the 1-based number of the record
-in this process (e.g. `3`), or `STEP:PHASE` (e.g. `file:0:intent`). Nothing else reads it.
+in this process (e.g. `3`), or `STEP:PHASE` (e.g. `file:0:intent`); `STEP:applied` kills
+after the step took effect and before its `done` record. Nothing else reads it.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class Journal:
         """Journal intent before the block and done after it (nothing if it raises)."""
         self.record(name, "intent", **data)
         yield
+        _maybe_die(name, "applied")  # the step took effect but is not journaled yet
         self.record(name, "done", **data)
 
     def finish(self, outcome: str) -> None:
