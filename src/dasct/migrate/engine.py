@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -440,11 +441,18 @@ def _restore(ctx: _Context, records: list[dict[str, Any]], tid: str) -> list[str
                 ctx.log("sql-reverted", trigger=tid, change=name)
             except StepError as exc:
                 ctx.log("sql-revert-failed", trigger=tid, change=name, error=str(exc))
-        if ctx.db.restore(a.path, desc):
-            ctx.log("database-restored", trigger=tid, file=desc["file"])
-        if ctx.db.fingerprint() != desc["fingerprint"]:
-            problems.append("database: differs from the archive after the restore")
-    archive.restore_files(a, env.root)
+        try:
+            if ctx.db.restore(a.path, desc):
+                ctx.log("database-restored", trigger=tid, file=desc["file"])
+            if ctx.db.fingerprint() != desc["fingerprint"]:
+                problems.append("database: differs from the archive after the restore")
+        except (DatabaseError, OSError, sqlite3.Error) as exc:
+            problems.append(f"database: restore failed: {exc}")
+    # The files are restored even when the database could not be: each half counts.
+    try:
+        archive.restore_files(a, env.root)
+    except OSError as exc:
+        problems.append(f"files: restore failed: {exc}")
     problems += archive.check_files(a, env.root)
     return problems
 
@@ -672,6 +680,8 @@ def _dry_run(env: Environment, *, now: datetime, ignore_window: bool, write: Wri
     if not decision.allowed and ("freeze" in decision.reason or not ignore_window):
         result.not_run = decision.reason
         write(f"  would not run: {decision.reason}")
+    else:
+        write(f"  window: {decision.reason}" + ("" if decision.allowed else " (--now)"))
     order, held = plan(env, found.due)
     for tid, why in held.items():
         write(f"  would hold {tid}: {why}")
