@@ -1,8 +1,10 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dasct.errors import ConfigError
 from dasct.migrate import windows
@@ -70,3 +72,33 @@ def test_bad_specs_are_config_errors(bad: str) -> None:
 def test_unknown_time_zone() -> None:
     with pytest.raises(ConfigError, match="time zone"):
         windows.check(at("2026-11-23T00:00"), windows=(), freeze=(), timezone="Mars/Olympus")
+
+
+MOMENTS = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 12, 31),
+                       timezones=st.just(timezone.utc))
+CLOCK = st.tuples(st.integers(0, 23), st.sampled_from([0, 15, 30, 45])).map(
+    lambda hm: f"{hm[0]:02d}:{hm[1]:02d}")
+ZONES = st.sampled_from(["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata"])
+
+
+@given(MOMENTS, CLOCK, CLOCK, ZONES)
+def test_a_freeze_always_wins(now: datetime, start: str, end: str, zone: str) -> None:
+    d = windows.check(now, windows=(f"{start}-{end}", "00:00-24:00"),
+                      freeze=(f"{start}-{end}",), timezone=zone)
+    inside_freeze = windows.check(now, windows=(f"{start}-{end}",), freeze=(), timezone=zone)
+    assert d.allowed is (not inside_freeze.allowed)
+
+
+@given(MOMENTS, CLOCK, CLOCK, ZONES)
+def test_midnight_window_is_the_union_of_its_two_halves(now: datetime, start: str, end: str,
+                                                       zone: str) -> None:
+    if start <= end:
+        return
+    whole = windows.check(now, windows=(f"{start}-{end}",), freeze=(), timezone=zone)
+    halves = windows.check(now, windows=(f"{start}-24:00", f"00:00-{end}"), freeze=(),
+                           timezone=zone)
+    assert whole.allowed is halves.allowed
+    later = windows.check(now + timedelta(days=7), windows=(f"{start}-{end}",), freeze=(),
+                          timezone="UTC")
+    assert later.allowed is windows.check(now, windows=(f"{start}-{end}",), freeze=(),
+                                          timezone="UTC").allowed
