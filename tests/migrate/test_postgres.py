@@ -157,3 +157,18 @@ def test_sigkill_at_every_boundary_on_postgresql(tmp_path: Path, pg_url: str) ->
             for name in names:
                 conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             conn.execute("DROP DATABASE IF EXISTS dasct_clean WITH (FORCE)")
+
+
+def test_revert_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    env = pg_env(tmp_path, pg_url)
+    before = fingerprint(pg_url), snapshot(env.root)
+    stage(env, "E1", sql=[USERS, ORDERS], files=[("modify", "app.py", b"v2\n", None)])
+    assert quiet(env).migrated == ["E1"]
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # the application writes on
+        conn.execute("CREATE TABLE notes (t text); INSERT INTO notes VALUES ('kept')")
+    result = engine.revert(env, "E1", write=lambda _: None)
+    assert result.migrated == ["E1"]
+    assert rows(pg_url, "SELECT to_regclass('users'), to_regclass('orders')") == [(None, None)]
+    assert rows(pg_url, "SELECT x FROM keep") == [(1,)]
+    assert rows(pg_url, "SELECT t FROM notes") == [("kept",)]  # written since: kept
+    assert snapshot(env.root) == before[1]
