@@ -84,12 +84,24 @@ def status(*, env: Environment) -> int:
     print(f"lock: {holder.describe() if holder else 'free'}")
     marker = eng.needs_attention(env.state_dir)
     print(f"needs attention: {marker['trigger'] if marker else 'no'}")
+    from dasct import notify
+    from dasct.migrate import archive
+    from dasct.migrate import trigger as trig
+
+    waiting = [p.stem for p in trig.pending(env.staging, env.name)
+               if inv.outcome(env.state_dir, p.stem) is None]
+    print(f"pending triggers: {', '.join(waiting) or 'none'}")
+    print(f"notifications waiting in the outbox: {len(notify.Outbox(env.state_dir).waiting())}")
+    kept = [a.id for a in archive.all_archives(env.state_dir)]
+    print(f"archives retained: {', '.join(kept) or 'none'}")
     data = inv.load(env.state_dir)
     now = time.time()
+    print("deployments (status, warranty WP/CP, when, items):")
     for tid, dep in sorted(data["deployments"].items(), key=lambda kv: kv[1]["deployed_at"]):
         status = inv.warranty_status(dep, warranty_days=env.config.warranty_days, now=now)
         when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(dep["deployed_at"]))
         print(f"  {tid:30} {dep['status']:9} {status:2} {when}  {len(dep['items'])} item(s)")
+    print("inventory (item, enhancement, sha256):")
     for item, entry in sorted(data["items"].items()):
         print(f"  {item}  {entry['enhancement']}  {entry['sha256'][:12]}")
     return 0
