@@ -1,10 +1,12 @@
 """The environment lock: a lease file recording who migrates, from where, since when.
 
-The lease is created with O_EXCL, so two runs never both hold it. A run killed with
-SIGKILL leaves it behind; `dasct migrate unlock --force` (or `run --break-stale-lock`)
-removes it only when the holder is provably gone: its pid is dead on this host, or the
-lease expired. A short flock on a guard file serializes acquire and break, so a breaker
-never removes a lease that a third run took a moment earlier.
+The lease is written whole and then linked into place (which fails if it exists, like
+O_EXCL), so two runs never both hold it and a kill never leaves a half-written lock. A
+run killed with SIGKILL leaves it behind; `dasct migrate unlock --force` (or
+`run --break-stale-lock`) removes it only when the holder is provably gone: its pid is
+dead on this host, or the lease expired. A short flock on a guard file serializes
+acquire and break, so a breaker never removes a lease that a third run took a moment
+earlier.
 """
 
 from __future__ import annotations
@@ -89,13 +91,23 @@ def read(state_dir: Path) -> Lease | None:
 
 
 def _write(path: Path, lease: Lease, *, exclusive: bool) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
-    fd = os.open(path, flags, 0o644)
+    # The lease is complete in a temp file before it gets its name: a kill at any moment
+    # leaves no lock, or a whole one, never an empty file nobody could prove stale.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.write(fd, json.dumps(asdict(lease)).encode())
         os.fsync(fd)
     finally:
         os.close(fd)
+    try:
+        if exclusive:
+            os.link(tmp, path)  # fails if the lock exists, like O_EXCL
+        else:
+            os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def stale_reason(lease: Lease, *, now: float | None = None) -> str | None:
