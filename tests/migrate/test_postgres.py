@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from engine_kit import NOW, cli, health, make_env, snapshot, stage
 
-from dasct.migrate import database, engine, inventory, journal
+from dasct.migrate import database, engine, inventory, journal, revert
 
 USERS = ("users", "CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL);\n"
          "INSERT INTO users (name) VALUES ('ada'), ('bob');\n"
@@ -166,7 +166,7 @@ def test_revert_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     assert quiet(env).migrated == ["E1"]
     with psycopg.connect(pg_url, autocommit=True) as conn:  # the application writes on
         conn.execute("CREATE TABLE notes (t text); INSERT INTO notes VALUES ('kept')")
-    result = engine.revert(env, "E1", write=lambda _: None)
+    result = revert.revert(env, "E1", write=lambda _: None)
     assert result.migrated == ["E1"]
     assert rows(pg_url, "SELECT to_regclass('users'), to_regclass('orders')") == [(None, None)]
     assert rows(pg_url, "SELECT x FROM keep") == [(1,)]

@@ -9,7 +9,7 @@ import pytest
 from engine_kit import NOW, dump, make_env, snapshot, stage
 
 from dasct.audit import verify as audit_verify
-from dasct.migrate import archive, engine, inventory, retention
+from dasct.migrate import archive, engine, inventory, retention, revert
 
 
 def quiet(env: engine.Environment, **kw: object) -> engine.Result:
@@ -37,7 +37,7 @@ def test_revert_restores_files_and_sql_of_one_enhancement(tmp_path: Path) -> Non
     quiet(env)
     stage(env, "E2", files=[("modify", "b.txt", b"b2\n", None)], not_before=NOW)
     quiet(env, now=NOW + timedelta(minutes=1))
-    result = engine.revert(env, "E1", write=lambda _: None)
+    result = revert.revert(env, "E1", write=lambda _: None)
     assert result.migrated == ["E1"]
     expected = dict(before)
     expected["./b.txt"] = snapshot(env.root)["./b.txt"]  # E2 stays
@@ -50,7 +50,7 @@ def test_revert_restores_files_and_sql_of_one_enhancement(tmp_path: Path) -> Non
     assert inv["items"]["file:b.txt"]["enhancement"] == "E2"
     assert audit_verify(env.state_dir) == []
     with pytest.raises(engine.EngineError, match="not deployed"):
-        engine.revert(env, "E1", write=lambda _: None)
+        revert.revert(env, "E1", write=lambda _: None)
 
 
 def test_later_enhancement_on_same_items_refuses_or_cascades(tmp_path: Path) -> None:
@@ -61,9 +61,9 @@ def test_later_enhancement_on_same_items_refuses_or_cascades(tmp_path: Path) -> 
     stage(env, "E2", files=[("modify", "a.txt", b"a3\n", None)], not_before=NOW)
     quiet(env, now=NOW + timedelta(minutes=1))
     with pytest.raises(engine.EngineError, match="later enhancements changed the same items: E2"):
-        engine.revert(env, "E1", write=lambda _: None)
+        revert.revert(env, "E1", write=lambda _: None)
     assert (env.root / "a.txt").read_text() == "a3\n"
-    result = engine.revert(env, "E1", cascade=True, write=lambda _: None)
+    result = revert.revert(env, "E1", cascade=True, write=lambda _: None)
     assert result.migrated == ["E2", "E1"]
     assert snapshot(env.root) == before
 
@@ -74,7 +74,7 @@ def test_hand_edit_after_deploy_refuses_revert(tmp_path: Path) -> None:
     quiet(env)
     (env.root / "a.txt").write_text("hand edit\n")
     with pytest.raises(Exception, match="changed on the target by hand"):
-        engine.revert(env, "E1", write=lambda _: None)
+        revert.revert(env, "E1", write=lambda _: None)
     assert (env.root / "a.txt").read_text() == "hand edit\n"
 
 
@@ -84,7 +84,7 @@ def test_pruned_archive_refuses_revert(tmp_path: Path) -> None:
     quiet(env)
     archive.remove(archive.load(env.state_dir, "E1"))
     with pytest.raises(archive.ArchiveError, match="pruned by retention"):
-        engine.revert(env, "E1", write=lambda _: None)
+        revert.revert(env, "E1", write=lambda _: None)
 
 
 def test_retention_keeps_last_n_young_and_under_warranty(tmp_path: Path) -> None:
@@ -93,7 +93,7 @@ def test_retention_keeps_last_n_young_and_under_warranty(tmp_path: Path) -> None
         stage(env, f"E{i}", files=[("add", f"f{i}.txt", b"x", None)],
               not_before=NOW + timedelta(minutes=i))
         quiet(env, now=NOW + timedelta(minutes=i, seconds=30))
-    engine.revert(env, "E0", write=lambda _: None)
+    revert.revert(env, "E0", write=lambda _: None)
     ids = [a.id for a in archive.all_archives(env.state_dir)]
     assert {"E0", "E1", "E2", "E3", "E4"} <= set(ids)
     later = time.time() + 40 * 86400

@@ -63,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
                             dry_run=args.dry_run, break_stale_lock=args.break_stale_lock)
         return result.exit_code
     if args.action == "revert":
-        return engine.revert(env, args.id, cascade=args.cascade).exit_code
+        from dasct.migrate import revert
+
+        return revert.revert(env, args.id, cascade=args.cascade).exit_code
     if args.action == "resolve":
         engine.resolve(env, note=args.note)
         return 0

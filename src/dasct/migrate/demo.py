@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dasct import config, git
 from dasct.audit import verify as audit_verify
-from dasct.migrate import engine, inventory
+from dasct.migrate import engine, inventory, revert
 from dasct.migrate import trigger as trig
 
 _IDENTITY = ("-c", "user.name=dasct demo", "-c", "user.email=demo@example.com")
@@ -127,7 +127,7 @@ def run_demo(workdir: Path, write: Callable[[str], None]) -> None:
     write(f"     after the rollback: state {after} ({verdict} to before)")
 
     write(f"  4. dasct migrate revert PROJ-42 --env {env.name}   (the upgrade nobody wanted)")
-    engine.revert(env, "PROJ-42", write=show)
+    revert.revert(env, "PROJ-42", write=show)
     same = all((env.root / n).read_text() == text for n, text in BASE.items())
     write(f"     files back to the initial version: {'yes' if same else 'NO'}; "
           f"tables now: {', '.join(_tables(env)) or 'none'}")

@@ -11,73 +11,30 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import re
 import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from dasct.config import Config, EnvironmentConfig
-from dasct.errors import DasctError
 from dasct.migrate import archive, inventory, journal, lock, retention, steps, windows
 from dasct.migrate import trigger as trig
 from dasct.migrate.archive import ArchiveError
-from dasct.migrate.database import Database, DatabaseError, connect, resolve_url
+from dasct.migrate.database import Database, DatabaseError, connect
+from dasct.migrate.environment import EngineError, Environment, environment
+from dasct.migrate.plan import plan, scan
 from dasct.migrate.report import Reporter
 from dasct.migrate.steps import StepError
 
+__all__ = ["EngineError", "Environment", "Result", "Stats", "environment", "migrate_one",
+           "needs_attention", "recover", "resolve", "run", "unlock"]
+
 NEEDS_ATTENTION = "needs-attention.json"
 Write = Callable[[str], None]
-
-
-class EngineError(DasctError):
-    """The run cannot start or go on (locked, needs attention, unknown environment...)."""
-
-
-@dataclass(frozen=True)
-class Environment:
-    """An environment with every path and URL resolved."""
-
-    name: str
-    root: Path
-    database: str
-    state_dir: Path
-    staging: Path
-    config: EnvironmentConfig
-    system: str
-    key: bytes | None
-    require_signature: bool
-
-
-def environment(cfg: Config, name: str, repo_root: Path) -> Environment:
-    """Resolve environment `name` of cfg; relative paths are relative to repo_root."""
-    if name not in cfg.environments:
-        known = ", ".join(sorted(cfg.environments)) or "none"
-        raise EngineError(f"unknown environment {name!r} (configured: {known})")
-    env = cfg.environments[name]
-    base = repo_root / ".dasct" / "env" / name
-
-    def path(value: str, default: Path) -> Path:
-        return Path(os.path.normpath(repo_root / value)) if value else default
-
-    root = path(env.root, base / "root")
-    if not env.root:
-        root.mkdir(parents=True, exist_ok=True)  # the embedded default needs no setup
-    key_text = os.environ.get(cfg.migrate.signing_key_env)
-    return Environment(
-        name=name, root=root,
-        database=resolve_url(env.database, base=repo_root, default=base / "db.sqlite"),
-        state_dir=path(env.state_dir, base / "state"),
-        staging=path(env.staging, repo_root / ".dasct" / "staging"),
-        config=env, system=cfg.migrate.system,
-        key=key_text.encode() if key_text else None,
-        require_signature=cfg.migrate.require_signature,
-    )
 
 
 @dataclass
@@ -132,8 +89,8 @@ def needs_attention(state_dir: Path) -> dict[str, Any] | None:
     return data
 
 
-class _Context:
-    """One run against one environment: the database is opened on first use."""
+class Session:
+    """One run (or revert) against one environment: the database is opened on first use."""
 
     def __init__(self, env: Environment, write: Write, lease: lock.Lease | None) -> None:
         self.env = env
@@ -145,143 +102,33 @@ class _Context:
 
     @property
     def db(self) -> Database:
+        """The target database, connected on first use."""
         if self._db is None:
             self._db = connect(self.env.database)
         return self._db
 
     def log(self, event: str, **fields: Any) -> None:
+        """Append an audit record."""
         self.report.audit(event, **fields)
 
     def renew(self) -> None:
+        """Extend the lease between steps of a long run."""
         if self.lease is not None:
             self.lease = lock.renew(self.env.state_dir, self.lease)
 
     def close(self) -> None:
+        """Close the database if it was opened."""
         if self._db is not None:
             self._db.close()
 
 
 @contextmanager
-def _step(ctx: _Context, j: journal.Journal, tid: str, name: str, /, **data: Any
+def _step(ctx: Session, j: journal.Journal, tid: str, name: str, /, **data: Any
           ) -> Iterator[None]:
     ctx.log("step", trigger=tid, step=name, phase="start", **data)
     with j.step(name, **data):
         yield
     ctx.log("step", trigger=tid, step=name, phase="done")
-
-
-# ----------------------------------------------------------------------- finding triggers
-
-
-@dataclass
-class Scan:
-    """The triggers waiting in staging for one environment, sorted out."""
-
-    due: list[trig.Trigger] = field(default_factory=list)
-    waiting: list[trig.Trigger] = field(default_factory=list)
-    expired: list[trig.Trigger] = field(default_factory=list)
-    refused: list[tuple[Path, str]] = field(default_factory=list)
-    settled: list[tuple[Path, str]] = field(default_factory=list)
-
-
-def scan(env: Environment, now: datetime) -> Scan:
-    """Read and verify every pending trigger of env; sort them by schedule."""
-    found = Scan()
-    for path in trig.pending(env.staging, env.name):
-        done = inventory.outcome(env.state_dir, path.stem)
-        if done is not None:
-            found.settled.append((path, str(done["outcome"])))
-            continue
-        try:
-            t = trig.load(path, environments=[env.name], key=env.key,
-                          require_signature=env.require_signature)
-        except trig.TriggerError as exc:
-            found.refused.append((path, str(exc)))
-            continue
-        if t.expires <= now:
-            found.expired.append(t)
-        elif t.not_before > now:
-            found.waiting.append(t)
-        else:
-            found.due.append(t)
-    found.due.sort(key=lambda t: (t.not_before, t.id))
-    return found
-
-
-_DDL = re.compile(
-    r"(?i)\b(?:create|alter|drop)\s+(?:or\s+replace\s+)?(?:unique\s+)?(?:materialized\s+)?"
-    r"(?:table|view|index|function|procedure|trigger|sequence|type|schema)\s+"
-    r"(?:if\s+(?:not\s+)?exists\s+)?(?:concurrently\s+)?([\w.\"]+)"
-)
-
-
-def sql_objects(t: trig.Trigger) -> set[str]:
-    """The SQL changes of t and the objects its deploy scripts create, alter or drop."""
-    objects = {f"change {c.name}" for c in t.sql}
-    for change in t.sql:
-        text = trig.read_payload(t.staging, change.deploy).decode(errors="replace")
-        objects |= {f"object {m.lower().replace(chr(34), '')}" for m in _DDL.findall(text)}
-    return objects
-
-
-def file_paths(t: trig.Trigger) -> set[str]:
-    """Every target path t touches."""
-    return {p for f in t.files for p in (f.path, f.old_path) if p is not None}
-
-
-def plan(env: Environment, due: list[trig.Trigger]) -> tuple[list[trig.Trigger], dict[str, str]]:
-    """Split due triggers into those that run (dependencies first) and those held, with why."""
-    deployed = {tid for tid, dep in inventory.load(env.state_dir)["deployments"].items()
-                if dep["status"] == "deployed"}
-    batch = {t.id: t for t in due}
-    held: dict[str, str] = {}
-
-    def hold(tid: str, why: str) -> None:
-        held[tid] = f"{held[tid]}; {why}" if tid in held else why
-
-    objects: dict[str, set[str]] = {}
-    for t in due:
-        try:
-            objects[t.id] = sql_objects(t)
-        except trig.TriggerError as exc:
-            hold(t.id, str(exc))
-            objects[t.id] = set()
-    for i, a in enumerate(due):
-        for b in due[i + 1:]:
-            reasons = [f"same file {p}" for p in sorted(file_paths(a) & file_paths(b))]
-            reasons += [f"same SQL {o}" for o in sorted(objects[a.id] & objects[b.id])]
-            if b.id in a.conflicts_with or a.id in b.conflicts_with:
-                reasons.append("declared conflict")
-            if reasons:
-                hold(a.id, f"conflicts with {b.id} ({', '.join(reasons)})")
-                hold(b.id, f"conflicts with {a.id} ({', '.join(reasons)})")
-        for other in a.conflicts_with:
-            if other in deployed:
-                hold(a.id, f"declared conflict with {other}, which is deployed here")
-        for dep in a.depends_on:
-            if dep not in deployed and dep not in batch:
-                hold(a.id, f"depends on {dep}, which is not deployed here")
-    changed = True
-    while changed:  # a trigger whose dependency is held waits with it
-        changed = False
-        for t in due:
-            blocked = [d for d in t.depends_on if d in held]
-            if t.id not in held and blocked:
-                hold(t.id, f"depends on {blocked[0]}, which is held")
-                changed = True
-    order: list[trig.Trigger] = []
-    placed: set[str] = set()
-    remaining = [t for t in due if t.id not in held]
-    while remaining:
-        ready = [t for t in remaining if all(d in placed or d in deployed for d in t.depends_on)]
-        if not ready:
-            for t in remaining:
-                hold(t.id, "circular dependency")
-            break
-        order.append(ready[0])
-        placed.add(ready[0].id)
-        remaining.remove(ready[0])
-    return order, held
 
 
 # ----------------------------------------------------------------------- one migration
@@ -300,13 +147,14 @@ def _settle_file(env: Environment, path: Path, outcome: str) -> None:
         path.unlink()
 
 
-def _archived_trigger(env: Environment, tid: str) -> trig.Trigger:
+def archived_trigger(env: Environment, tid: str) -> trig.Trigger:
+    """The trigger as it was run, from its archive."""
     a = archive.load(env.state_dir, tid)
     return trig.load(a.path / "trigger.json", environments=[env.name], key=None,
                      require_signature=False)
 
 
-def migrate_one(ctx: _Context, t: trig.Trigger, *, kind: str = "migrate",
+def migrate_one(ctx: Session, t: trig.Trigger, *, kind: str = "migrate",
                 reverts: str | None = None) -> str:
     """Migrate one verified trigger; return migrated, rolled-back or escalated."""
     env = ctx.env
@@ -341,12 +189,12 @@ def migrate_one(ctx: _Context, t: trig.Trigger, *, kind: str = "migrate",
     return "migrated"
 
 
-def _commit(ctx: _Context, j: journal.Journal, tid: str) -> None:
+def _commit(ctx: Session, j: journal.Journal, tid: str) -> None:
     env = ctx.env
     records = journal.pending(env.state_dir) or [{}]
     begin = records[0]
     with j.step("commit"):
-        t = _archived_trigger(env, tid)
+        t = archived_trigger(env, tid)
         if begin.get("kind") == "revert" and begin.get("reverts"):
             inventory.unrecord(env.state_dir, str(begin["reverts"]))
         else:
@@ -362,10 +210,10 @@ def _commit(ctx: _Context, j: journal.Journal, tid: str) -> None:
     j.finish("migrated")
 
 
-def _restart_after_restore(ctx: _Context, tid: str) -> None:
+def _restart_after_restore(ctx: Session, tid: str) -> None:
     # The system may have been restarted on the new files; restart it on the restored ones.
     try:
-        t = _archived_trigger(ctx.env, tid)
+        t = archived_trigger(ctx.env, tid)
     except (ArchiveError, trig.TriggerError):
         return
     for c in t.commands:
@@ -377,7 +225,7 @@ def _restart_after_restore(ctx: _Context, tid: str) -> None:
                 ctx.log("restart-after-restore-failed", trigger=tid, error=str(exc))
 
 
-def _rollback(ctx: _Context, j: journal.Journal, tid: str, *, cause: str, reason: str) -> str:
+def _rollback(ctx: Session, j: journal.Journal, tid: str, *, cause: str, reason: str) -> str:
     """Undo trigger tid from its archive and check the result; escalate if it differs."""
     env = ctx.env
     records = journal.pending(env.state_dir) or []
@@ -423,7 +271,7 @@ def _archive_of_this_attempt(env: Environment, tid: str, begin: dict[str, Any]) 
         return False
 
 
-def _restore(ctx: _Context, records: list[dict[str, Any]], tid: str) -> list[str]:
+def _restore(ctx: Session, records: list[dict[str, Any]], tid: str) -> list[str]:
     env = ctx.env
     a = archive.load(env.state_dir, tid)
     problems: list[str] = []
@@ -457,7 +305,7 @@ def _restore(ctx: _Context, records: list[dict[str, Any]], tid: str) -> list[str
     return problems
 
 
-def _escalate(ctx: _Context, j: journal.Journal, tid: str, *, cause: str, reason: str,
+def _escalate(ctx: Session, j: journal.Journal, tid: str, *, cause: str, reason: str,
               problems: list[str]) -> str:
     env = ctx.env
     marker = {"trigger": tid, "cause": cause, "reason": reason, "problems": problems,
@@ -472,7 +320,7 @@ def _escalate(ctx: _Context, j: journal.Journal, tid: str, *, cause: str, reason
     return "escalated"
 
 
-def recover(ctx: _Context) -> str | None:
+def recover(ctx: Session) -> str | None:
     """Finish or roll back a migration a killed run left in flight; None if there is none."""
     env = ctx.env
     records = journal.pending(env.state_dir)
@@ -507,7 +355,8 @@ def recover(ctx: _Context) -> str | None:
 # ----------------------------------------------------------------------- the run
 
 
-def _owner() -> str:
+def owner() -> str:
+    """Who holds the lock, as the lease records it."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
@@ -540,8 +389,8 @@ def run(env: Environment, *, now: datetime | None = None, ignore_window: bool = 
             Reporter(env.state_dir, environment=env.name, recipients=()).audit(
                 "lock-broken", holder=broken[0].describe(), reason=broken[1])
             write(f"broke the stale lock of {broken[0].describe()}: {broken[1]}")
-    lease = lock.acquire(env.state_dir, owner=_owner())
-    ctx = _Context(env, write, lease)
+    lease = lock.acquire(env.state_dir, owner=owner())
+    ctx = Session(env, write, lease)
     try:
         return _run_locked(ctx, now=now, ignore_window=ignore_window)
     finally:
@@ -549,7 +398,8 @@ def run(env: Environment, *, now: datetime | None = None, ignore_window: bool = 
         lock.release(env.state_dir, ctx.lease or lease)
 
 
-def _refuse_if_attention(ctx: _Context) -> None:
+def refuse_if_attention(ctx: Session) -> None:
+    """Raise EngineError while the environment is marked as needing attention."""
     marker = needs_attention(ctx.env.state_dir)
     if marker is not None:
         ctx.log("refused", reason="needs attention", trigger=marker.get("trigger"))
@@ -559,15 +409,15 @@ def _refuse_if_attention(ctx: _Context) -> None:
             f"then run `dasct migrate resolve --env {ctx.env.name}`")
 
 
-def _run_locked(ctx: _Context, *, now: datetime, ignore_window: bool) -> Result:
+def _run_locked(ctx: Session, *, now: datetime, ignore_window: bool) -> Result:
     env, write, result = ctx.env, ctx.write, Result()
     stats = result.stats
     ctx.log("run-start", now=trig.format_time(now), ignore_window=ignore_window)
-    _refuse_if_attention(ctx)
+    refuse_if_attention(ctx)
     result.recovered = recover(ctx)
     if result.recovered:
         write(f"recovered: {result.recovered}")
-        _refuse_if_attention(ctx)
+        refuse_if_attention(ctx)
     found = scan(env, now)
     for path, outcome in found.settled:
         _settle_file(env, path, outcome)
@@ -641,7 +491,7 @@ def _run_locked(ctx: _Context, *, now: datetime, ignore_window: bool) -> Result:
     return _finish(ctx, result)
 
 
-def _finish(ctx: _Context, result: Result) -> Result:
+def _finish(ctx: Session, result: Result) -> Result:
     env = ctx.env
     removed = retention.prune(env.state_dir, keep_count=env.config.retention_count,
                               keep_days=env.config.retention_days,
@@ -691,88 +541,7 @@ def _dry_run(env: Environment, *, now: datetime, ignore_window: bool, write: Wri
     return result
 
 
-# ----------------------------------------------------------------------- revert, resolve
-
-
-def _revert_trigger(env: Environment, tid: str, now: datetime) -> trig.Trigger:
-    """A trigger that undoes enhancement tid, built from its archive."""
-    a = archive.load(env.state_dir, tid)
-    original = _archived_trigger(env, tid)
-    staging = env.state_dir / "revert-staging"
-    sql = [
-        trig.SqlChange(name=f"revert.{s['name']}"[:128],
-                       deploy=trig.write_payload(staging, archive.script(a, s["revert"])),
-                       revert=trig.write_payload(staging, archive.script(a, s["deploy"])),
-                       verify=None)
-        for s in reversed(a.manifest["sql"])
-    ]
-    files = []
-    for e in a.manifest["files"]:
-        post = a.manifest["post"].get(e["path"])
-        mode = 0o755 if (e["mode"] or 0) & 0o111 else 0o644
-        content = (trig.write_payload(staging, archive.blob(a, e["sha256"]))
-                   if e["existed"] else None)
-        if e["existed"] and post is not None:
-            files.append(trig.FileChange("modify", e["path"], None, post, content, mode))
-        elif e["existed"]:
-            files.append(trig.FileChange("add", e["path"], None, None, content, mode))
-        elif post is not None:
-            files.append(trig.FileChange("delete", e["path"], None, post, None, mode))
-    doc = trig.document(
-        id=f"revert-{tid}-{int(now.timestamp())}"[:128], system=original.system,
-        environment=env.name, not_before=now - timedelta(minutes=1),
-        expires=now + timedelta(hours=1), defects=original.defects, commits=original.commits,
-        sql=sql, files=files, commands=original.commands)
-    return trig.write(staging, doc, key=None)
-
-
-def revert(env: Environment, tid: str, *, cascade: bool = False, write: Write = print,
-           now: datetime | None = None) -> Result:
-    """Put env back to before enhancement tid (and, with cascade, later ones on its items)."""
-    now = now or datetime.now(timezone.utc)
-    env.state_dir.mkdir(parents=True, exist_ok=True)
-    lease = lock.acquire(env.state_dir, owner=_owner())
-    ctx = _Context(env, write, lease)
-    result = Result()
-    try:
-        _refuse_if_attention(ctx)
-        result.recovered = recover(ctx)
-        _refuse_if_attention(ctx)
-        dep = inventory.load(env.state_dir)["deployments"].get(tid)
-        if dep is None or dep["status"] != "deployed":
-            raise EngineError(f"{tid} is not deployed in {env.name}"
-                              + (f" (it is {dep['status']})" if dep else ""))
-        later = inventory.later_overlapping(env.state_dir, tid)
-        if later and not cascade:
-            ctx.log("revert-refused", trigger=tid, later=later)
-            raise EngineError(
-                f"cannot revert {tid}: later enhancements changed the same items: "
-                f"{', '.join(later)}; revert them first, or pass --cascade to revert them too "
-                "(newest first)")
-        order = [*later, tid]
-        for other in order:
-            archive.load(env.state_dir, other)  # refuse before changing anything
-        ctx.log("revert-begin", trigger=tid, order=order)
-        for other in order:
-            rt = _revert_trigger(env, other, now)
-            trig.check_target(rt, env.root)
-            result.stats.attempted += 1
-            write(f"reverting {other} ({rt.id})")
-            outcome = migrate_one(ctx, rt, kind="revert", reverts=other)
-            if outcome != "migrated":
-                result.stats.rolled_back += outcome == "rolled-back"
-                result.stats.escalated += outcome == "escalated"
-                write(f"revert of {other} failed and was rolled back ({outcome})")
-                break
-            result.stats.migrated += 1
-            result.migrated.append(other)
-            ctx.report.reverted(other, via=rt.id)
-            write(f"reverted {other}")
-        ctx.report.flush()
-        return result
-    finally:
-        ctx.close()
-        lock.release(env.state_dir, ctx.lease or lease)
+# ----------------------------------------------------------------------- resolve, unlock
 
 
 def resolve(env: Environment, *, note: str, write: Write = print) -> bool:
@@ -781,10 +550,10 @@ def resolve(env: Environment, *, note: str, write: Write = print) -> bool:
     if marker is None:
         write(f"{env.name} does not need attention")
         return False
-    lease = lock.acquire(env.state_dir, owner=_owner())
+    lease = lock.acquire(env.state_dir, owner=owner())
     try:
         Reporter(env.state_dir, environment=env.name, recipients=()).audit(
-            "resolved", trigger=marker.get("trigger"), note=note, by=_owner())
+            "resolved", trigger=marker.get("trigger"), note=note, by=owner())
         (env.state_dir / NEEDS_ATTENTION).unlink()
     finally:
         lock.release(env.state_dir, lease)
@@ -807,6 +576,6 @@ def unlock(env: Environment, *, force: bool, write: Write = print) -> bool:
     if broken is None:
         return False
     Reporter(env.state_dir, environment=env.name, recipients=()).audit(
-        "lock-broken", holder=broken[0].describe(), reason=broken[1], by=_owner())
+        "lock-broken", holder=broken[0].describe(), reason=broken[1], by=owner())
     write(f"broke the lock of {broken[0].describe()}: {broken[1]}")
     return True

@@ -1,0 +1,107 @@
+"""`dasct migrate revert`: put an environment back to before an enhancement.
+
+The revert is a reverse trigger built from the enhancement's archive (its revert scripts
+as deploys, the archived pre-images as contents, its post-images as the pre-images to
+check) run through the same engine, so it is archived, journaled, crash-safe and rolled
+back on failure like any migration.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from dasct.migrate import archive, inventory, lock
+from dasct.migrate import trigger as trig
+from dasct.migrate.engine import (
+    EngineError,
+    Environment,
+    Result,
+    Session,
+    Write,
+    archived_trigger,
+    migrate_one,
+    owner,
+    recover,
+    refuse_if_attention,
+)
+
+
+def reverse_trigger(env: Environment, tid: str, now: datetime) -> trig.Trigger:
+    """A trigger that undoes enhancement tid, built from its archive."""
+    a = archive.load(env.state_dir, tid)
+    original = archived_trigger(env, tid)
+    staging = env.state_dir / "revert-staging"
+    sql = [
+        trig.SqlChange(name=f"revert.{s['name']}"[:128],
+                       deploy=trig.write_payload(staging, archive.script(a, s["revert"])),
+                       revert=trig.write_payload(staging, archive.script(a, s["deploy"])),
+                       verify=None)
+        for s in reversed(a.manifest["sql"])
+    ]
+    files = []
+    for e in a.manifest["files"]:
+        post = a.manifest["post"].get(e["path"])
+        mode = 0o755 if (e["mode"] or 0) & 0o111 else 0o644
+        content = (trig.write_payload(staging, archive.blob(a, e["sha256"]))
+                   if e["existed"] else None)
+        if e["existed"] and post is not None:
+            files.append(trig.FileChange("modify", e["path"], None, post, content, mode))
+        elif e["existed"]:
+            files.append(trig.FileChange("add", e["path"], None, None, content, mode))
+        elif post is not None:
+            files.append(trig.FileChange("delete", e["path"], None, post, None, mode))
+    doc = trig.document(
+        id=f"revert-{tid}-{int(now.timestamp())}"[:128], system=original.system,
+        environment=env.name, not_before=now - timedelta(minutes=1),
+        expires=now + timedelta(hours=1), defects=original.defects, commits=original.commits,
+        sql=sql, files=files, commands=original.commands)
+    return trig.write(staging, doc, key=None)
+
+
+def revert(env: Environment, tid: str, *, cascade: bool = False, write: Write = print,
+           now: datetime | None = None) -> Result:
+    """Put env back to before enhancement tid (and, with cascade, later ones on its items)."""
+    now = now or datetime.now(timezone.utc)
+    env.state_dir.mkdir(parents=True, exist_ok=True)
+    lease = lock.acquire(env.state_dir, owner=owner())
+    ctx = Session(env, write, lease)
+    result = Result()
+    try:
+        refuse_if_attention(ctx)
+        result.recovered = recover(ctx)
+        refuse_if_attention(ctx)
+        dep = inventory.load(env.state_dir)["deployments"].get(tid)
+        if dep is None or dep["status"] != "deployed":
+            raise EngineError(f"{tid} is not deployed in {env.name}"
+                              + (f" (it is {dep['status']})" if dep else ""))
+        later = inventory.later_overlapping(env.state_dir, tid)
+        if later and not cascade:
+            ctx.log("revert-refused", trigger=tid, later=later)
+            raise EngineError(
+                f"cannot revert {tid}: later enhancements changed the same items: "
+                f"{', '.join(later)}; revert them first, or pass --cascade to revert them too "
+                "(newest first)")
+        order = [*later, tid]
+        for other in order:
+            archive.load(env.state_dir, other)  # refuse before changing anything
+        ctx.log("revert-begin", trigger=tid, order=order)
+        for other in order:
+            rt = reverse_trigger(env, other, now)
+            trig.check_target(rt, env.root)
+            result.stats.attempted += 1
+            write(f"reverting {other} ({rt.id})")
+            outcome = migrate_one(ctx, rt, kind="revert", reverts=other)
+            if outcome != "migrated":
+                result.stats.rolled_back += outcome == "rolled-back"
+                result.stats.escalated += outcome == "escalated"
+                write(f"revert of {other} failed and was rolled back ({outcome})")
+                break
+            result.stats.migrated += 1
+            result.migrated.append(other)
+            ctx.report.reverted(other, via=rt.id)
+            write(f"reverted {other}")
+        ctx.report.flush()
+        return result
+    finally:
+        ctx.close()
+        lock.release(env.state_dir, ctx.lease or lease)
