@@ -100,3 +100,36 @@ def test_sigkill_at_every_step_boundary(tmp_path: Path, fail: bool) -> None:
         log = (work / "state" / "audit.jsonl").read_text().splitlines()
         recovered = any(json.loads(line)["event"] == "recover" for line in log)
         assert recovered == reached, where
+
+
+def test_sigkill_at_every_boundary_of_a_revert(tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    build(base, fail=False)
+    original = state(base)
+    assert run_cli(base).returncode == 0
+    deployed = state(base)
+    clean = tmp_path / "clean"
+    shutil.copytree(base, clean, symlinks=True)
+    assert cli(clean, "migrate", "revert", "E1", "--env", "model").returncode == 0
+    assert state(clean) == original
+    records = (clean / "state" / journal.LAST_NAME).read_text().splitlines()
+    planned = json.loads(records[0])["steps"]
+    points: list[int | str] = [*range(1, len(records) + 1), *(f"{s}:applied" for s in planned)]
+    for k in points:
+        work = tmp_path / f"kill{str(k).replace(':', '_')}"
+        shutil.copytree(base, work, symlinks=True)
+        killed = cli(work, "migrate", "revert", "E1", "--env", "model",
+                     env={journal.KILL_VAR: str(k)})
+        assert killed.returncode == -9, (k, killed.stdout, killed.stderr)
+        recovered = run_cli(work)  # the nightly run finds the journal and settles it
+        assert recovered.returncode == 0, (k, recovered.stderr)
+        where = f"killed after {k}: {recovered.stdout}"
+        assert state(work) in (deployed, original), where
+        if state(work) == deployed:  # rolled back: the revert can simply be asked again
+            again = cli(work, "migrate", "revert", "E1", "--env", "model")
+            assert again.returncode == 0, (where, again.stderr)
+        assert state(work) == original, where
+        dep = inventory.load(work / "state")["deployments"]["E1"]
+        assert dep["status"] == "reverted", where
+        assert journal.pending(work / "state") is None, where
+        assert audit_verify(work / "state") == [], where

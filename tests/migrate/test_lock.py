@@ -65,3 +65,23 @@ def test_renew_refuses_when_broken(tmp_path: Path) -> None:
     lock.break_stale(tmp_path, now=time.time() + 5)
     with pytest.raises(lock.LockError, match="broken"):
         lock.renew(tmp_path, lease)
+
+
+def test_holder_on_another_host_is_not_breakable_before_expiry(tmp_path: Path) -> None:
+    lock.acquire(tmp_path, owner="remote")
+    data = json.loads((tmp_path / "lock").read_text())
+    data["host"], data["pid"] = "elsewhere", 1
+    (tmp_path / "lock").write_text(json.dumps(data))
+    with pytest.raises(lock.LockError, match="on another host"):
+        lock.break_stale(tmp_path)
+    assert lock.break_stale(tmp_path, now=data["expires"] + 1) is not None
+
+
+def test_two_processes_race_one_wins(tmp_path: Path) -> None:
+    code = ("import sys, time; from pathlib import Path; from dasct.migrate import lock\n"
+            "try:\n    lock.acquire(Path(sys.argv[1]), owner=sys.argv[2])\n"
+            "except lock.LockError:\n    sys.exit(7)\ntime.sleep(1)\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path), f"p{i}"])
+             for i in range(6)]
+    codes = sorted(p.wait() for p in procs)
+    assert codes == [0, 7, 7, 7, 7, 7]

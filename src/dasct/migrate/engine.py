@@ -51,16 +51,16 @@ class Stats:
     waiting: int = 0
 
     @property
-    def success_percent(self) -> float:
-        """Migrated over attempted, in percent (100 when nothing was attempted)."""
-        return 100.0 * self.migrated / self.attempted if self.attempted else 100.0
+    def success_percent(self) -> float | None:
+        """Migrated over attempted, in percent (None when nothing was attempted)."""
+        return 100.0 * self.migrated / self.attempted if self.attempted else None
 
     def line(self) -> str:
         """One line for people."""
         return (f"attempted {self.attempted}, migrated {self.migrated}, rolled back "
                 f"{self.rolled_back}, escalated {self.escalated}, held {self.held}, expired "
-                f"{self.expired}, refused {self.refused}, waiting {self.waiting}; "
-                f"success {self.success_percent:.0f}%")
+                f"{self.expired}, refused {self.refused}, waiting {self.waiting}; success "
+                + ("n/a" if self.success_percent is None else f"{self.success_percent:.0f}%"))
 
 
 @dataclass
@@ -500,7 +500,8 @@ def _finish(ctx: Session, result: Result) -> Result:
         ctx.log("archive-pruned", trigger=tid)
     stats = result.stats
     ctx.log("run-end", **{k: v for k, v in vars(stats).items()},
-            success_percent=round(stats.success_percent, 1))
+            success_percent=None if stats.success_percent is None
+            else round(stats.success_percent, 1))
     ctx.write(f"{env.name}: {stats.line()}")
     ctx.report.flush()
     return result
