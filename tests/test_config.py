@@ -6,6 +6,7 @@ import pytest
 
 from dasct import config
 from dasct.errors import ConfigError
+from dasct.settings import Settings
 
 
 def test_defaults_when_nothing_configured(tmp_path: Path) -> None:
@@ -64,4 +65,6 @@ def test_bad_config_names_file_and_key(tmp_path: Path, text: str, message: str) 
     ],
 )
 def test_default_excludes(path: str, excluded: bool) -> None:
-    assert config.PathsConfig().excluded(path) is excluded
+    cfg = config.Config()
+    s = Settings(exclude=cfg.paths.exclude, strict=False, patterns=(), source="defaults")
+    assert s.excluded(path) is excluded

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -11,11 +10,15 @@ from gitrepo import GitRepo
 FORBIDDEN = ("jira", "github", "git", "requests", "rich", "urllib3", "psycopg", "sqlite3",
              "dasct.migrate", "dasct.notify", "dasct.audit")
 
+# Not forbidden by PRODUCT.md, but each costs 2-6 ms of a ~30 ms commit (docs/benchmarks.md).
+LEAN = ("argparse", "dataclasses", "subprocess", "tomllib", "typing", "json", "tempfile",
+        "hashlib", "dasct.config", "dasct.render")
+
 PROBE = """
-import json, sys
+import sys
 from dasct.cli import main
 code = main(["check", "--staged"])
-print(json.dumps(sorted(sys.modules)), file=sys.stderr)
+print(" ".join(sorted(sys.modules)), file=sys.stderr)
 """
 
 
@@ -27,6 +30,18 @@ def test_check_staged_imports_nothing_heavy(repo: GitRepo) -> None:
     proc = subprocess.run((sys.executable, "-c", PROBE), cwd=repo.path, capture_output=True,
                           text=True, check=True)
     assert "PROJ-1" in proc.stdout  # the check really ran
-    modules = json.loads(proc.stderr.strip().splitlines()[-1])
+    modules = proc.stderr.strip().splitlines()[-1].split()
     heavy = [m for m in modules if m.split(".")[0] in FORBIDDEN or m.startswith(FORBIDDEN)]
     assert heavy == []
+
+
+def test_warm_check_without_findings_stays_lean(repo: GitRepo) -> None:
+    repo.commit("initial", {"x.py": "a\nb\n", "pyproject.toml": "[tool.dasct.check]\n"})
+    repo.commit("Fix PROJ-1", {"x.py": "a\nB\n"})
+    repo.write("x.py", "a\nB\nc\n")
+    repo.git("add", "x.py")
+    run = (sys.executable, "-c", PROBE)
+    subprocess.run(run, cwd=repo.path, capture_output=True, check=True)  # warms the caches
+    proc = subprocess.run(run, cwd=repo.path, capture_output=True, text=True, check=True)
+    modules = set(proc.stderr.strip().splitlines()[-1].split())
+    assert modules.isdisjoint(LEAN), sorted(modules & set(LEAN))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dasct import config, git, index
+from dasct import git, index, settings
 from gitrepo import GitRepo
 
 WORDS = ["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta", "iota", "kappa"]
@@ -150,7 +150,7 @@ def _compare(repo: GitRepo, snap: index.Snapshot) -> None:
 
 def _snapshot(repo: GitRepo, **kw: bool) -> index.Snapshot:
     r = git.discover(repo.path)
-    return index.snapshot_at(r, config.load(r.root), r.head, **kw)
+    return index.snapshot_at(r, settings.load(r), r.head, **kw)
 
 
 @pytest.mark.parametrize("seed", range(12))

@@ -1,3 +1,3 @@
-from dasct.cli import main
+from dasct.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -6,36 +6,55 @@ ignored) is a protected line of K at the change's base. Pure insertions touch no
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import NamedTuple
-
 from dasct import diff, git, index
-from dasct.config import Config, PathsConfig
 from dasct.errors import DasctError
 
+TYPE_CHECKING = False  # typing and dataclasses cost import time on the commit-time path
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import IO
 
-class Finding(NamedTuple):
+    from dasct.settings import Settings
+
+# The staged change as `git commit` will record it; GIT_INDEX_FILE (set by `git commit -a`
+# and `git commit PATH`) is honoured because git reads it from the environment.
+STAGED_DIFF = ("diff", "--cached", *diff.PATCH_OPTIONS, "--")
+
+
+class Finding:
     """One protected line of one defect that a change removes or rewrites."""
 
-    defect: str
-    path: str
-    line: int  # the protected line's number at the change's base
-    commit: str  # full sha of the linked commit that protects it
+    __slots__ = ("commit", "defect", "line", "path")
+
+    def __init__(self, defect: str, path: str, line: int, commit: str) -> None:
+        self.defect = defect
+        self.path = path
+        self.line = line  # the protected line's number at the change's base
+        self.commit = commit  # full sha of the linked commit that protects it
+
+    def as_dict(self) -> dict[str, str | int]:
+        """The JSON shape of a finding (a contract: docs/cli.md)."""
+        return {"defect": self.defect, "path": self.path, "line": self.line,
+                "commit": self.commit}
+
+    def __repr__(self) -> str:
+        return f"Finding({self.defect} {self.path}:{self.line} via {self.commit[:12]})"
 
 
-@dataclass(frozen=True)
 class Change:
     """What to check: the diff arguments and the commit whose protected lines count."""
 
-    label: str
-    base: str | None  # None: nothing existed before (initial commit), nothing to touch
-    diff_args: tuple[str, ...]
+    __slots__ = ("base", "diff_args", "label")
+
+    def __init__(self, label: str, base: str | None, diff_args: tuple[str, ...]) -> None:
+        self.label = label
+        self.base = base  # None: nothing existed before (initial commit), nothing to touch
+        self.diff_args = diff_args
 
 
 def staged(repo: git.Repo) -> Change:
-    """The change about to be committed (honours GIT_INDEX_FILE set by `git commit -a`)."""
-    return Change("staged changes", repo.head, ("diff", "--cached", "HEAD"))
+    """The change about to be committed, against HEAD."""
+    return Change("staged changes", repo.head, STAGED_DIFF)
 
 
 def commit(repo: git.Repo, rev: str) -> Change:
@@ -45,7 +64,7 @@ def commit(repo: git.Repo, rev: str) -> Change:
     parent = out.decode().strip() if code == 0 else None
     if parent is None:
         return Change(f"commit {sha[:12]}", None, ())
-    return Change(f"commit {sha[:12]}", parent, ("diff", parent, sha))
+    return Change(f"commit {sha[:12]}", parent, ("diff", parent, sha, *diff.PATCH_OPTIONS, "--"))
 
 
 def range_(repo: git.Repo, spec: str) -> Change:
@@ -58,20 +77,20 @@ def range_(repo: git.Repo, spec: str) -> Change:
     base = out.decode().split()[0] if code == 0 and out.strip() else None
     if base is None:
         return Change(f"range {spec}", None, ())
-    return Change(f"range {spec}", base, ("diff", base, b_sha))
+    return Change(f"range {spec}", base, ("diff", base, b_sha, *diff.PATCH_OPTIONS, "--"))
 
 
 def touches(
-    snapshot: index.Snapshot, files: Iterable[diff.FileChange], paths: PathsConfig
+    snapshot: index.Snapshot, files: Iterable[diff.FileChange], settings: Settings
 ) -> list[Finding]:
     """Every (defect, protected line) the removed or rewritten lines of files hit."""
     found: list[Finding] = []
     for change in files:
         old = change.old_path
-        if old is None or change.status == "C" or change.is_gitlink or paths.excluded(old):
+        if old is None or change.status == "C" or change.is_gitlink:
             continue
         protected = snapshot.protected(old)
-        if not protected:
+        if not protected or settings.excluded(old):
             continue
         if change.status == "T":
             lines: Iterable[int] = protected.keys()  # the old file goes away whole
@@ -87,23 +106,34 @@ def touches(
     return found
 
 
-def run_check(repo: git.Repo, config: Config, change: Change) -> list[Finding]:
-    """Run the diff and load the index side by side, then match them."""
+def findings(
+    repo: git.Repo, settings: Settings, change: Change, out: IO[bytes]
+) -> list[Finding]:
+    """Match the diff git is writing to `out` against the index at the change's base.
+
+    The caller starts git first, so git computes the diff while the index loads.
+    """
     if change.base is None:
         return []
-    with git.stream(*change.diff_args, *diff.PATCH_OPTIONS, "--", cwd=repo.root) as out:
-        # git computes the diff while we load the snapshot: the two overlap.
-        snapshot = index.snapshot_at(repo, config, change.base)
-        files = [f for s in diff.parse(out, commits=False) for f in s.files]
-    return touches(snapshot, files, config.paths)
+    snapshot = index.snapshot_at(repo, settings, change.base)
+    files = [f for s in diff.parse(out, commits=False) for f in s.files]
+    return touches(snapshot, files, settings)
+
+
+def run_check(repo: git.Repo, settings: Settings, change: Change) -> list[Finding]:
+    """Check a change that is not the staged one (a commit, a range)."""
+    if change.base is None:
+        return []
+    with git.stream(*change.diff_args, cwd=repo.root) as out:
+        return findings(repo, settings, change, out)
 
 
 def protected_lines(
-    snapshot: index.Snapshot, paths: PathsConfig
+    snapshot: index.Snapshot, settings: Settings
 ) -> Iterable[tuple[str, int, tuple[str, ...], str]]:
     """Every protected line: (path, line, defects, linked commit sha), path order."""
     for path in sorted(snapshot.files.paths()):
-        if paths.excluded(path):
+        if settings.excluded(path):
             continue
         for n, (origin, defects) in sorted(snapshot.protected(path).items()):
             yield path, n, defects, snapshot.sha(origin)

@@ -8,7 +8,6 @@ types are ConfigError naming the file and the dotted key.
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import re
 import sys
 import types
@@ -53,8 +52,8 @@ class DefectsConfig:
     jira_projects: tuple[str, ...] = ()  # sugar for \bPROJ-\d+\b; also replaces the default
     github: bool = True  # GitHub closing keywords (fixes #12)
 
-    def compiled(self) -> tuple[re.Pattern[str], ...]:
-        """The regexes a fix commit's message is matched against, in order."""
+    def pattern_strings(self) -> tuple[str, ...]:
+        """The regexes (as text) a fix commit's message is matched against, in order."""
         pats: list[str] = list(self.patterns)
         if self.jira_projects:
             keys = "|".join(re.escape(p) for p in self.jira_projects)
@@ -63,26 +62,18 @@ class DefectsConfig:
             pats.append(DEFAULT_JIRA_PATTERN)
         if self.github:
             pats.append(GITHUB_CLOSING_PATTERN)
-        return tuple(re.compile(p) for p in pats)
+        return tuple(pats)
+
+    def compiled(self) -> tuple[re.Pattern[str], ...]:
+        """The regexes a fix commit's message is matched against, in order."""
+        return tuple(re.compile(p) for p in self.pattern_strings())
 
 
 @dataclass(frozen=True)
 class PathsConfig:
     """Paths never linked to a defect and never reported."""
 
-    exclude: tuple[str, ...] = DEFAULT_EXCLUDE
-
-    def excluded(self, path: str) -> bool:
-        """Whether path matches an exclude glob.
-
-        A glob without "/" matches the file name in any directory; one with "/" matches
-        the whole path from the repository root ("*" crosses directories there).
-        """
-        name = path.rsplit("/", 1)[-1]
-        for glob in self.exclude:
-            if fnmatch.fnmatchcase(path if "/" in glob else name, glob):
-                return True
-        return False
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE  # matching: see settings.Settings.excluded
 
 
 @dataclass(frozen=True)

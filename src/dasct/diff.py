@@ -11,9 +11,9 @@ The same parser reads a whole `git log -m -p --raw` history (for the index) and 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import NamedTuple
+TYPE_CHECKING = False  # typing and dataclasses cost import time on the commit-time path
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
 
 NULL_SHA = "0" * 40
 GITLINK_MODE = "160000"
@@ -27,17 +27,23 @@ PATCH_OPTIONS = (
 )
 
 
-class Hunk(NamedTuple):
+class Hunk:
     """One -U0 hunk: old lines [old_start, old_start+old_len) become new_len new lines.
 
     Both starts are 1-based line numbers as git prints them; with a zero length the start
     is the line *after which* the insertion (or deletion) happens.
     """
 
-    old_start: int
-    old_len: int
-    new_start: int
-    new_len: int
+    __slots__ = ("new_len", "new_start", "old_len", "old_start")
+
+    def __init__(self, old_start: int, old_len: int, new_start: int, new_len: int) -> None:
+        self.old_start = old_start
+        self.old_len = old_len
+        self.new_start = new_start
+        self.new_len = new_len
+
+    def __repr__(self) -> str:
+        return f"Hunk(-{self.old_start},{self.old_len} +{self.new_start},{self.new_len})"
 
     @property
     def old_lines(self) -> range:
@@ -45,18 +51,24 @@ class Hunk(NamedTuple):
         return range(self.old_start, self.old_start + self.old_len)
 
 
-@dataclass
 class FileChange:
     """One file of a diff: a raw record plus the hunks of its patch."""
 
-    status: str  # A, C, D, M, R, T (git's raw status letter, score dropped)
-    old_path: str | None
-    new_path: str | None
-    old_mode: str
-    new_mode: str
-    old_blob: str
-    new_blob: str
-    hunks: list[Hunk] = field(default_factory=list)
+    __slots__ = ("hunks", "new_blob", "new_mode", "new_path", "old_blob", "old_mode",
+                 "old_path", "status")
+
+    def __init__(
+        self, *, status: str, old_path: str | None, new_path: str | None, old_mode: str,
+        new_mode: str, old_blob: str, new_blob: str,
+    ) -> None:
+        self.status = status  # A, C, D, M, R, T (git's raw status letter, score dropped)
+        self.old_path = old_path
+        self.new_path = new_path
+        self.old_mode = old_mode
+        self.new_mode = new_mode
+        self.old_blob = old_blob
+        self.new_blob = new_blob
+        self.hunks: list[Hunk] = []
 
     @property
     def is_gitlink(self) -> bool:
@@ -64,13 +76,15 @@ class FileChange:
         return GITLINK_MODE in (self.old_mode, self.new_mode)
 
 
-@dataclass
 class Section:
     """The diff of one commit against one of its parents (None: no parent, or unknown)."""
 
-    commit: str
-    parent: str | None
-    files: list[FileChange] = field(default_factory=list)
+    __slots__ = ("commit", "files", "parent")
+
+    def __init__(self, commit: str, parent: str | None) -> None:
+        self.commit = commit
+        self.parent = parent
+        self.files: list[FileChange] = []
 
 
 def _unquote(raw: bytes) -> str:

@@ -19,23 +19,30 @@ on HEAD's first-parent chain.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import marshal
 import os
 import sys
-import tempfile
 import time
+import zlib
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Protocol
 
 from dasct import diff, git
-from dasct.config import Config
 from dasct.errors import DasctError
 from dasct.refs import defect_keys
+
+TYPE_CHECKING = False  # typing, dataclasses and hashlib cost import time on the hook path
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Sequence
+    from pathlib import Path
+    from typing import Protocol
+
+    from dasct.settings import Settings
+
+    class State(Protocol):
+        """The line origins of every path at one commit."""
+
+        def get(self, path: str) -> Origins | None: ...
 
 FORMAT = 1
 KEEP_SNAPSHOTS = 8
@@ -51,12 +58,6 @@ class IndexCorrupt(DasctError):
 
 
 # ----------------------------------------------------------------------------- states
-
-
-class State(Protocol):
-    """The line origins of every path at one commit."""
-
-    def get(self, path: str) -> Origins | None: ...
 
 
 class FullState(dict[str, "Origins | bytes"]):
@@ -149,17 +150,28 @@ def _unchanged(hunks: Sequence[diff.Hunk], old_count: int) -> Iterator[tuple[int
 # -------------------------------------------------------------------------- snapshot
 
 
-@dataclass
 class Snapshot:
     """The protected-lines index at one commit."""
 
-    head: str | None
-    commits: list[str]
-    files: FullState
-    links: dict[int, tuple[str, ...]]
-    ignore_fp: str = ""
-    links_fp: str = ""
-    stats: dict[str, float] = field(default_factory=dict)
+    __slots__ = ("commits", "files", "head", "ignore_fp", "links", "links_fp", "stats")
+
+    def __init__(
+        self,
+        head: str | None,
+        commits: list[str],
+        files: FullState,
+        links: dict[int, tuple[str, ...]],
+        ignore_fp: str = "",
+        links_fp: str = "",
+        stats: dict[str, float] | None = None,
+    ) -> None:
+        self.head = head
+        self.commits = commits
+        self.files = files
+        self.links = links
+        self.ignore_fp = ignore_fp
+        self.links_fp = links_fp
+        self.stats: dict[str, float] = stats or {}
 
     def origins(self, path: str) -> Origins:
         """Per line of path (index 0 = line 1), the index of the commit blame names."""
@@ -168,6 +180,22 @@ class Snapshot:
     def protected(self, path: str) -> dict[int, tuple[int, tuple[str, ...]]]:
         """Protected lines of path: {1-based line: (commit index, defects)}."""
         links = self.links
+        value = dict.get(self.files, path)
+        if isinstance(value, bytes):
+            # Straight from the run-length encoding: the commit-time path never expands
+            # a 5,000-line file into a tuple just to find its few protected lines.
+            runs = array("I")
+            runs.frombytes(value)
+            out: dict[int, tuple[int, tuple[str, ...]]] = {}
+            line = 1
+            for i in range(0, len(runs), 2):
+                origin, count = runs[i], runs[i + 1]
+                defects = links.get(origin)
+                if defects is not None:
+                    for n in range(line, line + count):
+                        out[n] = (origin, defects)
+                line += count
+            return out
         return {
             n: (o, links[o]) for n, o in enumerate(self.origins(path), 1) if o in links
         }
@@ -175,12 +203,6 @@ class Snapshot:
     def sha(self, index: int) -> str:
         """The full sha of a commit index."""
         return self.commits[index]
-
-
-def _links_fingerprint(config: Config) -> str:
-    d = config.defects
-    text = repr((FORMAT, d.patterns, d.jira_projects, d.github))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _ignore_revs(repo: git.Repo) -> tuple[frozenset[str], str]:
@@ -194,7 +216,7 @@ def _ignore_revs(repo: git.Repo) -> tuple[frozenset[str], str]:
         word = line.split("#", 1)[0].strip()
         if word:
             revs.add(word.lower())
-    return frozenset(revs), hashlib.sha256(data).hexdigest()[:16]
+    return frozenset(revs), f"{zlib.crc32(data):08x}-{len(data)}"
 
 
 def index_dir(repo: git.Repo) -> Path:
@@ -225,6 +247,8 @@ def _save(repo: git.Repo, snap: Snapshot) -> None:
         "ignore": snap.ignore_fp,
         "links_fp": snap.links_fp,
     }
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -260,11 +284,13 @@ def _load(path: Path) -> Snapshot:
 # --------------------------------------------------------------------------- builder
 
 
-@dataclass
 class _Commit:
-    sha: str
-    parents: list[str]
-    message: str
+    __slots__ = ("message", "parents", "sha")
+
+    def __init__(self, sha: str, parents: list[str], message: str) -> None:
+        self.sha = sha
+        self.parents = parents
+        self.message = message
 
 
 def _log_commits(repo: git.Repo, revs: Sequence[str]) -> list[_Commit]:
@@ -564,9 +590,9 @@ def _sections(repo: git.Repo, revs: Sequence[str]) -> Iterator[diff.Section]:
 
 
 def _links_for(
-    commits: Iterable[_Commit], builder: Builder, config: Config
+    commits: Iterable[_Commit], builder: Builder, settings: Settings
 ) -> dict[int, tuple[str, ...]]:
-    patterns = config.defects.compiled()
+    patterns = settings.compiled()
     links = {}
     for c in commits:
         keys = defect_keys(c.message, patterns)
@@ -589,20 +615,20 @@ def _nearest_snapshot(repo: git.Repo, head: str, have: set[str]) -> tuple[str, i
     return None
 
 
-def _full(repo: git.Repo, config: Config, head: str, progress: bool) -> Snapshot:
+def _full(repo: git.Repo, settings: Settings, head: str, progress: bool) -> Snapshot:
     ignore, ignore_fp = _ignore_revs(repo)
     todo = _log_commits(repo, [head])
     builder = Builder(repo, [c.sha for c in todo], ignore)
     states = builder.replay(todo, _sections(repo, [head]), {}, progress=progress)
     files = states[head]
     assert isinstance(files, FullState)
-    links = _links_for(todo, builder, config)
-    return Snapshot(head, builder.commits, files, links, ignore_fp, _links_fingerprint(config),
+    links = _links_for(todo, builder, settings)
+    return Snapshot(head, builder.commits, files, links, ignore_fp, settings.links_fingerprint,
                     {"commits": len(todo), "blamed": builder.blamed})
 
 
 def _incremental(
-    repo: git.Repo, config: Config, head: str, base: Snapshot
+    repo: git.Repo, settings: Settings, head: str, base: Snapshot
 ) -> Snapshot:
     assert base.head is not None
     ignore, _ = _ignore_revs(repo)
@@ -615,24 +641,24 @@ def _incremental(
     if not isinstance(files, FullState):
         raise IndexCorrupt("HEAD is not reachable along first parents from the snapshot")
     links = dict(base.links)
-    links.update(_links_for(todo, builder, config))
+    links.update(_links_for(todo, builder, settings))
     return Snapshot(head, builder.commits, files, links, base.ignore_fp, base.links_fp,
                     {"commits": len(todo), "blamed": builder.blamed})
 
 
-def _relink(repo: git.Repo, config: Config, snap: Snapshot) -> None:
+def _relink(repo: git.Repo, settings: Settings, snap: Snapshot) -> None:
     """Recompute which commits are fix commits after the defect patterns changed."""
     assert snap.head is not None
     builder = Builder(repo, snap.commits, frozenset())
     known = set(snap.commits)
     commits = [c for c in _log_commits(repo, [snap.head]) if c.sha in known]
-    snap.links = _links_for(commits, builder, config)
-    snap.links_fp = _links_fingerprint(config)
+    snap.links = _links_for(commits, builder, settings)
+    snap.links_fp = settings.links_fingerprint
 
 
 def snapshot_at(
     repo: git.Repo,
-    config: Config,
+    settings: Settings,
     commit: str | None,
     *,
     rebuild: bool = False,
@@ -648,7 +674,7 @@ def snapshot_at(
         return Snapshot(None, [], FullState(), {})
     started = time.perf_counter()
     _, ignore_fp = _ignore_revs(repo)
-    links_fp = _links_fingerprint(config)
+    links_fp = settings.links_fingerprint
     snap: Snapshot | None = None
     kind = "cached"
     if not rebuild:
@@ -661,12 +687,12 @@ def snapshot_at(
             if snap is not None and (snap.head != commit or snap.ignore_fp != ignore_fp):
                 snap = None
         if snap is None:
-            snap, kind = _update(repo, config, commit, ignore_fp), "incremental"
+            snap, kind = _update(repo, settings, commit, ignore_fp), "incremental"
     if snap is None:
-        snap, kind = _full(repo, config, commit, progress), "rebuilt"
+        snap, kind = _full(repo, settings, commit, progress), "rebuilt"
     changed = kind != "cached"
     if snap.links_fp != links_fp:
-        _relink(repo, config, snap)
+        _relink(repo, settings, snap)
         changed = True
     if changed:
         _save(repo, snap)
@@ -675,7 +701,7 @@ def snapshot_at(
     return snap
 
 
-def _update(repo: git.Repo, config: Config, commit: str, ignore_fp: str) -> Snapshot | None:
+def _update(repo: git.Repo, settings: Settings, commit: str, ignore_fp: str) -> Snapshot | None:
     directory = index_dir(repo)
     have = {p.stem for p in directory.glob("*.snap")} if directory.is_dir() else set()
     found = _nearest_snapshot(repo, commit, have)
@@ -685,7 +711,7 @@ def _update(repo: git.Repo, config: Config, commit: str, ignore_fp: str) -> Snap
         base = _load(_snapshot_path(repo, found[0]))
         if base.ignore_fp != ignore_fp:
             return None
-        return _incremental(repo, config, commit, base)
+        return _incremental(repo, settings, commit, base)
     except IndexCorrupt:
         _snapshot_path(repo, found[0]).unlink(missing_ok=True)
         return None

@@ -5,13 +5,13 @@ The JSON field names are a contract (see docs/cli.md); fields may be added, neve
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
 
-from dasct.check import Finding
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
 
-FORMATS = ("text", "json", "github")
+    from dasct.check import Finding
 
 
 def ranges(lines: Iterable[int]) -> str:
@@ -32,8 +32,10 @@ def ranges(lines: Iterable[int]) -> str:
 
 def findings_json(findings: Sequence[Finding], **extra: object) -> str:
     """{"findings": [{"defect", "path", "line", "commit"}], ...extra}."""
+    import json
+
     return json.dumps(
-        {"findings": [f._asdict() for f in findings], **extra}, indent=2, ensure_ascii=False
+        {"findings": [f.as_dict() for f in findings], **extra}, indent=2, ensure_ascii=False
     )
 
 
@@ -99,6 +101,8 @@ def findings_github(findings: Sequence[Finding], subjects: Mapping[str, str]) ->
 
 def lines_json(lines: Iterable[tuple[str, int, Sequence[str]]]) -> str:
     """{"lines": [{"path", "line", "defects"}]}: the protected lines of `dasct scan`."""
+    import json
+
     return json.dumps(
         {"lines": [{"path": p, "line": n, "defects": list(d)} for p, n, d in lines]},
         indent=2, ensure_ascii=False,

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from dasct import config, git, index
+from dasct import git, index, settings
 
 HELP = "build or update the protected-lines index"
 FAIL_OPEN = False
@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
 def main(*, rebuild: bool, quiet: bool, fmt: str) -> int:
     """Bring the index up to date with HEAD and report what it cost."""
     repo = git.discover()
-    cfg = config.load(repo.root)
+    cfg = settings.load(repo)
     snap = index.snapshot_at(
         repo, cfg, repo.head, rebuild=rebuild, progress=sys.stderr.isatty() and not quiet
     )

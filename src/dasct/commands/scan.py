@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections import defaultdict
 
-from dasct import check, config, git, index, render
+from dasct import check, git, index, render, settings
 
 HELP = "list every protected line at HEAD"
 FAIL_OPEN = False
@@ -23,9 +23,9 @@ def run(args: argparse.Namespace) -> int:
 def main(*, fmt: str) -> int:
     """Print the protected lines at HEAD, grouped by file and defect in text."""
     repo = git.discover()
-    cfg = config.load(repo.root)
+    cfg = settings.load(repo)
     snap = index.snapshot_at(repo, cfg, repo.head, progress=sys.stderr.isatty())
-    lines = list(check.protected_lines(snap, cfg.paths))
+    lines = list(check.protected_lines(snap, cfg))
     if fmt == "json":
         print(render.lines_json((p, n, d) for p, n, d, _ in lines))
         return 0

@@ -6,7 +6,7 @@ import argparse
 import json
 from collections import defaultdict
 
-from dasct import check, config, git, index, render
+from dasct import check, git, index, render, settings
 
 HELP = "every commit linked to a defect and the lines it protects"
 FAIL_OPEN = False
@@ -24,11 +24,11 @@ def run(args: argparse.Namespace) -> int:
 def main(*, defect: str, fmt: str) -> int:
     """Print the defect's linked commits and its protected lines at HEAD."""
     repo = git.discover()
-    cfg = config.load(repo.root)
+    cfg = settings.load(repo)
     snap = index.snapshot_at(repo, cfg, repo.head)
     commits = [snap.sha(i) for i, keys in sorted(snap.links.items()) if defect in keys]
     lines: dict[str, list[int]] = defaultdict(list)
-    for path, n, defects, _ in check.protected_lines(snap, cfg.paths):
+    for path, n, defects, _ in check.protected_lines(snap, cfg):
         if defect in defects:
             lines[path].append(n)
     subjects = git.subjects(repo, commits)

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from dasct import config, git, index
+from dasct import git, index, settings
 from dasct.errors import DasctError
 
 HELP = "which defects protect PATH:LINE, and through which commit"
@@ -70,7 +70,7 @@ def _contains(header: str, line: int) -> bool:
 def main(*, path: str, line: int, fmt: str) -> int:
     """Explain one line; exit 1 when no defect protects it."""
     repo = git.discover()
-    cfg = config.load(repo.root)
+    cfg = settings.load(repo)
     rel = _repo_path(repo, path)
     snap = index.snapshot_at(repo, cfg, repo.head)
     origins = snap.origins(rel)
@@ -78,7 +78,7 @@ def main(*, path: str, line: int, fmt: str) -> int:
         raise DasctError(f"{rel} has no line {line} at HEAD")
     origin = origins[line - 1]
     sha = snap.sha(origin)
-    defects = () if cfg.paths.excluded(rel) else snap.links.get(origin, ())
+    defects = () if cfg.excluded(rel) else snap.links.get(origin, ())
     subject = git.subjects(repo, [sha]).get(sha, "")
     hunk = hunk_of(repo, sha, rel, line) if defects else ""
     if fmt == "json":
