@@ -115,6 +115,7 @@ class stream:
         self.check = check
         self.code = -1
         self.stderr = b""
+        self.killed = False
         argv = list(_BASE)
         if cwd is not None:
             argv[1:1] = ["-C", str(cwd)]  # posix_spawn has no cwd; git -C is the same
@@ -143,17 +144,24 @@ class stream:
     def __enter__(self) -> IO[bytes]:
         return self.out
 
+    def kill(self) -> None:
+        """Stop git early: the reader has what it needed (leaving the block then neither
+        drains nor checks the exit code)."""
+        self.killed = True
+        try:
+            os.kill(self.pid, 9)
+        except ProcessLookupError:
+            pass
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc_type is not None:
-            try:
-                os.kill(self.pid, 9)
-            except ProcessLookupError:
-                pass
+        if exc_type is not None or self.killed:
+            if not self.killed:
+                self.kill()
             os.waitpid(self.pid, 0)
             self.out.close()
             self.err.close()

@@ -173,6 +173,15 @@ class Snapshot:
         self.links_fp = links_fp
         self.stats: dict[str, float] = stats or {}
 
+    def line_count(self, path: str) -> int:
+        """How many lines path has, without expanding its encoding."""
+        value = dict.get(self.files, path)
+        if isinstance(value, bytes):
+            runs = array("I")
+            runs.frombytes(value)
+            return sum(runs[1::2])
+        return len(value or ())
+
     def origins(self, path: str) -> Origins:
         """Per line of path (index 0 = line 1), the index of the commit blame names."""
         return self.files.get(path) or ()
@@ -605,12 +614,13 @@ def _nearest_snapshot(repo: git.Repo, head: str, have: set[str]) -> tuple[str, i
     """The snapshot nearest to head on its first-parent chain, with the distance."""
     if not have:
         return None
-    with git.stream("rev-list", "--first-parent", head, "--", cwd=repo.root) as out:
+    walk = git.stream("rev-list", "--first-parent", f"--max-count={MAX_INCREMENTAL}", head,
+                      "--", cwd=repo.root)
+    with walk as out:
         for distance, line in enumerate(out):
-            if distance > MAX_INCREMENTAL:
-                return None
             sha = line.strip().decode()
             if sha in have:
+                walk.kill()  # found: the rest of a long history is not needed
                 return sha, distance
     return None
 

@@ -30,7 +30,7 @@ def main(*, rebuild: bool, quiet: bool, fmt: str) -> int:
     snap = index.snapshot_at(
         repo, cfg, repo.head, rebuild=rebuild, progress=sys.stderr.isatty() and not quiet
     )
-    lines = sum(len(snap.origins(p)) for p in snap.files.paths())
+    lines = sum(snap.line_count(p) for p in snap.files.paths())
     protected = sum(len(snap.protected(p)) for p in snap.files.paths())
     report = {
         "head": snap.head,
