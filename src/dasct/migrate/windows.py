@@ -2,10 +2,9 @@
 
 A window is `HH:MM-HH:MM` (it may cross midnight, `24:00` ends a day), optionally
 preceded by days: `Mon-Fri 23:00-05:00`, `Sat,Sun 00:00-24:00` (a window that crosses
-midnight belongs to the day it starts; equal ends are refused as ambiguous). A freeze is a
-window or a date range:
-`2026-12-20..2027-01-02` (whole days, inclusive), `2026-12-25`, or
-`2026-12-24T18:00..2026-12-27T06:00`. No allowed windows means any time.
+midnight belongs to the day it starts; equal ends are refused as ambiguous). A freeze is
+a window or a date range: `2026-12-20..2027-01-02` (whole days, inclusive),
+`2026-12-25`, or `2026-12-24T18:00..2026-12-27T06:00`. No allowed windows means any time.
 """
 
 from __future__ import annotations
