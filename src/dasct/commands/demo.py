@@ -122,6 +122,7 @@ def main(*, keep: str | None) -> int:
         print(f"git commit exit code: {commit.returncode} (warned, not blocked)")
         from dasct.migrate.demo import run_demo
 
+        print()
         run_demo(root / "migration", lambda text: print(text, flush=True))
         if keep:
             print(f"\nThe demo is kept in {root}")
