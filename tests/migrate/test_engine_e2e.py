@@ -28,7 +28,7 @@ def tables(db: Path) -> list[str]:
         conn.close()
 
 
-def test_trigger_create_then_migrate_then_revert(repo: GitRepo) -> None:
+def test_create_then_migrate_then_revert_through_the_cli(repo: GitRepo) -> None:
     repo.write(".dasct.toml", '[environments.model]\nroot = "../target"\n'
                'database = "sqlite:///../model.sqlite"\nstate_dir = "../state"\n')
     a = repo.commit("base", BASE)
