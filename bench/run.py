@@ -117,7 +117,7 @@ def generate(path: Path, commits: int, seed: int = 1) -> None:
         for name in touched:
             _edit(rng, files[name])
         message = f"change {made}"
-        if fixes < commits // 10 and rng.random() < 0.11:
+        if fixes < commits // 10 and rng.random() < 0.13:
             fixes += 1
             message = f"Fix PROJ-{fixes}: a defect\n\nDetails of the fix."
         head = commit("refs/heads/main", message, {n: blob(files[n]) for n in touched}, [head])

@@ -205,3 +205,19 @@ def test_corrupt_snapshot_is_rebuilt(repo: GitRepo, tmp_path: Path) -> None:
     path.write_bytes(b"garbage")
     _compare(repo, _snapshot(repo))
     assert path.read_bytes() != b"garbage"
+
+
+def test_snapshots_in_use_survive_eviction(repo: GitRepo) -> None:
+    history = History(repo, 11)
+    shas = [history.commit() for _ in range(index.KEEP_SNAPSHOTS + 3)]
+    repo.git("checkout", "-q", shas[0])
+    _snapshot(repo)
+    for sha in shas[1:]:
+        repo.git("checkout", "-q", sha)
+        _snapshot(repo)
+        repo.git("checkout", "-q", shas[0])
+        # HEAD is back on the first commit: its snapshot is in use, never evicted.
+        assert _snapshot(repo).stats["kind"] == 0
+    r = git.discover(repo.path)
+    kept = {p.stem for p in index.index_dir(r).glob("*.snap")}
+    assert shas[0] in kept and len(kept) == index.KEEP_SNAPSHOTS

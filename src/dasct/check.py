@@ -6,6 +6,8 @@ ignored) is a protected line of K at the change's base. Pure insertions touch no
 
 from __future__ import annotations
 
+import sys
+
 from dasct import diff, git, index
 from dasct.errors import DasctError
 
@@ -115,7 +117,8 @@ def findings(
     """
     if change.base is None:
         return []
-    snapshot = index.snapshot_at(repo, settings, change.base)
+    # The first check after `dasct install` builds the index: show progress on a terminal.
+    snapshot = index.snapshot_at(repo, settings, change.base, progress=sys.stderr.isatty())
     files = [f for s in diff.parse(out, commits=False) for f in s.files]
     return touches(snapshot, files, settings)
 

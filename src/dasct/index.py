@@ -269,6 +269,7 @@ def snapshot_at(
         if path.exists():
             try:
                 snap = _load(path)
+                os.utime(path)  # recently used: eviction keeps the snapshots in use
             except IndexCorrupt:
                 path.unlink(missing_ok=True)
             if snap is not None and (snap.head != commit or snap.ignore_fp != ignore_fp):
@@ -296,6 +297,7 @@ def _update(repo: git.Repo, settings: Settings, commit: str, ignore_fp: str) -> 
         return None
     try:
         base = _load(_snapshot_path(repo, found[0]))
+        os.utime(_snapshot_path(repo, found[0]))
         if base.ignore_fp != ignore_fp:
             return None
         return _incremental(repo, settings, commit, base)
