@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from dasct import config
-from dasct.migrate import engine
 from dasct.migrate import trigger as trig
+from dasct.migrate.environment import Environment, environment
 
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc)
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -35,18 +35,18 @@ def toml_for(tmp: Path, name: str = "model", database: str | None = None,
 
 
 def make_env(tmp: Path, *, name: str = "model", database: str | None = None,
-             extra: str = "") -> engine.Environment:
+             extra: str = "") -> Environment:
     """An environment in tmp (target/, db.sqlite, state/, staging/), configured via TOML."""
     (tmp / "target").mkdir(parents=True, exist_ok=True)
     (tmp / ".dasct.toml").write_text(toml_for(tmp, name, database, extra))
-    return engine.environment(config.load(tmp), name, tmp)
+    return environment(config.load(tmp), name, tmp)
 
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def stage(env: engine.Environment, tid: str, *, sql: Sequence[Sql] = (),
+def stage(env: Environment, tid: str, *, sql: Sequence[Sql] = (),
           files: Sequence[File] = (), commands: Sequence[trig.StepCommand] = (),
           depends_on: Sequence[str] = (), conflicts_with: Sequence[str] = (),
           not_before: datetime | None = None, expires: datetime | None = None,

@@ -10,13 +10,14 @@ from engine_kit import NOW, dump, health, make_env, snapshot, stage
 
 from dasct.audit import verify as audit_verify
 from dasct.migrate import engine, inventory, lock
+from dasct.migrate.environment import EngineError, Environment
 
 CREATE = ("users", "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);\n"
           "INSERT INTO users (name) VALUES ('ada');",
           "DROP TABLE users;", "SELECT count(*) FROM users;")
 
 
-def seed(tmp: Path) -> engine.Environment:
+def seed(tmp: Path) -> Environment:
     env = make_env(tmp)
     (env.root / "app").mkdir()
     (env.root / "app" / "main.py").write_text("print('v1')\n")
@@ -25,7 +26,7 @@ def seed(tmp: Path) -> engine.Environment:
     return env
 
 
-def full_trigger(env: engine.Environment, tid: str = "E1", **kw: object) -> None:
+def full_trigger(env: Environment, tid: str = "E1", **kw: object) -> None:
     stage(env, tid, sql=[CREATE], files=[
         ("modify", "app/main.py", b"print('v2')\n", None),
         ("add", "app/new/feature.py", b"feature = 1\n", None),
@@ -34,7 +35,7 @@ def full_trigger(env: engine.Environment, tid: str = "E1", **kw: object) -> None
     ], **kw)  # type: ignore[arg-type]
 
 
-def run(env: engine.Environment, **kw: object) -> engine.Result:
+def run(env: Environment, **kw: object) -> engine.Result:
     lines: list[str] = []
     result = engine.run(env, now=NOW, write=lines.append, **kw)  # type: ignore[arg-type]
     result.lines = lines  # type: ignore[attr-defined]
@@ -188,7 +189,7 @@ def test_failed_restore_escalates_and_blocks_until_resolve(tmp_path: Path) -> No
     assert result.stats.escalated == 1 and result.exit_code == 1
     assert engine.needs_attention(env.state_dir) is not None
     stage(env, "E2", files=[("add", "x.txt", b"x", None)])
-    with pytest.raises(engine.EngineError, match="needs attention"):
+    with pytest.raises(EngineError, match="needs attention"):
         run(env)
     assert lock.read(env.state_dir) is None
     assert engine.resolve(env, note="restored by hand", write=lambda _: None)

@@ -13,6 +13,7 @@ import pytest
 from engine_kit import NOW, cli, health, make_env, snapshot, stage
 
 from dasct.migrate import database, engine, inventory, journal, revert
+from dasct.migrate.environment import Environment
 
 USERS = ("users", "CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL);\n"
          "INSERT INTO users (name) VALUES ('ada'), ('bob');\n"
@@ -30,7 +31,7 @@ def rows(url: str, sql: str) -> list[tuple[Any, ...]]:
         return conn.execute(sql).fetchall()
 
 
-def pg_env(tmp: Path, url: str) -> engine.Environment:
+def pg_env(tmp: Path, url: str) -> Environment:
     env = make_env(tmp, database=url)
     (env.root / "app.py").write_text("v1\n")
     with psycopg.connect(url, autocommit=True) as conn:
@@ -46,7 +47,7 @@ def fingerprint(url: str) -> str:
         db.close()
 
 
-def quiet(env: engine.Environment) -> engine.Result:
+def quiet(env: Environment) -> engine.Result:
     return engine.run(env, now=NOW, write=lambda _: None)
 
 

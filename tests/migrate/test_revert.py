@@ -10,14 +10,15 @@ from engine_kit import NOW, dump, make_env, snapshot, stage
 
 from dasct.audit import verify as audit_verify
 from dasct.migrate import archive, engine, inventory, retention, revert
+from dasct.migrate.environment import EngineError, Environment
 
 
-def quiet(env: engine.Environment, **kw: object) -> engine.Result:
+def quiet(env: Environment, **kw: object) -> engine.Result:
     return engine.run(env, now=kw.pop("now", NOW), write=lambda _: None,  # type: ignore[arg-type]
                       **kw)  # type: ignore[arg-type]
 
 
-def setup(tmp: Path) -> engine.Environment:
+def setup(tmp: Path) -> Environment:
     env = make_env(tmp)
     (env.root / "a.txt").write_text("a1\n")
     (env.root / "b.txt").write_text("b1\n")
@@ -49,7 +50,7 @@ def test_revert_restores_files_and_sql_of_one_enhancement(tmp_path: Path) -> Non
     assert "file:a.txt" not in inv["items"] and "sql:t1" not in inv["items"]
     assert inv["items"]["file:b.txt"]["enhancement"] == "E2"
     assert audit_verify(env.state_dir) == []
-    with pytest.raises(engine.EngineError, match="not deployed"):
+    with pytest.raises(EngineError, match="not deployed"):
         revert.revert(env, "E1", write=lambda _: None)
 
 
@@ -60,7 +61,7 @@ def test_later_enhancement_on_same_items_refuses_or_cascades(tmp_path: Path) -> 
     quiet(env)
     stage(env, "E2", files=[("modify", "a.txt", b"a3\n", None)], not_before=NOW)
     quiet(env, now=NOW + timedelta(minutes=1))
-    with pytest.raises(engine.EngineError, match="later enhancements changed the same items: E2"):
+    with pytest.raises(EngineError, match="later enhancements changed the same items: E2"):
         revert.revert(env, "E1", write=lambda _: None)
     assert (env.root / "a.txt").read_text() == "a3\n"
     result = revert.revert(env, "E1", cascade=True, write=lambda _: None)

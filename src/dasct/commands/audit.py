@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dasct import audit, git
 from dasct import config as config_mod
-from dasct.errors import DasctError
+from dasct.migrate.environment import environment
 
 HELP = "verify the tamper-evident audit log"
 FAIL_OPEN = False
@@ -29,14 +29,7 @@ def state_dirs(env: str | None) -> dict[str, Path]:
     root = git.discover().root
     cfg = config_mod.load(root)
     names = [env] if env else sorted(cfg.environments)
-    dirs: dict[str, Path] = {}
-    for name in names:
-        if name not in cfg.environments:
-            known = ", ".join(sorted(cfg.environments))
-            raise DasctError(f"unknown environment {name!r} in {cfg.source} (known: {known})")
-        path = Path(cfg.environments[name].state_dir or f".dasct/env/{name}/state")
-        dirs[name] = path if path.is_absolute() else root / path
-    return dirs
+    return {name: environment(cfg, name, root).state_dir for name in names}
 
 
 def verify(*, state_dir: Path | None, env: str | None) -> int:

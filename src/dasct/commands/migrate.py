@@ -11,7 +11,7 @@ from dasct import config, git
 from dasct.errors import DasctError
 
 if TYPE_CHECKING:
-    from dasct.migrate.engine import Environment
+    from dasct.migrate.environment import Environment
 
 HELP = "apply due triggers to an environment, revert, resolve"
 FAIL_OPEN = False
@@ -55,9 +55,10 @@ def _when(text: str | None) -> datetime | None:
 def run(args: argparse.Namespace) -> int:
     """Dispatch to the chosen action."""
     from dasct.migrate import engine
+    from dasct.migrate.environment import environment
 
     repo = git.discover()
-    env = engine.environment(config.load(repo.root), args.env, repo.root)
+    env = environment(config.load(repo.root), args.env, repo.root)
     if args.action == "run":
         result = engine.run(env, now=_when(args.at), ignore_window=args.now,
                             dry_run=args.dry_run, break_stale_lock=args.break_stale_lock)

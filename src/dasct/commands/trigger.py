@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +13,7 @@ from dasct import git
 from dasct.config import Config
 from dasct.errors import DasctError, GitError
 from dasct.migrate import trigger as trig
+from dasct.migrate.environment import environment, signing_key
 
 HELP = "build and inspect trigger files for enhancements"
 FAIL_OPEN = False
@@ -48,35 +48,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "environment's root when it exists")
 
 
-def _config_and_root() -> tuple[Config, Path | None]:
-    # show and verify run on target machines that may have no repository at all.
+def _config_and_root() -> tuple[Config, Path]:
+    # show and verify run on target machines that may have no repository at all; there
+    # the configured (default) paths are relative to the working directory.
     try:
         root = git.discover().root
     except GitError:
-        return Config(), None
+        return Config(), Path()
     return config_mod.load(root), root
-
-
-def _env_path(base: Path | None, value: str, default: str) -> Path:
-    path = Path(value or default)
-    return path if path.is_absolute() or base is None else base / path
-
-
-def _check_env(cfg: Config, env: str) -> None:
-    if env not in cfg.environments:
-        known = ", ".join(sorted(cfg.environments))
-        raise DasctError(f"unknown environment {env!r} in {cfg.source} (known: {known})")
-
-
-def signing_key(cfg: Config) -> bytes | None:
-    """The HMAC key from the environment variable the config names; None when unset."""
-    value = os.environ.get(cfg.migrate.signing_key_env, "")
-    return value.encode("utf-8") if value else None
-
-
-def staging_dir(cfg: Config, root: Path | None, env: str) -> Path:
-    """The staging directory of an environment (config, else <repo>/.dasct/staging)."""
-    return _env_path(root, cfg.environments[env].staging, ".dasct/staging")
 
 
 def create(
@@ -92,9 +71,9 @@ def create(
     """Write the trigger of rev_range for env and print where it is."""
     repo = git.discover()
     cfg = config_mod.load(repo.root)
-    _check_env(cfg, env)
-    key = signing_key(cfg)
-    if cfg.migrate.require_signature and key is None:
+    where = environment(cfg, env, repo.root)
+    key = where.key
+    if where.require_signature and key is None:
         raise DasctError(
             f"signatures are required but ${cfg.migrate.signing_key_env} is not set"
         )
@@ -102,7 +81,7 @@ def create(
         repo_root=repo.root,
         rev_range=rev_range,
         environment=env,
-        staging=staging or staging_dir(cfg, repo.root, env),
+        staging=staging or where.staging,
         system=cfg.migrate.system,
         sql_dir=cfg.migrate.sql_dir,
         expiry_hours=cfg.migrate.expiry_hours,
@@ -176,11 +155,11 @@ def show(*, file: Path, fmt: str) -> int:
 def verify(*, file: Path, env: str, staging: Path | None, root: Path | None) -> int:
     """Everything the engine checks before touching env, without touching it."""
     cfg, repo_root = _config_and_root()
-    _check_env(cfg, env)
-    loaded = trig.load(file, environments=[env], key=signing_key(cfg),
-                       require_signature=cfg.migrate.require_signature)
+    where = environment(cfg, env, repo_root)
+    loaded = trig.load(file, environments=[env], key=where.key,
+                       require_signature=where.require_signature)
     trig.check_payloads(loaded, staging)
-    target = root or _env_path(repo_root, cfg.environments[env].root, f".dasct/env/{env}/root")
+    target = root or where.root
     checked = ""
     if root is not None or target.is_dir():
         trig.check_target(loaded, target)

@@ -13,7 +13,6 @@ docs/migration.md ("PostgreSQL strategy").
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -304,17 +303,6 @@ def _redact(url: str) -> str:
         creds, host = rest.rsplit("@", 1)
         return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
     return url
-
-
-def resolve_url(url: str, *, base: Path, default: Path) -> str:
-    """Normalize a configured database URL (relative SQLite paths are relative to base)."""
-    if not url:
-        return f"sqlite:///{default}"
-    if url.startswith(("postgresql://", "postgres://")):
-        return url
-    path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url
-    full = Path(path) if Path(path).is_absolute() else Path(os.path.normpath(base / path))
-    return f"sqlite:///{full}"
 
 
 def connect(url: str) -> Database:

@@ -16,6 +16,7 @@ from dasct import config, git
 from dasct.audit import verify as audit_verify
 from dasct.migrate import engine, inventory, revert
 from dasct.migrate import trigger as trig
+from dasct.migrate.environment import Environment, environment
 
 _IDENTITY = ("-c", "user.name=dasct demo", "-c", "user.email=demo@example.com")
 
@@ -52,7 +53,7 @@ def _commit(repo: Path, message: str, files: dict[str, str]) -> str:
     return git.run("rev-parse", "HEAD", cwd=repo).decode().strip()
 
 
-def _state_hash(env: engine.Environment) -> str:
+def _state_hash(env: Environment) -> str:
     """One hash over every file of the target (path, mode, content) and the database dump."""
     digest = hashlib.sha256()
     for path in sorted(p for p in env.root.rglob("*") if p.is_file()):
@@ -69,7 +70,7 @@ def _state_hash(env: engine.Environment) -> str:
     return digest.hexdigest()[:16]
 
 
-def _tables(env: engine.Environment) -> list[str]:
+def _tables(env: Environment) -> list[str]:
     conn = sqlite3.connect(env.database[len("sqlite:///"):])
     try:
         rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1")
@@ -78,7 +79,7 @@ def _tables(env: engine.Environment) -> list[str]:
         conn.close()
 
 
-def _make_trigger(repo: Path, cfg: config.Config, env: engine.Environment, rev_range: str,
+def _make_trigger(repo: Path, cfg: config.Config, env: Environment, rev_range: str,
                   tid: str) -> trig.Trigger:
     return trig.create(
         repo_root=repo, rev_range=rev_range, environment=env.name, staging=env.staging,
@@ -98,7 +99,7 @@ def run_demo(workdir: Path, write: Callable[[str], None]) -> None:
         'staging = "../staging"\nrecipients = ["qa@example.com"]\n')
     base = _commit(repo, "Initial application", BASE)
     cfg = config.load(repo)
-    env = engine.environment(cfg, "model", repo)
+    env = environment(cfg, "model", repo)
     env.root.mkdir(parents=True, exist_ok=True)
     for name, text in BASE.items():  # the model environment runs the initial version
         (env.root / name).parent.mkdir(parents=True, exist_ok=True)

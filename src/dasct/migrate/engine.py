@@ -25,13 +25,13 @@ from dasct.migrate import archive, inventory, journal, lock, retention, steps, w
 from dasct.migrate import trigger as trig
 from dasct.migrate.archive import ArchiveError
 from dasct.migrate.database import Database, DatabaseError, connect
-from dasct.migrate.environment import EngineError, Environment, environment
+from dasct.migrate.environment import EngineError, Environment
 from dasct.migrate.plan import plan, scan
 from dasct.migrate.report import Reporter
 from dasct.migrate.steps import StepError
 
-__all__ = ["EngineError", "Environment", "Result", "Stats", "environment", "migrate_one",
-           "needs_attention", "recover", "resolve", "run", "unlock"]
+__all__ = ["Result", "Stats", "migrate_one", "needs_attention", "prepare", "recover", "resolve",
+           "run", "unlock"]
 
 NEEDS_ATTENTION = "needs-attention.json"
 Write = Callable[[str], None]
@@ -376,13 +376,22 @@ def _print_plan(write: Write, t: trig.Trigger, cmds: list[steps.Command]) -> Non
         write(f"    command {cmd.name}: {' '.join(cmd.argv)}")
 
 
+def prepare(env: Environment) -> None:
+    """Create what a migration writes into: the state directory and the default root."""
+    env.state_dir.mkdir(parents=True, exist_ok=True)
+    if not env.config.root:
+        # The embedded default (.dasct/env/NAME/root) needs no setup; a configured root
+        # that is missing is refused by check_target instead of being created empty.
+        env.root.mkdir(parents=True, exist_ok=True)
+
+
 def run(env: Environment, *, now: datetime | None = None, ignore_window: bool = False,
         dry_run: bool = False, break_stale_lock: bool = False, write: Write = print) -> Result:
     """`dasct migrate run`: migrate every due trigger of env, in the issue's order."""
     now = now or datetime.now(timezone.utc)
     if dry_run:
         return _dry_run(env, now=now, ignore_window=ignore_window, write=write)
-    env.state_dir.mkdir(parents=True, exist_ok=True)
+    prepare(env)
     if break_stale_lock and lock.read(env.state_dir) is not None:
         broken = lock.break_stale(env.state_dir)
         if broken:

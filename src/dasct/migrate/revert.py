@@ -13,17 +13,17 @@ from datetime import datetime, timedelta, timezone
 from dasct.migrate import archive, inventory, lock
 from dasct.migrate import trigger as trig
 from dasct.migrate.engine import (
-    EngineError,
-    Environment,
     Result,
     Session,
     Write,
     archived_trigger,
     migrate_one,
     owner,
+    prepare,
     recover,
     refuse_if_attention,
 )
+from dasct.migrate.environment import EngineError, Environment
 
 
 def reverse_trigger(env: Environment, tid: str, now: datetime) -> trig.Trigger:
@@ -62,7 +62,7 @@ def revert(env: Environment, tid: str, *, cascade: bool = False, write: Write = 
            now: datetime | None = None) -> Result:
     """Put env back to before enhancement tid (and, with cascade, later ones on its items)."""
     now = now or datetime.now(timezone.utc)
-    env.state_dir.mkdir(parents=True, exist_ok=True)
+    prepare(env)
     lease = lock.acquire(env.state_dir, owner=owner())
     ctx = Session(env, write, lease)
     result = Result()
