@@ -114,6 +114,7 @@ class MigrateConfig:
 
     system: str = "app"  # the target system's name written into triggers
     sql_dir: str = "db"  # Sqitch-style: deploy/NAME.sql, revert/NAME.sql, verify/NAME.sql
+    commands_file: str = "deploy/commands.toml"  # [[restart]] and [[health]] commands
     signing_key_env: str = "DASCT_TRIGGER_KEY"  # HMAC-SHA256 key; never stored anywhere
     require_signature: bool = False
     expiry_hours: int = 72  # a trigger not run by then is reported, not run

@@ -16,8 +16,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from dasct.config import DefectsConfig
+from dasct.config import DefectsConfig, MigrateConfig
 from dasct.migrate import trigger as t
+from dasct.migrate.create import create
 
 NAMES = ("a.txt", "b.txt", "src/c.py", "src/d.py", "src/deep/e.sh", "f")
 LONG = "".join(f"shared line {i}\n" for i in range(30))
@@ -89,9 +90,10 @@ def test_trigger_turns_tree_a_into_tree_b(
 
         target.mkdir()
         materialize(target, before)
-        trig = t.create(
+        trig = create(
             repo_root=repo, rev_range=f"{base}..{head}", environment="model",
-            staging=Path(where) / "staging", system="app", sql_dir="db", expiry_hours=1,
+            staging=Path(where) / "staging",
+            migrate=MigrateConfig(system="app", sql_dir="db", expiry_hours=1),
             defect_patterns=DefectsConfig().compiled(),
             at=datetime(2026, 1, 1, tzinfo=timezone.utc),
         )

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from dasct import cli
-from dasct.config import DefectsConfig
+from dasct.config import DefectsConfig, MigrateConfig
 from dasct.migrate import trigger as t
+from dasct.migrate.create import create, find_defects, parse_time
 from dasct.migrate.trigger import TriggerError
 
 AT = datetime(2026, 11, 23, 23, 0, tzinfo=timezone.utc)
@@ -53,9 +54,9 @@ def commit(
 
 
 def build(root: Path, rev_range: str, staging: Path, **kw: object) -> t.Trigger:
-    return t.create(
+    return create(
         repo_root=root, rev_range=rev_range, environment="model", staging=staging,
-        system="app", sql_dir="db", expiry_hours=72,
+        migrate=MigrateConfig(system="app", sql_dir="db", expiry_hours=72),
         defect_patterns=DefectsConfig().compiled(), at=AT, **kw,  # type: ignore[arg-type]
     )
 
@@ -298,7 +299,7 @@ def test_defects_whole_match_or_key_group() -> None:
 
     patterns = [re.compile(r"BUG\d+"), re.compile(r"ticket (?P<key>T-\d+)")]
     messages = ["fix BUG12 and BUG7", "see ticket T-3, BUG12 again"]
-    assert t.find_defects(messages, patterns) == ["BUG12", "BUG7", "T-3"]
+    assert find_defects(messages, patterns) == ["BUG12", "BUG7", "T-3"]
 
 
 @pytest.mark.parametrize(
@@ -311,20 +312,20 @@ def test_defects_whole_match_or_key_group() -> None:
     ],
 )
 def test_parse_time(text: str, expected: datetime) -> None:
-    assert t.parse_time(text) == expected
+    assert parse_time(text) == expected
 
 
 def test_parse_time_refuses_garbage() -> None:
     with pytest.raises(TriggerError, match="not a time"):
-        t.parse_time("tonight")
+        parse_time("tonight")
 
 
 def test_no_sql_dir_means_sql_scripts_are_files(repo: Path, tmp_path: Path) -> None:
     base = commit(repo, "initial", {"x": "1\n"})
     head = commit(repo, "sql", {"db/deploy/a.sql": "a", "db/revert/a.sql": "-a"})
-    trig = t.create(
+    trig = create(
         repo_root=repo, rev_range=f"{base}..{head}", environment="model",
-        staging=tmp_path / "s", system="app", sql_dir="", expiry_hours=1,
+        staging=tmp_path / "s", migrate=MigrateConfig(system="app", sql_dir="", expiry_hours=1),
         defect_patterns=DefectsConfig().compiled(), at=AT,
     )
     assert trig.sql == () and sorted(f.path for f in trig.files) == [
@@ -340,3 +341,18 @@ def test_paths_git_quotes_come_through_exactly(repo: Path, tmp_path: Path) -> No
     later = commit(repo, "a backslash", {"back\\slash.txt": "b\n"})
     with pytest.raises(TriggerError, match="contains a backslash"):
         build(repo, f"{head}..{later}", tmp_path / "s")
+
+
+def test_commands_file_comes_from_the_config(repo: Path, tmp_path: Path) -> None:
+    base = commit(repo, "initial", {"x": "1\n"})
+    head = commit(repo, "commands elsewhere", {
+        "ops/commands.toml": '[[health]]\nname = "ping"\nargv = ["true"]\n',
+        "deploy/commands.toml": "not read: an ordinary file here\n",
+    })
+    trig = create(
+        repo_root=repo, rev_range=f"{base}..{head}", environment="model",
+        staging=tmp_path / "s", migrate=MigrateConfig(commands_file="ops/commands.toml"),
+        defect_patterns=DefectsConfig().compiled(), at=AT,
+    )
+    assert [(c.kind, c.name) for c in trig.commands] == [("health", "ping")]
+    assert [f.path for f in trig.files] == ["deploy/commands.toml"]

@@ -13,6 +13,8 @@ from dasct import git
 from dasct.config import Config
 from dasct.errors import DasctError, GitError
 from dasct.migrate import trigger as trig
+from dasct.migrate.create import create as create_trigger
+from dasct.migrate.create import parse_time
 from dasct.migrate.environment import environment, signing_key
 
 HELP = "build and inspect trigger files for enhancements"
@@ -77,17 +79,15 @@ def create(
         raise DasctError(
             f"signatures are required but ${cfg.migrate.signing_key_env} is not set"
         )
-    made = trig.create(
+    made = create_trigger(
         repo_root=repo.root,
         rev_range=rev_range,
         environment=env,
         staging=staging or where.staging,
-        system=cfg.migrate.system,
-        sql_dir=cfg.migrate.sql_dir,
-        expiry_hours=cfg.migrate.expiry_hours,
+        migrate=cfg.migrate,
         defect_patterns=cfg.defects.compiled(),
         tid=tid,
-        at=trig.parse_time(at) if at else None,
+        at=parse_time(at) if at else None,
         depends_on=depends_on,
         conflicts_with=conflicts_with,
         key=key,

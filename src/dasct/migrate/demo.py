@@ -16,6 +16,7 @@ from dasct import config, git
 from dasct.audit import verify as audit_verify
 from dasct.migrate import engine, inventory, revert
 from dasct.migrate import trigger as trig
+from dasct.migrate.create import create
 from dasct.migrate.environment import Environment, environment
 
 _IDENTITY = ("-c", "user.name=dasct demo", "-c", "user.email=demo@example.com")
@@ -81,11 +82,10 @@ def _tables(env: Environment) -> list[str]:
 
 def _make_trigger(repo: Path, cfg: config.Config, env: Environment, rev_range: str,
                   tid: str) -> trig.Trigger:
-    return trig.create(
+    return create(
         repo_root=repo, rev_range=rev_range, environment=env.name, staging=env.staging,
-        system=cfg.migrate.system, sql_dir=cfg.migrate.sql_dir,
-        expiry_hours=cfg.migrate.expiry_hours, defect_patterns=cfg.defects.compiled(),
-        tid=tid, at=datetime.now(timezone.utc))
+        migrate=cfg.migrate, defect_patterns=cfg.defects.compiled(), tid=tid,
+        at=datetime.now(timezone.utc))
 
 
 def run_demo(workdir: Path, write: Callable[[str], None]) -> None:

@@ -1,0 +1,367 @@
+"""Building a trigger from a merged git range: `dasct trigger create`.
+
+The enhancement A..B becomes, in order: the Sqitch-style SQL changes whose scripts the
+range touched (ordered by sqitch.plan, reworked changes included), the file changes of
+`git diff A B` outside the SQL directory and the commands file, and the restart and health
+commands of the commands file at B. The defects are those the range's commit messages
+name. Everything is stored in a staging area through the format module (trigger.py), which
+refuses to write anything it would not load back.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from dasct import diff, git, refs
+from dasct.config import MigrateConfig
+from dasct.migrate.trigger import (
+    COMMAND_KINDS,
+    ENV_PATTERN,
+    ID_PATTERN,
+    NAME_PATTERN,
+    FileChange,
+    FileOp,
+    SqlChange,
+    StepCommand,
+    Trigger,
+    TriggerError,
+    document,
+    path_problem,
+    sha256_hex,
+    write,
+    write_payload,
+)
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+PLAN_FILE = "sqitch.plan"  # inside the SQL directory: the order of the changes
+DEFAULT_TIMEOUT = 60.0
+_SQL_SCRIPT = re.compile(r"(deploy|revert|verify)/([^/]+)\.sql")
+_GIT_MODES = {"100644": 0o644, "100755": 0o755}
+_OPS: dict[str, FileOp] = {"A": "add", "M": "modify", "D": "delete", "R": "rename"}
+
+
+def create(
+    *,
+    repo_root: Path,
+    rev_range: str,
+    environment: str,
+    staging: Path,
+    migrate: MigrateConfig,
+    defect_patterns: Iterable[re.Pattern[str]],
+    tid: str | None = None,
+    at: datetime | None = None,
+    depends_on: Iterable[str] = (),
+    conflicts_with: Iterable[str] = (),
+    key: bytes | None = None,
+) -> Trigger:
+    """Build the trigger of the enhancement rev_range (A..B) for environment, in staging.
+
+    `migrate` gives the system name, the SQL directory, the commands file and the expiry.
+    """
+    where = f"range {rev_range}"
+    depends, conflicts = tuple(dict.fromkeys(depends_on)), tuple(dict.fromkeys(conflicts_with))
+    if tid is not None and not ID_PATTERN.fullmatch(tid):
+        raise TriggerError(f"{where}: id {tid!r} must be letters, digits, '.', '_' or '-'")
+    if not ENV_PATTERN.fullmatch(environment):
+        raise TriggerError(f"{where}: not an environment name: {environment!r}")
+    for other in (*depends, *conflicts):
+        if not ID_PATTERN.fullmatch(other) or other == tid:
+            raise TriggerError(f"{where}: {other!r} cannot be a dependency or conflict")
+    base_rev, sep, head_rev = rev_range.partition("..")
+    if not sep or not base_rev or not head_rev or head_rev.startswith("."):
+        raise TriggerError(f"{where}: expected A..B")
+    repo = git.discover(repo_root)
+    base, head = git.rev_parse(repo, base_rev), git.rev_parse(repo, head_rev)
+    root = repo.root
+    commits, messages = _range_log(root, base, head, where)
+    defects = find_defects(messages, defect_patterns)
+
+    sql_dir = migrate.sql_dir
+    sql_prefix = sql_dir.strip("/") + "/" if sql_dir.strip("/. ") else None
+    touched_sql, file_changes = _sort_changes(
+        _range_diff(root, base, head, where), sql_prefix, migrate.commands_file)
+    files = _file_changes(root, file_changes, staging, where)
+    sql: list[SqlChange] = []
+    if touched_sql and sql_prefix:
+        sql = _sql_changes(root, head, head_rev, sql_prefix, touched_sql, staging, where)
+    commands = _commands(root, head, head_rev, migrate.commands_file)
+
+    name = tid or f"{base[:10]}-{head[:10]}"
+    if name in (*depends, *conflicts):
+        raise TriggerError(f"{where}: {name!r} cannot depend on or conflict with itself")
+    start = (at or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
+    doc = document(
+        id=name, system=migrate.system, environment=environment, not_before=start,
+        expires=start + timedelta(hours=migrate.expiry_hours), defects=defects,
+        commits=commits, sql=sql, files=files, commands=commands, depends_on=depends,
+        conflicts_with=conflicts, key=key,
+    )
+    return write(staging, doc, key=key)
+
+
+def _range_log(root: Path, base: str, head: str, where: str) -> tuple[list[str], list[str]]:
+    """The commits of base..head, oldest first, and their full messages."""
+    log = git.run("log", "-z", "--reverse", "--topo-order", "--format=%H%n%B",
+                  f"{base}..{head}", "--", cwd=root)
+    records = [r.decode("utf-8", "replace") for r in log.split(b"\0") if r.strip()]
+    if not records:
+        raise TriggerError(f"{where}: no commits in the range, nothing to migrate")
+    commits = [r.split("\n", 1)[0] for r in records]
+    return commits, [r.partition("\n")[2] for r in records]
+
+
+def _range_diff(root: Path, base: str, head: str, where: str) -> list[_RawChange]:
+    """The changes of base..head, with renames unless they would name a path twice."""
+    changes = _raw_diff(root, base, head, renames=True, where=where)
+    named = [p for c in changes for p in (c.path, c.old_path) if p]
+    if len(set(named)) != len(named):
+        # A rename whose old name is reused (moved away, new file in its place) would put
+        # one path in two operations; without rename detection each path appears once.
+        changes = _raw_diff(root, base, head, renames=False, where=where)
+    return changes
+
+
+def _sort_changes(changes: list[_RawChange], sql_prefix: str | None, commands_file: str
+                  ) -> tuple[set[str], list[_RawChange]]:
+    """The SQL change names the range touched, and the changes that are file changes."""
+    touched_sql: set[str] = set()
+    file_changes: list[_RawChange] = []
+    for change in changes:
+        paths = [p for p in (change.old_path, change.path) if p]
+        if sql_prefix and any(p.startswith(sql_prefix) for p in paths):
+            for p in paths:
+                m = _SQL_SCRIPT.fullmatch(p[len(sql_prefix):]) if p.startswith(sql_prefix) else None
+                # NAME@TAG.sql is the copy `sqitch rework` keeps of an older version: the
+                # change itself is NAME, reworked in place.
+                if m:
+                    touched_sql.add(m.group(2).split("@", 1)[0])
+            continue
+        if change.path == commands_file and change.old_path is None:
+            continue  # the commands file becomes the command steps, not a file change
+        file_changes.append(change)
+    return touched_sql, file_changes
+
+
+def _file_changes(root: Path, changes: list[_RawChange], staging: Path, where: str
+                  ) -> list[FileChange]:
+    """Each file change with its pre-image hash, its new content staged, and its mode."""
+    blobs = _cat_blobs(root, [
+        b for c in changes for b in (c.old_blob, c.new_blob) if set(b) != {"0"}
+    ])
+    files: list[FileChange] = []
+    for c in changes:
+        if c.status not in "AMDR":
+            raise TriggerError(f"{where}: {c.path!r} changed type (git status {c.status}); "
+                               "only regular files can be migrated")
+        for rel in (c.path, c.old_path):
+            if rel is not None and (problem := path_problem(rel)):
+                raise TriggerError(f"{where}: path {rel!r} {problem}")
+        pre = sha256_hex(blobs[c.old_blob]) if c.status != "A" else None
+        post = write_payload(staging, blobs[c.new_blob]) if c.status != "D" else None
+        mode = _file_mode(c.old_mode if c.status == "D" else c.new_mode, c.path, where)
+        if c.status != "A":
+            _file_mode(c.old_mode, c.old_path or c.path, where)
+        files.append(FileChange(_OPS[c.status], c.path, c.old_path, pre, post, mode))
+    return files
+
+
+def _sql_changes(root: Path, head: str, head_rev: str, sql_prefix: str, touched: set[str],
+                 staging: Path, where: str) -> list[SqlChange]:
+    """The touched SQL changes in plan order, their scripts (taken at head) staged."""
+    tree = _tree(root, head, sql_prefix)
+    plan_blob = tree.get(sql_prefix + PLAN_FILE)
+    scripts = _cat_blobs(root, [*tree.values()])
+    plan = _plan_order(scripts[plan_blob] if plan_blob else None)
+    rank = {name: i for i, name in enumerate(plan)}
+    sql: list[SqlChange] = []
+    for name in sorted(touched, key=lambda n: (rank.get(n, len(rank)), n)):
+        if not NAME_PATTERN.fullmatch(name):
+            raise TriggerError(f"{where}: SQL change name {name!r} is not a simple name")
+        found = {
+            kind: tree.get(f"{sql_prefix}{kind}/{name}.sql")
+            for kind in ("deploy", "revert", "verify")
+        }
+        for kind in ("deploy", "revert"):
+            if found[kind] is None:
+                raise TriggerError(
+                    f"{where}: SQL change {name!r} has no {sql_prefix}{kind}/{name}.sql at "
+                    f"{head_rev} (a change needs deploy and revert scripts)"
+                )
+        payload = {k: write_payload(staging, scripts[b]) for k, b in found.items() if b}
+        sql.append(SqlChange(name, payload["deploy"], payload["revert"], payload.get("verify")))
+    return sql
+
+
+def _commands(root: Path, head: str, head_rev: str, commands_file: str) -> list[StepCommand]:
+    """The restart and health commands of the commands file at head (none without one)."""
+    blob = _tree(root, head, commands_file).get(commands_file)
+    if not blob:
+        return []
+    data = _cat_blobs(root, [blob])[blob]
+    return _parse_commands(data, f"{commands_file} at {head_rev}")
+
+
+@dataclass(frozen=True)
+class _RawChange:
+    status: str  # git's status letter: A, M, D, R, T, ...
+    old_mode: str
+    new_mode: str
+    old_blob: str
+    new_blob: str
+    path: str
+    old_path: str | None
+
+
+def _decode_path(raw: bytes, where: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TriggerError(f"{where}: path {raw!r} is not UTF-8") from None
+
+
+def _raw_diff(root: Path, base: str, head: str, *, renames: bool, where: str) -> list[_RawChange]:
+    """The raw records of `git diff A B`, read by the one diff parser (dasct.diff)."""
+    out = git.run(
+        "diff", "--raw", "--no-abbrev", "--no-ext-diff", "--no-relative",
+        "-M" if renames else "--no-renames", base, head, "--", cwd=root,
+    )
+    changes: list[_RawChange] = []
+    for section in diff.parse(out.splitlines(keepends=True), commits=False):
+        for record in section.files:
+            path = record.new_path if record.new_path is not None else record.old_path
+            assert path is not None
+            old_path = record.old_path if record.status in "RC" else None
+            for rel in (path, old_path):
+                # The parser keeps undecodable bytes as surrogates; a trigger is UTF-8.
+                if rel is not None and not _is_utf8(rel):
+                    raise TriggerError(f"{where}: path {rel!r} is not UTF-8")
+            changes.append(_RawChange(
+                status=record.status, old_mode=record.old_mode, new_mode=record.new_mode,
+                old_blob=record.old_blob, new_blob=record.new_blob, path=path,
+                old_path=old_path,
+            ))
+    return changes
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _cat_blobs(root: Path, blobs: Iterable[str]) -> dict[str, bytes]:
+    """The content of each git blob, in one `git cat-file --batch` call."""
+    wanted = list(dict.fromkeys(blobs))
+    if not wanted:
+        return {}
+    out = git.run("cat-file", "--batch", cwd=root, input="".join(f"{b}\n" for b in wanted).encode())
+    contents: dict[str, bytes] = {}
+    pos = 0
+    for blob in wanted:
+        end = out.index(b"\n", pos)
+        header = out[pos:end].decode("ascii").split(" ")
+        if len(header) != 3 or header[1] != "blob":
+            raise TriggerError(f"git object {blob} is not a blob: {' '.join(header)}")
+        size = int(header[2])
+        contents[blob] = out[end + 1 : end + 1 + size]
+        pos = end + 1 + size + 1
+    return contents
+
+
+def _tree(root: Path, rev: str, *paths: str) -> dict[str, str]:
+    """path -> blob of the files at rev under the given paths."""
+    out = git.run("ls-tree", "-r", "-z", "--full-tree", rev, "--", *paths, cwd=root)
+    entries: dict[str, str] = {}
+    for record in out.split(b"\0"):
+        if record:
+            info, _, name = record.partition(b"\t")
+            _mode, kind, blob = info.decode("ascii").split(" ")
+            if kind == "blob":
+                entries[_decode_path(name, rev)] = blob
+    return entries
+
+
+def _plan_order(plan: bytes | None) -> list[str]:
+    """Change names in the order a sqitch.plan lists them (first mention wins)."""
+    if plan is None:
+        return []
+    names: list[str] = []
+    for line in plan.decode("utf-8", "replace").splitlines():
+        line = line.strip()
+        if not line or line[0] in "%#@":
+            continue
+        names.append(line.split()[0])
+    return list(dict.fromkeys(names))
+
+
+def _file_mode(git_mode: str, path: str, where: str) -> int:
+    mode = _GIT_MODES.get(git_mode)
+    if mode is None:
+        kind = {"120000": "a symlink", "160000": "a submodule"}.get(git_mode, f"mode {git_mode}")
+        raise TriggerError(f"{where}: {path!r} is {kind}; only regular files can be migrated")
+    return mode
+
+
+def _parse_commands(data: bytes, where: str) -> list[StepCommand]:
+    try:
+        table = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise TriggerError(f"{where}: invalid TOML: {exc}") from None
+    unknown = sorted(set(table) - set(COMMAND_KINDS))
+    if unknown:
+        raise TriggerError(
+            f"{where}: unknown key `{unknown[0]}` (expected [[restart]] and [[health]])"
+        )
+    commands: list[StepCommand] = []
+    for kind in COMMAND_KINDS:
+        entries = table.get(kind, [])
+        if not isinstance(entries, list):
+            raise TriggerError(f"{where}: `{kind}` must be an array of tables ([[{kind}]])")
+        for i, entry in enumerate(entries):
+            key = f"{kind}[{i}]"
+            if not isinstance(entry, dict):
+                raise TriggerError(f"{where}: `{key}` must be a table")
+            extra = sorted(set(entry) - {"name", "argv", "timeout"})
+            if extra:
+                raise TriggerError(f"{where}: unknown key `{key}.{extra[0]}`")
+            name, argv = entry.get("name"), entry.get("argv")
+            timeout = entry.get("timeout", DEFAULT_TIMEOUT)
+            if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+                raise TriggerError(f"{where}: `{key}.name` must be a simple name")
+            if not (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)):
+                raise TriggerError(f"{where}: `{key}.argv` must be a non-empty list of strings")
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (
+                0 < timeout <= 86400
+            ):
+                raise TriggerError(f"{where}: `{key}.timeout` must be 0 < seconds <= 86400")
+            commands.append(StepCommand(name, tuple(argv), kind, float(timeout)))
+    return commands
+
+
+def find_defects(messages: Iterable[str], patterns: Iterable[re.Pattern[str]]) -> list[str]:
+    """Defect keys named in commit messages, first seen first (the rule of dasct.refs)."""
+    compiled = list(patterns)
+    found = [key for message in messages for key in refs.defect_keys(message, compiled)]
+    return list(dict.fromkeys(found))
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time for --at; a time without an offset is UTC."""
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise TriggerError(f"not a time: {text!r} (use e.g. 2026-11-23T23:00Z)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc).replace(microsecond=0)
