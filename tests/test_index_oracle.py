@@ -99,6 +99,22 @@ class History:
             msg += f"\n\nFixes PROJ-{self.rng.randint(1, 9)}"
         return self.repo.commit(msg)
 
+    def resolve(self) -> None:
+        """Conclude a conflicted merge by hand: keep both sides' lines in some order."""
+        repo = self.repo
+        if not repo.git("ls-files", "-u"):
+            return
+        for path in {x.split("\t")[1] for x in repo.git("ls-files", "-u").splitlines()}:
+            full = repo.path / path
+            if full.exists():
+                text = full.read_text().splitlines()
+                kept = [x for x in text if not x.startswith(("<<<<<<<", "=======", ">>>>>>>"))]
+                self.write(path, kept)
+                repo.git("add", path)
+            else:
+                repo.git("rm", "-q", "--cached", path, check=False)
+        repo.git("commit", "-q", "--no-edit")
+
     def merge(self) -> None:
         repo = self.repo
         base = repo.git("rev-parse", "--abbrev-ref", "HEAD").strip()
@@ -115,18 +131,7 @@ class History:
             args += ["-X", strategy]
         done = repo.git(*args, branch, check=False)
         del done
-        if repo.git("ls-files", "-u"):
-            # Resolve conflicts by hand: keep both sides' lines in some order.
-            for path in set(x.split("\t")[1] for x in repo.git("ls-files", "-u").splitlines()):
-                full = repo.path / path
-                if full.exists():
-                    text = full.read_text().splitlines()
-                    kept = [x for x in text if not x.startswith(("<<<<<<<", "=======", ">>>>>>>"))]
-                    self.write(path, kept)
-                    repo.git("add", path)
-                else:
-                    repo.git("rm", "-q", "--cached", path, check=False)
-            repo.git("commit", "-q", "--no-edit")
+        self.resolve()
         if strategy == "evil":
             files = self.files()
             if files:
@@ -221,3 +226,25 @@ def test_snapshots_in_use_survive_eviction(repo: GitRepo) -> None:
     r = git.discover(repo.path)
     kept = {p.stem for p in index.index_dir(r).glob("*.snap")}
     assert shas[0] in kept and len(kept) == index.KEEP_SNAPSHOTS
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_merging_a_branch_forked_before_the_snapshot(repo: GitRepo, seed: int) -> None:
+    # The branch's commits have parents the update never replays (older than the
+    # snapshot it starts from): their states come from `git blame -w` per file.
+    history = History(repo, 200 + seed)
+    for _ in range(6):
+        history.commit()
+    fork = repo.git("rev-parse", "HEAD~4").strip()
+    _compare(repo, _snapshot(repo))
+    repo.git("checkout", "-q", "-b", "old-topic", fork)
+    for _ in range(3):
+        history.commit()
+    repo.git("checkout", "-q", "main")
+    history.commit()
+    _compare(repo, _snapshot(repo))
+    repo.git("merge", "-q", "--no-ff", "-m", "Merge old-topic", "old-topic", check=False)
+    history.resolve()
+    snap = _snapshot(repo)
+    assert snap.stats["kind"] == 1  # updated incrementally, not rebuilt
+    _compare(repo, snap)

@@ -231,21 +231,6 @@ def rev_parse(repo: Repo, rev: str) -> str:
     return sha
 
 
-def in_progress(repo: Repo) -> str | None:
-    """The operation in progress (merge, rebase, cherry-pick, revert), if any."""
-    markers = {
-        "MERGE_HEAD": "merge",
-        "rebase-merge": "rebase",
-        "rebase-apply": "rebase",
-        "CHERRY_PICK_HEAD": "cherry-pick",
-        "REVERT_HEAD": "revert",
-    }
-    for name, what in markers.items():
-        if (repo.git_dir / name).exists():
-            return what
-    return None
-
-
 def subjects(repo: Repo, shas: Iterable[str]) -> dict[str, str]:
     """The subject line of each commit."""
     wanted = list(dict.fromkeys(shas))
