@@ -6,6 +6,10 @@ JSON of the rest). The chain head (seq and hash of the last record) is anchored 
 second file, `audit.head`, replaced atomically after each append, so that deleting the
 tail of the log is detected too. This is tamper-evident against edits of the log alone;
 someone who can rewrite both files and recompute every hash is out of its reach.
+
+`append_line` and `fsync_dir` are the durable-file primitives of every append-only file
+(this log, the migration journal, the delivered-notifications log); they live here, the
+lowest of those modules, so that each file is appended to in one way.
 """
 
 from __future__ import annotations
@@ -103,9 +107,24 @@ def _plain(value: Any, secrets: list[str]) -> Any:
     return redact(str(value), secrets)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new entry in directory path durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def append_line(path: Path, line: bytes, *, mode: int = 0o640) -> None:
+    """Append one line to path (created with mode) and fsync it before returning.
+
+    The one durable append of the append-only files: this log, the migration journal
+    and the delivered-notifications log.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode)
+    try:
+        os.write(fd, line)
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -119,7 +138,7 @@ def _write_head(state_dir: Path, seq: int, digest: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(state_dir)
+    fsync_dir(state_dir)
 
 
 def _read_head(state_dir: Path) -> tuple[int, str] | None:
@@ -200,15 +219,9 @@ class AuditLog:
                 "prev": prev,
             }
             record["hash"] = record_hash(record)
-            line = _canonical(record) + b"\n"
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-            try:
-                os.write(fd, line)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            append_line(self.path, _canonical(record) + b"\n")
             if seq == 0:
-                _fsync_dir(self.state_dir)
+                fsync_dir(self.state_dir)
             _write_head(self.state_dir, record["seq"], record["hash"])
         return record
 

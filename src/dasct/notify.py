@@ -11,7 +11,6 @@ in as other transports.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
 import time
@@ -22,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from dasct.audit import redact
+from dasct.audit import append_line, redact
 from dasct.errors import DasctError
 
 OUTBOX = "outbox.sqlite"
@@ -104,12 +103,7 @@ class LocalTransport:
         record["delivered"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         line = (json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n").encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_line(self.path, line)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 import stat
@@ -14,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from dasct import config
+from dasct.migrate import engine, journal
 from dasct.migrate import trigger as trig
 from dasct.migrate.environment import Environment, environment
 
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc)
+AT = trig.format_time(NOW)  # NOW as `migrate run --at` takes it
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 # (name, deploy, revert, verify)
@@ -40,6 +43,31 @@ def make_env(tmp: Path, *, name: str = "model", database: str | None = None,
     (tmp / "target").mkdir(parents=True, exist_ok=True)
     (tmp / ".dasct.toml").write_text(toml_for(tmp, name, database, extra))
     return environment(config.load(tmp), name, tmp)
+
+
+# The four file operations seed()'s target admits: modify, add (two new directories deep),
+# delete, rename.
+SEED_FILES: list[File] = [
+    ("modify", "app/main.py", b"print('v2')\n", None),
+    ("add", "app/new/deep/feature.py", b"feature = 1\n", None),
+    ("delete", "app/gone.py", None, None),
+    ("rename", "app/renamed.py", b"old\n", "app/old.py"),
+]
+
+
+def seed(tmp: Path, *, extra: str = "") -> Environment:
+    """make_env, with a target holding app/main.py (v1), app/old.py and app/gone.py."""
+    env = make_env(tmp, extra=extra)
+    (env.root / "app").mkdir()
+    (env.root / "app" / "main.py").write_text("print('v1')\n")
+    (env.root / "app" / "old.py").write_text("old\n")
+    (env.root / "app" / "gone.py").write_text("gone\n")
+    return env
+
+
+def quiet(env: Environment, *, now: datetime = NOW, **kw: Any) -> engine.Result:
+    """engine.run at `now` (default NOW), its output dropped."""
+    return engine.run(env, now=now, write=lambda _: None, **kw)
 
 
 def sha(data: bytes) -> str:
@@ -113,3 +141,20 @@ def cli(tmp: Path, *args: str, env: dict[str, str] | None = None
     full = {**os.environ, "PYTHONPATH": str(SRC), **(env or {})}
     return subprocess.run([sys.executable, "-m", "dasct", *args], cwd=tmp, env=full,
                           capture_output=True, text=True, check=False)
+
+
+def migrate_run(repo: Path, kill_at: int | str | None = None
+                ) -> subprocess.CompletedProcess[str]:
+    """`dasct migrate run --env model` at NOW, breaking a stale lock; with kill_at the run
+    SIGKILLs itself at that journal point (journal.KILL_VAR)."""
+    extra = {journal.KILL_VAR: str(kill_at)} if kill_at else {}
+    return cli(repo, "migrate", "run", "--env", "model", "--at", AT, "--break-stale-lock",
+               env=extra)
+
+
+def kill_points(state_dir: Path) -> list[int | str]:
+    """Where a run like the last one can be killed: after each of its journal records
+    (journal.last.jsonl), and after each planned step took effect but before its record."""
+    records = (state_dir / journal.LAST_NAME).read_text().splitlines()
+    planned = json.loads(records[0])["steps"]
+    return [*range(1, len(records) + 1), *(f"{s}:applied" for s in planned)]

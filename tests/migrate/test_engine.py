@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from engine_kit import NOW, dump, health, make_env, snapshot, stage
+from engine_kit import NOW, SEED_FILES, dump, health, make_env, quiet, seed, snapshot, stage
 
 from dasct.audit import verify as audit_verify
 from dasct.migrate import engine, inventory, lock
@@ -17,22 +17,8 @@ CREATE = ("users", "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);\n"
           "DROP TABLE users;", "SELECT count(*) FROM users;")
 
 
-def seed(tmp: Path) -> Environment:
-    env = make_env(tmp)
-    (env.root / "app").mkdir()
-    (env.root / "app" / "main.py").write_text("print('v1')\n")
-    (env.root / "app" / "old.py").write_text("old\n")
-    (env.root / "app" / "gone.py").write_text("gone\n")
-    return env
-
-
 def full_trigger(env: Environment, tid: str = "E1", **kw: object) -> None:
-    stage(env, tid, sql=[CREATE], files=[
-        ("modify", "app/main.py", b"print('v2')\n", None),
-        ("add", "app/new/feature.py", b"feature = 1\n", None),
-        ("delete", "app/gone.py", None, None),
-        ("rename", "app/renamed.py", b"old\n", "app/old.py"),
-    ], **kw)  # type: ignore[arg-type]
+    stage(env, tid, sql=[CREATE], files=SEED_FILES, **kw)  # type: ignore[arg-type]
 
 
 def run(env: Environment, **kw: object) -> engine.Result:
@@ -48,7 +34,7 @@ def test_migrates_sql_then_files_and_records_everything(tmp_path: Path) -> None:
     result = run(env)
     assert result.migrated == ["E1"] and result.exit_code == 0
     assert (env.root / "app/main.py").read_text() == "print('v2')\n"
-    assert (env.root / "app/new/feature.py").exists()
+    assert (env.root / "app/new/deep/feature.py").exists()
     assert not (env.root / "app/gone.py").exists()
     assert not (env.root / "app/old.py").exists()
     assert (env.root / "app/renamed.py").read_text() == "old\n"
@@ -74,12 +60,8 @@ def test_any_failure_rolls_back_byte_identically(tmp_path: Path, failure: str) -
     extra = ""
     if failure == "env-verify":
         extra = f'verify = ["{sys.executable} -c \\"raise SystemExit(4)\\""]\n'
-    env = make_env(tmp_path, extra=extra)
-    (env.root / "app").mkdir()
-    (env.root / "app" / "main.py").write_text("print('v1')\n")
+    env = seed(tmp_path, extra=extra)
     (env.root / "app" / "main.py").chmod(0o755)
-    (env.root / "app" / "old.py").write_text("old\n")
-    (env.root / "app" / "gone.py").write_text("gone\n")
     conn = sqlite3.connect(tmp_path / "db.sqlite")
     conn.executescript("CREATE TABLE keep (x); INSERT INTO keep VALUES (1);")
     conn.close()
@@ -93,12 +75,7 @@ def test_any_failure_rolls_back_byte_identically(tmp_path: Path, failure: str) -
     elif failure == "sql-deploy":
         sql = [CREATE, ("bad", "CREATE TABLE t3 (x); INSERT INTO nowhere VALUES (1);",
                         "DROP TABLE t3;", None)]
-    stage(env, "E1", sql=sql, commands=commands, files=[
-        ("modify", "app/main.py", b"print('v2')\n", None),
-        ("add", "app/new/deep/feature.py", b"feature = 1\n", None),
-        ("delete", "app/gone.py", None, None),
-        ("rename", "app/renamed.py", b"old\n", "app/old.py"),
-    ])
+    stage(env, "E1", sql=sql, commands=commands, files=SEED_FILES)
     result = run(env)
     assert result.rolled_back == ["E1"] and result.exit_code == 1
     assert snapshot(env.root) == before
@@ -139,7 +116,7 @@ def test_window_and_freeze(tmp_path: Path) -> None:
     assert result.migrated == ["E1"]
     xmas = NOW.replace(month=12, day=24, hour=3)
     stage(env, "E2", files=[("add", "y.txt", b"y", None)], not_before=xmas - timedelta(hours=5))
-    frozen = engine.run(env, now=xmas, ignore_window=True, write=lambda _: None)
+    frozen = quiet(env, now=xmas, ignore_window=True)
     assert frozen.not_run and "freeze" in frozen.not_run
 
 

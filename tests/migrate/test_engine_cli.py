@@ -6,11 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine_kit import cli, make_env, stage
+from engine_kit import AT, cli, make_env, stage
 
 from dasct.migrate import lock
-
-AT = "2026-11-24T01:00:00Z"
 
 
 def repo_env(tmp: Path) -> Path:

@@ -12,7 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_kit import cli, dump, health, make_env, snapshot, stage
+from engine_kit import (
+    SEED_FILES,
+    cli,
+    dump,
+    health,
+    kill_points,
+    migrate_run,
+    seed,
+    snapshot,
+    stage,
+)
 
 from dasct.audit import verify as audit_verify
 from dasct.migrate import inventory, journal
@@ -22,11 +32,7 @@ pytestmark = pytest.mark.slow
 
 def build(base: Path, *, fail: bool) -> None:
     subprocess.run(["git", "init", "-q", str(base)], check=True)
-    env = make_env(base)
-    (env.root / "app").mkdir()
-    (env.root / "app/main.py").write_text("print('v1')\n")
-    (env.root / "app/old.py").write_text("old\n")
-    (env.root / "app/gone.py").write_text("gone\n")
+    env = seed(base)
     conn = sqlite3.connect(base / "db.sqlite")
     conn.executescript("CREATE TABLE keep (x); INSERT INTO keep VALUES (1);")
     conn.close()
@@ -36,22 +42,11 @@ def build(base: Path, *, fail: bool) -> None:
          "SELECT count(*) FROM users;"),
         ("keep2", "UPDATE keep SET x = x + 1;", "UPDATE keep SET x = x - 1;",
          "SELECT x = 2 FROM keep;"),
-    ], files=[
-        ("modify", "app/main.py", b"print('v2')\n", None),
-        ("add", "app/new/deep/feature.py", b"feature = 1\n", None),
-        ("delete", "app/gone.py", None, None),
-        ("rename", "app/renamed.py", b"old\n", "app/old.py"),
-    ], commands=[health(1 if fail else 0)])
+    ], files=SEED_FILES, commands=[health(1 if fail else 0)])
 
 
 def state(base: Path) -> tuple[dict[str, Any], list[str]]:
     return snapshot(base / "target"), dump(base / "db.sqlite")
-
-
-def run_cli(base: Path, kill_at: int | str | None = None) -> subprocess.CompletedProcess[str]:
-    extra = {journal.KILL_VAR: str(kill_at)} if kill_at else {}
-    return cli(base, "migrate", "run", "--env", "model", "--at", "2026-11-24T01:00:00Z",
-               "--break-stale-lock", env=extra)
 
 
 @pytest.mark.parametrize("fail", [False, True], ids=["success", "rollback"])
@@ -61,24 +56,22 @@ def test_sigkill_at_every_step_boundary(tmp_path: Path, fail: bool) -> None:
     before = state(base)
     clean = tmp_path / "clean"
     shutil.copytree(base, clean, symlinks=True)
-    proc = run_cli(clean)
+    proc = migrate_run(clean)
     assert proc.returncode == (1 if fail else 0), proc.stderr
     after = state(clean)
     assert (after == before) if fail else (after != before)
-    records = (clean / "state" / journal.LAST_NAME).read_text().splitlines()
-    assert len(records) >= 20
     # Every record, and every point where a step took effect but is not journaled yet.
-    planned = json.loads(records[0])["steps"]
-    points: list[int | str] = [*range(1, len(records) + 1), *(f"{s}:applied" for s in planned)]
+    points = kill_points(clean / "state")
+    assert sum(isinstance(k, int) for k in points) >= 20  # journal records
     expected = "rolled-back" if fail else "migrated"
     for k in points:
         work = tmp_path / f"kill{str(k).replace(':', '_')}"
         shutil.copytree(base, work, symlinks=True)
-        killed = run_cli(work, kill_at=k)
+        killed = migrate_run(work, kill_at=k)
         # An `applied` point of the step that fails is never reached: no kill there.
         reached = not (fail and str(k).startswith("command:"))
         assert killed.returncode == (-9 if reached else 1), (k, killed.stdout, killed.stderr)
-        again = run_cli(work)
+        again = migrate_run(work)
         assert again.returncode in (0, 1), (k, again.stderr)
         now = state(work)
         where = f"killed after journal record {k}: {again.stdout}{again.stderr}"
@@ -95,7 +88,7 @@ def test_sigkill_at_every_step_boundary(tmp_path: Path, fail: bool) -> None:
         assert not (work / "staging/triggers/model/E1.json").exists(), where
         assert audit_verify(work / "state") == [], where
         # A third run finds nothing: the trigger is never applied twice.
-        third = run_cli(work)
+        third = migrate_run(work)
         assert third.returncode == 0 and state(work) == now, where
         log = (work / "state" / "audit.jsonl").read_text().splitlines()
         recovered = any(json.loads(line)["event"] == "recover" for line in log)
@@ -106,22 +99,19 @@ def test_sigkill_at_every_boundary_of_a_revert(tmp_path: Path) -> None:
     base = tmp_path / "base"
     build(base, fail=False)
     original = state(base)
-    assert run_cli(base).returncode == 0
+    assert migrate_run(base).returncode == 0
     deployed = state(base)
     clean = tmp_path / "clean"
     shutil.copytree(base, clean, symlinks=True)
     assert cli(clean, "migrate", "revert", "E1", "--env", "model").returncode == 0
     assert state(clean) == original
-    records = (clean / "state" / journal.LAST_NAME).read_text().splitlines()
-    planned = json.loads(records[0])["steps"]
-    points: list[int | str] = [*range(1, len(records) + 1), *(f"{s}:applied" for s in planned)]
-    for k in points:
+    for k in kill_points(clean / "state"):
         work = tmp_path / f"kill{str(k).replace(':', '_')}"
         shutil.copytree(base, work, symlinks=True)
         killed = cli(work, "migrate", "revert", "E1", "--env", "model",
                      env={journal.KILL_VAR: str(k)})
         assert killed.returncode == -9, (k, killed.stdout, killed.stderr)
-        recovered = run_cli(work)  # the nightly run finds the journal and settles it
+        recovered = migrate_run(work)  # the nightly run finds the journal and settles it
         assert recovered.returncode == 0, (k, recovered.stderr)
         where = f"killed after {k}: {recovered.stdout}"
         assert state(work) in (deployed, original), where

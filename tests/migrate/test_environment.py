@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from engine_kit import NOW
+from engine_kit import quiet
 
 from dasct import config
-from dasct.migrate import engine
 from dasct.migrate.environment import EngineError, environment
 
 
@@ -44,6 +43,6 @@ def test_unknown_environment_names_the_config_and_the_known_ones(tmp_path: Path)
 
 def test_a_run_creates_the_default_root_and_state(tmp_path: Path) -> None:
     env = environment(config.Config(), "model", tmp_path)
-    result = engine.run(env, now=NOW, write=lambda _: None)
+    result = quiet(env)
     assert result.exit_code == 0
     assert env.root.is_dir() and env.state_dir.is_dir()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,9 +9,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from engine_kit import NOW, cli, health, make_env, snapshot, stage
+from engine_kit import health, kill_points, make_env, migrate_run, quiet, snapshot, stage
 
-from dasct.migrate import database, engine, inventory, journal, revert
+from dasct.migrate import database, engine, inventory, revert
 from dasct.migrate.environment import Environment
 
 USERS = ("users", "CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL);\n"
@@ -45,10 +44,6 @@ def fingerprint(url: str) -> str:
         return db.fingerprint()
     finally:
         db.close()
-
-
-def quiet(env: Environment) -> engine.Result:
-    return engine.run(env, now=NOW, write=lambda _: None)
 
 
 def test_migrates_on_postgresql(tmp_path: Path, pg_url: str) -> None:
@@ -131,23 +126,17 @@ def test_sigkill_at_every_boundary_on_postgresql(tmp_path: Path, pg_url: str) ->
         (work / ".dasct.toml").write_text(toml)
         return work
 
-    def run(work: Path, kill: int | str | None = None) -> subprocess.CompletedProcess[str]:
-        return cli(work, "migrate", "run", "--env", "model", "--at", "2026-11-24T01:00:00Z",
-                   "--break-stale-lock", env={journal.KILL_VAR: str(kill)} if kill else {})
-
     clean = fresh("dasct_clean")
-    assert run(clean).returncode == 0
+    assert migrate_run(clean).returncode == 0
     after = (fingerprint(f"{server}/dasct_clean"), snapshot(clean / "target"))
     assert after != before
-    records = (clean / "state" / journal.LAST_NAME).read_text().splitlines()
-    points: list[int | str] = [*range(1, len(records) + 1),
-                               *(f"{s}:applied" for s in json.loads(records[0])["steps"])]
+    points = kill_points(clean / "state")
     names = [f"dasct_kill{n}" for n in range(len(points))]
     try:
         for k, name in zip(points, names, strict=True):
             work = fresh(name)
-            assert run(work, kill=k).returncode == -9
-            again = run(work)
+            assert migrate_run(work, kill_at=k).returncode == -9
+            again = migrate_run(work)
             assert again.returncode == 0, (k, again.stderr)
             now = (fingerprint(f"{server}/{name}"), snapshot(work / "target"))
             assert now == after, (k, again.stdout)

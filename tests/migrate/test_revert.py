@@ -6,16 +6,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from engine_kit import NOW, dump, make_env, snapshot, stage
+from engine_kit import NOW, dump, make_env, quiet, snapshot, stage
 
 from dasct.audit import verify as audit_verify
-from dasct.migrate import archive, engine, inventory, retention, revert
+from dasct.migrate import archive, inventory, retention, revert
 from dasct.migrate.environment import EngineError, Environment
-
-
-def quiet(env: Environment, **kw: object) -> engine.Result:
-    return engine.run(env, now=kw.pop("now", NOW), write=lambda _: None,  # type: ignore[arg-type]
-                      **kw)  # type: ignore[arg-type]
 
 
 def setup(tmp: Path) -> Environment:

@@ -127,8 +127,7 @@ def describe(t: trig.Trigger) -> str:
         lines.append(f"  sql      {c.name}  (deploy {c.deploy[:12]}, revert {c.revert[:12]}"
                      f"{verify})")
     for f in t.files:
-        what = f"{f.old_path} -> {f.path}" if f.old_path else f.path
-        lines.append(f"  {f.op:<8} {what}  ({f.mode:o})")
+        lines.append(f"  {f.op:<8} {f.label}  ({f.mode:o})")
     for cmd in t.commands:
         lines.append(f"  {cmd.kind:<8} {cmd.name}: {' '.join(cmd.argv)}  "
                      f"(timeout {cmd.timeout:g}s)")

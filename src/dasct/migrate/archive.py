@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dasct.audit import fsync_dir
 from dasct.errors import DasctError
 from dasct.migrate import trigger as trig
 from dasct.migrate.database import Database
-from dasct.migrate.journal import fsync_dir
 
 NEW_SUFFIX = ".dasct-new"
 

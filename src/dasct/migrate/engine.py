@@ -31,7 +31,7 @@ from dasct.migrate.report import Reporter
 from dasct.migrate.steps import StepError
 
 __all__ = ["Result", "Stats", "migrate_one", "needs_attention", "prepare", "recover", "resolve",
-           "run", "unlock"]
+           "run", "session", "unlock"]
 
 NEEDS_ATTENTION = "needs-attention.json"
 Write = Callable[[str], None]
@@ -219,8 +219,7 @@ def _restart_after_restore(ctx: Session, tid: str) -> None:
     for c in t.commands:
         if c.kind == "restart":
             try:
-                steps.run_command(steps.Command(c.name, c.argv, c.timeout), root=ctx.env.root,
-                                  environment=ctx.env.name)
+                steps.run_command(c, root=ctx.env.root, environment=ctx.env.name)
             except StepError as exc:
                 ctx.log("restart-after-restore-failed", trigger=tid, error=str(exc))
 
@@ -364,14 +363,13 @@ def owner() -> str:
     return f"dasct migrate ({user})"
 
 
-def _print_plan(write: Write, t: trig.Trigger, cmds: list[steps.Command]) -> None:
+def _print_plan(write: Write, t: trig.Trigger, cmds: list[trig.StepCommand]) -> None:
     write(f"  {t.id}: defects {', '.join(t.defects) or '-'}; "
           f"{len(t.sql)} SQL change(s), {len(t.files)} file change(s)")
     for c in t.sql:
         write(f"    sql deploy {c.name}" + (" then verify" if c.verify else ""))
     for f in t.files:
-        arrow = f"{f.old_path} -> {f.path}" if f.op == "rename" else f.path
-        write(f"    file {f.op} {arrow}")
+        write(f"    file {f.op} {f.label}")
     for cmd in cmds:
         write(f"    command {cmd.name}: {' '.join(cmd.argv)}")
 
@@ -385,26 +383,35 @@ def prepare(env: Environment) -> None:
         env.root.mkdir(parents=True, exist_ok=True)
 
 
+@contextmanager
+def session(env: Environment, write: Write) -> Iterator[Session]:
+    """Prepare env, take its lock and open a Session; close it and unlock on the way out."""
+    prepare(env)
+    lease = lock.acquire(env.state_dir, owner=owner())
+    ctx = Session(env, write, lease)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+        # Release the newest lease: the run renews it between steps.
+        lock.release(env.state_dir, ctx.lease or lease)
+
+
+def _audit(env: Environment, event: str, **fields: Any) -> None:
+    # A decision taken outside a run (lock broken, escalation resolved): audited, not notified.
+    Reporter(env.state_dir, environment=env.name, recipients=()).audit(event, **fields)
+
+
 def run(env: Environment, *, now: datetime | None = None, ignore_window: bool = False,
         dry_run: bool = False, break_stale_lock: bool = False, write: Write = print) -> Result:
     """`dasct migrate run`: migrate every due trigger of env, in the issue's order."""
     now = now or datetime.now(timezone.utc)
     if dry_run:
         return _dry_run(env, now=now, ignore_window=ignore_window, write=write)
-    prepare(env)
     if break_stale_lock and lock.read(env.state_dir) is not None:
-        broken = lock.break_stale(env.state_dir)
-        if broken:
-            Reporter(env.state_dir, environment=env.name, recipients=()).audit(
-                "lock-broken", holder=broken[0].describe(), reason=broken[1])
-            write(f"broke the stale lock of {broken[0].describe()}: {broken[1]}")
-    lease = lock.acquire(env.state_dir, owner=owner())
-    ctx = Session(env, write, lease)
-    try:
+        _break_lock(env, write)
+    with session(env, write) as ctx:
         return _run_locked(ctx, now=now, ignore_window=ignore_window)
-    finally:
-        ctx.close()
-        lock.release(env.state_dir, ctx.lease or lease)
 
 
 def refuse_if_attention(ctx: Session) -> None:
@@ -448,10 +455,9 @@ def _run_locked(ctx: Session, *, now: datetime, ignore_window: bool) -> Result:
         ctx.report.nothing_to_migrate(waiting=[t.id for t in found.waiting])
         write(f"nothing to migrate in {env.name}")
         return _finish(ctx, result)
-    decision = windows.check(now, windows=env.config.windows, freeze=env.config.freeze,
-                             timezone=env.config.timezone)
+    decision = _window(env, now)
     frozen = "freeze" in decision.reason
-    if not decision.allowed and (frozen or not ignore_window):
+    if _blocked(decision, ignore_window):
         result.not_run = decision.reason
         stats.waiting += len(found.due)
         ctx.log("not-run", reason=decision.reason, due=[t.id for t in found.due])
@@ -500,6 +506,16 @@ def _run_locked(ctx: Session, *, now: datetime, ignore_window: bool) -> Result:
     return _finish(ctx, result)
 
 
+def _window(env: Environment, now: datetime) -> windows.Decision:
+    return windows.check(now, windows=env.config.windows, freeze=env.config.freeze,
+                         timezone=env.config.timezone)
+
+
+def _blocked(decision: windows.Decision, ignore_window: bool) -> bool:
+    # --now overrides the allowed windows, never a freeze.
+    return not decision.allowed and ("freeze" in decision.reason or not ignore_window)
+
+
 def _finish(ctx: Session, result: Result) -> Result:
     env = ctx.env
     removed = retention.prune(env.state_dir, keep_count=env.config.retention_count,
@@ -535,9 +551,8 @@ def _dry_run(env: Environment, *, now: datetime, ignore_window: bool, write: Wri
     if not found.due:
         write("  nothing to migrate")
         return result
-    decision = windows.check(now, windows=env.config.windows, freeze=env.config.freeze,
-                             timezone=env.config.timezone)
-    if not decision.allowed and ("freeze" in decision.reason or not ignore_window):
+    decision = _window(env, now)
+    if _blocked(decision, ignore_window):
         result.not_run = decision.reason
         write(f"  would not run: {decision.reason}")
     else:
@@ -560,13 +575,9 @@ def resolve(env: Environment, *, note: str, write: Write = print) -> bool:
     if marker is None:
         write(f"{env.name} does not need attention")
         return False
-    lease = lock.acquire(env.state_dir, owner=owner())
-    try:
-        Reporter(env.state_dir, environment=env.name, recipients=()).audit(
-            "resolved", trigger=marker.get("trigger"), note=note, by=owner())
+    with lock.held(env.state_dir, owner=owner()):
+        _audit(env, "resolved", trigger=marker.get("trigger"), note=note, by=owner())
         (env.state_dir / NEEDS_ATTENTION).unlink()
-    finally:
-        lock.release(env.state_dir, lease)
     write(f"{env.name}: cleared the escalation of {marker.get('trigger')}")
     return True
 
@@ -582,10 +593,14 @@ def unlock(env: Environment, *, force: bool, write: Write = print) -> bool:
         write(f"{env.name} is locked by {holder.describe()}"
               + (f"; stale ({why}): pass --force to break it" if why else "; it is alive"))
         return False
+    return _break_lock(env, write)
+
+
+def _break_lock(env: Environment, write: Write) -> bool:
+    """Break a stale lock (LockError if its holder is alive) and audit who broke it."""
     broken = lock.break_stale(env.state_dir)
     if broken is None:
         return False
-    Reporter(env.state_dir, environment=env.name, recipients=()).audit(
-        "lock-broken", holder=broken[0].describe(), reason=broken[1], by=owner())
+    _audit(env, "lock-broken", holder=broken[0].describe(), reason=broken[1], by=owner())
     write(f"broke the lock of {broken[0].describe()}: {broken[1]}")
     return True

@@ -21,20 +21,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from dasct.audit import append_line, fsync_dir
+
 JOURNAL_NAME = "journal.jsonl"
 LAST_NAME = "journal.last.jsonl"
 KILL_VAR = "DASCT_TEST_KILL_AT"
 
 _records_written = 0
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or a new entry in directory path durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _maybe_die(step: str, phase: str) -> None:
@@ -67,12 +60,7 @@ class Journal:
         """Append one record and make it durable before returning."""
         global _records_written
         line = json.dumps({"step": step, "phase": phase, "time": time.time(), **data})
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line.encode() + b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_line(self.path, line.encode() + b"\n", mode=0o644)
         _records_written += 1
         _maybe_die(step, phase)
 

@@ -54,8 +54,7 @@ class Reporter:
         if t.defects:
             lines.append(f"Defects: {', '.join(t.defects)}")
         lines += [f"SQL change {c.name}" for c in t.sql]
-        for f in t.files:
-            lines.append(f"{f.op} {f.old_path + ' -> ' if f.old_path else ''}{f.path}")
+        lines += [f"{f.op} {f.label}" for f in t.files]
         self._send(notify.MOVED, f"[{self.environment}] {t.id} moved", "\n".join(lines),
                    trigger=t.id, defects=list(t.defects), commits=list(t.commits),
                    items=inventory.items_of(t))

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from dasct.migrate import archive, inventory, lock
+from dasct.migrate import archive, inventory
 from dasct.migrate import trigger as trig
 from dasct.migrate.engine import (
     Result,
-    Session,
     Write,
     archived_trigger,
     migrate_one,
-    owner,
-    prepare,
     recover,
     refuse_if_attention,
+    session,
 )
 from dasct.migrate.environment import EngineError, Environment
 
@@ -62,11 +60,8 @@ def revert(env: Environment, tid: str, *, cascade: bool = False, write: Write = 
            now: datetime | None = None) -> Result:
     """Put env back to before enhancement tid (and, with cascade, later ones on its items)."""
     now = now or datetime.now(timezone.utc)
-    prepare(env)
-    lease = lock.acquire(env.state_dir, owner=owner())
-    ctx = Session(env, write, lease)
     result = Result()
-    try:
+    with session(env, write) as ctx:
         refuse_if_attention(ctx)
         result.recovered = recover(ctx)
         refuse_if_attention(ctx)
@@ -102,6 +97,3 @@ def revert(env: Environment, tid: str, *, cascade: bool = False, write: Write = 
             write(f"reverted {other}")
         ctx.report.flush()
         return result
-    finally:
-        ctx.close()
-        lock.release(env.state_dir, ctx.lease or lease)

@@ -9,29 +9,19 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
+from dasct.audit import fsync_dir
 from dasct.errors import DasctError
 from dasct.migrate import trigger as trig
 from dasct.migrate.archive import write_beside
 from dasct.migrate.database import Database, DatabaseError
-from dasct.migrate.journal import fsync_dir
 
 DEFAULT_VERIFY_TIMEOUT = 600.0
 
 
 class StepError(DasctError):
     """A step failed; the message says which and why."""
-
-
-@dataclass(frozen=True)
-class Command:
-    """A command run after the files, without a shell."""
-
-    name: str
-    argv: tuple[str, ...]
-    timeout: float
 
 
 def sql_deploy(db: Database, t: trig.Trigger, index: int) -> None:
@@ -89,17 +79,19 @@ def _remove(root: Path, target: Path) -> None:
     fsync_dir(folder)
 
 
-def commands(t: trig.Trigger, verify: tuple[str, ...]) -> list[Command]:
+def commands(t: trig.Trigger, verify: tuple[str, ...]) -> list[trig.StepCommand]:
     """The trigger's restart/health commands, then the environment's verify commands."""
-    out = [Command(c.name, c.argv, c.timeout) for c in t.commands]
+    out = list(t.commands)
     for i, line in enumerate(verify):
         argv = tuple(shlex.split(line))
         if argv:
-            out.append(Command(f"verify[{i}]", argv, DEFAULT_VERIFY_TIMEOUT))
+            # The environment's verify commands check the system as a trigger's health
+            # commands do; they never enter a trigger file, so their name need not be valid.
+            out.append(trig.StepCommand(f"verify[{i}]", argv, "health", DEFAULT_VERIFY_TIMEOUT))
     return out
 
 
-def run_command(cmd: Command, *, root: Path, environment: str) -> None:
+def run_command(cmd: trig.StepCommand, *, root: Path, environment: str) -> None:
     """Run a command in the target root without a shell; non-zero exit is a StepError."""
     env = dict(os.environ, DASCT_ENVIRONMENT=environment, DASCT_TARGET_ROOT=str(root))
     try:

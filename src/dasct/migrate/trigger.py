@@ -77,6 +77,11 @@ class FileChange:
     post_sha256: str | None
     mode: int  # 0o644 or 0o755
 
+    @property
+    def label(self) -> str:
+        """The path for people: `OLD -> NEW` for a rename."""
+        return f"{self.old_path} -> {self.path}" if self.old_path else self.path
+
 
 @dataclass(frozen=True)
 class StepCommand:
@@ -708,15 +713,20 @@ def write(staging: Path, doc: Mapping[str, Any], *, key: bytes | None) -> Trigge
     return trigger
 
 
-def as_document(trigger: Trigger) -> dict[str, Any]:
-    """The JSON document of a loaded trigger (as written, digest and signature included)."""
-    doc = document(
+def _resealed(trigger: Trigger, *, key: bytes | None) -> dict[str, Any]:
+    # The document of every field of trigger, with a digest (and signature) computed anew.
+    return document(
         id=trigger.id, system=trigger.system, environment=trigger.environment,
         not_before=trigger.not_before, expires=trigger.expires, defects=trigger.defects,
         commits=trigger.commits, sql=trigger.sql, files=trigger.files,
         commands=trigger.commands, depends_on=trigger.depends_on,
-        conflicts_with=trigger.conflicts_with,
+        conflicts_with=trigger.conflicts_with, key=key,
     )
+
+
+def as_document(trigger: Trigger) -> dict[str, Any]:
+    """The JSON document of a loaded trigger (as written, digest and signature included)."""
+    doc = _resealed(trigger, key=None)
     doc["signature"] = trigger.signature
     return doc
 
@@ -745,11 +755,4 @@ def retarget(
         if target != trigger.staging:
             write_payload(target, data)
     promoted = replace(trigger, environment=environment, not_before=start, expires=start + length)
-    doc = document(
-        id=promoted.id, system=promoted.system, environment=environment,
-        not_before=promoted.not_before, expires=promoted.expires, defects=promoted.defects,
-        commits=promoted.commits, sql=promoted.sql, files=promoted.files,
-        commands=promoted.commands, depends_on=promoted.depends_on,
-        conflicts_with=promoted.conflicts_with, key=key,
-    )
-    return write(target, doc, key=key)
+    return write(target, _resealed(promoted, key=key), key=key)
