@@ -186,3 +186,12 @@ def test_install_honours_core_hooks_path(fixed: GitRepo) -> None:
     assert dasct(fixed.path, "install", "--quiet").code == 0
     assert "DASCT-SHIM" in (fixed.path / "myhooks" / "pre-commit").read_text()
     assert sys.executable in (fixed.path / "myhooks" / "pre-commit").read_text()
+
+
+def test_ci_checks_fail_loudly_where_the_hook_fails_open(fixed: GitRepo) -> None:
+    fixed.write(".dasct.toml", "[check]\nstrikt = true\n")
+    assert dasct(fixed.path, "check", "--staged").code == 0
+    assert dasct(fixed.path, "check", "--staged", "--format", "json").code == 0
+    result = dasct(fixed.path, "check", "--range", "HEAD~1..HEAD")
+    assert result.code == 1 and "check.strikt" in result.err
+    assert dasct(fixed.path, "check", "--commit", "HEAD").code == 1

@@ -22,11 +22,13 @@ if TYPE_CHECKING:
     from typing import Protocol
 
     class Command(Protocol):
-        """What a module under dasct.commands provides."""
+        """What a module under dasct.commands provides.
+
+        A command that runs as a git hook may also define `fails_open(args) -> bool`:
+        true when its own failure must not block git (one line printed, exit 0).
+        """
 
         HELP: str
-        # A command that runs as a git hook must never block git through its own failure.
-        FAIL_OPEN: bool
 
         def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
 
@@ -97,7 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if module is None:
         parser.print_help(sys.stderr)
         return 2
-    fail_open = getattr(module, "FAIL_OPEN", False) and not getattr(args, "strict", False)
+    fails_open = getattr(module, "fails_open", None)
+    fail_open = bool(fails_open(args)) if fails_open is not None else False
     return _guarded(lambda: module.run(args), fail_open=fail_open)
 
 

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     import argparse
 
 HELP = "report the defects a change touches (the pre-commit hook)"
-FAIL_OPEN = True  # as a hook, an internal error never blocks the commit (unless --strict)
 FORMATS = ("text", "json", "github")
 
 
@@ -30,6 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--strict", action="store_true", default=None,
         help="exit 1 when a protected line is touched (also: [check] strict = true)",
     )
+
+
+def fails_open(args: argparse.Namespace) -> bool:
+    """As the pre-commit hook (the staged change), dasct's own failure never blocks the
+    commit unless strict; checking a commit or a range in CI fails loudly."""
+    return args.commit is None and args.range is None and not args.strict
 
 
 def run(args: argparse.Namespace) -> int:

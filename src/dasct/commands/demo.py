@@ -15,7 +15,6 @@ import tempfile
 from pathlib import Path
 
 HELP = "build a sample repository and show dasct at work"
-FAIL_OPEN = False
 
 SAMPLE = {
     "src/parser.py": [

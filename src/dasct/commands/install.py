@@ -17,7 +17,6 @@ from dasct import git
 from dasct.errors import DasctError
 
 HELP = "install dasct's git hooks (chaining existing ones)"
-FAIL_OPEN = False
 HOOKS = ("pre-commit",)
 MARKER = "DASCT-SHIM"
 CHAINED = ".dasct-chained"

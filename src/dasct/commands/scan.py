@@ -9,7 +9,6 @@ from collections import defaultdict
 from dasct import check, git, index, render, settings
 
 HELP = "list every protected line at HEAD"
-FAIL_OPEN = False
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -9,7 +9,6 @@ from collections import defaultdict
 from dasct import check, git, index, render, settings
 
 HELP = "every commit linked to a defect and the lines it protects"
-FAIL_OPEN = False
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

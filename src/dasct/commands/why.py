@@ -11,7 +11,6 @@ from dasct import git, index, settings
 from dasct.errors import DasctError
 
 HELP = "which defects protect PATH:LINE, and through which commit"
-FAIL_OPEN = False
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
