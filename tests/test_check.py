@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dasct_run import dasct
@@ -52,6 +54,7 @@ def test_json_contract_has_the_linked_commit(fixed: GitRepo) -> None:
     assert finding == {
         "defect": "PROJ-7", "path": "x.py", "line": 3,
         "commit": fixed.git("rev-parse", "HEAD~3").strip(),
+        "after_path": "x.py", "after_line": 3,
     }
 
 
@@ -175,3 +178,26 @@ def test_scan_why_show(fixed: GitRepo) -> None:
     show = dasct(fixed.path, "show", "PROJ-7", "--format", "json").json()
     assert len(show["commits"]) == 2
     assert show["lines"] == [{"path": "x.py", "line": 3}, {"path": "x.py", "line": 4}]
+
+
+def test_annotations_point_into_the_new_version(fixed: GitRepo) -> None:
+    text = lines((3, "fixed three"), (4, "fixed FOUR"), (8, "eight rewritten")).splitlines()
+    text[0:0] = ["new first line", "new second line"]  # shifts everything by two
+    fixed.git("mv", "x.py", "moved.py")
+    fixed.write("moved.py", "\n".join(text) + "\n")
+    fixed.git("add", "moved.py")
+    (finding,) = dasct(fixed.path, "check", "--staged", "--format", "json").json()["findings"]
+    assert (finding["path"], finding["line"]) == ("x.py", 8)
+    assert (finding["after_path"], finding["after_line"]) == ("moved.py", 10)
+    github = dasct(fixed.path, "check", "--staged", "--format", "github").out
+    assert github.startswith("::warning file=moved.py,line=10,title=Touches #12::")
+    sarif = json.loads(dasct(fixed.path, "check", "--staged", "--format", "sarif").out)
+    (result,) = sarif["runs"][0]["results"]
+    assert result["locations"][0]["physicalLocation"]["region"]["startLine"] == 10
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "moved.py"
+    assert sarif["version"] == "2.1.0"
+
+
+def test_sarif_without_findings_is_an_empty_run(fixed: GitRepo) -> None:
+    sarif = json.loads(dasct(fixed.path, "check", "--staged", "--format", "sarif").out)
+    assert sarif["runs"][0]["results"] == []

@@ -26,18 +26,26 @@ STAGED_DIFF = ("diff", "--cached", *diff.PATCH_OPTIONS, "--")
 class Finding:
     """One protected line of one defect that a change removes or rewrites."""
 
-    __slots__ = ("commit", "defect", "line", "path")
+    __slots__ = ("after_line", "after_path", "commit", "defect", "line", "path")
 
-    def __init__(self, defect: str, path: str, line: int, commit: str) -> None:
+    def __init__(
+        self, defect: str, path: str, line: int, commit: str,
+        after_path: str | None = None, after_line: int | None = None,
+    ) -> None:
         self.defect = defect
-        self.path = path
+        self.path = path  # the path at the change's base
         self.line = line  # the protected line's number at the change's base
         self.commit = commit  # full sha of the linked commit that protects it
+        # Where the change puts what replaced the line (None: the file is gone): pull
+        # request annotations must point into the new version of the file.
+        self.after_path = after_path
+        self.after_line = after_line
 
-    def as_dict(self) -> dict[str, str | int]:
+    def as_dict(self) -> dict[str, str | int | None]:
         """The JSON shape of a finding (a contract: docs/cli.md)."""
         return {"defect": self.defect, "path": self.path, "line": self.line,
-                "commit": self.commit}
+                "commit": self.commit, "after_path": self.after_path,
+                "after_line": self.after_line}
 
     def __repr__(self) -> str:
         return f"Finding({self.defect} {self.path}:{self.line} via {self.commit[:12]})"
@@ -94,18 +102,30 @@ def touches(
         protected = snapshot.protected(old)
         if not protected or settings.excluded(old):
             continue
-        if change.status == "T":
-            lines: Iterable[int] = protected.keys()  # the old file goes away whole
+        after = None if change.status in ("D", "T") else change.new_path
+        if change.status == "T":  # the old file goes away whole
+            lines: Iterable[tuple[int, int | None]] = ((n, None) for n in protected)
         else:
-            lines = (n for h in change.hunks for n in h.old_lines)
-        for n in lines:
+            lines = ((n, _after_line(h, n)) for h in change.hunks for n in h.old_lines)
+        for n, after_line in lines:
             hit = protected.get(n)
             if hit is not None:
                 origin, defects = hit
                 sha = snapshot.sha(origin)
-                found.extend(Finding(d, old, n, sha) for d in defects)
+                found.extend(
+                    Finding(d, old, n, sha, after, after_line if after else None)
+                    for d in defects
+                )
     found.sort(key=lambda f: (f.defect, f.path, f.line))
     return found
+
+
+def _after_line(hunk: diff.Hunk, old_line: int) -> int:
+    """The new-side line standing where old_line was: its rewrite, or the line after
+    which it was deleted (1 at the top of the file)."""
+    if hunk.new_len:
+        return hunk.new_start + min(old_line - hunk.old_start, hunk.new_len - 1)
+    return max(hunk.new_start, 1)
 
 
 def findings(

@@ -76,27 +76,72 @@ def _escape(text: str, prop: bool = False) -> str:
     return text
 
 
-def findings_github(findings: Sequence[Finding], subjects: Mapping[str, str]) -> str:
-    """GitHub Actions workflow commands: one warning annotation per defect and file."""
+def _annotations(
+    findings: Sequence[Finding], subjects: Mapping[str, str]
+) -> list[tuple[str, int, str, str]]:
+    """(path, line, title, message) per defect and file, placed in the new version."""
     grouped: dict[tuple[str, str], list[Finding]] = defaultdict(list)
     for f in findings:
-        grouped[(f.defect, f.path)].append(f)
+        grouped[(f.defect, f.after_path or f.path)].append(f)
     out = []
     for (defect, path), items in sorted(grouped.items()):
-        first = min(f.line for f in items)
+        first = min((f.after_line or 1) if f.after_path else 1 for f in items)
         fixes = ", ".join(
             f"{sha[:12]} {subjects.get(sha, '')}".strip()
             for sha in dict.fromkeys(f.commit for f in items)
         )
+        old = items[0].path
         message = (
-            f"Lines {ranges(f.line for f in items)} fixed {defect} ({fixes}); "
-            "QA will be asked to revalidate."
+            f"This change rewrites lines {ranges(f.line for f in items)} of {old} that fixed "
+            f"{defect} ({fixes}); QA will be asked to revalidate."
         )
-        out.append(
-            f"::warning file={_escape(path, True)},line={first},"
-            f"title={_escape(f'Touches {defect}', True)}::{_escape(message)}"
-        )
-    return "\n".join(out) + ("\n" if out else "")
+        out.append((path, first, f"Touches {defect}", message))
+    return out
+
+
+def findings_github(findings: Sequence[Finding], subjects: Mapping[str, str]) -> str:
+    """GitHub Actions workflow commands: one warning annotation per defect and file."""
+    lines = [
+        f"::warning file={_escape(path, True)},line={line},"
+        f"title={_escape(title, True)}::{_escape(message)}"
+        for path, line, title, message in _annotations(findings, subjects)
+    ]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def findings_sarif(findings: Sequence[Finding], subjects: Mapping[str, str]) -> str:
+    """SARIF 2.1.0 for code-scanning uploads: one result per defect and file."""
+    import json
+
+    from dasct import __version__
+
+    results = [
+        {
+            "ruleId": "dasct/protected-line",
+            "level": "warning",
+            "message": {"text": message},
+            "locations": [{"physicalLocation": {
+                "artifactLocation": {"uri": path},
+                "region": {"startLine": line},
+            }}],
+            "partialFingerprints": {"dasct/defect-path": f"{title}:{path}"},
+        }
+        for path, line, title, message in _annotations(findings, subjects)
+    ]
+    rule = {
+        "id": "dasct/protected-line",
+        "name": "ProtectedLineTouched",
+        "shortDescription": {"text": "A change rewrites lines that fixed a defect"},
+        "help": {"text": "The lines were written or accepted as the fix of a defect; "
+                         "`dasct why PATH:LINE` shows the fix. See docs/protected-lines.md."},
+    }
+    return json.dumps({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{"tool": {"driver": {"name": "dasct", "version": __version__,
+                                      "rules": [rule]}},
+                  "results": results}],
+    }, indent=2) + "\n"
 
 
 def lines_json(lines: Iterable[tuple[str, int, Sequence[str]]]) -> str:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import argparse
 
 HELP = "report the defects a change touches (the pre-commit hook)"
-FORMATS = ("text", "json", "github")
+FORMATS = ("text", "json", "github", "sarif")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,15 +55,18 @@ def main(*, rev: str | None, spec: str | None, fmt: str, strict: bool | None) ->
         change = check.commit(repo, rev) if rev is not None else check.range_(repo, spec or "")
         findings = check.run_check(repo, cfg, change)
     strict = cfg.strict if strict is None else strict
-    if fmt == "json" or findings:
+    if fmt == "json":
         from dasct import render  # only when there is something to say
 
-        if fmt == "json":
-            print(render.findings_json(findings))
+        print(render.findings_json(findings))
+    elif findings or fmt == "sarif":  # SARIF always writes a document, empty or not
+        from dasct import render
+
+        subjects = git.subjects(repo, (f.commit for f in findings))
+        if fmt == "github":
+            sys.stdout.write(render.findings_github(findings, subjects))
+        elif fmt == "sarif":
+            sys.stdout.write(render.findings_sarif(findings, subjects))
         else:
-            subjects = git.subjects(repo, (f.commit for f in findings))
-            if fmt == "github":
-                sys.stdout.write(render.findings_github(findings, subjects))
-            else:
-                sys.stdout.write(render.findings_text(findings, subjects, change.label, strict))
+            sys.stdout.write(render.findings_text(findings, subjects, change.label, strict))
     return 1 if strict and findings else 0
