@@ -1,3 +1,6 @@
+"""`migrate run` in process on SQLite: the order of a run, rollback of any failure byte for
+byte, expiry, windows, conflicts, hand-changed targets, escalation, dry run, locking."""
+
 from __future__ import annotations
 
 import sqlite3

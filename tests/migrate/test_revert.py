@@ -1,3 +1,6 @@
+"""`migrate revert`: one enhancement undone (files and SQL), later ones refused or
+cascaded, hand edits and pruned archives refused; retention keeps what it must."""
+
 from __future__ import annotations
 
 import sqlite3

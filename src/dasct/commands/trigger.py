@@ -1,4 +1,8 @@
-"""`dasct trigger create|show|verify`: build and inspect trigger files."""
+"""`dasct trigger create|show|verify`: build and inspect trigger files.
+
+`create` runs in CI, in the repository; `show` and `verify` also run on a target machine
+without any repository, where the default configuration applies.
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ One trigger at a time: archive, SQL deploy then verify per change, files, comman
 failure rolls the trigger back from its archive and checks the restore against the
 archive's hashes; a restore that does not match escalates and marks the environment as
 needing attention. Every step is journaled (journal.py) and audited (dasct.audit).
+`session` is what a run and a revert share: the environment prepared, its lock held, the
+database opened on first use.
 """
 
 from __future__ import annotations

@@ -182,7 +182,9 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 def _fsync_dir(path: Path) -> None:
-    # The rename is durable only once the directory entry is.
+    # The rename is durable only once the directory entry is. Best effort, unlike
+    # audit.fsync_dir: the file itself is already fsynced, and a staging directory that
+    # cannot be opened or fsynced (some file systems refuse) must not fail the write.
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -714,7 +716,8 @@ def write(staging: Path, doc: Mapping[str, Any], *, key: bytes | None) -> Trigge
 
 
 def _resealed(trigger: Trigger, *, key: bytes | None) -> dict[str, Any]:
-    # The document of every field of trigger, with a digest (and signature) computed anew.
+    # as_document keeps the stored signature and retarget signs anew; both need every
+    # field of the trigger written out and digested again.
     return document(
         id=trigger.id, system=trigger.system, environment=trigger.environment,
         not_before=trigger.not_before, expires=trigger.expires, defects=trigger.defects,
