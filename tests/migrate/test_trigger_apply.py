@@ -6,9 +6,7 @@ that create() records every change with the right pre-images, payloads and modes
 
 from __future__ import annotations
 
-import os
 import stat
-import subprocess
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,19 +17,12 @@ from hypothesis import strategies as st
 from dasct.config import DefectsConfig, MigrateConfig
 from dasct.migrate import trigger as t
 from dasct.migrate.create import create
+from gitrepo import GitRepo
 
 NAMES = ("a.txt", "b.txt", "src/c.py", "src/d.py", "src/deep/e.sh", "f")
 LONG = "".join(f"shared line {i}\n" for i in range(30))
 contents = st.one_of(st.text(max_size=40), st.builds(lambda s: LONG + s, st.text(max_size=5)))
 tree = st.dictionaries(st.sampled_from(NAMES), st.tuples(contents, st.booleans()), max_size=6)
-
-
-def git(root: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
-           "GIT_AUTHOR_NAME": "A", "GIT_AUTHOR_EMAIL": "a@x", "GIT_COMMITTER_NAME": "A",
-           "GIT_COMMITTER_EMAIL": "a@x"}
-    return subprocess.run(("git", *args), cwd=root, env=env, check=True,
-                          capture_output=True).stdout.decode().strip()
 
 
 def materialize(root: Path, files: dict[str, tuple[str, bool]]) -> None:
@@ -73,25 +64,20 @@ def test_trigger_turns_tree_a_into_tree_b(
     before: dict[str, tuple[str, bool]], after: dict[str, tuple[str, bool]], rename: bool
 ) -> None:
     with tempfile.TemporaryDirectory() as where:
-        repo, target = Path(where) / "repo", Path(where) / "target"
-        repo.mkdir()
-        git(repo, "init", "-q", "-b", "main")
-        materialize(repo, before)
-        git(repo, "add", "-A")
-        git(repo, "commit", "-q", "--allow-empty", "-m", "A")
-        base = git(repo, "rev-parse", "HEAD")
+        # Git identity and config come from tests/conftest.py, as in every test.
+        repo, target = GitRepo(Path(where) / "repo"), Path(where) / "target"
+        materialize(repo.path, before)
+        base = repo.commit("A")
         if rename and "a.txt" in before and "b.txt" not in after:
             after = {**after, "b.txt": before["a.txt"]}
             after.pop("a.txt", None)
-        materialize(repo, after)
-        git(repo, "add", "-A")
-        git(repo, "commit", "-q", "--allow-empty", "-m", "B")
-        head = git(repo, "rev-parse", "HEAD")
+        materialize(repo.path, after)
+        head = repo.commit("B")
 
         target.mkdir()
         materialize(target, before)
         trig = create(
-            repo_root=repo, rev_range=f"{base}..{head}", environment="model",
+            repo_root=repo.path, rev_range=f"{base}..{head}", environment="model",
             staging=Path(where) / "staging",
             migrate=MigrateConfig(system="app", sql_dir="db", expiry_hours=1),
             defect_patterns=DefectsConfig().compiled(),
@@ -101,4 +87,4 @@ def test_trigger_turns_tree_a_into_tree_b(
             event(change.op)
         t.check_target(trig, target)
         apply(trig, target)
-        assert snapshot(target) == snapshot(repo)
+        assert snapshot(target) == snapshot(repo.path)
