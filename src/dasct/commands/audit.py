@@ -10,7 +10,6 @@ from dasct import config as config_mod
 from dasct.migrate.environment import environment
 
 HELP = "verify the tamper-evident audit log"
-FAIL_OPEN = False
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

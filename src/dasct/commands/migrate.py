@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from dasct.migrate.environment import Environment
 
 HELP = "apply due triggers to an environment, revert, resolve"
-FAIL_OPEN = False
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

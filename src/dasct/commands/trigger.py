@@ -22,7 +22,6 @@ from dasct.migrate.create import parse_time
 from dasct.migrate.environment import environment, signing_key
 
 HELP = "build and inspect trigger files for enhancements"
-FAIL_OPEN = False
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
