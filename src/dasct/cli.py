@@ -28,8 +28,6 @@ if TYPE_CHECKING:
         true when its own failure must not block git (one line printed, exit 0).
         """
 
-        HELP: str
-
         def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
 
         def run(self, args: argparse.Namespace) -> int: ...

@@ -15,7 +15,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
 
-HELP = "report the defects a change touches (the pre-commit hook)"
 FORMATS = ("text", "json", "github", "sarif")
 
 

@@ -14,8 +14,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-HELP = "build a sample repository and show dasct at work"
-
 SAMPLE = {
     "src/parser.py": [
         "def parse(text):",

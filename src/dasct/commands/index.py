@@ -8,7 +8,6 @@ import sys
 
 from dasct import git, index, settings
 
-HELP = "build or update the protected-lines index"
 KINDS = {0: "up to date", 1: "updated incrementally", 2: "rebuilt from the whole history"}
 
 

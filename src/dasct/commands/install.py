@@ -16,7 +16,6 @@ from pathlib import Path
 from dasct import git
 from dasct.errors import DasctError
 
-HELP = "install dasct's git hooks (chaining existing ones)"
 HOOKS = ("pre-commit",)
 MARKER = "DASCT-SHIM"
 CHAINED = ".dasct-chained"

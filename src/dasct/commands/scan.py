@@ -8,8 +8,6 @@ from collections import defaultdict
 
 from dasct import check, git, index, render, settings
 
-HELP = "list every protected line at HEAD"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("text", "json"), default="text")
@@ -33,7 +31,7 @@ def main(*, fmt: str) -> int:
         for d in defects:
             grouped[path][d].append(n)
     for path, by_defect in grouped.items():
-        for defect, numbers in sorted(by_defect.items()):
+        for defect, numbers in sorted(by_defect.items(), key=lambda item: min(item[1])):
             print(f"{path}:{render.ranges(numbers)}\t{defect}")
     if not lines:
         print("dasct: no protected lines at HEAD", file=sys.stderr)

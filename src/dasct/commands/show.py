@@ -8,8 +8,6 @@ from collections import defaultdict
 
 from dasct import check, git, index, render, settings
 
-HELP = "every commit linked to a defect and the lines it protects"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("defect", help="a defect key, e.g. PROJ-7 or #12")

@@ -10,8 +10,6 @@ from pathlib import Path
 from dasct import git, index, settings
 from dasct.errors import DasctError
 
-HELP = "which defects protect PATH:LINE, and through which commit"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("location", metavar="PATH:LINE", help="a line of a file at HEAD")
