@@ -239,3 +239,9 @@ def subjects(repo: Repo, shas: Iterable[str]) -> dict[str, str]:
     out = run("show", "-s", "--no-notes", "--format=%H%x00%s", *wanted, "--", cwd=repo.root)
     pairs = (line.split("\0", 1) for line in out.decode("utf-8", "replace").splitlines())
     return {p[0]: p[1] for p in pairs if len(p) == 2}
+
+
+def empty_tree(cwd: str | Path) -> str:
+    """The id of the empty tree in the repository at cwd (sha1 or sha256, as it uses):
+    what a diff from nothing starts from."""
+    return run("hash-object", "-t", "tree", "--stdin", cwd=cwd, input=b"").decode().strip()

@@ -13,7 +13,7 @@ import pytest
 from dasct import cli
 from dasct.config import DefectsConfig, MigrateConfig
 from dasct.migrate import trigger as t
-from dasct.migrate.create import create, find_defects, parse_time
+from dasct.migrate.create import baseline, create, find_defects, parse_time
 from dasct.migrate.trigger import TriggerError
 
 AT = datetime(2026, 11, 23, 23, 0, tzinfo=timezone.utc)
@@ -356,3 +356,44 @@ def test_commands_file_comes_from_the_config(repo: Path, tmp_path: Path) -> None
     )
     assert [(c.kind, c.name) for c in trig.commands] == [("health", "ping")]
     assert [f.path for f in trig.files] == ["deploy/commands.toml"]
+
+
+def test_baseline_is_everything_at_rev_as_adds(repo: Path, tmp_path: Path) -> None:
+    plan = "%project=app\nusers 2026-01-01T00:00:00Z a <a@b>\nitems 2026-01-02T00:00:00Z a <a@b>\n"
+    first = commit(repo, "PROJ-1: first", {
+        "src/app.py": "print('v1')\n", "bin/run": "#!/bin/sh\n", "db/sqitch.plan": plan,
+        "db/deploy/users.sql": "u", "db/revert/users.sql": "-u", "db/verify/users.sql": "?u",
+        "db/deploy/items.sql": "i", "db/revert/items.sql": "-i",
+        "db/deploy/extra.sql": "e", "db/revert/extra.sql": "-e",
+        "deploy/commands.toml": '[[health]]\nname = "up"\nargv = ["true"]\n',
+    }, exe=frozenset({"bin/run"}))
+    commit(repo, "later", {"src/app.py": "print('v2')\n"})
+    staging = tmp_path / "s"
+    trig = baseline(repo_root=repo, rev=first[:12], environment="model", staging=staging,
+                    migrate=MigrateConfig(system="app", sql_dir="db", expiry_hours=72), at=AT)
+    assert trig.id == f"baseline-{first[:10]}"
+    assert trig.commits == (first,) and trig.defects == ()
+    assert [c.name for c in trig.sql] == ["users", "items", "extra"]  # plan order, then name
+    assert t.read_payload(staging, trig.sql[0].verify or "") == b"?u"
+    assert sorted((f.op, f.path, f.mode, f.pre_sha256) for f in trig.files) == [
+        ("add", "bin/run", 0o755, None), ("add", "src/app.py", 0o644, None)]
+    assert t.read_payload(staging, trig.files[1].post_sha256 or "") == b"print('v1')\n"
+    assert [c.name for c in trig.commands] == ["up"]
+    target = tmp_path / "target"
+    target.mkdir()
+    t.check_target(trig, target)  # an empty target takes it
+    (target / "src").mkdir()
+    (target / "src/app.py").write_text("anything\n")
+    with pytest.raises(TriggerError, match=r"1 of its 2 new file\(s\) already exist on the "
+                       r"target \('src/app.py'\); a trigger that only adds files, like a "
+                       "baseline, applies only to a target that has none of them"):
+        t.check_target(trig, target)
+
+
+def test_cli_create_takes_a_range_or_a_baseline_not_both(repo: Path) -> None:
+    commit(repo, "initial", {"x": "1\n"})
+    with pytest.raises(SystemExit):
+        cli.main(["trigger", "create", "--range", "HEAD~1..HEAD", "--baseline", "HEAD",
+                  "--env", "model"])
+    with pytest.raises(SystemExit):
+        cli.main(["trigger", "create", "--env", "model"])

@@ -17,6 +17,7 @@ from dasct import git
 from dasct.config import Config
 from dasct.errors import DasctError, GitError
 from dasct.migrate import trigger as trig
+from dasct.migrate.create import baseline as baseline_trigger
 from dasct.migrate.create import create as create_trigger
 from dasct.migrate.create import parse_time
 from dasct.migrate.environment import environment, signing_key
@@ -28,10 +29,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `dasct trigger`."""
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     c = sub.add_parser("create", help="write the trigger of a merged range for an environment")
-    c.add_argument("--range", required=True, dest="rev_range", metavar="A..B",
-                   help="the merged enhancement: what the target lacks (A) to what it gets (B)")
+    what = c.add_mutually_exclusive_group(required=True)
+    what.add_argument("--range", dest="rev_range", metavar="A..B",
+                      help="the merged enhancement: what the target lacks (A) to what it "
+                      "gets (B)")
+    what.add_argument("--baseline", metavar="REV",
+                      help="first deployment: everything at REV (every file added, every SQL "
+                      "change deployed), for a target that has none of its files")
     c.add_argument("--env", required=True, metavar="ENV", help="the environment, e.g. model")
-    c.add_argument("--id", metavar="ID", help="default: derived from the range")
+    c.add_argument("--id", metavar="ID", help="default: derived from the range (A10-B10), "
+                   "or baseline-REV10")
     c.add_argument("--at", metavar="TIME", help="not before this ISO 8601 time (UTC if no "
                    "offset); default now")
     c.add_argument("--staging", metavar="DIR", type=Path,
@@ -65,7 +72,8 @@ def _config_and_root() -> tuple[Config, Path]:
 
 def create(
     *,
-    rev_range: str,
+    rev_range: str | None,
+    baseline: str | None,
     env: str,
     tid: str | None,
     at: str | None,
@@ -73,7 +81,7 @@ def create(
     depends_on: Sequence[str],
     conflicts_with: Sequence[str],
 ) -> int:
-    """Write the trigger of rev_range for env and print where it is."""
+    """Write the trigger of rev_range (or the baseline at REV) for env; print where it is."""
     repo = git.discover()
     cfg = config_mod.load(repo.root)
     where = environment(cfg, env, repo.root)
@@ -82,19 +90,21 @@ def create(
         raise DasctError(
             f"signatures are required but ${cfg.migrate.signing_key_env} is not set"
         )
-    made = create_trigger(
-        repo_root=repo.root,
-        rev_range=rev_range,
-        environment=env,
-        staging=staging or where.staging,
-        migrate=cfg.migrate,
-        defect_patterns=cfg.defects.compiled(),
-        tid=tid,
-        at=parse_time(at) if at else None,
-        depends_on=depends_on,
-        conflicts_with=conflicts_with,
-        key=key,
-    )
+    when = parse_time(at) if at else None
+    if baseline is not None:
+        made = baseline_trigger(
+            repo_root=repo.root, rev=baseline, environment=env,
+            staging=staging or where.staging, migrate=cfg.migrate, tid=tid, at=when,
+            depends_on=depends_on, conflicts_with=conflicts_with, key=key,
+        )
+    else:
+        assert rev_range is not None  # argparse requires --range or --baseline
+        made = create_trigger(
+            repo_root=repo.root, rev_range=rev_range, environment=env,
+            staging=staging or where.staging, migrate=cfg.migrate,
+            defect_patterns=cfg.defects.compiled(), tid=tid, at=when,
+            depends_on=depends_on, conflicts_with=conflicts_with, key=key,
+        )
     print(made.path)
     print(summary(made), file=sys.stderr)
     return 0
@@ -174,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
     """Dispatch `dasct trigger ACTION`."""
     if args.action == "create":
         return create(
-            rev_range=args.rev_range, env=args.env, tid=args.id, at=args.at,
+            rev_range=args.rev_range, baseline=args.baseline, env=args.env, tid=args.id,
+            at=args.at,
             staging=args.staging, depends_on=args.depends_on,
             conflicts_with=args.conflicts_with,
         )

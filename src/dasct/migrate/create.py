@@ -1,11 +1,13 @@
-"""Building a trigger from a merged git range: `dasct trigger create`.
+"""Building a trigger from a merged git range (or a baseline): `dasct trigger create`.
 
 The enhancement A..B becomes, in order: the Sqitch-style SQL changes whose scripts the
 range touched (ordered by sqitch.plan, reworked changes included), the file changes of
 `git diff A B` outside the SQL directory and the commands file, and the restart and health
 commands of the commands file at B. The defects are those the range's commit messages
-name. Everything is stored in a staging area through the format module (trigger.py), which
-refuses to write anything it would not load back.
+name. A baseline (`--baseline REV`) is the same build from the empty tree to REV: all of
+REV, for an environment that has nothing yet. Everything is stored in a staging area
+through the format module (trigger.py), which refuses to write anything it would not load
+back.
 """
 
 from __future__ import annotations
@@ -68,23 +70,72 @@ def create(
     `migrate` gives the system name, the SQL directory, the commands file and the expiry.
     """
     where = f"range {rev_range}"
-    depends, conflicts = tuple(dict.fromkeys(depends_on)), tuple(dict.fromkeys(conflicts_with))
-    if tid is not None and not ID_PATTERN.fullmatch(tid):
-        raise TriggerError(f"{where}: id {tid!r} must be letters, digits, '.', '_' or '-'")
-    if not ENV_PATTERN.fullmatch(environment):
-        raise TriggerError(f"{where}: not an environment name: {environment!r}")
-    for other in (*depends, *conflicts):
-        if not ID_PATTERN.fullmatch(other) or other == tid:
-            raise TriggerError(f"{where}: {other!r} cannot be a dependency or conflict")
+    _check_names(where, environment, tid, depends_on, conflicts_with)
     base_rev, sep, head_rev = rev_range.partition("..")
     if not sep or not base_rev or not head_rev or head_rev.startswith("."):
         raise TriggerError(f"{where}: expected A..B")
     repo = git.discover(repo_root)
     base, head = git.rev_parse(repo, base_rev), git.rev_parse(repo, head_rev)
-    root = repo.root
-    commits, messages = _range_log(root, base, head, where)
-    defects = find_defects(messages, defect_patterns)
+    commits, messages = _range_log(repo.root, base, head, where)
+    return _build(
+        repo.root, base, head, head_rev, where=where, environment=environment,
+        staging=staging, migrate=migrate, tid=tid or f"{base[:10]}-{head[:10]}",
+        commits=commits, defects=find_defects(messages, defect_patterns), at=at,
+        depends_on=depends_on, conflicts_with=conflicts_with, key=key,
+    )
 
+
+def baseline(
+    *,
+    repo_root: Path,
+    rev: str,
+    environment: str,
+    staging: Path,
+    migrate: MigrateConfig,
+    tid: str | None = None,
+    at: datetime | None = None,
+    depends_on: Iterable[str] = (),
+    conflicts_with: Iterable[str] = (),
+    key: bytes | None = None,
+) -> Trigger:
+    """Build the trigger that puts an empty environment on rev: from the empty tree to rev.
+
+    Every file at rev becomes an `add` and every SQL change at rev is deployed, in plan
+    order. Its commits are [rev] and it names no defects. The engine's pre-image check
+    makes it apply only to a target that has none of its files (Capistrano's first
+    deploy, Sqitch's deploy of the whole plan).
+    """
+    where = f"baseline {rev}"
+    _check_names(where, environment, tid, depends_on, conflicts_with)
+    repo = git.discover(repo_root)
+    head = git.rev_parse(repo, rev)
+    return _build(
+        repo.root, git.empty_tree(repo.root), head, rev, where=where,
+        environment=environment, staging=staging, migrate=migrate,
+        tid=tid or f"baseline-{head[:10]}", commits=[head], defects=[], at=at,
+        depends_on=depends_on, conflicts_with=conflicts_with, key=key,
+    )
+
+
+def _check_names(where: str, environment: str, tid: str | None, depends_on: Iterable[str],
+                 conflicts_with: Iterable[str]) -> None:
+    if tid is not None and not ID_PATTERN.fullmatch(tid):
+        raise TriggerError(f"{where}: id {tid!r} must be letters, digits, '.', '_' or '-'")
+    if not ENV_PATTERN.fullmatch(environment):
+        raise TriggerError(f"{where}: not an environment name: {environment!r}")
+    for other in (*depends_on, *conflicts_with):
+        if not ID_PATTERN.fullmatch(other) or other == tid:
+            raise TriggerError(f"{where}: {other!r} cannot be a dependency or conflict")
+
+
+def _build(
+    root: Path, base: str, head: str, head_rev: str, *, where: str, environment: str,
+    staging: Path, migrate: MigrateConfig, tid: str, commits: list[str], defects: list[str],
+    at: datetime | None, depends_on: Iterable[str], conflicts_with: Iterable[str],
+    key: bytes | None,
+) -> Trigger:
+    """The trigger of the changes from base (a commit or a tree) to head, written."""
+    depends, conflicts = tuple(dict.fromkeys(depends_on)), tuple(dict.fromkeys(conflicts_with))
     sql_dir = migrate.sql_dir
     sql_prefix = sql_dir.strip("/") + "/" if sql_dir.strip("/. ") else None
     touched_sql, file_changes = _sort_changes(
@@ -95,12 +146,11 @@ def create(
         sql = _sql_changes(root, head, head_rev, sql_prefix, touched_sql, staging, where)
     commands = _commands(root, head, head_rev, migrate.commands_file)
 
-    name = tid or f"{base[:10]}-{head[:10]}"
-    if name in (*depends, *conflicts):
-        raise TriggerError(f"{where}: {name!r} cannot depend on or conflict with itself")
+    if tid in (*depends, *conflicts):
+        raise TriggerError(f"{where}: {tid!r} cannot depend on or conflict with itself")
     start = (at or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
     doc = document(
-        id=name, system=migrate.system, environment=environment, not_before=start,
+        id=tid, system=migrate.system, environment=environment, not_before=start,
         expires=start + timedelta(hours=migrate.expiry_hours), defects=defects,
         commits=commits, sql=sql, files=files, commands=commands, depends_on=depends,
         conflicts_with=conflicts, key=key,

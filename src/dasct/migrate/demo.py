@@ -1,4 +1,5 @@
-"""The migration part of `dasct demo`: an enhancement migrated, a failure rolled back, a revert.
+"""The migration part of `dasct demo`: a first deployment (baseline), an enhancement
+migrated, a failure rolled back, a revert.
 
 Everything happens in workdir on embedded defaults: a git repository, a model environment
 made of a directory and a SQLite database, a staging area. No server, no network.
@@ -16,7 +17,7 @@ from dasct import config, git
 from dasct.audit import verify as audit_verify
 from dasct.migrate import engine, inventory, revert
 from dasct.migrate import trigger as trig
-from dasct.migrate.create import create
+from dasct.migrate.create import baseline, create
 from dasct.migrate.environment import Environment, environment
 
 _IDENTITY = ("-c", "user.name=dasct demo", "-c", "user.email=demo@example.com")
@@ -89,10 +90,14 @@ def _make_trigger(repo: Path, cfg: config.Config, env: Environment, rev_range: s
 
 
 def run_demo(workdir: Path, write: Callable[[str], None]) -> None:
-    """Migrate a sample enhancement into a model environment, roll back a bad one, revert."""
+    """Deploy a baseline into an empty model environment, migrate a sample enhancement,
+    roll back a bad one, revert."""
     repo = workdir / "app-repo"
     repo.mkdir(parents=True)
     git.run("init", "-q", "-b", "main", cwd=repo)
+    # The demo's configuration is not part of the application it deploys.
+    (repo / ".git" / "info").mkdir(parents=True, exist_ok=True)
+    (repo / ".git" / "info" / "exclude").write_text(".dasct.toml\n")
     (repo / ".dasct.toml").write_text(
         '[environments.model]\nroot = "../model/root"\n'
         'database = "sqlite:///../model/app.sqlite"\nstate_dir = "../model/state"\n'
@@ -101,13 +106,17 @@ def run_demo(workdir: Path, write: Callable[[str], None]) -> None:
     cfg = config.load(repo)
     env = environment(cfg, "model", repo)
     env.root.mkdir(parents=True, exist_ok=True)
-    for name, text in BASE.items():  # the model environment runs the initial version
-        (env.root / name).parent.mkdir(parents=True, exist_ok=True)
-        (env.root / name).write_text(text)
+
     def show(line: str) -> None:
         write(f"    {line}")
 
     write("Touch-less migration")
+    # The model environment starts empty; its first deployment is the initial version.
+    first = baseline(repo_root=repo, rev=base, environment=env.name, staging=env.staging,
+                     migrate=cfg.migrate, tid="baseline", at=datetime.now(timezone.utc))
+    write(f"  0. dasct trigger create --baseline {base[:10]} --env {env.name}: "
+          f"{len(first.files)} file(s) to add to the empty target, then migrate run")
+    engine.run(env, ignore_window=True, write=show)
     good = _commit(repo, "PROJ-42: greet the first user by name", ENHANCEMENT)
     t = _make_trigger(repo, cfg, env, f"{base}..{good}", "PROJ-42")
     write(f"  1. CI wrote trigger {t.id} for {env.name}: defects {', '.join(t.defects)}, "

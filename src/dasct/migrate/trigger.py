@@ -567,7 +567,7 @@ def check_target(trigger: Trigger, root: Path) -> None:
     """Refuse, before touching anything, a target the trigger cannot safely apply to.
 
     No path escapes root; every pre-image matches (nobody changed it by hand); add and
-    rename targets are absent.
+    rename targets are absent (so a baseline, all adds, needs a target without its files).
     """
     where = trigger.path
     try:
@@ -576,6 +576,7 @@ def check_target(trigger: Trigger, root: Path) -> None:
         raise TriggerError(f"{where}: target root {str(root)!r} does not exist") from None
     if not base.is_dir():
         raise TriggerError(f"{where}: target root {str(root)!r} is not a directory")
+    present: list[str] = []  # add and rename targets that already exist
     for change in trigger.files:
         for rel in (change.path, change.old_path):
             if rel is not None and (problem := path_problem(rel)):
@@ -598,7 +599,18 @@ def check_target(trigger: Trigger, root: Path) -> None:
                     f"(sha256 {actual[:12]}, expected {change.pre_sha256[:12]})"
                 )
         if change.op in ("add", "rename") and _walk(base, change.path, where) is not None:
-            raise TriggerError(f"{where}: {change.path!r} already exists on the target")
+            present.append(change.path)
+    if present and all(c.op == "add" for c in trigger.files):
+        # A trigger made only of adds is a baseline (or starts a new area): name them all,
+        # since the usual cause is a target that is not empty, not one stray file.
+        shown = ", ".join(repr(p) for p in present[:5]) + (", ..." if len(present) > 5 else "")
+        raise TriggerError(
+            f"{where}: {len(present)} of its {len(trigger.files)} new file(s) already exist "
+            f"on the target ({shown}); a trigger that only adds files, like a baseline, "
+            "applies only to a target that has none of them"
+        )
+    if present:
+        raise TriggerError(f"{where}: {present[0]!r} already exists on the target")
 
 
 def pending(staging: Path, environment: str) -> list[Path]:
