@@ -238,3 +238,17 @@ def test_any_tampering_is_detected(data: st.DataObject) -> None:
         else:
             assert problems, "tampering went unnoticed"
             assert all("\n" not in p for p in problems)
+
+
+def test_a_record_spelled_differently_is_an_edit(tmp_path: Path) -> None:
+    # Found by test_any_tampering_is_detected: flipping the case of a \u escape changes
+    # the bytes but not the parsed record, so the hash alone does not see it.
+    log = AuditLog(tmp_path)
+    log.append("migrate.step", note="é")
+    raw = (tmp_path / audit.LOG).read_bytes()
+    assert b"\\u00e9" in raw
+    (tmp_path / audit.LOG).write_bytes(raw.replace(b"\\u00e9", b"\\u00E9"))
+    assert audit.verify(tmp_path) == [
+        f"{tmp_path / audit.LOG}:1: record seq 1 was edited (not as it was written)"]
+    with pytest.raises(audit.AuditError, match="was altered"):
+        log.append("migrate.step")

@@ -244,7 +244,9 @@ class AuditLog:
             seq, digest = record["seq"], record["hash"]
         except (ValueError, KeyError, TypeError):
             raise AuditError(f"{self.path}: the last record is unreadable") from None
-        if not isinstance(seq, int) or record_hash(record) != digest:
+        if not isinstance(seq, int) or record_hash(record) != digest or last != _canonical(
+            record
+        ):
             raise AuditError(f"{self.path}: the last record (seq {seq}) was altered")
         if head is None:
             raise AuditError(f"{self.path}: the chain head {HEAD} is missing")
@@ -312,6 +314,10 @@ def verify(state_dir: Path) -> list[str]:
             continue
         if record_hash(record) != record["hash"]:
             problems.append(f"{where}: record seq {seq} was edited (its hash does not match)")
+        elif line != _canonical(record):
+            # Same record, other bytes (e.g. \u00e9 rewritten as \u00E9): the log is written
+            # in canonical form only, so any other spelling is an edit too.
+            problems.append(f"{where}: record seq {seq} was edited (not as it was written)")
         if seq != expected:
             what = "missing" if seq > expected else "out of order"
             problems.append(f"{where}: seq {seq} where {expected} was expected "
