@@ -231,3 +231,57 @@ def test_crash_between_archive_rename_and_its_journal_record(tmp_path: Path) -> 
     result = run(env)
     assert result.recovered and "rolled back the interrupted migration" in result.recovered
     assert result.migrated == ["E1"]
+
+
+def _tamper(env: Environment, tid: str, **fields: object) -> None:
+    import json
+
+    path = env.staging / "triggers" / env.name / f"{tid}.json"
+    doc = json.loads(path.read_text())
+    doc.update(fields)
+    path.write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize("case", [
+    "nothing", "migrated", "waiting", "outside-window", "bad-digest", "bad-signature",
+    "hand-changed", "held", "expired", "rolled-back",
+])
+def test_exit_code_is_1_exactly_when_a_trigger_needs_a_person(
+    tmp_path: Path, case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DASCT_TRIGGER_KEY", raising=False)
+    if case == "bad-signature":
+        monkeypatch.setenv("DASCT_TRIGGER_KEY", "the-real-signing-key")
+    env = seed(tmp_path, extra='windows = ["02:00-04:00"]\n' if case == "outside-window" else "")
+    add = [("add", "x.txt", b"x", None)]
+    if case == "migrated" or case == "outside-window":
+        stage(env, "E1", files=add)
+    elif case == "waiting":
+        stage(env, "E1", files=add, not_before=NOW + timedelta(hours=3))
+    elif case == "bad-digest":
+        stage(env, "E1", files=add)
+        _tamper(env, "E1", defects=["PROJ-666"])
+    elif case == "bad-signature":
+        stage(env, "E1", files=add)
+        _tamper(env, "E1", signature="0" * 64)  # the signature is outside the digest
+    elif case == "hand-changed":
+        stage(env, "E1", files=[("modify", "app/main.py", b"v2\n", None)])
+        (env.root / "app/main.py").write_text("hotfix\n")
+    elif case == "held":
+        stage(env, "E1", files=add, depends_on=["NOT-DEPLOYED"])
+    elif case == "expired":
+        stage(env, "E1", files=add, not_before=NOW - timedelta(days=5),
+              expires=NOW - timedelta(days=1))
+    elif case == "rolled-back":
+        stage(env, "E1", files=add, commands=[health(3)])
+    result = run(env)
+    needs_a_person = case not in ("nothing", "migrated", "waiting", "outside-window")
+    assert result.exit_code == (1 if needs_a_person else 0), result.lines  # type: ignore[attr-defined]
+    assert (result.migrated == ["E1"]) is (case == "migrated")
+    if case == "outside-window":
+        assert result.not_run and "outside" in result.not_run
+    if case.startswith("bad-") or case == "hand-changed":
+        assert result.stats.refused == 1
+        reason = {"bad-digest": "digest mismatch", "bad-signature": "bad signature",
+                  "hand-changed": "changed on the target by hand"}[case]
+        assert any(reason in x for x in result.lines)  # type: ignore[attr-defined]

@@ -60,3 +60,21 @@ def test_unlock_refuses_a_live_holder_and_breaks_a_dead_one(tmp_path: Path) -> N
     proc = cli(repo, "migrate", "unlock", "--env", "model", "--force")
     assert proc.returncode == 0 and "broke the lock of ghost" in proc.stdout
     assert lock.read(repo / "state") is None
+
+
+def test_run_exit_code_goes_red_when_something_needs_a_person(tmp_path: Path) -> None:
+    repo = repo_env(tmp_path)
+    (repo / "target/a.txt").write_text("changed by hand\n")
+    refused = cli(repo, "migrate", "run", "--env", "model", "--now", "--at", AT)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "changed on the target by hand" in refused.stdout
+    env = make_env(repo)
+    stage(env, "E2", files=[("add", "b.txt", b"b\n", None)], depends_on=["ABSENT"])
+    (repo / "target/a.txt").write_text("a1\n")
+    held = cli(repo, "migrate", "run", "--env", "model", "--now", "--at", AT)
+    assert held.returncode == 1, held.stdout + held.stderr
+    assert "migrated E1" in held.stdout and "held: E2: depends on ABSENT" in held.stdout
+    (repo / "staging/triggers/model/E2.json").unlink()
+    nothing = cli(repo, "migrate", "run", "--env", "model", "--now", "--at", AT)
+    assert nothing.returncode == 0, nothing.stdout + nothing.stderr
+    assert "nothing to migrate" in nothing.stdout

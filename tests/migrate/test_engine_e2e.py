@@ -122,6 +122,7 @@ def test_first_deployment_from_a_baseline_then_a_range_applies(repo: GitRepo) ->
                 "--id", "second-baseline")
     assert again.returncode == 0, again.stderr
     refused = cli(repo.path, "migrate", "run", "--env", "model", "--now")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
     assert ("2 of its 2 new file(s) already exist on the target ('app/main.py', "
             "'bin/run.sh'); a trigger that only adds files, like a baseline, applies only "
             "to a target that has none of them") in refused.stdout, refused.stdout

@@ -19,7 +19,8 @@ HELP = "apply due triggers to an environment, revert, resolve"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The nested subcommands: run, revert, resolve, status, unlock."""
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    p = sub.add_parser("run", help="migrate every due trigger (what the nightly CI calls)")
+    p = sub.add_parser("run", help="migrate every due trigger (what the nightly CI calls); "
+                       "exit 1 when one was refused, held, expired, rolled back or escalated")
     p.add_argument("--env", required=True, help="environment name (model, production, ...)")
     p.add_argument("--now", action="store_true", help="run even outside the allowed windows "
                    "(a freeze still wins)")

@@ -78,8 +78,14 @@ class Result:
 
     @property
     def exit_code(self) -> int:
-        """0 when nothing needs a person, 1 after a rollback or an escalation."""
-        return 1 if self.stats.rolled_back or self.stats.escalated else 0
+        """0 when nothing needs a person; 1 when a trigger was rolled back, escalated,
+        refused, held or expired (the nightly job goes red so that someone looks).
+
+        Nothing to migrate, everything migrated, triggers waiting for their time and a run
+        outside its window are all 0.
+        """
+        s = self.stats
+        return 1 if s.rolled_back or s.escalated or s.refused or s.held or s.expired else 0
 
 
 def needs_attention(state_dir: Path) -> dict[str, Any] | None:
