@@ -7,9 +7,8 @@ second file, `audit.head`, replaced atomically after each append, so that deleti
 tail of the log is detected too. This is tamper-evident against edits of the log alone;
 someone who can rewrite both files and recompute every hash is out of its reach.
 
-`append_line` and `fsync_dir` are the durable-file primitives of every append-only file
-(this log, the migration journal, the delivered-notifications log); they live here, the
-lowest of those modules, so that each file is appended to in one way.
+Records are appended and the head replaced through dasct.durable, like every file dasct
+must not lose.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from dasct.durable import append_line, atomic_write, fsync_dir
 from dasct.errors import DasctError
 
 LOG = "audit.jsonl"
@@ -107,38 +107,9 @@ def _plain(value: Any, secrets: list[str]) -> Any:
     return redact(str(value), secrets)
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a rename or a new entry in directory path durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def append_line(path: Path, line: bytes, *, mode: int = 0o640) -> None:
-    """Append one line to path (created with mode) and fsync it before returning.
-
-    The one durable append of the append-only files: this log, the migration journal
-    and the delivered-notifications log.
-    """
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode)
-    try:
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_head(state_dir: Path, seq: int, digest: str) -> None:
-    path = state_dir / HEAD
-    tmp = state_dir / f".{HEAD}.{os.getpid()}.tmp"
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(json.dumps({"seq": seq, "hash": digest}) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(state_dir)
+    data = (json.dumps({"seq": seq, "hash": digest}) + "\n").encode()
+    atomic_write(state_dir / HEAD, data, mode=0o640)
 
 
 def _read_head(state_dir: Path) -> tuple[int, str] | None:

@@ -245,3 +245,56 @@ def empty_tree(cwd: str | Path) -> str:
     """The id of the empty tree in the repository at cwd (sha1 or sha256, as it uses):
     what a diff from nothing starts from."""
     return run("hash-object", "-t", "tree", "--stdin", cwd=cwd, input=b"").decode().strip()
+
+
+if TYPE_CHECKING:  # type-only, beside the functions that use it
+    from dasct.diff import FileChange
+
+
+def raw_diff(cwd: str | Path, base: str, head: str, *, renames: bool) -> list[FileChange]:
+    """The raw records of `git diff base head` (commits or trees), read by the one diff
+    parser (dasct.diff); renames are detected (-M) only when asked."""
+    from dasct import diff
+
+    out = run(
+        "diff", "--raw", "--no-abbrev", "--no-ext-diff", "--no-relative",
+        "-M" if renames else "--no-renames", base, head, "--", cwd=cwd,
+    )
+    return [record for section in diff.parse(out.splitlines(keepends=True), commits=False)
+            for record in section.files]
+
+
+def cat_blobs(cwd: str | Path, blobs: Iterable[str]) -> dict[str, bytes]:
+    """The content of each git blob, in one `git cat-file --batch` call; GitError when an
+    object is not a blob."""
+    wanted = list(dict.fromkeys(blobs))
+    if not wanted:
+        return {}
+    out = run("cat-file", "--batch", cwd=cwd, input="".join(f"{b}\n" for b in wanted).encode())
+    contents: dict[str, bytes] = {}
+    pos = 0
+    for blob in wanted:
+        end = out.index(b"\n", pos)
+        header = out[pos:end].decode("ascii").split(" ")
+        if len(header) != 3 or header[1] != "blob":
+            raise GitError(f"git object {blob} is not a blob: {' '.join(header)}")
+        size = int(header[2])
+        contents[blob] = out[end + 1 : end + 1 + size]
+        pos = end + 1 + size + 1
+    return contents
+
+
+def ls_tree(cwd: str | Path, rev: str, *paths: str) -> dict[str, str]:
+    """path -> blob id of every file at rev under the given paths (all without paths).
+
+    Paths are decoded as UTF-8 with surrogateescape, so a caller can refuse the others.
+    """
+    out = run("ls-tree", "-r", "-z", "--full-tree", rev, "--", *paths, cwd=cwd)
+    entries: dict[str, str] = {}
+    for record in out.split(b"\0"):
+        if record:
+            info, _, name = record.partition(b"\t")
+            _mode, kind, blob = info.decode("ascii").split(" ")
+            if kind == "blob":
+                entries[name.decode("utf-8", "surrogateescape")] = blob
+    return entries

@@ -21,7 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from dasct.audit import append_line, redact
+from dasct.audit import redact
+from dasct.durable import append_line
 from dasct.errors import DasctError
 
 OUTBOX = "outbox.sqlite"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dasct.audit import fsync_dir
+from dasct import durable
 from dasct.errors import DasctError
 from dasct.migrate import trigger as trig
 from dasct.migrate.database import Database
@@ -60,16 +60,12 @@ def beside(path: Path) -> Path:
 
 
 def write_beside(path: Path, data: bytes, mode: int) -> None:
-    """Write data next to path, fsync, then rename it into place (readers never see half)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = beside(path)
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fchmod(f.fileno(), mode)
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    """Write data next to path, fsync, then rename it into place (readers never see half).
+
+    The temporary name is fixed (`beside`) so that restore_files removes what a killed
+    run left there.
+    """
+    durable.replace_via(beside(path), path, data, mode=mode)
 
 
 def _touched(t: trig.Trigger) -> list[str]:
@@ -132,12 +128,11 @@ def create(state_dir: Path, t: trig.Trigger, *, root: Path, db: Database | None)
     (work / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
     for f in work.rglob("*"):
         if f.is_file():
-            fd = os.open(f, os.O_RDONLY)
-            os.fsync(fd)
-            os.close(fd)
-    fsync_dir(work)
+            durable.fsync_file(f)
+    for folder in (work / "files", work / "sql", work):
+        durable.fsync_dir(folder)
     os.replace(work, final)
-    fsync_dir(final.parent)
+    durable.fsync_dir(final.parent)
     return Archive(final, manifest)
 
 
@@ -197,7 +192,7 @@ def restore_files(archive: Archive, root: Path) -> None:
                 write_beside(target, data, entry["mode"])
         elif target.is_file() or target.is_symlink():
             target.unlink()
-            fsync_dir(target.parent)
+            durable.fsync_dir(target.parent)
     for entry in archive.manifest["files"]:
         for sub in reversed(entry["created_dirs"]):
             folder = root / sub

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from dasct import diff, git, refs
+from dasct import git, refs
 from dasct.config import MigrateConfig
 from dasct.migrate.trigger import (
     COMMAND_KINDS,
@@ -204,7 +204,7 @@ def _sort_changes(changes: list[_RawChange], sql_prefix: str | None, commands_fi
 def _file_changes(root: Path, changes: list[_RawChange], staging: Path, where: str
                   ) -> list[FileChange]:
     """Each file change with its pre-image hash, its new content staged, and its mode."""
-    blobs = _cat_blobs(root, [
+    blobs = git.cat_blobs(root, [
         b for c in changes for b in (c.old_blob, c.new_blob) if set(b) != {"0"}
     ])
     files: list[FileChange] = []
@@ -229,7 +229,7 @@ def _sql_changes(root: Path, head: str, head_rev: str, sql_prefix: str, touched:
     """The touched SQL changes in plan order, their scripts (taken at head) staged."""
     tree = _tree(root, head, sql_prefix)
     plan_blob = tree.get(sql_prefix + PLAN_FILE)
-    scripts = _cat_blobs(root, [*tree.values()])
+    scripts = git.cat_blobs(root, [*tree.values()])
     plan = _plan_order(scripts[plan_blob] if plan_blob else None)
     rank = {name: i for i, name in enumerate(plan)}
     sql: list[SqlChange] = []
@@ -256,7 +256,7 @@ def _commands(root: Path, head: str, head_rev: str, commands_file: str) -> list[
     blob = _tree(root, head, commands_file).get(commands_file)
     if not blob:
         return []
-    data = _cat_blobs(root, [blob])[blob]
+    data = git.cat_blobs(root, [blob])[blob]
     return _parse_commands(data, f"{commands_file} at {head_rev}")
 
 
@@ -271,34 +271,22 @@ class _RawChange:
     old_path: str | None
 
 
-def _decode_path(raw: bytes, where: str) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise TriggerError(f"{where}: path {raw!r} is not UTF-8") from None
-
-
 def _raw_diff(root: Path, base: str, head: str, *, renames: bool, where: str) -> list[_RawChange]:
-    """The raw records of `git diff A B`, read by the one diff parser (dasct.diff)."""
-    out = git.run(
-        "diff", "--raw", "--no-abbrev", "--no-ext-diff", "--no-relative",
-        "-M" if renames else "--no-renames", base, head, "--", cwd=root,
-    )
+    """The raw records of `git diff A B`, with UTF-8 paths only (a trigger is UTF-8)."""
     changes: list[_RawChange] = []
-    for section in diff.parse(out.splitlines(keepends=True), commits=False):
-        for record in section.files:
-            path = record.new_path if record.new_path is not None else record.old_path
-            assert path is not None
-            old_path = record.old_path if record.status in "RC" else None
-            for rel in (path, old_path):
-                # The parser keeps undecodable bytes as surrogates; a trigger is UTF-8.
-                if rel is not None and not _is_utf8(rel):
-                    raise TriggerError(f"{where}: path {rel!r} is not UTF-8")
-            changes.append(_RawChange(
-                status=record.status, old_mode=record.old_mode, new_mode=record.new_mode,
-                old_blob=record.old_blob, new_blob=record.new_blob, path=path,
-                old_path=old_path,
-            ))
+    for record in git.raw_diff(root, base, head, renames=renames):
+        path = record.new_path if record.new_path is not None else record.old_path
+        assert path is not None
+        old_path = record.old_path if record.status in "RC" else None
+        for rel in (path, old_path):
+            # The parser keeps undecodable bytes as surrogates; a trigger is UTF-8.
+            if rel is not None and not _is_utf8(rel):
+                raise TriggerError(f"{where}: path {rel!r} is not UTF-8")
+        changes.append(_RawChange(
+            status=record.status, old_mode=record.old_mode, new_mode=record.new_mode,
+            old_blob=record.old_blob, new_blob=record.new_blob, path=path,
+            old_path=old_path,
+        ))
     return changes
 
 
@@ -310,35 +298,12 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
-def _cat_blobs(root: Path, blobs: Iterable[str]) -> dict[str, bytes]:
-    """The content of each git blob, in one `git cat-file --batch` call."""
-    wanted = list(dict.fromkeys(blobs))
-    if not wanted:
-        return {}
-    out = git.run("cat-file", "--batch", cwd=root, input="".join(f"{b}\n" for b in wanted).encode())
-    contents: dict[str, bytes] = {}
-    pos = 0
-    for blob in wanted:
-        end = out.index(b"\n", pos)
-        header = out[pos:end].decode("ascii").split(" ")
-        if len(header) != 3 or header[1] != "blob":
-            raise TriggerError(f"git object {blob} is not a blob: {' '.join(header)}")
-        size = int(header[2])
-        contents[blob] = out[end + 1 : end + 1 + size]
-        pos = end + 1 + size + 1
-    return contents
-
-
 def _tree(root: Path, rev: str, *paths: str) -> dict[str, str]:
-    """path -> blob of the files at rev under the given paths."""
-    out = git.run("ls-tree", "-r", "-z", "--full-tree", rev, "--", *paths, cwd=root)
-    entries: dict[str, str] = {}
-    for record in out.split(b"\0"):
-        if record:
-            info, _, name = record.partition(b"\t")
-            _mode, kind, blob = info.decode("ascii").split(" ")
-            if kind == "blob":
-                entries[_decode_path(name, rev)] = blob
+    """path -> blob of the files at rev under the given paths; the paths must be UTF-8."""
+    entries = git.ls_tree(root, rev, *paths)
+    for name in entries:
+        if not _is_utf8(name):
+            raise TriggerError(f"{rev}: path {name!r} is not UTF-8")
     return entries
 
 

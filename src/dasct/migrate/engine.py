@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from dasct import durable
 from dasct.migrate import archive, inventory, journal, lock, retention, steps, windows
 from dasct.migrate import trigger as trig
 from dasct.migrate.archive import ArchiveError
@@ -317,7 +318,8 @@ def _escalate(ctx: Session, j: journal.Journal, tid: str, *, cause: str, reason:
     env = ctx.env
     marker = {"trigger": tid, "cause": cause, "reason": reason, "problems": problems,
               "time": time.time(), "archive": str(archive.archives_dir(env.state_dir) / tid)}
-    trig.atomic_write(env.state_dir / NEEDS_ATTENTION, json.dumps(marker, indent=1).encode())
+    durable.atomic_write(env.state_dir / NEEDS_ATTENTION,
+                         json.dumps(marker, indent=1).encode())
     inventory.set_outcome(env.state_dir, tid, "escalated", reason=reason, problems=problems)
     ctx.report.escalation(tid, reason=reason, problems=problems)
     ctx.log("escalation", trigger=tid, reason=reason, problems=problems)

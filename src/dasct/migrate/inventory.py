@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dasct import durable
 from dasct.migrate import trigger as trig
 
 INVENTORY = "inventory.json"
@@ -28,7 +29,8 @@ def load(state_dir: Path) -> dict[str, Any]:
 
 
 def _save(state_dir: Path, data: dict[str, Any]) -> None:
-    trig.atomic_write(state_dir / INVENTORY, json.dumps(data, indent=1, sort_keys=True).encode())
+    data_bytes = json.dumps(data, indent=1, sort_keys=True).encode()
+    durable.atomic_write(state_dir / INVENTORY, data_bytes)
 
 
 def items_of(t: trig.Trigger) -> dict[str, str | None]:
@@ -123,4 +125,4 @@ def outcome(state_dir: Path, tid: str) -> dict[str, Any] | None:
 def set_outcome(state_dir: Path, tid: str, result: str, **fields: Any) -> None:
     """Record the final outcome of trigger tid (durably, before it leaves staging)."""
     doc = {"trigger": tid, "outcome": result, "time": time.time(), **fields}
-    trig.atomic_write(state_dir / "outcomes" / f"{tid}.json", json.dumps(doc).encode())
+    durable.atomic_write(state_dir / "outcomes" / f"{tid}.json", json.dumps(doc).encode())

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dasct.audit import append_line, fsync_dir
+from dasct.durable import append_line, fsync_dir
 
 JOURNAL_NAME = "journal.jsonl"
 LAST_NAME = "journal.last.jsonl"

@@ -11,7 +11,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from dasct.audit import fsync_dir
+from dasct import durable
 from dasct.errors import DasctError
 from dasct.migrate import trigger as trig
 from dasct.migrate.archive import write_beside
@@ -76,7 +76,7 @@ def _remove(root: Path, target: Path) -> None:
     while folder != root and folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()
         folder = folder.parent
-    fsync_dir(folder)
+    durable.fsync_dir(folder)
 
 
 def commands(t: trig.Trigger, verify: tuple[str, ...]) -> list[trig.StepCommand]:

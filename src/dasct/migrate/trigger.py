@@ -18,13 +18,13 @@ import json
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from dasct import durable
 from dasct.errors import DasctError
 
 FORMAT = "dasct-trigger"
@@ -160,41 +160,6 @@ def sign(digest: str, key: bytes) -> str:
 def format_time(when: datetime) -> str:
     """A UTC time as the trigger stores it: 2026-11-23T23:00:00Z."""
     return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write data to path so that readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    # The rename is durable only once the directory entry is. Best effort, unlike
-    # audit.fsync_dir: the file itself is already fsynced, and a staging directory that
-    # cannot be opened or fsynced (some file systems refuse) must not fail the write.
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def path_problem(path: str) -> str | None:
@@ -691,8 +656,15 @@ def write_payload(staging: Path, data: bytes) -> str:
     name = sha256_hex(data)
     where = object_path(staging, name)
     if not (where.is_file() and file_sha256(where) == name):
-        atomic_write(where, data)
+        _write_staged(where, data)
     return name
+
+
+def _write_staged(path: Path, data: bytes) -> None:
+    # The directory fsync is best effort here: the file itself is fsynced, and a staging
+    # directory that cannot be opened or fsynced (some file systems refuse, e.g. a CI
+    # artifact mount) must not fail the write.
+    durable.atomic_write(path, data, strict=False)
 
 
 def trigger_path(staging: Path, environment: str, tid: str) -> Path:
@@ -723,7 +695,7 @@ def write(staging: Path, doc: Mapping[str, Any], *, key: bytes | None) -> Trigge
         if not same:
             raise TriggerError(f"{path}: a different trigger with this id already exists")
     else:
-        atomic_write(path, data)
+        _write_staged(path, data)
     return trigger
 
 
