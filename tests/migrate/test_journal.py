@@ -1,3 +1,8 @@
+"""The migration journal (dasct.migrate.journal): intent and done records around each
+step, the file closed and kept as journal.last.jsonl on finish, one journal in flight at a
+time, a torn last record ignored, and the DASCT_TEST_KILL_AT hook that SIGKILLs the
+process right after a record is durable (what the crash-safety proof relies on)."""
+
 from __future__ import annotations
 
 import subprocess

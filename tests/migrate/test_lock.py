@@ -1,3 +1,8 @@
+"""The environment lock (dasct.migrate.lock): one holder at a time, named in the refusal;
+a stale lease (dead pid on this host, a recycled pid, or an expired lease) can be broken,
+a live holder or one on another host before expiry never; renew and release; six
+processes racing for it, exactly one wins."""
+
 from __future__ import annotations
 
 import json

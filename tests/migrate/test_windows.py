@@ -1,3 +1,9 @@
+"""Allowed and freeze windows (dasct.migrate.windows): windows read in the environment's
+time zone, crossing midnight and belonging to their start day, weekday windows; freezes
+by date range, datetime range and time of day; bad specs and unknown zones as config
+errors; and properties: a freeze always wins, a midnight window is the union of its two
+halves."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
