@@ -141,6 +141,9 @@ def _save(repo: git.Repo, snap: Snapshot) -> None:
         "ignore": snap.ignore_fp,
         "links_fp": snap.links_fp,
     }
+    # Atomic but deliberately not durable (no fsync, unlike dasct.durable): a snapshot is
+    # a cache written during a commit, fsyncing megabytes would cost the commit, and a
+    # snapshot torn by a crash fails to load and is rebuilt.
     import tempfile
 
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
@@ -149,7 +152,7 @@ def _save(repo: git.Repo, snap: Snapshot) -> None:
             marshal.dump(payload, f)
         os.replace(tmp, _snapshot_path(repo, snap.head))
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        os.unlink(tmp)
         raise
     snaps = sorted(directory.glob("*.snap"), key=lambda p: p.stat().st_mtime, reverse=True)
     for old in snaps[KEEP_SNAPSHOTS:]:

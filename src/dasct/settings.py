@@ -98,6 +98,7 @@ def load(repo: Repo) -> Settings:
         "patterns": cfg.defects.pattern_strings(),
         "source": cfg.source,
     }
+    # Atomic, not durable: a cache (see index._save for why no fsync).
     try:
         os.makedirs(os.path.dirname(cache), exist_ok=True)
         tmp = f"{cache}.{os.getpid()}.tmp"

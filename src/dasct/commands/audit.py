@@ -9,8 +9,6 @@ from dasct import audit, git
 from dasct import config as config_mod
 from dasct.migrate.environment import environment
 
-HELP = "verify the tamper-evident audit log"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `dasct audit`."""

@@ -13,7 +13,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from dasct import git
+from dasct import durable, git
 from dasct.errors import DasctError
 
 HOOKS = ("pre-commit",)
@@ -61,10 +61,7 @@ def install(*, quiet: bool) -> int:
             os.replace(path, chained)
             if not quiet:
                 print(f"dasct: kept the existing {name} hook as {chained.name}; it runs first")
-        tmp = path.with_name(f".{name}.dasct-tmp")
-        tmp.write_text(text)
-        tmp.chmod(0o755)
-        os.replace(tmp, path)
+        durable.atomic_write(path, text.encode(), mode=0o755)
         if not quiet:
             print(f"dasct: installed {path}")
     return 0

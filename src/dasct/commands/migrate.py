@@ -13,7 +13,6 @@ from dasct.errors import DasctError
 if TYPE_CHECKING:
     from dasct.migrate.environment import Environment
 
-HELP = "apply due triggers to an environment, revert, resolve"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -22,8 +22,6 @@ from dasct.migrate.create import create as create_trigger
 from dasct.migrate.create import parse_time
 from dasct.migrate.environment import environment, signing_key
 
-HELP = "build and inspect trigger files for enhancements"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `dasct trigger`."""
