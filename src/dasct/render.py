@@ -30,12 +30,12 @@ def ranges(lines: Iterable[int]) -> str:
     return ", ".join(out)
 
 
-def findings_json(findings: Sequence[Finding], **extra: object) -> str:
-    """{"findings": [{"defect", "path", "line", "commit"}], ...extra}."""
+def findings_json(findings: Sequence[Finding]) -> str:
+    """{"findings": [{"defect", "path", "line", "commit", "after_path", "after_line"}]}."""
     import json
 
     return json.dumps(
-        {"findings": [f.as_dict() for f in findings], **extra}, indent=2, ensure_ascii=False
+        {"findings": [f.as_dict() for f in findings]}, indent=2, ensure_ascii=False
     )
 
 
