@@ -15,7 +15,6 @@ TYPE_CHECKING = False  # typing and dataclasses cost import time on the commit-t
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
-NULL_SHA = "0" * 40
 GITLINK_MODE = "160000"
 
 # Options every patch dasct reads is produced with. -w: whitespace-only changes are no

@@ -29,6 +29,16 @@ def tables(db: Path) -> list[str]:
         conn.close()
 
 
+def create_and_migrate(repo: GitRepo, rev_range: str, tid: str) -> None:
+    """`dasct trigger create --range` then `dasct migrate run --now`: both succeed."""
+    made = cli(repo.path, "trigger", "create", "--range", rev_range, "--env", "model",
+               "--id", tid)
+    assert made.returncode == 0, made.stderr
+    run = cli(repo.path, "migrate", "run", "--env", "model", "--now")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"migrated {tid}" in run.stdout
+
+
 def test_create_then_migrate_then_revert_through_the_cli(repo: GitRepo) -> None:
     repo.write(".dasct.toml", '[environments.model]\nroot = "../target"\n'
                'database = "sqlite:///../model.sqlite"\nstate_dir = "../state"\n')
@@ -39,12 +49,7 @@ def test_create_then_migrate_then_revert_through_the_cli(repo: GitRepo) -> None:
     for name, text in BASE.items():
         (target / name).parent.mkdir(parents=True, exist_ok=True)
         (target / name).write_text(text)
-    made = cli(repo.path, "trigger", "create", "--range", f"{a}..{b}", "--env", "model",
-               "--id", "PROJ-7")
-    assert made.returncode == 0, made.stderr
-    run = cli(repo.path, "migrate", "run", "--env", "model", "--now")
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "migrated PROJ-7" in run.stdout
+    create_and_migrate(repo, f"{a}..{b}", "PROJ-7")
     assert (target / "app/main.py").read_text() == "print('v2')\n"
     assert (target / "app/extra/new.py").exists() and not (target / "app/util.py").exists()
     assert not (target / "db").exists()
@@ -103,12 +108,7 @@ def test_first_deployment_from_a_baseline_then_a_range_applies(repo: GitRepo) ->
     assert not (target / "db").exists()
     assert tables(database) == ["users"]
 
-    made = cli(repo.path, "trigger", "create", "--range", "base..HEAD", "--env", "model",
-               "--id", "PROJ-9")
-    assert made.returncode == 0, made.stderr
-    run = cli(repo.path, "migrate", "run", "--env", "model", "--now")
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "migrated PROJ-9" in run.stdout
+    create_and_migrate(repo, "base..HEAD", "PROJ-9")
     assert (target / "app/main.py").read_text() == "print('v2')\n"
     assert tables(database) == ["items", "users"]
     status = cli(repo.path, "migrate", "status", "--env", "model")

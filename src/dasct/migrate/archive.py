@@ -220,19 +220,6 @@ def check_files(archive: Archive, root: Path) -> list[str]:
     return problems
 
 
-def check_post(archive: Archive, root: Path) -> list[str]:
-    """How the target's files differ from what the enhancement left (for a later revert)."""
-    problems = []
-    for rel, sha in archive.manifest["post"].items():
-        target = root / rel
-        if sha is None:
-            if target.exists():
-                problems.append(f"{rel}: exists, but the enhancement removed it")
-        elif not target.is_file() or trig.file_sha256(target) != sha:
-            problems.append(f"{rel}: changed since the enhancement deployed it")
-    return problems
-
-
 def remove(archive: Archive) -> None:
     """Delete an archive (retention)."""
     shutil.rmtree(archive.path)
