@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from dasct import durable
+from dasct import durable, redact
 from dasct.migrate import archive, inventory, journal, lock, retention, steps, windows
 from dasct.migrate import trigger as trig
 from dasct.migrate.archive import ArchiveError
@@ -319,7 +319,7 @@ def _escalate(ctx: Session, j: journal.Journal, tid: str, *, cause: str, reason:
     marker = {"trigger": tid, "cause": cause, "reason": reason, "problems": problems,
               "time": time.time(), "archive": str(archive.archives_dir(env.state_dir) / tid)}
     durable.atomic_write(env.state_dir / NEEDS_ATTENTION,
-                         json.dumps(marker, indent=1).encode())
+                         json.dumps(redact.scrub(marker, keep=("trigger",)), indent=1).encode())
     inventory.set_outcome(env.state_dir, tid, "escalated", reason=reason, problems=problems)
     ctx.report.escalation(tid, reason=reason, problems=problems)
     ctx.log("escalation", trigger=tid, reason=reason, problems=problems)
@@ -544,7 +544,8 @@ def _finish(ctx: Session, result: Result) -> Result:
 
 def _dry_run(env: Environment, *, now: datetime, ignore_window: bool, write: Write) -> Result:
     result = Result()
-    write(f"dry run for {env.name} (root {env.root}, database {env.database}); nothing changes")
+    write(f"dry run for {env.name} (root {env.root}, database "
+          f"{redact.mask_urls(env.database)}); nothing changes")
     marker = needs_attention(env.state_dir)
     if marker is not None:
         write(f"  would refuse: needs attention since {marker.get('trigger')}")
