@@ -172,6 +172,7 @@ def migrate_one(ctx: Session, t: trig.Trigger, *, kind: str = "migrate",
     planned += [f"sql-{w}:{i}" for i in range(len(t.sql)) for w in ("deploy", "verify")]
     planned += [f"file:{i}" for i in range(len(t.files))]
     planned += [f"command:{i}" for i in range(len(cmds))]
+    started: list[int] = []  # process groups the trigger's restart commands left running
     j = journal.Journal.begin(env.state_dir, trigger=t.id, kind=kind, reverts=reverts,
                               path=str(t.path), steps=planned)
     ctx.log("migrate-begin", trigger=t.id, kind=kind, reverts=reverts, digest=t.digest,
@@ -189,10 +190,12 @@ def migrate_one(ctx: Session, t: trig.Trigger, *, kind: str = "migrate",
                 steps.apply_file(t, i, env.root)
         for i, cmd in enumerate(cmds):
             with _step(ctx, j, t.id, f"command:{i}", command=cmd.name):
-                steps.run_command(cmd, root=env.root, environment=env.name)
+                steps.run_command(cmd, root=env.root, environment=env.name,
+                                  left_running=started)
             ctx.renew()
     except (StepError, trig.TriggerError, ArchiveError, DatabaseError, OSError) as exc:
         ctx.write(f"  {t.id}: {exc}")
+        steps.end_groups(started)  # nothing of the trigger may run on the restored files
         return _rollback(ctx, j, t.id, cause="failure", reason=str(exc))
     _commit(ctx, j, t.id)
     return "migrated"
