@@ -63,6 +63,7 @@ class _Policy:
 
 
 _policy = _Policy()
+_verdicts: dict[str, bool] = {}  # is_secret_var's answers under the current policy
 
 
 def configure(cfg: Config) -> None:
@@ -82,6 +83,7 @@ def configure(cfg: Config) -> None:
     _policy.globs = tuple(cfg.security.secret_env)
     _policy.passed = frozenset(cfg.security.pass_env)
     _policy.values = frozenset(values)
+    _verdicts.clear()
 
 
 def url_password(url: str) -> str | None:
@@ -92,12 +94,16 @@ def url_password(url: str) -> str | None:
 
 def is_secret_var(name: str) -> bool:
     """True when environment variable `name` holds a secret dasct knows of."""
-    return (
-        name in KNOWN_VARS
-        or name in _policy.signing
-        or bool(SECRET_VAR.search(name))
-        or any(fnmatchcase(name, glob) for glob in _policy.globs)
-    )
+    known = _verdicts.get(name)
+    if known is None:
+        # Cached per name: the terminal asks for every line it shows.
+        known = _verdicts[name] = (
+            name in KNOWN_VARS
+            or name in _policy.signing
+            or bool(SECRET_VAR.search(name))
+            or any(fnmatchcase(name, glob) for glob in _policy.globs)
+        )
+    return known
 
 
 def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:

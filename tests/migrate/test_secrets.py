@@ -182,3 +182,23 @@ def test_a_migrated_restart_keeps_its_daemon(tmp_path: Path) -> None:
         assert len(log.read_text().splitlines()) > before  # still running
     finally:
         _end(pids)
+
+
+def test_an_escalation_records_no_secret(tmp_path: Path) -> None:
+    # The health check prints a secret it was passed, and corrupts the archive on its way
+    # out so that the restore fails: the reason lands in needs-attention.json too.
+    repo = tmp_path / "repo"
+    archived = repo / "state" / "archives" / "E1" / "files"
+    repo = repo_with(
+        repo, sh("health", f"for f in {archived}/*; do echo corrupt > $f; done; "
+                           "echo token $HEALTH_TOKEN >&2; exit 1"),
+        extra='[security]\npass_env = ["HEALTH_TOKEN"]\n')
+    env = {"HEALTH_TOKEN": TOKEN, "DASCT_TRIGGER_KEY": KEY}
+    run = cli(repo, "migrate", "run", "--env", "model", "--at", AT, env=env)
+    status = cli(repo, "migrate", "status", "--env", "model", env=env)
+    assert run.returncode == 1 and "ESCALATED E1" in run.stdout
+    marker = (repo / "state" / "needs-attention.json").read_text()
+    assert "command health exited 1: token [redacted]" in marker
+    assert leaks(repo, (TOKEN, KEY, PASSWORD)) == []
+    shown = run.stdout + run.stderr + status.stdout + status.stderr
+    assert [s for s in (TOKEN, KEY, PASSWORD) if s in shown] == []
