@@ -27,21 +27,13 @@ from typing import Any
 
 from dasct.durable import append_line, atomic_write, fsync_dir
 from dasct.errors import DasctError
+from dasct.redact import REDACTED, SECRET_FIELD, redact, secret_values
 
 LOG = "audit.jsonl"
 HEAD = "audit.head"
 LOCK = "audit.lock"
 GENESIS = "0" * 64
-REDACTED = "[redacted]"
 _KEYS = ("seq", "time", "actor", "event", "fields", "prev", "hash")
-# Field names that carry secrets; their values are never written.
-_SECRET = re.compile(
-    r"(?i)(password|passwd|secret|token|credential|api_?key|signing_?key|private_?key"
-    r"|authorization|cookie)"
-)
-# Environment variables whose values are secrets: tokens, keys (DASCT_TRIGGER_KEY), ...
-_SECRET_VAR = re.compile(r"(?i)(key|token|secret|passw|credential)")
-_MIN_SECRET = 8  # shorter values are too likely to occur by chance to be worth replacing
 _EVENT = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 _MAX_PROBLEMS = 20
 
@@ -68,31 +60,13 @@ def actor() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def secret_values() -> list[str]:
-    """Values of environment variables that hold secrets (by name), longest first."""
-    found = {
-        value for name, value in os.environ.items()
-        if _SECRET_VAR.search(name) and len(value) >= _MIN_SECRET
-    }
-    return sorted(found, key=len, reverse=True)
-
-
-def redact(text: str, secrets: list[str] | None = None) -> str:
-    """text with every secret from the environment replaced by [redacted].
-
-    A secret can reach a message indirectly (an exception quoting a URL with a token);
-    this is the last line of defence before anything is written.
-    """
-    for secret in secret_values() if secrets is None else secrets:
-        text = text.replace(secret, REDACTED)
-    return text
-
-
 def _plain(value: Any, secrets: list[str]) -> Any:
-    """A JSON-safe copy of a field value without secrets, nested values included."""
+    """A JSON-safe copy of a field value without secrets (dasct.redact), nested values
+    included."""
     if isinstance(value, Mapping):
         return {
-            redact(str(k), secrets): REDACTED if _SECRET.search(str(k)) else _plain(v, secrets)
+            redact(str(k), secrets): REDACTED if SECRET_FIELD.search(str(k))
+            else _plain(v, secrets)
             for k, v in value.items()
         }
     if isinstance(value, (list, tuple, set, frozenset)):

@@ -99,7 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     fails_open = getattr(module, "fails_open", None)
     fail_open = bool(fails_open(args)) if fails_open is not None else False
-    return _guarded(lambda: module.run(args), fail_open=fail_open)
+    from dasct.redact import guarded_streams  # not on the hook path: it returned above
+
+    with guarded_streams():  # no command can print a secret, whatever it forgets
+        return _guarded(lambda: module.run(args), fail_open=fail_open)
 
 
 def entry() -> None:
@@ -139,17 +142,18 @@ def _guarded(call: Callable[[], int], *, fail_open: bool) -> int:
 
 
 def _crash_log() -> str | None:
-    """Write the traceback where a bug report can pick it up; never raise."""
+    """Write the traceback, redacted, where a bug report can pick it up; never raise."""
     try:
         import traceback
 
         from dasct import git
+        from dasct.redact import redact
 
         repo = git.discover()
         repo.state_dir.mkdir(parents=True, exist_ok=True)
         path = repo.state_dir / "crash.log"
         with path.open("a", encoding="utf-8") as f:
-            f.write(traceback.format_exc())
+            f.write(redact(traceback.format_exc()))
         return str(path)
     except Exception:
         return None

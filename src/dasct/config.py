@@ -121,6 +121,16 @@ class MigrateConfig:
 
 
 @dataclass(frozen=True)
+class SecurityConfig:
+    """Which environment variables are secret beyond those dasct knows (docs/security.md)."""
+
+    # Names or globs of more secret variables: withheld from commands, values redacted.
+    secret_env: tuple[str, ...] = ()
+    # Secret-looking variables a command needs (never the signing key); still redacted.
+    pass_env: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; `source` names the file it came from (or 'defaults')."""
 
@@ -129,6 +139,7 @@ class Config:
     check: CheckConfig = field(default_factory=CheckConfig)
     environments: dict[str, EnvironmentConfig] = field(default_factory=_default_environments)
     migrate: MigrateConfig = field(default_factory=MigrateConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
     source: str = "defaults"
 
 

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from dasct.audit import redact
+from dasct import redact
 from dasct.durable import append_line
 from dasct.errors import DasctError
 
@@ -66,14 +66,15 @@ class Notification:
     data: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        """The notification as one line of JSON (data values that are not JSON become str)."""
+        """The notification as one line of JSON, redacted (dasct.redact): the form the
+        outbox stores and transports deliver. Data values that are not JSON become str."""
         return json.dumps(
-            {
+            redact.scrub({
                 "kind": self.kind, "subject": self.subject, "body": self.body,
                 "recipients": list(self.recipients), "environment": self.environment,
-                "data": dict(self.data),
-            },
-            sort_keys=True, ensure_ascii=False, default=str,
+                "data": json.loads(json.dumps(dict(self.data), default=str)),
+            }, keep=("kind", "environment")),
+            sort_keys=True, ensure_ascii=False,
         )
 
     @classmethod
@@ -129,7 +130,7 @@ class Report:
 
 def _one_line(exc: BaseException, limit: int = 500) -> str:
     # A transport's error may quote a URL or header carrying its token.
-    text = redact(f"{type(exc).__name__}: {exc}").replace("\r", " ").replace("\n", " ")
+    text = redact.redact(f"{type(exc).__name__}: {exc}").replace("\r", " ").replace("\n", " ")
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

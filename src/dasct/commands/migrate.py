@@ -82,7 +82,9 @@ def status(*, env: Environment) -> int:
     from dasct.migrate import lock as lk
 
     holder = lk.read(env.state_dir)
-    print(f"{env.name}: root {env.root}, database {env.database}")
+    from dasct.redact import mask_urls
+
+    print(f"{env.name}: root {env.root}, database {mask_urls(env.database)}")
     print(f"lock: {holder.describe() if holder else 'free'}")
     marker = eng.needs_attention(env.state_dir)
     print(f"needs attention: {marker['trigger'] if marker else 'no'}")

@@ -298,11 +298,9 @@ class PostgreSQL:
 
 def _redact(url: str) -> str:
     # Never print a password that came in the URL.
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
-    return url
+    from dasct.redact import mask_urls
+
+    return mask_urls(url)
 
 
 def connect(url: str) -> Database:

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from dasct import durable
+from dasct import durable, redact
 from dasct.migrate import archive, inventory, journal, lock, retention, steps, windows
 from dasct.migrate import trigger as trig
 from dasct.migrate.archive import ArchiveError
@@ -172,6 +172,7 @@ def migrate_one(ctx: Session, t: trig.Trigger, *, kind: str = "migrate",
     planned += [f"sql-{w}:{i}" for i in range(len(t.sql)) for w in ("deploy", "verify")]
     planned += [f"file:{i}" for i in range(len(t.files))]
     planned += [f"command:{i}" for i in range(len(cmds))]
+    started: list[int] = []  # process groups the trigger's restart commands left running
     j = journal.Journal.begin(env.state_dir, trigger=t.id, kind=kind, reverts=reverts,
                               path=str(t.path), steps=planned)
     ctx.log("migrate-begin", trigger=t.id, kind=kind, reverts=reverts, digest=t.digest,
@@ -189,10 +190,12 @@ def migrate_one(ctx: Session, t: trig.Trigger, *, kind: str = "migrate",
                 steps.apply_file(t, i, env.root)
         for i, cmd in enumerate(cmds):
             with _step(ctx, j, t.id, f"command:{i}", command=cmd.name):
-                steps.run_command(cmd, root=env.root, environment=env.name)
+                steps.run_command(cmd, root=env.root, environment=env.name,
+                                  left_running=started)
             ctx.renew()
     except (StepError, trig.TriggerError, ArchiveError, DatabaseError, OSError) as exc:
         ctx.write(f"  {t.id}: {exc}")
+        steps.end_groups(started)  # nothing of the trigger may run on the restored files
         return _rollback(ctx, j, t.id, cause="failure", reason=str(exc))
     _commit(ctx, j, t.id)
     return "migrated"
@@ -319,7 +322,7 @@ def _escalate(ctx: Session, j: journal.Journal, tid: str, *, cause: str, reason:
     marker = {"trigger": tid, "cause": cause, "reason": reason, "problems": problems,
               "time": time.time(), "archive": str(archive.archives_dir(env.state_dir) / tid)}
     durable.atomic_write(env.state_dir / NEEDS_ATTENTION,
-                         json.dumps(marker, indent=1).encode())
+                         json.dumps(redact.scrub(marker, keep=("trigger",)), indent=1).encode())
     inventory.set_outcome(env.state_dir, tid, "escalated", reason=reason, problems=problems)
     ctx.report.escalation(tid, reason=reason, problems=problems)
     ctx.log("escalation", trigger=tid, reason=reason, problems=problems)
@@ -544,7 +547,8 @@ def _finish(ctx: Session, result: Result) -> Result:
 
 def _dry_run(env: Environment, *, now: datetime, ignore_window: bool, write: Write) -> Result:
     result = Result()
-    write(f"dry run for {env.name} (root {env.root}, database {env.database}); nothing changes")
+    write(f"dry run for {env.name} (root {env.root}, database "
+          f"{redact.mask_urls(env.database)}); nothing changes")
     marker = needs_attention(env.state_dir)
     if marker is not None:
         write(f"  would refuse: needs attention since {marker.get('trigger')}")

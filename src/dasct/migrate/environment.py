@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from dasct import redact
 from dasct.config import Config, EnvironmentConfig
 from dasct.errors import DasctError
 
@@ -63,6 +64,7 @@ def environment(cfg: Config, name: str, repo_root: Path) -> Environment:
         raise EngineError(f"{cfg.source}: unknown environment {name!r} (configured: {known})")
     env = cfg.environments[name]
     base = repo_root / ".dasct" / "env" / name
+    redact.configure(cfg)  # its signing key, secret variables and URL passwords
 
     def path(value: str, default: Path) -> Path:
         return Path(os.path.normpath(repo_root / value)) if value else default

@@ -15,6 +15,7 @@ from typing import Any
 
 from dasct import durable
 from dasct.migrate import trigger as trig
+from dasct.redact import scrub
 
 INVENTORY = "inventory.json"
 
@@ -29,6 +30,9 @@ def load(state_dir: Path) -> dict[str, Any]:
 
 
 def _save(state_dir: Path, data: dict[str, Any]) -> None:
+    # Not redacted: the inventory holds only what triggers say (paths, hashes, defect keys,
+    # commits), read back by revert; a path that happened to contain a secret-looking
+    # value must not be rewritten.
     data_bytes = json.dumps(data, indent=1, sort_keys=True).encode()
     durable.atomic_write(state_dir / INVENTORY, data_bytes)
 
@@ -123,6 +127,8 @@ def outcome(state_dir: Path, tid: str) -> dict[str, Any] | None:
 
 
 def set_outcome(state_dir: Path, tid: str, result: str, **fields: Any) -> None:
-    """Record the final outcome of trigger tid (durably, before it leaves staging)."""
-    doc = {"trigger": tid, "outcome": result, "time": time.time(), **fields}
+    """Record the final outcome of trigger tid (durably, before it leaves staging); its
+    reason and problems are redacted (dasct.redact)."""
+    doc = scrub({"trigger": tid, "outcome": result, "time": time.time(), **fields},
+                keep=("trigger", "outcome", "reverts"))
     durable.atomic_write(state_dir / "outcomes" / f"{tid}.json", json.dumps(doc).encode())

@@ -22,12 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from dasct.durable import append_line, fsync_dir
+from dasct.redact import scrub
 
 JOURNAL_NAME = "journal.jsonl"
 LAST_NAME = "journal.last.jsonl"
 KILL_VAR = "DASCT_TEST_KILL_AT"
 
 _records_written = 0
+# What recovery reads back to find the migration and its steps: dasct's own identifiers,
+# never redacted. Everything else (a rollback's reason quoting a command) is.
+_IDENTIFIERS = ("step", "phase", "time", "trigger", "path", "steps", "kind", "reverts",
+                "change", "op", "command")
 
 
 def _maybe_die(step: str, phase: str) -> None:
@@ -57,9 +62,10 @@ class Journal:
         return journal
 
     def record(self, step: str, phase: str, /, **data: Any) -> None:
-        """Append one record and make it durable before returning."""
+        """Append one record, redacted (dasct.redact), and make it durable before returning."""
         global _records_written
-        line = json.dumps({"step": step, "phase": phase, "time": time.time(), **data})
+        record = {"step": step, "phase": phase, "time": time.time(), **data}
+        line = json.dumps(scrub(record, keep=_IDENTIFIERS))
         append_line(self.path, line.encode() + b"\n", mode=0o644)
         _records_written += 1
         _maybe_die(step, phase)
