@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 SKIP_VAR = "DASCT_SKIP"  # set to 1 to skip dasct for one command, e.g. DASCT_SKIP=1 git commit
 # What the hooks run: dispatched without argparse, which alone costs ~4 ms per commit.
 HOOK_ARGV = (["check", "--staged"], ["check"])
+REFRESH_HOOK_ARGV = ["refresh", "--background"]
 
 
 # name -> (module, one-line help). The help is duplicated here so that `dasct --help`
@@ -45,6 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "why": ("dasct.commands.why", "which defects protect PATH:LINE, and through which commit"),
     "show": ("dasct.commands.show", "every commit linked to a defect and the lines it protects"),
     "index": ("dasct.commands.index", "build or update the protected-lines index"),
+    "refresh": ("dasct.commands.refresh", "bring the index to HEAD (--background: for git hooks)"),
     "install": ("dasct.commands.install", "install dasct's git hooks (chaining existing ones)"),
     "uninstall": ("dasct.commands.install", "remove dasct's git hooks"),
     "trigger": ("dasct.commands.trigger", "build and inspect trigger files for enhancements"),
@@ -92,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _guarded(
             lambda: check.main(rev=None, spec=None, fmt="text", strict=None), fail_open=True
         )
+    if argv == REFRESH_HOOK_ARGV:  # every post-checkout/merge/rewrite/commit: no argparse
+        from dasct.commands import refresh
+
+        return _guarded(lambda: refresh.main(background=True), fail_open=True)
     parser, module = _parser(argv)
     args = parser.parse_args(argv)
     if module is None:

@@ -24,14 +24,35 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import IO
 
-# Make every git invocation deterministic whatever the user's config says: no pager,
-# no external diff drivers or textconv, no colour, no localized messages, and the
-# diff algorithm blame itself uses (git blame ignores diff.algorithm).
+# Make every git invocation deterministic whatever the user's config says: the output
+# dasct parses (hunks, prefixes, paths, messages, blame) must not depend on it. No pager,
+# no external diff drivers or textconv (the diff options say so), no colour, no localized
+# messages, and the diff algorithm blame itself uses (git blame ignores diff.algorithm).
+# Each pin below was a real change of parsed output in tests/test_git_config.py or
+# changes output dasct reads according to git-config(1); diff.external is not pinned
+# (an empty value makes git fail) but every diff dasct runs passes --no-ext-diff.
 _BASE = (
     "git",
     "-c", "core.quotePath=false",
+    "-c", "core.bigFileThreshold=512m",  # a low one turns text files binary for -w diffs
     "-c", "color.ui=false",
+    "-c", "color.diff=false",
     "-c", "diff.algorithm=myers",
+    "-c", "diff.indentHeuristic=true",
+    "-c", "diff.interHunkContext=0",  # else -U0 hunks merge with context lines
+    "-c", "diff.noprefix=false",
+    "-c", "diff.mnemonicPrefix=false",
+    "-c", "diff.relative=false",
+    "-c", "diff.suppressBlankEmpty=false",
+    "-c", "diff.renames=true",
+    "-c", "diff.renameLimit=1000",
+    "-c", "diff.submodule=short",
+    "-c", "diff.ignoreSubmodules=none",
+    "-c", "diff.orderFile=/dev/null",
+    "-c", "blame.markIgnoredLines=false",
+    "-c", "blame.markUnblamableLines=false",
+    "-c", "i18n.logOutputEncoding=UTF-8",
+    "-c", "log.showRoot=true",  # else the root commit's diff is missing from git log -p
     "-c", "log.showSignature=false",
 )
 _PATH_VARS = (

@@ -5,7 +5,8 @@ at every HEAD, so this module replays history forward with exactly the rules bla
 applies (see docs/protected-lines.md):
 
 * a non-merge commit passes the lines its -w diff leaves unchanged to its parent and owns
-  the rest; whole-file renames are followed (blame follows them by default);
+  the rest; whole-file renames are followed (blame follows them by default), and an added
+  file is followed to a deleted one the way blame searches, per destination;
 * a merge first looks for a parent whose blob is identical (same path first, then through
   a rename) and takes that parent's lines whole; otherwise each parent in order takes the
   lines its -w diff leaves unchanged, and the merge owns what no parent explains;
@@ -225,7 +226,8 @@ class Builder:
             if len(commit.parents) <= 1:
                 section = mine.get(None) or next(iter(mine.values()), None)
                 files = section.files if section else []
-                self._linear(commit.sha, base, parents[0] if parents else None, files)
+                self._linear(commit.sha, base, parents[0] if parents else None, files,
+                             commit.parents[0] if commit.parents else None)
             else:
                 self._merge(commit, base, parents, mine)
             states[commit.sha] = base
@@ -268,11 +270,14 @@ class Builder:
         return sum(h.new_len for h in change.hunks)
 
     def _linear(
-        self, sha: str, state: State, parent: State | None, files: list[diff.FileChange]
+        self, sha: str, state: State, parent: State | None, files: list[diff.FileChange],
+        parent_sha: str | None = None,
     ) -> None:
         n = self.number(sha)
         reads: dict[str, Origins] = {}
         drops: list[str] = []
+        if parent_sha is not None:
+            files = self._own_renames(parent_sha, sha, files)
         for change in files:
             if change.is_gitlink:
                 if change.old_path and change.old_mode != diff.GITLINK_MODE:
@@ -295,6 +300,40 @@ class Builder:
                 drops.append(change.old_path)
             reads[change.new_path] = _apply(old, change.hunks, n, f"{sha}:{change.new_path}")
         self._write(sha, state, drops, reads)
+
+    def _own_renames(
+        self, parent: str, sha: str, files: list[diff.FileChange]
+    ) -> list[diff.FileChange]:
+        """files, with each added file that blame would follow to a source turned into
+        that rename.
+
+        `git log -M` pairs deleted and added files globally, each source once; blame
+        searches a source for each path on its own among the files the commit deleted, so
+        a file split in two is the source of both new files. For an added file, asking
+        git for renames with only that destination and the deleted files in the pathspec
+        is the same search. Only commits that both add and delete files pay for it.
+        """
+        sources = [c.old_path for c in files
+                   if c.status in ("D", "R") and c.old_path is not None and not c.is_gitlink]
+        added = [i for i, c in enumerate(files)
+                 if c.status == "A" and c.new_path is not None and not c.is_gitlink]
+        if not sources or not added:
+            return files
+        spec = [f":(literal){p}" for p in sources]
+        out = list(files)
+        for position in added:
+            change = out[position]
+            assert change.new_path is not None
+            found = git.run("diff", *diff.PATCH_OPTIONS, parent, sha, "--",
+                            f":(literal){change.new_path}", *spec, cwd=self.repo.root)
+            for section in diff.parse(found.splitlines(keepends=True), commits=False):
+                for candidate in section.files:
+                    if candidate.status == "R" and candidate.new_path == change.new_path:
+                        # A copy of the source, as far as this file is concerned: the
+                        # source's own pairing (and its removal) stays as git gave it.
+                        candidate.status = "C"
+                        out[position] = candidate
+        return out
 
     def _write(
         self, sha: str, state: State, drops: list[str], reads: dict[str, Origins]

@@ -1,8 +1,10 @@
 """`dasct install` / `dasct uninstall`: plain git hooks that call dasct.
 
-The hooks directory is git's own answer (`git rev-parse --git-path hooks`), so
-core.hooksPath is honoured. A hook already there is kept beside ours as
-`<name>.dasct-chained` and run first; uninstall puts it back.
+pre-commit runs the check; post-checkout, post-merge, post-rewrite and post-commit keep
+the index at HEAD in the background (dasct.refresh), and install builds it right away, so
+that no commit waits for a build. The hooks directory is git's own answer (`git rev-parse
+--git-path hooks`), so core.hooksPath is honoured. A hook already there is kept beside
+ours as `<name>.dasct-chained` and run first; uninstall puts it back.
 """
 
 from __future__ import annotations
@@ -16,19 +18,29 @@ from pathlib import Path
 from dasct import durable, git
 from dasct.errors import DasctError
 
-HOOKS = ("pre-commit",)
+# hook name -> the shim template under dasct/hooks/ (@HOOK@ becomes the hook's name)
+HOOKS = {
+    "pre-commit": "pre-commit",
+    "post-checkout": "refresh",
+    "post-merge": "refresh",
+    "post-rewrite": "refresh",
+    "post-commit": "refresh",
+}
 MARKER = "DASCT-SHIM"
 CHAINED = ".dasct-chained"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="print nothing on success")
+    if parser.prog.endswith("install") and not parser.prog.endswith("uninstall"):
+        parser.add_argument("--no-index", action="store_true",
+                            help="do not build the index now (the first commit will)")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "uninstall":
         return uninstall(quiet=args.quiet)
-    return install(quiet=args.quiet)
+    return install(quiet=args.quiet, build=not args.no_index)
 
 
 def hooks_dir(repo: git.Repo) -> Path:
@@ -45,14 +57,15 @@ def _ours(path: Path) -> bool:
         return False
 
 
-def install(*, quiet: bool) -> int:
-    """Write the shims, keeping any foreign hook as the chained one."""
+def install(*, quiet: bool, build: bool = True) -> int:
+    """Write the shims, keeping any foreign hook as the chained one; build the index."""
     repo = git.discover()
     directory = hooks_dir(repo)
     directory.mkdir(parents=True, exist_ok=True)
-    for name in HOOKS:
-        template = resources.files("dasct").joinpath("hooks", name).read_text()
-        text = template.replace("@PYTHON@", sys.executable.replace("'", "'\\''"))
+    for name, source in HOOKS.items():
+        template = resources.files("dasct").joinpath("hooks", source).read_text()
+        text = (template.replace("@PYTHON@", sys.executable.replace("'", "'\\''"))
+                .replace("@HOOK@", name))
         path = directory / name
         if path.exists() and not _ours(path):
             chained = directory / (name + CHAINED)
@@ -64,6 +77,11 @@ def install(*, quiet: bool) -> int:
         durable.atomic_write(path, text.encode(), mode=0o755)
         if not quiet:
             print(f"dasct: installed {path}")
+    if build and repo.head is not None:
+        # Now, with progress, rather than inside the first commit.
+        from dasct.commands import index
+
+        return index.main(rebuild=False, quiet=quiet, fmt="text")
     return 0
 
 

@@ -44,7 +44,8 @@ def hunk_of(repo: git.Repo, sha: str, path: str, line: int) -> str:
         (x[9:] for x in out.splitlines() if x.startswith("filename ")), path
     )
     patch = git.run(
-        "show", "--format=", "-U3", "-w", "--no-color", "--no-ext-diff", sha, "--", orig_path,
+        "show", "--format=", "-U3", "-w", "--no-color", "--no-ext-diff", "--no-textconv", sha,
+        "--", orig_path,
         cwd=repo.root,
     ).decode("utf-8", "replace")
     hunk: list[str] = []

@@ -1,0 +1,117 @@
+"""Keep the index at HEAD in the background, so that a commit never waits for a build.
+
+The post-checkout, post-merge, post-rewrite and post-commit shims call `dasct refresh
+--background`: it forks a detached, niced child and returns at once, so git never waits.
+The child takes a per-repository lock without waiting (a second refresh while one runs
+leaves at once: the running one re-reads HEAD when it is done and catches up), brings the
+index to HEAD, and repeats while HEAD keeps moving (a rebase moves it many times).
+
+A detached child has no terminal to print to. A failure is written as one line to
+`refresh.error` in dasct's state directory and printed once, by the next refresh shim
+(before it detaches) or `dasct refresh` in the foreground.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from dasct import git
+
+LOCK = "refresh.lock"
+ERROR = "refresh.error"
+NICE = 10
+# A rebase of many commits fires a hook per commit: stop after this many catch-up rounds
+# (each is an incremental update of the commits since the last round).
+MAX_ROUNDS = 50
+
+
+def _head(repo: git.Repo) -> str | None:
+    code, out = git.run_code("rev-parse", "--verify", "-q", "HEAD", cwd=repo.root)
+    return out.decode().strip() or None if code == 0 else None
+
+
+def update(repo: git.Repo) -> int:
+    """Bring the index to HEAD, and again while HEAD moved meanwhile; return the rounds."""
+    from dasct import index, settings
+
+    rounds = 0
+    done: str | None = None
+    while rounds < MAX_ROUNDS:
+        head = _head(repo)
+        if head is None or head == done:
+            break
+        index.snapshot_at(repo, settings.load(repo), head)
+        done = head
+        rounds += 1
+    return rounds
+
+
+def locked_update(repo: git.Repo, *, wait: bool) -> bool:
+    """The update under the repository's refresh lock; False when another refresh holds it
+    and wait is false (that one re-reads HEAD when it is done). A failure is recorded for
+    take_error, not raised."""
+    import fcntl
+
+    repo.state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(repo.state_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        try:
+            update(repo)
+            (repo.state_dir / ERROR).unlink(missing_ok=True)
+        except Exception as exc:
+            _record_error(repo.state_dir, exc)
+        return True
+    finally:
+        os.close(fd)
+
+
+def _record_error(state_dir: Path, exc: BaseException) -> None:
+    line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {type(exc).__name__}: {exc}"
+    try:
+        (state_dir / ERROR).write_text(line.replace("\n", " ") + "\n", encoding="utf-8")
+    except OSError:
+        pass
+
+
+def take_error(repo: git.Repo) -> str | None:
+    """The last background failure, once: reading it clears it."""
+    path = repo.state_dir / ERROR
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+        path.unlink()
+    except OSError:
+        return None
+    return text or None
+
+
+def in_background(repo: git.Repo) -> None:
+    """Fork a detached, niced child that runs the locked update; return at once."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    child = os.fork()
+    if child != 0:
+        os.waitpid(child, 0)  # the first child exits at once, leaving no zombie
+        return
+    # The child: a session of its own (a terminal's hang-up or Ctrl-C does not reach it),
+    # no inherited terminal, and git's per-command variables gone, since the git that
+    # ran the hook (and its temporary index) may be gone by the time this runs.
+    try:
+        os.setsid()
+        if os.fork() != 0:
+            os._exit(0)
+        os.nice(NICE)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.environ.pop("GIT_INDEX_FILE", None)
+        locked_update(repo, wait=False)
+    except BaseException:
+        pass
+    os._exit(0)

@@ -1,0 +1,81 @@
+"""One file split into several new files: each new file finds the old one as its source,
+as `git blame` does (a rename search per destination), not only the one file git's global
+`-M` pairing gives it to. Every line of every file is compared with `git blame -w`."""
+
+from __future__ import annotations
+
+import pytest
+
+from dasct import git, index, settings
+from gitrepo import GitRepo
+
+ORIGINAL = [f"    statement number {i} of the original file;" for i in range(120)]
+
+
+def _text(lines: list[str]) -> str:
+    return "".join(x + "\n" for x in lines)
+
+
+def _compare(repo: GitRepo, rebuild: bool) -> None:
+    r = git.discover(repo.path)
+    snap = index.snapshot_at(r, settings.load(r), r.head, rebuild=rebuild)
+    for path in repo.git("ls-files").splitlines():
+        got = [snap.sha(o) for o in snap.origins(path)]
+        assert got == repo.blame(path), f"{path} differs from git blame -w"
+
+
+def _split(repo: GitRepo, source: list[str], parts: int, *, edit: bool, keep: bool) -> None:
+    """Replace Big.java (holding source) by `parts` new files, each with most of its lines."""
+    size = len(source)
+    files: dict[str, str] = {}
+    for k in range(parts):
+        # Overlapping slices: each part holds more than half of the original's lines, so
+        # that each is similar enough to be a rename of it on its own.
+        start = k * (size // (2 * parts))
+        chunk = source[start : start + size * 6 // 10]
+        if edit:
+            chunk = [*chunk[:5], f"    // part {k} edited", *chunk[6:]]
+        files[f"src/Part{k}.java"] = _text(chunk)
+    if not keep:
+        repo.git("rm", "-q", "src/Big.java")
+    repo.commit("Split Big into parts", files)
+
+
+@pytest.mark.parametrize("parts", [2, 3])
+@pytest.mark.parametrize("edit", [False, True])
+@pytest.mark.parametrize("merge", [False, True])
+def test_a_file_split_into_new_files_keeps_its_origins(
+    repo: GitRepo, parts: int, edit: bool, merge: bool
+) -> None:
+    repo.commit("initial", {"src/Big.java": _text(ORIGINAL), "README": "x\n"})
+    fixed = list(ORIGINAL)
+    for i in (10, 50, 70, 90):
+        fixed[i] = fixed[i].replace("statement", "fixed statement")
+    repo.commit("Fix PROJ-1 in Big", {"src/Big.java": _text(fixed)})
+    if merge:
+        repo.git("checkout", "-q", "-b", "split")
+    _split(repo, fixed, parts, edit=edit, keep=False)
+    if merge:
+        repo.git("checkout", "-q", "main")
+        repo.commit("Unrelated work on main", {"README": "x\ny\n"})
+        repo.git("merge", "-q", "--no-ff", "-m", "Merge the split", "split")
+    _compare(repo, rebuild=True)
+    repo.commit("Later work", {"src/Part0.java": (repo.path / "src/Part0.java").read_text()
+                               + "    tail;\n"})
+    _compare(repo, rebuild=False)  # incremental, from the snapshot before
+
+
+def test_a_split_that_keeps_the_original_file(repo: GitRepo) -> None:
+    # Without -C, blame does not look for sources among files that stay: the new files'
+    # lines are the split commit's own, and the index agrees.
+    repo.commit("initial", {"src/Big.java": _text(ORIGINAL)})
+    _split(repo, ORIGINAL, 2, edit=False, keep=True)
+    _compare(repo, rebuild=True)
+
+
+def test_split_with_pathspec_characters_in_names(repo: GitRepo) -> None:
+    repo.commit("initial", {"src/[Big]*.java": _text(ORIGINAL)})
+    repo.git("rm", "-q", "src/[Big]*.java")
+    repo.commit("Split", {"src/a*.java": _text(ORIGINAL[:80]),
+                          "src/b?.java": _text(ORIGINAL[30:])})
+    _compare(repo, rebuild=True)
