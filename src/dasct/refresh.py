@@ -73,7 +73,9 @@ def locked_update(repo: git.Repo, *, wait: bool) -> bool:
 
 
 def _record_error(state_dir: Path, exc: BaseException) -> None:
-    line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {type(exc).__name__}: {exc}"
+    from dasct.redact import redact  # a sink like any other (docs/security.md)
+
+    line = redact(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {type(exc).__name__}: {exc}")
     try:
         (state_dir / ERROR).write_text(line.replace("\n", " ") + "\n", encoding="utf-8")
     except OSError:
