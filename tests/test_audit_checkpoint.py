@@ -374,3 +374,95 @@ def test_verify_lists_configured_environments_and_those_with_state(
     (tmp_path / ".dasct.toml").write_text("[environments.qa]\n")
     code, out = _verify(capsys)
     assert code == 0 and out.startswith("qa: no audit log yet") and "production" not in out
+
+
+def _rechained(rows: list[bytes]) -> list[bytes]:
+    """The strongest attacker without the key: every record re-numbered and re-hashed."""
+    out, prev = [], audit.GENESIS
+    for seq, row in enumerate(rows, start=1):
+        record = {**json.loads(row), "seq": seq, "prev": prev}
+        record["hash"] = audit.record_hash(record)
+        prev = record["hash"]
+        out.append(json.dumps(record, sort_keys=True, separators=(",", ":")).encode() + b"\n")
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_any_rewrite_of_a_signed_prefix_is_caught_even_with_a_consistent_chain(
+        data: st.DataObject) -> None:
+    import os
+    import tempfile
+
+    os.environ["DASCT_AUDIT_KEY"] = HMAC_SECRET
+    try:
+        with tempfile.TemporaryDirectory() as where:
+            state = Path(where)
+            signed_log(state, 6, anchor())
+            original = (state / audit.LOG).read_bytes().splitlines(keepends=True)
+            rows = list(original)
+            for _ in range(data.draw(st.integers(1, 3))):
+                action = data.draw(st.sampled_from(["edit", "delete", "swap", "truncate",
+                                                    "duplicate", "append"]))
+                i = data.draw(st.integers(0, max(len(rows) - 1, 0)))
+                if action == "edit" and rows:
+                    record = json.loads(rows[i])
+                    record["fields"]["step"] = data.draw(st.integers(-5, 50))
+                    rows[i] = json.dumps(record).encode() + b"\n"
+                elif action == "delete" and rows:
+                    del rows[i]
+                elif action == "swap" and rows:
+                    j = data.draw(st.integers(0, len(rows) - 1))
+                    rows[i], rows[j] = rows[j], rows[i]
+                elif action == "truncate":
+                    rows = rows[:i]
+                elif action == "duplicate" and rows:
+                    rows.insert(i, rows[data.draw(st.integers(0, len(rows) - 1))])
+                elif action == "append":
+                    rows.append(original[0])
+            rows = _rechained(rows)
+            (state / audit.LOG).write_bytes(b"".join(rows))
+            if rows:
+                last = json.loads(rows[-1])
+                (state / audit.HEAD).write_text(json.dumps({"seq": last["seq"],
+                                                            "hash": last["hash"]}))
+            else:
+                (state / audit.HEAD).unlink()
+            assert audit.verify(state) == []  # the chain alone cannot tell
+            problems, _ = checkpoint.check(state, anchor())
+            if rows[:6] == original:
+                assert problems == []  # records after the checkpoint: the head's to guard
+            else:
+                assert len(problems) == 1, problems
+    finally:
+        del os.environ["DASCT_AUDIT_KEY"]
+
+
+def test_a_failed_run_and_a_decision_outside_a_run_are_signed_too(
+        tmp_path: Path, key: str) -> None:
+    env = _repo(tmp_path)
+    _deploy(env, "E-1")
+    (env.state_dir / engine.NEEDS_ATTENTION).write_text(
+        json.dumps({"trigger": "E-1", "problems": ["hand-made"]}))
+    with pytest.raises(engine.EngineError, match="needs attention"):
+        engine.run(env, now=NOW, write=lambda _: None)
+    events = [r["event"] for r in audit.records(env.state_dir)]
+    assert events[-1] == "refused"
+    assert checkpoint.check(env.state_dir, env.anchor or anchor())[1] == (
+        f"signed checkpoint covers {len(events)} of {len(events)} record(s)")
+    assert engine.resolve(env, note="checked by hand", write=lambda _: None)
+    assert audit.records(env.state_dir)[-1]["event"] == "resolved"
+    assert checkpoint.check(env.state_dir, env.anchor or anchor())[1] == (
+        f"signed checkpoint covers {len(events) + 1} of {len(events) + 1} record(s)")
+
+
+def test_a_malformed_key_is_one_line_naming_where_it_came_from(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DASCT_AUDIT_KEY", "PRIVATE+KEY+name+00000000+AQ==")
+    AuditLog(tmp_path).append("migrate.step")
+    with pytest.raises(AuditError, match=r"^\$DASCT_AUDIT_KEY: signer key name: not an Ed25519"):
+        checkpoint.sign_log(tmp_path, anchor(), first_ok=True)
+    monkeypatch.delenv("DASCT_AUDIT_KEY")
+    bad = Anchor(origin="", key_env="DASCT_AUDIT_KEY", public_keys=("not-a-key",))
+    assert checkpoint.check(tmp_path, bad)[0] == [
+        "[audit] checkpoint_public_keys[0]: not a verifier key (want ...+...+...)"]

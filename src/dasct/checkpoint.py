@@ -120,13 +120,21 @@ class Anchor:
         value = os.environ.get(self.key_env, "").strip() if self.key_env else ""
         if not value:
             return None
-        if value.startswith("PRIVATE+KEY+"):
-            return note.ed25519_signer(value)
-        return note.hmac_key(HMAC_NAME, value.encode())
+        try:
+            if value.startswith("PRIVATE+KEY+"):
+                return note.ed25519_signer(value)
+            return note.hmac_key(HMAC_NAME, value.encode())
+        except note.NoteError as exc:
+            raise note.NoteError(f"${self.key_env}: {exc}") from None
 
     def verifiers(self) -> list[note.Key]:
         """Every key a checkpoint may be signed by: the signing key and the public keys."""
-        keys = [note.ed25519_verifier(k) for k in self.public_keys]
+        keys = []
+        for i, text in enumerate(self.public_keys):
+            try:
+                keys.append(note.ed25519_verifier(text))
+            except note.NoteError as exc:
+                raise note.NoteError(f"[audit] checkpoint_public_keys[{i}]: {exc}") from None
         signer = self.signer()
         return [*keys, signer] if signer is not None else keys
 
@@ -175,7 +183,7 @@ def check(state_dir: Path, a: Anchor) -> tuple[list[str], str]:
     try:
         keys = a.verifiers()
     except note.NoteError as exc:
-        return [f"checkpoint key: {exc}"], ""
+        return [str(exc)], ""
     places = _places(state_dir, a)
     if not keys:
         return [], (f"no checkpoint key (${a.key_env} unset, no public key configured): the "
@@ -234,7 +242,7 @@ def sign_log(state_dir: Path, a: Anchor, *, first_ok: bool) -> Checkpoint | None
         signer = a.signer()
         keys = a.verifiers()
     except note.NoteError as exc:
-        raise AuditError(f"${a.key_env}: {exc}") from None
+        raise AuditError(str(exc)) from None
     if signer is None:
         return None
     state_dir = Path(state_dir)

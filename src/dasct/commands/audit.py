@@ -147,7 +147,8 @@ def keygen(*, name: str, out: Path) -> int:
         raise DasctError(f"{out}: exists; not overwriting a key") from None
     with os.fdopen(fd, "w") as f:
         f.write(skey + "\n")
-    print(f"signing key written to {out}; give it to the runs as $DASCT_AUDIT_KEY")
+    print(f"signing key written to {out}; give it to the runs in the variable "
+          "[audit] checkpoint_key_env names (default DASCT_AUDIT_KEY)")
     print("verifier key, for [tool.dasct.audit] (or .dasct.toml [audit]):")
     print(f"checkpoint_public_keys = [{json.dumps(vkey)}]")
     return 0
