@@ -92,11 +92,6 @@ def roots(leaves: list[bytes], sizes: set[int]) -> dict[int, bytes]:
     return out
 
 
-def tree_hash(leaves: list[bytes]) -> bytes:
-    """The RFC 6962 Merkle tree hash of all leaves."""
-    return roots(leaves, {len(leaves)})[len(leaves)]
-
-
 def log_leaves(state_dir: Path) -> list[bytes]:
     """Every complete line of the audit log (a torn tail is not a record yet)."""
     try:
