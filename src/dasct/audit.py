@@ -4,8 +4,9 @@
 event, fields, prev (the previous record's hash) and hash (sha256 over the canonical
 JSON of the rest). The chain head (seq and hash of the last record) is anchored in a
 second file, `audit.head`, replaced atomically after each append, so that deleting the
-tail of the log is detected too. This is tamper-evident against edits of the log alone;
-someone who can rewrite both files and recompute every hash is out of its reach.
+tail of the log is detected too. That is tamper-evident against edits of the log alone;
+against someone who can rewrite both files and recompute every hash, dasct.checkpoint
+signs checkpoints with a key they do not have.
 
 Records are appended and the head replaced through dasct.durable, like every file dasct
 must not lose.
@@ -126,7 +127,8 @@ def _last_line(path: Path) -> tuple[bytes | None, int]:
 
 
 @contextmanager
-def _locked(state_dir: Path) -> Iterator[None]:
+def locked(state_dir: Path) -> Iterator[None]:
+    """Hold the audit lock of state_dir: appends and checkpoints are serialized on it."""
     import fcntl
 
     with (state_dir / LOCK).open("a") as f:
@@ -143,6 +145,7 @@ class AuditLog:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = Path(state_dir)
         self.path = self.state_dir / LOG
+        self.started = False  # this object wrote the log's first record (dasct.checkpoint)
 
     def append(self, event: str, **fields: Any) -> dict[str, Any]:
         """Append one record (fsynced, head re-anchored) and return it.
@@ -153,7 +156,7 @@ class AuditLog:
         if not _EVENT.fullmatch(event):
             raise AuditError(f"not an audit event name: {event!r}")
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        with _locked(self.state_dir):
+        with locked(self.state_dir):
             seq, prev = self._tail()
             record: dict[str, Any] = {
                 "seq": seq + 1,
@@ -167,6 +170,7 @@ class AuditLog:
             append_line(self.path, _canonical(record) + b"\n")
             if seq == 0:
                 fsync_dir(self.state_dir)
+                self.started = True
             _write_head(self.state_dir, record["seq"], record["hash"])
         return record
 

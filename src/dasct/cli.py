@@ -51,7 +51,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "uninstall": ("dasct.commands.install", "remove dasct's git hooks"),
     "trigger": ("dasct.commands.trigger", "build and inspect trigger files for enhancements"),
     "migrate": ("dasct.commands.migrate", "apply due triggers to an environment, revert, resolve"),
-    "audit": ("dasct.commands.audit", "verify the tamper-evident audit log"),
+    "audit": ("dasct.commands.audit", "verify the audit log and its signed checkpoints"),
     "demo": ("dasct.commands.demo", "build a sample repository and show dasct at work"),
 }
 

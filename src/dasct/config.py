@@ -131,6 +131,15 @@ class SecurityConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    """How the audit log is anchored by signed checkpoints (docs/audit-and-notifications.md)."""
+
+    checkpoint_key_env: str = "DASCT_AUDIT_KEY"  # Ed25519 signer key or HMAC secret; never stored
+    checkpoint_public_keys: tuple[str, ...] = ()  # Ed25519 verifier keys name+id+base64
+    checkpoint_copy: str = ""  # a directory outside the state directory for a second copy
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; `source` names the file it came from (or 'defaults')."""
 
@@ -140,6 +149,7 @@ class Config:
     environments: dict[str, EnvironmentConfig] = field(default_factory=_default_environments)
     migrate: MigrateConfig = field(default_factory=MigrateConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     source: str = "defaults"
 
 

@@ -33,7 +33,7 @@ URL_MASK = "***"
 MIN_SECRET = 8  # shorter values are too likely to occur by chance to be worth replacing
 # The credential variables dasct (or a library it drives) reads whatever their names look
 # like; the tracker and SMTP integrations add theirs here.
-KNOWN_VARS: tuple[str, ...] = ("DASCT_TRIGGER_KEY", "PGPASSWORD")
+KNOWN_VARS: tuple[str, ...] = ("DASCT_TRIGGER_KEY", "DASCT_AUDIT_KEY", "PGPASSWORD")
 # Environment variable names whose values are secrets: tokens, passwords, keys... "KEY"
 # only as a word of the name (DASCT_TRIGGER_KEY, AWS_ACCESS_KEY_ID), not inside one
 # (PIP_KEYRING_PROVIDER, HOTKEY), whose values are ordinary words redaction would mangle.
@@ -56,7 +56,8 @@ _URL_PASSWORD = re.compile(
 class _Policy:
     """What the configuration adds to the registry (see configure)."""
 
-    signing: frozenset[str] = frozenset({"DASCT_TRIGGER_KEY"})  # never reach a child
+    # Keys that never reach a child, whatever pass_env says: triggers', the audit anchor's.
+    signing: frozenset[str] = frozenset({"DASCT_TRIGGER_KEY", "DASCT_AUDIT_KEY"})
     globs: tuple[str, ...] = ()  # [security] secret_env
     passed: frozenset[str] = frozenset()  # [security] pass_env
     values: frozenset[str] = frozenset()  # passwords of configured database URLs
@@ -70,7 +71,8 @@ def configure(cfg: Config) -> None:
     """Make the secrets a configuration names known to every sink of this process.
 
     Called wherever an environment is resolved (dasct.migrate.environment): the signing-key
-    variable, `[security] secret_env` and `pass_env`, and the database URLs' passwords.
+    variables (triggers, audit checkpoints), `[security] secret_env` and `pass_env`, and the
+    database URLs' passwords.
     """
     from urllib.parse import unquote
 
@@ -79,7 +81,8 @@ def configure(cfg: Config) -> None:
         password = url_password(env.database)
         if password:
             values.update({password, unquote(password)})
-    _policy.signing = frozenset({"DASCT_TRIGGER_KEY", cfg.migrate.signing_key_env})
+    _policy.signing = frozenset({"DASCT_TRIGGER_KEY", cfg.migrate.signing_key_env,
+                                 "DASCT_AUDIT_KEY", cfg.audit.checkpoint_key_env})
     _policy.globs = tuple(cfg.security.secret_env)
     _policy.passed = frozenset(cfg.security.pass_env)
     _policy.values = frozenset(values)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from dasct import durable, redact
+from dasct.errors import DasctError
 from dasct.migrate import archive, inventory, journal, lock, retention, steps, windows
 from dasct.migrate import trigger as trig
 from dasct.migrate.archive import ArchiveError
@@ -106,7 +107,7 @@ class Session:
         self.write = write
         self.lease = lease
         self.report = Reporter(env.state_dir, environment=env.name,
-                               recipients=env.config.recipients)
+                               recipients=env.config.recipients, anchor=env.anchor)
         self._db: Database | None = None
 
     @property
@@ -404,6 +405,14 @@ def session(env: Environment, write: Write) -> Iterator[Session]:
     ctx = Session(env, write, lease)
     try:
         yield ctx
+    except BaseException:
+        # The run's own error is what the caller must see; a log that cannot be anchored
+        # now is refused again by the next checkpoint and reported by `audit verify`.
+        with suppress(DasctError, OSError):
+            ctx.report.checkpoint()
+        raise
+    else:
+        ctx.report.checkpoint()
     finally:
         ctx.close()
         # Release the newest lease: the run renews it between steps.
@@ -412,7 +421,9 @@ def session(env: Environment, write: Write) -> Iterator[Session]:
 
 def _audit(env: Environment, event: str, **fields: Any) -> None:
     # A decision taken outside a run (lock broken, escalation resolved): audited, not notified.
-    Reporter(env.state_dir, environment=env.name, recipients=()).audit(event, **fields)
+    report = Reporter(env.state_dir, environment=env.name, recipients=(), anchor=env.anchor)
+    report.audit(event, **fields)
+    report.checkpoint()
 
 
 def run(env: Environment, *, now: datetime | None = None, ignore_window: bool = False,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dasct import redact
+from dasct.checkpoint import Anchor, anchor
 from dasct.config import Config, EnvironmentConfig
 from dasct.errors import DasctError
 
@@ -35,6 +36,7 @@ class Environment:
     system: str
     key: bytes | None
     require_signature: bool
+    anchor: Anchor | None = None  # how its audit log is checkpointed (dasct.checkpoint)
 
 
 def signing_key(cfg: Config) -> bytes | None:
@@ -77,4 +79,5 @@ def environment(cfg: Config, name: str, repo_root: Path) -> Environment:
         staging=path(env.staging, repo_root / ".dasct" / "staging"),
         config=env, system=cfg.migrate.system, key=signing_key(cfg),
         require_signature=cfg.migrate.require_signature,
+        anchor=anchor(cfg.audit, name, repo_root),
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dasct import notify
+from dasct import checkpoint, notify
 from dasct.audit import AuditLog
 from dasct.migrate import inventory
 from dasct.migrate import trigger as trig
@@ -21,18 +21,25 @@ class Reporter:
     """The audit log and the notifications of one run against one environment."""
 
     def __init__(self, state_dir: Path, *, environment: str, recipients: tuple[str, ...],
-                 transport: notify.Transport | None = None) -> None:
+                 transport: notify.Transport | None = None,
+                 anchor: checkpoint.Anchor | None = None) -> None:
         self.state_dir = state_dir
         self.environment = environment
         self.recipients = tuple(recipients)
         self.log = AuditLog(state_dir)
         self.transport = transport
+        self.anchor = anchor
         self.outbox = notify.Outbox(state_dir)
         self.sent: list[notify.Notification] = []
 
     def audit(self, event: str, **fields: Any) -> None:
         """Append one record to the audit log, naming the environment."""
         self.log.append(event, environment=self.environment, **fields)
+
+    def checkpoint(self) -> None:
+        """Sign a checkpoint of the audit log as it is now, when a key is configured."""
+        if self.anchor is not None:
+            checkpoint.sign_log(self.state_dir, self.anchor, first_ok=self.log.started)
 
     def _send(self, kind: str, subject: str, body: str, **data: Any) -> None:
         note = notify.Notification(kind=kind, subject=subject, body=body,
