@@ -1,4 +1,4 @@
-"""Allowed and freeze windows.
+"""Allowed and freeze windows, and the engine's clock rule.
 
 A window is `HH:MM-HH:MM` (it may cross midnight, `24:00` only ends a day), optionally
 preceded by days: `Mon-Fri 23:00-05:00`, `Sat,Sun 00:00-24:00` (a window that crosses
@@ -15,6 +15,8 @@ in any zone; both ends carry an offset or neither does.
 
 Every spec is parsed at configuration load (config.py calls `parse_window` and
 `parse_freeze` per entry), so a bad one is refused before any trigger is due.
+
+The clock rule for `--at` (`instant`): an ISO 8601 time, UTC unless it carries an offset.
 """
 
 from __future__ import annotations
@@ -186,6 +188,17 @@ def zone(name: str) -> ZoneInfo:
     except (ZoneInfoNotFoundError, ValueError, OSError):
         # OSError: a name that is a directory of the zone database, or too long a path.
         raise ValueError(f"unknown time zone {show(name)}") from None
+
+
+def instant(text: str) -> datetime:
+    """The clock rule of `--at`: an ISO 8601 time, UTC unless it carries an offset."""
+    when = moment(text)
+    if when.tzinfo is None:
+        return when.replace(tzinfo=timezone.utc)
+    try:
+        return when.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(f"bad time {show(text)}: out of range in UTC") from None
 
 
 def check(now: datetime, *, windows: tuple[str, ...], freeze: tuple[str, ...],
