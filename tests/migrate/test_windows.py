@@ -168,6 +168,12 @@ def test_good_windows_parse(spec: str) -> None:
     assert windows.parse_window(spec).days
 
 
+def test_a_bad_spec_built_by_hand_names_itself() -> None:
+    with pytest.raises(ConfigError, match=r"^freeze '2027-01-02\.\.2026-12-20': .* ends before"):
+        windows.check(at("2026-11-23T00:00"), windows=(), freeze=("2027-01-02..2026-12-20",),
+                      timezone="UTC")
+
+
 def test_unknown_time_zone() -> None:
     with pytest.raises(ConfigError, match="time zone"):
         windows.check(at("2026-11-23T00:00"), windows=(), freeze=(), timezone="Mars/Olympus")

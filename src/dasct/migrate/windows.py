@@ -22,13 +22,16 @@ The clock rule for `--at` (`instant`): an ISO 8601 time, UTC unless it carries a
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dasct.config import show
 from dasct.errors import ConfigError
 
+T = TypeVar("T")
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _FULL = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _DAILY = re.compile(
@@ -201,6 +204,13 @@ def instant(text: str) -> datetime:
         raise ValueError(f"bad time {show(text)}: out of range in UTC") from None
 
 
+def _parsed(parser: Callable[[str], T], kind: str, spec: str) -> T:
+    try:
+        return parser(spec)
+    except ValueError as exc:
+        raise ConfigError(f"{kind} {show(spec)}: {exc}") from None
+
+
 def check(now: datetime, *, windows: tuple[str, ...], freeze: tuple[str, ...],
           timezone: str) -> Decision:
     """Decide whether `now` (an aware datetime) is inside an allowed window and no freeze.
@@ -209,10 +219,10 @@ def check(now: datetime, *, windows: tuple[str, ...], freeze: tuple[str, ...],
     """
     try:
         tz = zone(timezone)
-        frozen = [(spec, parse_freeze(spec)) for spec in freeze]
-        allowed = [(spec, parse_window(spec)) for spec in windows]
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    frozen = [(spec, _parsed(parse_freeze, "freeze", spec)) for spec in freeze]
+    allowed = [(spec, _parsed(parse_window, "window", spec)) for spec in windows]
     local = now.astimezone(tz)
     stamp = local.strftime("%a %Y-%m-%d %H:%M %Z")
     for spec, f in frozen:
