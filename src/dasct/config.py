@@ -1,18 +1,27 @@
 """Configuration: one `[tool.dasct]` table in pyproject.toml, or `.dasct.toml` (it wins).
 
 Each section is a frozen dataclass; the loader derives validation from the dataclass
-fields, so adding a setting is adding a field with its default. Unknown keys and wrong
-types are ConfigError naming the file and the dotted key.
+fields, so adding a setting is adding a field with its default. Every value is checked
+by its field's type and by the generic rules below; a setting whose type is not enough
+declares its validator beside it (`metadata=checked(fn)`, `fn` raises ValueError saying
+what is wrong; a table of named sections may declare `check_key` for the names). A bad
+file, key or value is one ConfigError line: `FILE: `key`: what is wrong`.
+
+Generic rules: no string contains NUL, no string in a list is empty, integers are
+0..2**31-1 and floats finite and >= 0 (every number here is a count or a duration).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import sys
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +31,94 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
+
+Check = Callable[[Any], None]  # raises ValueError naming what is wrong with one value
+_INT_MAX = 2**31 - 1
+
+
+def checked(check: Check) -> dict[str, Check]:
+    """Field metadata declaring a setting's validator (for each item of a list)."""
+    return {"check": check}
+
+
+def show(value: object, limit: int = 60) -> str:
+    """value for a one-line message: quoted, escaped, and cut at limit characters."""
+    text = repr(value)  # repr escapes newlines and every other unprintable character
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _matching(pattern: str, what: str) -> Check:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> None:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"{show(value)} is not {what}")
+
+    return check
+
+
+def _between(low: int, high: int) -> Check:
+    def check(value: int) -> None:
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}, not {value}")
+
+    return check
+
+
+def _non_empty(value: str) -> None:
+    if not value.strip():
+        raise ValueError("must not be empty")
+
+
+def _time_zone(value: str) -> None:
+    from dasct.migrate import windows  # only when a zone is configured: off the hook path
+
+    windows.zone(value)
+
+
+def _window(value: str) -> None:
+    from dasct.migrate import windows
+
+    windows.parse_window(value)
+
+
+def _freeze(value: str) -> None:
+    from dasct.migrate import windows
+
+    windows.parse_freeze(value)
+
+
+def _command(value: str) -> None:
+    import shlex
+
+    try:
+        argv = shlex.split(value)
+    except ValueError as exc:  # an unclosed quote
+        raise ValueError(f"{show(value)} is not a command: {exc}") from None
+    if not argv:
+        raise ValueError(f"{show(value)} is not a command")
+
+
+def _environment_name(value: str) -> None:
+    # The name travels in trigger files and directory names: the trigger format's rule.
+    from dasct.migrate.trigger import ENV_PATTERN
+
+    if not ENV_PATTERN.fullmatch(value):
+        raise ValueError(f"{show(value)} is not an environment name "
+                         f"({ENV_PATTERN.pattern})")
+
+
+def _system_name(value: str) -> None:
+    from dasct.migrate.trigger import NAME_PATTERN
+
+    if not NAME_PATTERN.fullmatch(value):
+        raise ValueError(f"{show(value)} is not a system name ({NAME_PATTERN.pattern})")
+
+
+_jira_project = _matching(r"[A-Z][A-Z0-9_]+", "a Jira project key ([A-Z][A-Z0-9_]+, e.g. PROJ)")
+_recipient = _matching(r"[^\s\x00-\x1f\x7f]+", "a recipient (no spaces or control characters)")
+_env_var = _matching(r"[A-Za-z_][A-Za-z0-9_]*", "an environment variable name")
+_day_count = _between(0, 36500)  # days: at most a century
 
 # Words shaped like Jira keys that are not defects: encodings, hashes, standards.
 _NOT_JIRA = (
@@ -49,7 +146,8 @@ class DefectsConfig:
     """How a commit message names the defects it fixes."""
 
     patterns: tuple[str, ...] = ()  # replace the generic Jira-style default when set
-    jira_projects: tuple[str, ...] = ()  # sugar for \bPROJ-\d+\b; also replaces the default
+    # sugar for \bPROJ-\d+\b; also replaces the default
+    jira_projects: tuple[str, ...] = field(default=(), metadata=checked(_jira_project))
     github: bool = True  # GitHub closing keywords (fixes #12)
 
     def pattern_strings(self) -> tuple[str, ...]:
@@ -94,14 +192,17 @@ class EnvironmentConfig:
     database: str = ""  # sqlite:///path or postgresql://...; default .dasct/env/<name>/db.sqlite
     state_dir: str = ""  # lock, journal, archives, audit log; default .dasct/env/<name>/state
     staging: str = ""  # where trigger files and their payloads wait; default .dasct/staging
-    timezone: str = "UTC"
-    windows: tuple[str, ...] = ()  # allowed windows, e.g. "23:00-05:00"; empty: any time
-    freeze: tuple[str, ...] = ()  # freeze windows; a freeze wins over a window
-    verify: tuple[str, ...] = ()  # shell-free commands (split with shlex) run after files
-    recipients: tuple[str, ...] = ()
+    timezone: str = field(default="UTC", metadata=checked(_time_zone))
+    # allowed windows, e.g. "23:00-05:00"; empty: any time (syntax: migrate/windows.py)
+    windows: tuple[str, ...] = field(default=(), metadata=checked(_window))
+    # freeze windows and date ranges; a freeze wins over a window
+    freeze: tuple[str, ...] = field(default=(), metadata=checked(_freeze))
+    # shell-free commands (split with shlex) run after files
+    verify: tuple[str, ...] = field(default=(), metadata=checked(_command))
+    recipients: tuple[str, ...] = field(default=(), metadata=checked(_recipient))
     retention_count: int = 5
-    retention_days: int = 30
-    warranty_days: int = 30
+    retention_days: int = field(default=30, metadata=checked(_day_count))
+    warranty_days: int = field(default=30, metadata=checked(_day_count))
 
 
 def _default_environments() -> dict[str, EnvironmentConfig]:
@@ -112,12 +213,17 @@ def _default_environments() -> dict[str, EnvironmentConfig]:
 class MigrateConfig:
     """How enhancements become trigger files."""
 
-    system: str = "app"  # the target system's name written into triggers
-    sql_dir: str = "db"  # Sqitch-style: deploy/NAME.sql, revert/NAME.sql, verify/NAME.sql
-    commands_file: str = "deploy/commands.toml"  # [[restart]] and [[health]] commands
-    signing_key_env: str = "DASCT_TRIGGER_KEY"  # HMAC-SHA256 key; never stored anywhere
+    # the target system's name written into triggers
+    system: str = field(default="app", metadata=checked(_system_name))
+    # Sqitch-style: deploy/NAME.sql, revert/NAME.sql, verify/NAME.sql; "" for no SQL
+    sql_dir: str = "db"
+    # [[restart]] and [[health]] commands
+    commands_file: str = field(default="deploy/commands.toml", metadata=checked(_non_empty))
+    # HMAC-SHA256 key; never stored anywhere
+    signing_key_env: str = field(default="DASCT_TRIGGER_KEY", metadata=checked(_env_var))
     require_signature: bool = False
-    expiry_hours: int = 72  # a trigger not run by then is reported, not run
+    # a trigger not run by then is reported, not run (at most ten years)
+    expiry_hours: int = field(default=72, metadata=checked(_between(1, 87600)))
 
 
 @dataclass(frozen=True)
@@ -146,7 +252,8 @@ class Config:
     defects: DefectsConfig = field(default_factory=DefectsConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     check: CheckConfig = field(default_factory=CheckConfig)
-    environments: dict[str, EnvironmentConfig] = field(default_factory=_default_environments)
+    environments: dict[str, EnvironmentConfig] = field(
+        default_factory=_default_environments, metadata={"check_key": _environment_name})
     migrate: MigrateConfig = field(default_factory=MigrateConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
@@ -154,47 +261,102 @@ class Config:
 
 
 _SKIP = {"source"}
+_TOML_TYPES: dict[type, str] = {
+    bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "a list",
+    dict: "a table", datetime: "a date-time", date: "a date", time: "a time",
+}
 
 
-def _convert(value: Any, hint: Any, where: str, key: str) -> Any:
+def _kind(value: object) -> str:
+    return _TOML_TYPES.get(type(value), type(value).__name__)
+
+
+def dotted(prefix: str, name: str) -> str:
+    """The key `name` under `prefix` as TOML writes it (quoted when it is not bare)."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        escaped = name.encode("unicode_escape").decode("ascii").replace('"', '\\"')
+        name = f'"{escaped}"'
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _fail(where: str, key: str, problem: str) -> ConfigError:
+    return ConfigError(f"{where}: `{key}` {problem}")
+
+
+def _validate(value: Any, check: Check | None, where: str, key: str) -> None:
+    if check is None:
+        return
+    try:
+        check(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: `{key}`: {exc}") from None
+
+
+def _scalar(value: Any, hint: Any, where: str, key: str, check: Check | None) -> Any:
+    expected: dict[object, type | tuple[type, ...]] = {
+        bool: bool, int: int, float: (int, float), str: str
+    }
+    wanted = expected.get(hint)
+    if wanted is None:
+        raise _fail(where, key, "has an unsupported type")  # pragma: no cover
+    if isinstance(value, bool) is not (hint is bool) or not isinstance(value, wanted):
+        raise _fail(where, key, f"must be {_TOML_TYPES[hint]}, not {_kind(value)}")
+    if isinstance(value, int) and hint is float:
+        value = float(value)
+    _validate(value, check, where, key)  # first: a field's own bounds say more
+    if isinstance(value, str) and "\x00" in value:
+        raise _fail(where, key, "contains a NUL character")
+    if isinstance(value, int) and hint is int and not 0 <= value <= _INT_MAX:
+        raise _fail(where, key, f"must be between 0 and {_INT_MAX}, not {value}")
+    if isinstance(value, float) and not (math.isfinite(value) and value >= 0):
+        raise _fail(where, key, f"must be a finite number >= 0, not {value}")
+    return value
+
+
+def _convert(value: Any, hint: Any, where: str, key: str, meta: Any = None) -> Any:
+    """Check value against the field type hint and its metadata; key is its dotted name."""
+    meta = meta or {}
     origin = typing.get_origin(hint)
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: `{key}` must be a table")
+            raise _fail(where, key, f"must be a table, not {_kind(value)}")
         return _build(hint, value, where, key)
     if origin is tuple:
         item = typing.get_args(hint)[0]
         if not isinstance(value, list):
-            raise ConfigError(f"{where}: `{key}` must be a list")
-        return tuple(_convert(v, item, where, f"{key}[{i}]") for i, v in enumerate(value))
+            raise _fail(where, key, f"must be a list, not {_kind(value)}")
+        items = []
+        for i, v in enumerate(value):
+            at = f"{key}[{i}]"
+            if v == "":
+                raise _fail(where, at, "must not be empty")
+            items.append(_convert(v, item, where, at, meta))
+        return tuple(items)
     if origin is dict:
         _, item = typing.get_args(hint)
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: `{key}` must be a table")
-        return {k: _convert(v, item, where, f"{key}.{k}") for k, v in value.items()}
+            raise _fail(where, key, f"must be a table, not {_kind(value)}")
+        out = {}
+        for k, v in value.items():
+            at = dotted(key, k)
+            _validate(k, meta.get("check_key"), where, at)
+            out[k] = _convert(v, item, where, at)
+        return out
     if origin is typing.Union or origin is types.UnionType:
         args = [a for a in typing.get_args(hint) if a is not type(None)]
-        return _convert(value, args[0], where, key)
-    scalars: dict[object, type | tuple[type, ...]] = {
-        bool: bool, int: int, float: (int, float), str: str
-    }
-    expected = scalars.get(hint)
-    if expected is None:
-        raise ConfigError(f"{where}: `{key}` has an unsupported type")  # pragma: no cover
-    if (hint is int and isinstance(value, bool)) or not isinstance(value, expected):
-        raise ConfigError(f"{where}: `{key}` must be {hint.__name__}, not {type(value).__name__}")
-    return value
+        return _convert(value, args[0], where, key, meta)
+    return _scalar(value, hint, where, key, meta.get("check"))
 
 
 def _build(cls: Any, data: dict[str, Any], where: str, prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)} - _SKIP
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in _SKIP}
     kwargs = {}
     for key, value in data.items():
-        dotted = f"{prefix}.{key}" if prefix else key
-        if key not in names:
-            raise ConfigError(f"{where}: unknown key `{dotted}`")
-        kwargs[key] = _convert(value, hints[key], where, dotted)
+        at = dotted(prefix, key)
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown key `{at}`")
+        kwargs[key] = _convert(value, hints[key], where, at, fields[key].metadata)
     return cls(**kwargs)
 
 
@@ -213,12 +375,20 @@ def parse(data: dict[str, Any], where: str) -> Config:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 (byte {raw[exc.start]:#04x} at offset "
+                          f"{exc.start}); TOML files are UTF-8") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: nested too deeply") from None
 
 
 def load(root: Path) -> Config:
@@ -228,9 +398,13 @@ def load(root: Path) -> Config:
         return parse(_read_toml(dasct_toml), str(dasct_toml))
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
-        data = _read_toml(pyproject).get("tool", {}).get("dasct")
+        tool = _read_toml(pyproject).get("tool", {})
+        if not isinstance(tool, dict):
+            raise _fail(str(pyproject), "tool", f"must be a table, not {_kind(tool)}")
+        data = tool.get("dasct")
         if data is not None:
             if not isinstance(data, dict):
-                raise ConfigError(f"{pyproject}: `tool.dasct` must be a table")
+                raise _fail(str(pyproject), "tool.dasct",
+                            f"must be a table, not {_kind(data)}")
             return parse(data, f"{pyproject} [tool.dasct]")
     return Config()

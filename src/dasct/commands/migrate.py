@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from dasct import config, git
-from dasct.errors import DasctError
 
 if TYPE_CHECKING:
     from dasct.migrate.environment import Environment
@@ -26,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
     p.add_argument("--break-stale-lock", action="store_true",
                    help="break a lock whose holder is provably gone (dead pid here, or expired)")
-    p.add_argument("--at", metavar="TIME", help=argparse.SUPPRESS)  # tests: pretend it is TIME
+    # Tests: pretend it is TIME (UTC unless an offset); a simulated time records no expiry.
+    p.add_argument("--at", metavar="TIME", help=argparse.SUPPRESS)
     p = sub.add_parser("revert", help="restore the environment to before enhancement ID")
     p.add_argument("id", metavar="ID")
     p.add_argument("--env", required=True)
@@ -45,10 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _when(text: str | None) -> datetime | None:
     if not text:
         return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
-    except ValueError:
-        raise DasctError(f"--at: not an ISO time: {text!r}") from None
+    from dasct.migrate.create import parse_time  # the one rule of --at (UTC unless an offset)
+
+    return parse_time(text)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from dasct import git, refs
 from dasct.config import MigrateConfig
+from dasct.migrate import windows
 from dasct.migrate.trigger import (
     COMMAND_KINDS,
     ENV_PATTERN,
@@ -372,11 +373,8 @@ def find_defects(messages: Iterable[str], patterns: Iterable[re.Pattern[str]]) -
 
 
 def parse_time(text: str) -> datetime:
-    """An ISO 8601 time for --at; a time without an offset is UTC."""
+    """The `--at` of `trigger create` and `migrate run`: UTC unless it carries an offset."""
     try:
-        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        return windows.instant(text).replace(microsecond=0)
     except ValueError:
-        raise TriggerError(f"not a time: {text!r} (use e.g. 2026-11-23T23:00Z)") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc).replace(microsecond=0)
+        raise TriggerError(f"--at: not a time: {text!r} (use e.g. 2026-11-23T23:00Z)") from None

@@ -466,8 +466,15 @@ def _run_locked(ctx: Session, *, now: datetime, ignore_window: bool) -> Result:
         ctx.log("trigger-refused", path=str(path), reason=why)
         ctx.report.held(path.stem, reason=f"refused: {why}")
         write(f"refused: {why}")
+    real_now = datetime.now(timezone.utc)
     for t in found.expired:
         stats.expired += 1
+        if t.expires > real_now:
+            # Expired only on a simulated clock (--at): a real pending trigger stays pending.
+            ctx.log("trigger-expired", trigger=t.id, expires=trig.format_time(t.expires),
+                    recorded=False)
+            write(f"expired at the simulated time, not run, not recorded: {t.id}")
+            continue
         inventory.set_outcome(env.state_dir, t.id, "expired", expires=trig.format_time(t.expires))
         _settle_file(env, t.path, "expired")
         ctx.log("trigger-expired", trigger=t.id, expires=trig.format_time(t.expires))
