@@ -173,3 +173,16 @@ def test_default_excludes(path: str, excluded: bool) -> None:
     cfg = config.Config()
     s = Settings(exclude=cfg.paths.exclude, strict=False, patterns=(), source="defaults")
     assert s.excluded(path) is excluded
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ('[security]\npass_env = ["A B"]\n', "security.pass_env[0]"),
+    ('[security]\nsecret_env = ["X;rm"]\n', "security.secret_env[0]"),
+    ('[audit]\ncheckpoint_key_env = "no such-name"\n', "audit.checkpoint_key_env"),
+])
+def test_variable_names_of_the_security_and_audit_sections(
+    tmp_path: Path, text: str, key: str
+) -> None:
+    (tmp_path / ".dasct.toml").write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(f"`{key}`")):
+        config.load(tmp_path)

@@ -118,6 +118,7 @@ def _system_name(value: str) -> None:
 _jira_project = _matching(r"[A-Z][A-Z0-9_]+", "a Jira project key ([A-Z][A-Z0-9_]+, e.g. PROJ)")
 _recipient = _matching(r"[^\s\x00-\x1f\x7f]+", "a recipient (no spaces or control characters)")
 _env_var = _matching(r"[A-Za-z_][A-Za-z0-9_]*", "an environment variable name")
+_env_glob = _matching(r"[A-Za-z0-9_*?\[\]!-]+", "an environment variable name or glob")
 _day_count = _between(0, 36500)  # days: at most a century
 
 # Words shaped like Jira keys that are not defects: encodings, hashes, standards.
@@ -231,16 +232,17 @@ class SecurityConfig:
     """Which environment variables are secret beyond those dasct knows (docs/security.md)."""
 
     # Names or globs of more secret variables: withheld from commands, values redacted.
-    secret_env: tuple[str, ...] = ()
+    secret_env: tuple[str, ...] = field(default=(), metadata=checked(_env_glob))
     # Secret-looking variables a command needs (never the signing key); still redacted.
-    pass_env: tuple[str, ...] = ()
+    pass_env: tuple[str, ...] = field(default=(), metadata=checked(_env_var))
 
 
 @dataclass(frozen=True)
 class AuditConfig:
     """How the audit log is anchored by signed checkpoints (docs/audit-and-notifications.md)."""
 
-    checkpoint_key_env: str = "DASCT_AUDIT_KEY"  # Ed25519 signer key or HMAC secret; never stored
+    # Ed25519 signer key or HMAC secret; never stored
+    checkpoint_key_env: str = field(default="DASCT_AUDIT_KEY", metadata=checked(_env_var))
     checkpoint_public_keys: tuple[str, ...] = ()  # Ed25519 verifier keys name+id+base64
     checkpoint_copy: str = ""  # a directory outside the state directory for a second copy
 
