@@ -5,6 +5,7 @@ leaves either all of the script or none of it. A verify script runs in a transac
 that is always rolled back; it fails when it raises (Sqitch's rule), and also when its
 last statement returns a first row whose first column is false, 0 or NULL (SQLite has no
 way to raise from plain SQL). No row at all passes, as `SELECT ... WHERE 0` does in Sqitch.
+A script that controls transactions itself is refused before any of it runs (sqltext.py).
 
 The archive (`backup`) and the check of a restore (`fingerprint`; PostgreSQL's in
 pgschema.py) differ per engine; see docs/migration.md ("PostgreSQL strategy").
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dasct.errors import DasctError
+from dasct.migrate import sqltext
 
 # Not "dasct": a role of that name would put its unqualified tables there ($user first).
 BOOKKEEPING_SCHEMA = "dasct_bookkeeping"
@@ -49,6 +51,17 @@ class Database(Protocol):
     def fingerprint(self) -> str: ...
 
     def close(self) -> None: ...
+
+
+def refuse_transaction_control(sql: str, label: str) -> None:
+    """Raise DatabaseError naming the script when sql opens or ends a transaction itself.
+
+    Every run_script and verify_script starts here: such a script would end the
+    transaction the engine wraps it in (and its bookkeeping) half-way.
+    """
+    problem = sqltext.refusal(sql)
+    if problem:
+        raise DatabaseError(f"{label}: {problem}")
 
 
 def _falsy(value: object) -> bool:
@@ -92,6 +105,7 @@ class SQLite:
     def run_script(self, sql: str, *, label: str, mark: tuple[str, str] | None = None,
                    unmark: tuple[str, str] | None = None) -> None:
         """Run a script in one transaction (mark/unmark unused: the journal suffices)."""
+        refuse_transaction_control(sql, label)
         try:
             # executescript commits anything pending first, then runs our BEGIN..COMMIT.
             self.conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\n;\nCOMMIT;")
@@ -102,6 +116,7 @@ class SQLite:
 
     def verify_script(self, sql: str, *, label: str) -> None:
         """Run a verify script; raise DatabaseError when it fails."""
+        refuse_transaction_control(sql, label)
         last: Any = ()
         try:
             self.conn.execute("BEGIN")
@@ -186,6 +201,7 @@ class PostgreSQL:
     def run_script(self, sql: str, *, label: str, mark: tuple[str, str] | None = None,
                    unmark: tuple[str, str] | None = None) -> None:
         """Run a script in one transaction, with its bookkeeping row in the same one."""
+        refuse_transaction_control(sql, label)
         table = f"{BOOKKEEPING_SCHEMA}.deployed_change"
         try:
             with self.conn.transaction(), self.conn.cursor() as cur:
@@ -200,6 +216,7 @@ class PostgreSQL:
 
     def verify_script(self, sql: str, *, label: str) -> None:
         """Run a verify script in a transaction that is always rolled back."""
+        refuse_transaction_control(sql, label)
         last: Any = ()
         try:
             with self.conn.transaction(force_rollback=True), self.conn.cursor() as cur:
