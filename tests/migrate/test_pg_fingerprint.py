@@ -36,6 +36,8 @@ CREATE TRIGGER users_touch BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION 
 CREATE VIEW user_ids AS SELECT id FROM users;
 CREATE INDEX users_name ON users (name);
 CREATE SEQUENCE counter;
+CREATE TABLE events (at timestamptz, day date, span interval, price money);
+INSERT INTO events VALUES ('2026-12-01 23:00+00', '2026-12-01', '1 day 2 hours', 12.5);
 """
 
 # (deploy, the revert that undoes it, whether `pg_dump --schema-only` shows the change)
@@ -235,7 +237,7 @@ def test_the_fingerprint_ignores_what_a_dump_leaves_out(template: str) -> None:
     with copy_of(template) as url, copy_of(template) as twin:
         before = fingerprint(url)
         # Same definitions and rows with other OIDs: built again in another database.
-        execute(twin, "DROP VIEW user_ids; DROP TABLE users; DROP FUNCTION touch(); "
+        execute(twin, "DROP VIEW user_ids; DROP TABLE users, events; DROP FUNCTION touch(); "
                 "DROP TYPE colour; DROP SEQUENCE counter", BASE.replace(
                     "INSERT INTO users (name) VALUES ('ada'), ('bob');",
                     "INSERT INTO users (name) VALUES ('x'), ('y');"
@@ -253,6 +255,7 @@ def test_the_fingerprint_ignores_what_a_dump_leaves_out(template: str) -> None:
             db.conn.execute("SET search_path = pg_catalog")
             db.conn.execute("SET TimeZone = 'Pacific/Chatham'")
             db.conn.execute("SET DateStyle = 'German'")
+            db.conn.execute("SET IntervalStyle = 'sql_standard'")
             assert db.fingerprint() == before
         finally:
             db.close()

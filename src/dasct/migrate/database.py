@@ -267,7 +267,7 @@ class PostgreSQL:
 
         try:
             return pgschema.fingerprint(self.conn, _SKIP)
-        except self._psycopg.Error as exc:
+        except (self._psycopg.Error, ValueError) as exc:
             raise DatabaseError(f"fingerprint: {str(exc).strip()}") from None
 
     def close(self) -> None:

@@ -18,6 +18,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+# The catalogue columns read here (prokind, attgenerated, pg_sequence...) exist from 12 on.
+MIN_SERVER_VERSION = 120000
+
 # First OID the server hands to objects created after initdb (PostgreSQL's
 # FirstNormalObjectId): everything below it is built in.
 FIRST_USER_OID = 16384
@@ -238,10 +241,14 @@ def _queries(server_version: int, catalogs: set[str]) -> list[str]:
 def fingerprint(conn: Any, skip: tuple[str, ...]) -> str:
     """sha256 over the definitions of the user's schemas and every table's rows.
 
-    conn is an autocommit psycopg connection; skip names schemas to leave out.
+    conn is an autocommit psycopg connection; skip names schemas to leave out. Raises
+    ValueError on a server older than MIN_SERVER_VERSION.
     """
     from psycopg import ClientCursor, sql
 
+    if conn.info.server_version < MIN_SERVER_VERSION:
+        raise ValueError(f"PostgreSQL 12 or newer is needed (the server is "
+                         f"{conn.info.server_version})")
     digest = hashlib.sha256(b"pg-fingerprint 2\n")
     params = {"skip": list(skip)}
     with conn.transaction(), conn.cursor() as cur:
