@@ -53,7 +53,7 @@ class Database(Protocol):
     def close(self) -> None: ...
 
 
-def refuse_transaction_control(sql: str, label: str) -> None:
+def _refuse_transaction_control(sql: str, label: str) -> None:
     """Raise DatabaseError naming the script when sql opens or ends a transaction itself.
 
     Every run_script and verify_script starts here: such a script would end the
@@ -105,7 +105,7 @@ class SQLite:
     def run_script(self, sql: str, *, label: str, mark: tuple[str, str] | None = None,
                    unmark: tuple[str, str] | None = None) -> None:
         """Run a script in one transaction (mark/unmark unused: the journal suffices)."""
-        refuse_transaction_control(sql, label)
+        _refuse_transaction_control(sql, label)
         try:
             # executescript commits anything pending first, then runs our BEGIN..COMMIT.
             self.conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\n;\nCOMMIT;")
@@ -116,7 +116,7 @@ class SQLite:
 
     def verify_script(self, sql: str, *, label: str) -> None:
         """Run a verify script; raise DatabaseError when it fails."""
-        refuse_transaction_control(sql, label)
+        _refuse_transaction_control(sql, label)
         last: Any = ()
         try:
             self.conn.execute("BEGIN")
@@ -201,7 +201,7 @@ class PostgreSQL:
     def run_script(self, sql: str, *, label: str, mark: tuple[str, str] | None = None,
                    unmark: tuple[str, str] | None = None) -> None:
         """Run a script in one transaction, with its bookkeeping row in the same one."""
-        refuse_transaction_control(sql, label)
+        _refuse_transaction_control(sql, label)
         table = f"{BOOKKEEPING_SCHEMA}.deployed_change"
         try:
             with self.conn.transaction(), self.conn.cursor() as cur:
@@ -216,7 +216,7 @@ class PostgreSQL:
 
     def verify_script(self, sql: str, *, label: str) -> None:
         """Run a verify script in a transaction that is always rolled back."""
-        refuse_transaction_control(sql, label)
+        _refuse_transaction_control(sql, label)
         last: Any = ()
         try:
             with self.conn.transaction(force_rollback=True), self.conn.cursor() as cur:

@@ -187,9 +187,9 @@ AND coalesce(o.schema, '') !~ '^pg_(toast_)?temp_'"""
 
 # Catalogues whose every user object is at least seen by its identity (its existence, with
 # its name and its parent's), whatever kind it is: operators, casts, collations, text search
-# objects, foreign data wrappers, servers, user mappings, publications, statistics
-# objects... The main kinds above are read in full besides. pg_trigger is left to
-# _TRIGGERS: the names of internal triggers carry OIDs.
+# objects, foreign data wrappers, servers, publications, statistics objects... The main
+# kinds above are read in full besides. pg_trigger is left to _TRIGGERS: the names of
+# internal triggers carry OIDs.
 _IDENTIFIED = (
     "pg_namespace", "pg_class", "pg_type", "pg_proc", "pg_constraint", "pg_attrdef",
     "pg_rewrite", "pg_policy", "pg_extension", "pg_operator", "pg_opclass", "pg_opfamily",
@@ -253,8 +253,8 @@ def fingerprint(conn: Any, skip: tuple[str, ...]) -> str:
     params = {"skip": list(skip)}
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        for name, value in _SETTINGS.items():
-            cur.execute("SELECT set_config(%s, %s, true)", (name, value))
+        cur.execute("SELECT " + ", ".join(["set_config(%s, %s, true)"] * len(_SETTINGS)),
+                    [v for item in _SETTINGS.items() for v in item])
         cur.execute("SELECT relname FROM pg_class WHERE relnamespace = 'pg_catalog'::regnamespace"
                     " AND relname = ANY(%s)", (list(_IDENTIFIED),))
         catalogs = {row[0] for row in cur.fetchall()}
