@@ -21,7 +21,7 @@ from pathlib import Path
 
 from dasct import git, refs
 from dasct.config import MigrateConfig
-from dasct.migrate import windows
+from dasct.migrate import sqltext, windows
 from dasct.migrate.trigger import (
     COMMAND_KINDS,
     ENV_PATTERN,
@@ -247,6 +247,10 @@ def _sql_changes(root: Path, head: str, head_rev: str, sql_prefix: str, touched:
                     f"{where}: SQL change {name!r} has no {sql_prefix}{kind}/{name}.sql at "
                     f"{head_rev} (a change needs deploy and revert scripts)"
                 )
+        for kind, blob in found.items():
+            problem = sqltext.refusal(scripts[blob].decode("utf-8", "replace")) if blob else None
+            if problem:
+                raise TriggerError(f"{where}: {sql_prefix}{kind}/{name}.sql: {problem}")
         payload = {k: write_payload(staging, scripts[b]) for k, b in found.items() if b}
         sql.append(SqlChange(name, payload["deploy"], payload["revert"], payload.get("verify")))
     return sql

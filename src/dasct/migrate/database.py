@@ -5,9 +5,10 @@ leaves either all of the script or none of it. A verify script runs in a transac
 that is always rolled back; it fails when it raises (Sqitch's rule), and also when its
 last statement returns a first row whose first column is false, 0 or NULL (SQLite has no
 way to raise from plain SQL). No row at all passes, as `SELECT ... WHERE 0` does in Sqitch.
+A script that controls transactions itself is refused before any of it runs (sqltext.py).
 
-The archive (`backup`) and the check of a restore (`fingerprint`) differ per engine; see
-docs/migration.md ("PostgreSQL strategy").
+The archive (`backup`) and the check of a restore (`fingerprint`; PostgreSQL's in
+pgschema.py) differ per engine; see docs/migration.md ("PostgreSQL strategy").
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dasct.errors import DasctError
+from dasct.migrate import sqltext
 
 # Not "dasct": a role of that name would put its unqualified tables there ($user first).
 BOOKKEEPING_SCHEMA = "dasct_bookkeeping"
@@ -49,6 +51,17 @@ class Database(Protocol):
     def fingerprint(self) -> str: ...
 
     def close(self) -> None: ...
+
+
+def _refuse_transaction_control(sql: str, label: str) -> None:
+    """Raise DatabaseError naming the script when sql opens or ends a transaction itself.
+
+    Every run_script and verify_script starts here: such a script would end the
+    transaction the engine wraps it in (and its bookkeeping) half-way.
+    """
+    problem = sqltext.refusal(sql)
+    if problem:
+        raise DatabaseError(f"{label}: {problem}")
 
 
 def _falsy(value: object) -> bool:
@@ -92,6 +105,7 @@ class SQLite:
     def run_script(self, sql: str, *, label: str, mark: tuple[str, str] | None = None,
                    unmark: tuple[str, str] | None = None) -> None:
         """Run a script in one transaction (mark/unmark unused: the journal suffices)."""
+        _refuse_transaction_control(sql, label)
         try:
             # executescript commits anything pending first, then runs our BEGIN..COMMIT.
             self.conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\n;\nCOMMIT;")
@@ -102,6 +116,7 @@ class SQLite:
 
     def verify_script(self, sql: str, *, label: str) -> None:
         """Run a verify script; raise DatabaseError when it fails."""
+        _refuse_transaction_control(sql, label)
         last: Any = ()
         try:
             self.conn.execute("BEGIN")
@@ -149,30 +164,6 @@ class SQLite:
         self.conn.close()
 
 
-_FINGERPRINT_QUERIES = (
-    # Definitions: what a deploy or revert script changes. Sequence positions are left out
-    # on purpose: nextval() is not transactional, so a revert can never rewind them.
-    """SELECT table_schema, table_name, column_name, ordinal_position, data_type,
-              is_nullable, column_default
-       FROM information_schema.columns WHERE table_schema <> ALL(%(skip)s) ORDER BY 1, 2, 4""",
-    """SELECT schemaname, tablename, indexname, indexdef FROM pg_indexes
-       WHERE schemaname <> ALL(%(skip)s) ORDER BY 1, 2, 3""",
-    """SELECT n.nspname, c.relname, k.conname, pg_get_constraintdef(k.oid)
-       FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
-       JOIN pg_namespace n ON n.oid = c.relnamespace
-       WHERE n.nspname <> ALL(%(skip)s) ORDER BY 1, 2, 3""",
-    """SELECT schemaname, viewname, definition FROM pg_views
-       WHERE schemaname <> ALL(%(skip)s) ORDER BY 1, 2""",
-    """SELECT n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), p.prosrc
-       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-       WHERE n.nspname <> ALL(%(skip)s) ORDER BY 1, 2, 3""",
-    """SELECT n.nspname, c.relname, t.tgname, pg_get_triggerdef(t.oid)
-       FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-       JOIN pg_namespace n ON n.oid = c.relnamespace
-       WHERE NOT t.tgisinternal AND n.nspname <> ALL(%(skip)s) ORDER BY 1, 2, 3""",
-    """SELECT nspname FROM pg_namespace WHERE nspname <> ALL(%(skip)s)
-       AND nspname NOT LIKE 'pg_temp%%' AND nspname NOT LIKE 'pg_toast_temp%%' ORDER BY 1""",
-)
 _SKIP = ("pg_catalog", "information_schema", "pg_toast", BOOKKEEPING_SCHEMA)
 
 
@@ -210,6 +201,7 @@ class PostgreSQL:
     def run_script(self, sql: str, *, label: str, mark: tuple[str, str] | None = None,
                    unmark: tuple[str, str] | None = None) -> None:
         """Run a script in one transaction, with its bookkeeping row in the same one."""
+        _refuse_transaction_control(sql, label)
         table = f"{BOOKKEEPING_SCHEMA}.deployed_change"
         try:
             with self.conn.transaction(), self.conn.cursor() as cur:
@@ -224,6 +216,7 @@ class PostgreSQL:
 
     def verify_script(self, sql: str, *, label: str) -> None:
         """Run a verify script in a transaction that is always rolled back."""
+        _refuse_transaction_control(sql, label)
         last: Any = ()
         try:
             with self.conn.transaction(force_rollback=True), self.conn.cursor() as cur:
@@ -269,27 +262,13 @@ class PostgreSQL:
         return False
 
     def fingerprint(self) -> str:
-        """sha256 over the user schemas' definitions and every table's rows."""
-        from psycopg import sql
+        """sha256 over what a schema dump of the user's schemas shows, and every table's rows."""
+        from dasct.migrate import pgschema
 
-        digest = hashlib.sha256()
-        params = {"skip": list(_SKIP)}
-        with self.conn.cursor() as cur:
-            for query in _FINGERPRINT_QUERIES:
-                cur.execute(query.encode(), params)
-                for row in cur.fetchall():
-                    digest.update(repr(tuple(row)).encode() + b"\n")
-            cur.execute(
-                "SELECT table_schema, table_name FROM information_schema.tables "
-                "WHERE table_type = 'BASE TABLE' AND table_schema <> ALL(%(skip)s) "
-                "ORDER BY 1, 2", params)
-            for schema, table in cur.fetchall():
-                cur.execute(sql.SQL(
-                    "SELECT md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) "
-                    "FROM {} t").format(sql.Identifier(schema, table)))
-                found = cur.fetchone()
-                digest.update(f"{schema}.{table}={found[0] if found else ''}\n".encode())
-        return digest.hexdigest()
+        try:
+            return pgschema.fingerprint(self.conn, _SKIP)
+        except (self._psycopg.Error, ValueError) as exc:
+            raise DatabaseError(f"fingerprint: {str(exc).strip()}") from None
 
     def close(self) -> None:
         """Close the connection."""
