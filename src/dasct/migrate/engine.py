@@ -99,12 +99,13 @@ def needs_attention(state_dir: Path) -> dict[str, Any] | None:
 
 
 class Session:
-    """One run (or revert) against one environment: the database is opened on first use."""
+    """One run (or revert) against one environment: its lease kept renewed by `keeper`
+    (None in tests that hold no lock), the database opened on first use."""
 
-    def __init__(self, env: Environment, write: Write, lease: lock.Lease | None) -> None:
+    def __init__(self, env: Environment, write: Write, keeper: lock.Keeper | None) -> None:
         self.env = env
         self.write = write
-        self.lease = lease
+        self.keeper = keeper
         self.report = Reporter(env.state_dir, environment=env.name,
                                recipients=env.config.recipients)
         self._db: Database | None = None
@@ -121,9 +122,14 @@ class Session:
         self.report.audit(event, **fields)
 
     def renew(self) -> None:
-        """Extend the lease between steps of a long run."""
-        if self.lease is not None:
-            self.lease = lock.renew(self.env.state_dir, self.lease)
+        """Extend the lease now; LockError (the run stops) if someone else took it."""
+        if self.keeper is not None:
+            self.keeper.renew()
+
+    def check_lock(self) -> None:
+        """LockError (the run stops) if the lease was found taken by someone else."""
+        if self.keeper is not None:
+            self.keeper.check()
 
     def close(self) -> None:
         """Close the database if it was opened."""
@@ -134,6 +140,8 @@ class Session:
 @contextmanager
 def _step(ctx: Session, j: journal.Journal, tid: str, name: str, /, **data: Any
           ) -> Iterator[None]:
+    # Never start a step on a target that another run may now own.
+    ctx.check_lock()
     ctx.log("step", trigger=tid, step=name, phase="start", **data)
     with j.step(name, **data):
         yield
@@ -395,16 +403,21 @@ def prepare(env: Environment) -> None:
 
 @contextmanager
 def session(env: Environment, write: Write) -> Iterator[Session]:
-    """Prepare env, take its lock and open a Session; close it and unlock on the way out."""
+    """Prepare env, take its lock and open a Session; close it and unlock on the way out.
+
+    The lease is renewed in the background for the session's whole life (lock.Keeper), so
+    a step longer than the lease never lets a breaker take it from a live run.
+    """
     prepare(env)
-    lease = lock.acquire(env.state_dir, owner=owner())
-    ctx = Session(env, write, lease)
+    keeper = lock.Keeper(env.state_dir, lock.acquire(env.state_dir, owner=owner()))
+    keeper.start()
+    ctx = Session(env, write, keeper)
     try:
         yield ctx
     finally:
         ctx.close()
-        # Release the newest lease: the run renews it between steps.
-        lock.release(env.state_dir, ctx.lease or lease)
+        keeper.stop()
+        lock.release(env.state_dir, keeper.lease)
 
 
 def _audit(env: Environment, event: str, **fields: Any) -> None:
