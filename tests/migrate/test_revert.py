@@ -176,3 +176,28 @@ def test_retention_keeps_last_n_young_and_under_warranty(tmp_path: Path) -> None
     removed = retention.prune(env2.state_dir, keep_count=1, keep_days=1, warranty_days=365,
                               now=later)
     assert removed == []
+
+
+def test_revert_archives_never_displace_what_is_deployed(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    env = make_env(tmp_path, extra="retention_count = 1\n")
+    (env.root / "a.txt").write_text("a1\n")
+    (env.root / "c.txt").write_text("c1\n")
+    stage(env, "A", files=[("modify", "a.txt", b"a2\n", None)])
+    quiet(env)
+    stage(env, "B", files=[("modify", "a.txt", b"a3\n", None)], not_before=NOW)
+    quiet(env, now=NOW + timedelta(minutes=1))
+    stage(env, "C", files=[("modify", "c.txt", b"c2\n", None)], not_before=NOW)
+    quiet(env, now=NOW + timedelta(minutes=2))
+    assert revert.revert(env, "A", cascade=True, write=lambda _: None).migrated == ["B", "A"]
+    # The next run, once every archive is past retention_days and the warranty: only the
+    # newest archive of what is deployed survives the count of 1 (the revert's own do not
+    # count), so C, the one enhancement still deployed, can still be reverted.
+    later = time.time() + 40 * 86400
+    monkeypatch.setattr(time, "time", lambda: later)
+    quiet(env, now=NOW + timedelta(minutes=3))
+    assert [a.id for a in archive.all_archives(env.state_dir)] == ["C"]
+    monkeypatch.undo()
+    assert revert.revert(env, "C", write=lambda _: None).migrated == ["C"]
+    assert (env.root / "c.txt").read_text() == "c1\n"

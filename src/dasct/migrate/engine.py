@@ -541,9 +541,11 @@ def _blocked(decision: windows.Decision, ignore_window: bool) -> bool:
 
 def _finish(ctx: Session, result: Result) -> Result:
     env = ctx.env
+    marker = needs_attention(env.state_dir)  # its archive is what a person restores from
     removed = retention.prune(env.state_dir, keep_count=env.config.retention_count,
                               keep_days=env.config.retention_days,
-                              warranty_days=env.config.warranty_days)
+                              warranty_days=env.config.warranty_days,
+                              pinned=[str(marker["trigger"])] if marker else [])
     for tid in removed:
         ctx.log("archive-pruned", trigger=tid)
     stats = result.stats
