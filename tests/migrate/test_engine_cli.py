@@ -47,6 +47,8 @@ def test_unlock_refuses_a_live_holder_and_breaks_a_dead_one(tmp_path: Path) -> N
     lease = lock.acquire(repo / "state", owner="me")
     proc = cli(repo, "migrate", "unlock", "--env", "model", "--force")
     assert proc.returncode == 1 and "refusing to break" in proc.stderr
+    live = cli(repo, "migrate", "unlock", "--env", "model")
+    assert live.returncode == 1 and "it is alive" in live.stdout
     run = cli(repo, "migrate", "run", "--env", "model", "--now")
     assert run.returncode == 1 and "locked by me" in run.stderr
     lock.release(repo / "state", lease)
@@ -56,10 +58,13 @@ def test_unlock_refuses_a_live_holder_and_breaks_a_dead_one(tmp_path: Path) -> N
                    env={"PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")},
                    check=True)
     show = cli(repo, "migrate", "unlock", "--env", "model")
+    assert show.returncode == 1  # still locked: a script must not take it for unlocked
     assert "stale" in show.stdout and "--force" in show.stdout
     proc = cli(repo, "migrate", "unlock", "--env", "model", "--force")
     assert proc.returncode == 0 and "broke the lock of ghost" in proc.stdout
     assert lock.read(repo / "state") is None
+    free = cli(repo, "migrate", "unlock", "--env", "model")
+    assert free.returncode == 0 and "model is not locked" in free.stdout
 
 
 def test_run_exit_code_goes_red_when_something_needs_a_person(tmp_path: Path) -> None:

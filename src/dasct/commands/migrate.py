@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--note", default="", help="what was done, for the audit log")
     p = sub.add_parser("status", help="lock, escalation and inventory of an environment")
     p.add_argument("--env", required=True)
-    p = sub.add_parser("unlock", help="show the lock; with --force break it if it is stale")
+    p = sub.add_parser("unlock", help="show the lock; with --force break it if it is stale; "
+                       "exit 1 while it stays locked")
     p.add_argument("--env", required=True)
     p.add_argument("--force", action="store_true")
 
@@ -70,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
         engine.resolve(env, note=args.note)
         return 0
     if args.action == "unlock":
-        engine.unlock(env, force=args.force)
-        return 0
+        # Exit 1 while the environment stays locked, so a script never takes it for free.
+        return 0 if engine.unlock(env, force=args.force) else 1
     return status(env=env)
 
 

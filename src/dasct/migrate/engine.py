@@ -608,17 +608,22 @@ def resolve(env: Environment, *, note: str, write: Write = print) -> bool:
 
 
 def unlock(env: Environment, *, force: bool, write: Write = print) -> bool:
-    """Show the lock, and with force break it when its holder is provably gone."""
+    """Show the lock, and with force break it when its holder is provably gone.
+
+    True when env is unlocked afterwards (it was not locked, or the lock was broken);
+    LockError when force was refused.
+    """
     holder = lock.read(env.state_dir)
     if holder is None:
         write(f"{env.name} is not locked")
-        return False
+        return True
     if not force:
         why = lock.stale_reason(holder)
         write(f"{env.name} is locked by {holder.describe()}"
               + (f"; stale ({why}): pass --force to break it" if why else "; it is alive"))
         return False
-    return _break_lock(env, write)
+    _break_lock(env, write)
+    return True
 
 
 def _break_lock(env: Environment, write: Write) -> bool:
