@@ -27,7 +27,7 @@ from dasct import durable
 from dasct.migrate import archive, inventory, journal, lock, retention, steps, windows
 from dasct.migrate import trigger as trig
 from dasct.migrate.archive import ArchiveError
-from dasct.migrate.database import Database, DatabaseError, connect
+from dasct.migrate.database import Database, DatabaseError, connect, require_driver
 from dasct.migrate.environment import EngineError, Environment
 from dasct.migrate.plan import plan, scan
 from dasct.migrate.report import Reporter
@@ -407,7 +407,12 @@ def session(env: Environment, write: Write) -> Iterator[Session]:
 
     The lease is renewed in the background for the session's whole life (lock.Keeper), so
     a step longer than the lease never lets a breaker take it from a live run.
+    A missing database driver is refused first, before anything is locked or journaled.
     """
+    try:
+        require_driver(env.database)
+    except DatabaseError as exc:
+        raise EngineError(f"environment {env.name}: {exc}") from None
     prepare(env)
     keeper = lock.Keeper(env.state_dir, lock.acquire(env.state_dir, owner=owner()))
     keeper.start()
