@@ -415,12 +415,14 @@ def session(env: Environment, write: Write) -> Iterator[Session]:
         raise EngineError(f"environment {env.name}: {exc}") from None
     prepare(env)
     keeper = lock.Keeper(env.state_dir, lock.acquire(env.state_dir, owner=owner()))
-    keeper.start()
-    ctx = Session(env, write, keeper)
     try:
-        yield ctx
+        ctx = Session(env, write, keeper)
+        keeper.start()
+        try:
+            yield ctx
+        finally:
+            ctx.close()
     finally:
-        ctx.close()
         keeper.stop()
         lock.release(env.state_dir, keeper.lease)
 
