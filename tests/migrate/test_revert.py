@@ -129,6 +129,28 @@ def test_revert_says_so_when_the_restored_version_s_commands_are_gone(tmp_path: 
     assert not log.exists()
 
 
+def test_a_failed_revert_restarts_the_version_it_leaves_in_place(tmp_path: Path) -> None:
+    log, broken = tmp_path / "checks.log", tmp_path / "verify-fails"
+    verify = f"{sys.executable} -c \"import os, sys; sys.exit(os.path.exists('{broken}'))\""
+    env = make_env(tmp_path, extra=f"verify = [{_toml(verify)}]\n")
+    (env.root / "app").mkdir()
+    (env.root / "app" / "main.py").write_text("print('v0')\n")
+    restart = (f"open({str(log)!r}, 'a').write("
+               "'restart:' + open('app/main.py').read().strip() + '\\n')")
+    stage(env, "E1", files=[("modify", "app/main.py", b"print('NEW')\n", None)],
+          commands=[trig.StepCommand("restart", (sys.executable, "-c", restart), "restart",
+                                     30.0)])
+    quiet(env)
+    log.unlink()
+    broken.touch()
+    result = revert.revert(env, "E1", write=lambda _: None)
+    assert result.stats.rolled_back == 1
+    assert (env.root / "app" / "main.py").read_text() == "print('NEW')\n"
+    # The revert ran no restart (v0 came before any enhancement); its rollback put E1's
+    # files back, so E1's restart ran on them.
+    assert log.read_text() == "restart:print('NEW')\n"
+
+
 def _toml(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

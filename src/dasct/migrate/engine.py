@@ -227,10 +227,11 @@ def _commit(ctx: Session, j: journal.Journal, tid: str) -> None:
     j.finish("migrated")
 
 
-def _restart_after_restore(ctx: Session, tid: str) -> None:
+def _restart_after_restore(ctx: Session, tid: str, reverts: str | None = None) -> None:
     # The system may have been restarted on the new files; restart it on the restored ones.
+    # Those of a failed revert are the reverted enhancement's: its restart commands apply.
     try:
-        t = archived_trigger(ctx.env, tid)
+        t = archived_trigger(ctx.env, reverts or tid)
     except (ArchiveError, trig.TriggerError):
         return
     for c in t.commands:
@@ -263,7 +264,7 @@ def _rollback(ctx: Session, j: journal.Journal, tid: str, *, cause: str, reason:
         j.record("rollback", "done")
         ctx.log("rollback-checked", trigger=tid, result="identical to the archive")
     with suppress(ArchiveError):
-        _restart_after_restore(ctx, tid)
+        _restart_after_restore(ctx, tid, begin.get("reverts"))
         archive.remove(archive.load(env.state_dir, tid))
     if cause == "interrupted":
         j.finish("recovered")
