@@ -65,6 +65,18 @@ def test_recycled_pid_is_not_taken_for_the_holder(tmp_path: Path) -> None:
     assert lock.break_stale(tmp_path) is not None
 
 
+def test_a_live_pid_without_a_known_start_time_is_judged_by_expiry(tmp_path: Path) -> None:
+    # Without /proc a recycled pid cannot be told from the holder: the lease decides.
+    lock.acquire(tmp_path, owner="me", lease_seconds=10)
+    data = json.loads((tmp_path / "lock").read_text())
+    data["pid_start"] = ""
+    (tmp_path / "lock").write_text(json.dumps(data))
+    with pytest.raises(lock.LockError, match="its lease has not expired"):
+        lock.break_stale(tmp_path)
+    broken = lock.break_stale(tmp_path, now=data["expires"] + 1)
+    assert broken is not None and broken[1] == "the lease expired"
+
+
 def test_renew_extends_and_release_after_renew(tmp_path: Path) -> None:
     lease = lock.acquire(tmp_path, owner="me", lease_seconds=5)
     renewed = lock.renew(tmp_path, lease, lease_seconds=100)

@@ -79,6 +79,13 @@ def _pid_alive(pid: int, start: str) -> bool:
     return not start or _pid_start(pid) in ("", start)
 
 
+def _provably_alive(lease: Lease) -> bool:
+    # Its pid runs here and started when the holder's did: it is the holder, not a reuse.
+    return (lease.host == socket.gethostname() and bool(lease.pid_start)
+            and _pid_alive(lease.pid, lease.pid_start)
+            and _pid_start(lease.pid) == lease.pid_start)
+
+
 def default_lease_seconds() -> float:
     """How long a lease lasts before a holder on another host may be taken for gone."""
     value = os.environ.get(LEASE_VAR)
@@ -131,12 +138,15 @@ def stale_reason(lease: Lease, *, now: float | None = None) -> str | None:
     """Why the lease may be broken, or None if it may not.
 
     On this host the pid decides, whatever the expiry: a live holder may be in a step that
-    outlasts any lease. Only a holder on another host is judged by its expiry.
+    outlasts any lease. Only a holder whose pid cannot be checked is judged by its expiry:
+    one on another host, or one here whose start time is unknown (no /proc), where a
+    recycled pid could otherwise pin a dead holder's lock forever.
     """
     if lease.host == socket.gethostname():
-        if _pid_alive(lease.pid, lease.pid_start):
+        if not _pid_alive(lease.pid, lease.pid_start):
+            return f"pid {lease.pid} is no longer running on {lease.host}"
+        if _provably_alive(lease):
             return None
-        return f"pid {lease.pid} is no longer running on {lease.host}"
     now = time.time() if now is None else now
     if lease.expires <= now:
         return "the lease expired"
@@ -200,8 +210,8 @@ def break_stale(state_dir: Path, *, now: float | None = None) -> tuple[Lease, st
         if reason is None:
             raise LockError(
                 f"refusing to break the lock of {lease.describe()}: "
-                + ("its process is alive on this host"
-                   if lease.host == socket.gethostname()
+                + ("its process is alive on this host" if _provably_alive(lease)
+                   else "its lease has not expired" if lease.host == socket.gethostname()
                    else "it is on another host and its lease has not expired"))
         try:
             (state_dir / LOCK_NAME).unlink()
