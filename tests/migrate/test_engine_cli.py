@@ -47,6 +47,8 @@ def test_unlock_refuses_a_live_holder_and_breaks_a_dead_one(tmp_path: Path) -> N
     lease = lock.acquire(repo / "state", owner="me")
     proc = cli(repo, "migrate", "unlock", "--env", "model", "--force")
     assert proc.returncode == 1 and "refusing to break" in proc.stderr
+    live = cli(repo, "migrate", "unlock", "--env", "model")
+    assert live.returncode == 1 and "it is alive" in live.stdout
     run = cli(repo, "migrate", "run", "--env", "model", "--now")
     assert run.returncode == 1 and "locked by me" in run.stderr
     lock.release(repo / "state", lease)
@@ -56,10 +58,13 @@ def test_unlock_refuses_a_live_holder_and_breaks_a_dead_one(tmp_path: Path) -> N
                    env={"PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")},
                    check=True)
     show = cli(repo, "migrate", "unlock", "--env", "model")
+    assert show.returncode == 1  # still locked: a script must not take it for unlocked
     assert "stale" in show.stdout and "--force" in show.stdout
     proc = cli(repo, "migrate", "unlock", "--env", "model", "--force")
     assert proc.returncode == 0 and "broke the lock of ghost" in proc.stdout
     assert lock.read(repo / "state") is None
+    free = cli(repo, "migrate", "unlock", "--env", "model")
+    assert free.returncode == 0 and "model is not locked" in free.stdout
 
 
 def test_run_exit_code_goes_red_when_something_needs_a_person(tmp_path: Path) -> None:
@@ -78,3 +83,34 @@ def test_run_exit_code_goes_red_when_something_needs_a_person(tmp_path: Path) ->
     nothing = cli(repo, "migrate", "run", "--env", "model", "--now", "--at", AT)
     assert nothing.returncode == 0, nothing.stdout + nothing.stderr
     assert "nothing to migrate" in nothing.stdout
+
+
+def test_status_columns_line_up(tmp_path: Path) -> None:
+    repo = repo_env(tmp_path)
+    long_id = "PROJ-1234-an-enhancement-whose-id-is-longer-than-thirty-characters"
+    env = make_env(repo)
+    stage(env, long_id, files=[("add", "deeper/and/longer/path.txt", b"x\n", None)])
+    done = cli(repo, "migrate", "run", "--env", "model", "--now", "--at", AT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = cli(repo, "migrate", "status", "--env", "model").stdout.splitlines()
+
+    def table(title: str) -> list[str]:
+        start = next(i for i, line in enumerate(out) if line.startswith(title))
+        rows = []
+        for line in out[start + 1:]:
+            if not line.startswith("  "):
+                break
+            rows.append(line)
+        return rows
+
+    deployments = table("deployments")
+    assert len(deployments) == 3  # the header and E1 and the long one
+    for word in ("STATUS", "WARRANTY", "DEPLOYED", "ITEMS"):
+        col = deployments[0].index(word)
+        assert all(row[col - 2:col] == "  " and row[col] != " " for row in deployments), (
+            word, deployments)
+    inv = table("inventory")
+    assert len(inv) == 3
+    for word in ("ENHANCEMENT", "SHA256"):
+        col = inv[0].index(word)
+        assert all(row[col - 2:col] == "  " and row[col] != " " for row in inv), (word, inv)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -37,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--note", default="", help="what was done, for the audit log")
     p = sub.add_parser("status", help="lock, escalation and inventory of an environment")
     p.add_argument("--env", required=True)
-    p = sub.add_parser("unlock", help="show the lock; with --force break it if it is stale")
+    p = sub.add_parser("unlock", help="show the lock; with --force break it if it is stale; "
+                       "exit 1 while it stays locked")
     p.add_argument("--env", required=True)
     p.add_argument("--force", action="store_true")
 
@@ -69,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
         engine.resolve(env, note=args.note)
         return 0
     if args.action == "unlock":
-        engine.unlock(env, force=args.force)
-        return 0
+        # Exit 1 while the environment stays locked, so a script never takes it for free.
+        return 0 if engine.unlock(env, force=args.force) else 1
     return status(env=env)
 
 
@@ -99,13 +101,27 @@ def status(*, env: Environment) -> int:
     print(f"archives retained: {', '.join(kept) or 'none'}")
     data = inv.load(env.state_dir)
     now = time.time()
-    print("deployments (status, warranty WP/CP, when, items):")
-    for tid, dep in sorted(data["deployments"].items(), key=lambda kv: kv[1]["deployed_at"]):
-        status = inv.warranty_status(dep, warranty_days=env.config.warranty_days, now=now)
-        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(dep["deployed_at"]))
-        print(f"  {tid:30} {dep['status']:9} {status:2} {when}  {len(dep['items'])} item(s)")
-    print("inventory (item, enhancement, sha256):")
-    for item, entry in sorted(data["items"].items()):
-        print(f"  {item}  {entry['enhancement']}  {entry['sha256'][:12]}")
+    deployments = [
+        (tid, dep["status"],
+         inv.warranty_status(dep, warranty_days=env.config.warranty_days, now=now),
+         time.strftime("%Y-%m-%d %H:%M", time.gmtime(dep["deployed_at"])), str(len(dep["items"])))
+        for tid, dep in sorted(data["deployments"].items(), key=lambda kv: kv[1]["deployed_at"])
+    ]
+    print("deployments (warranty WP/CP; UTC):")
+    _print_table(("ENHANCEMENT", "STATUS", "WARRANTY", "DEPLOYED", "ITEMS"), deployments)
+    print("inventory:")
+    _print_table(("ITEM", "ENHANCEMENT", "SHA256"),
+                 [(item, entry["enhancement"], entry["sha256"][:12])
+                  for item, entry in sorted(data["items"].items())])
     return 0
+
+
+def _print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
+    # Columns as wide as their widest cell: ids and paths have no useful maximum length.
+    if not rows:
+        print("  none")
+        return
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 

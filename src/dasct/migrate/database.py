@@ -14,6 +14,7 @@ pgschema.py) differ per engine; see docs/migration.md ("PostgreSQL strategy").
 from __future__ import annotations
 
 import hashlib
+import importlib
 import shutil
 import sqlite3
 import subprocess
@@ -177,12 +178,23 @@ def find_pg_dump() -> str | None:
     return str(candidates[-1]) if candidates else None
 
 
+def require_driver(url: str) -> None:
+    """DatabaseError naming the extra to install when url's database driver is missing."""
+    if url.startswith(("postgresql://", "postgres://")):
+        try:
+            importlib.import_module("psycopg")
+        except ImportError:
+            raise DatabaseError("a PostgreSQL database needs psycopg, which is not installed: "
+                                "pip install 'dasct[postgres]'") from None
+
+
 class PostgreSQL:
     """A PostgreSQL target: transactional scripts, bookkeeping, pg_dump for people."""
 
     kind = "postgresql"
 
     def __init__(self, url: str) -> None:
+        require_driver(url)
         import psycopg  # imported here: only PostgreSQL targets pay for it
 
         self.url = url

@@ -28,7 +28,7 @@ from dasct.errors import DasctError
 from dasct.migrate import archive, inventory, journal, lock, retention, steps, windows
 from dasct.migrate import trigger as trig
 from dasct.migrate.archive import ArchiveError
-from dasct.migrate.database import Database, DatabaseError, connect
+from dasct.migrate.database import Database, DatabaseError, connect, require_driver
 from dasct.migrate.environment import EngineError, Environment
 from dasct.migrate.plan import plan, scan
 from dasct.migrate.report import Reporter
@@ -100,12 +100,13 @@ def needs_attention(state_dir: Path) -> dict[str, Any] | None:
 
 
 class Session:
-    """One run (or revert) against one environment: the database is opened on first use."""
+    """One run (or revert) against one environment: its lease kept renewed by `keeper`
+    (None in tests that hold no lock), the database opened on first use."""
 
-    def __init__(self, env: Environment, write: Write, lease: lock.Lease | None) -> None:
+    def __init__(self, env: Environment, write: Write, keeper: lock.Keeper | None) -> None:
         self.env = env
         self.write = write
-        self.lease = lease
+        self.keeper = keeper
         self.report = Reporter(env.state_dir, environment=env.name,
                                recipients=env.config.recipients, anchor=env.anchor)
         self._db: Database | None = None
@@ -122,9 +123,14 @@ class Session:
         self.report.audit(event, **fields)
 
     def renew(self) -> None:
-        """Extend the lease between steps of a long run."""
-        if self.lease is not None:
-            self.lease = lock.renew(self.env.state_dir, self.lease)
+        """Extend the lease now; LockError (the run stops) if someone else took it."""
+        if self.keeper is not None:
+            self.keeper.renew()
+
+    def check_lock(self) -> None:
+        """LockError (the run stops) if the lease was found taken by someone else."""
+        if self.keeper is not None:
+            self.keeper.check()
 
     def close(self) -> None:
         """Close the database if it was opened."""
@@ -135,6 +141,8 @@ class Session:
 @contextmanager
 def _step(ctx: Session, j: journal.Journal, tid: str, name: str, /, **data: Any
           ) -> Iterator[None]:
+    # Never start a step on a target that another run may now own.
+    ctx.check_lock()
     ctx.log("step", trigger=tid, step=name, phase="start", **data)
     with j.step(name, **data):
         yield
@@ -223,10 +231,11 @@ def _commit(ctx: Session, j: journal.Journal, tid: str) -> None:
     j.finish("migrated")
 
 
-def _restart_after_restore(ctx: Session, tid: str) -> None:
+def _restart_after_restore(ctx: Session, tid: str, reverts: str | None = None) -> None:
     # The system may have been restarted on the new files; restart it on the restored ones.
+    # Those of a failed revert are the reverted enhancement's: its restart commands apply.
     try:
-        t = archived_trigger(ctx.env, tid)
+        t = archived_trigger(ctx.env, reverts or tid)
     except (ArchiveError, trig.TriggerError):
         return
     for c in t.commands:
@@ -259,7 +268,7 @@ def _rollback(ctx: Session, j: journal.Journal, tid: str, *, cause: str, reason:
         j.record("rollback", "done")
         ctx.log("rollback-checked", trigger=tid, result="identical to the archive")
     with suppress(ArchiveError):
-        _restart_after_restore(ctx, tid)
+        _restart_after_restore(ctx, tid, begin.get("reverts"))
         archive.remove(archive.load(env.state_dir, tid))
     if cause == "interrupted":
         j.finish("recovered")
@@ -399,24 +408,37 @@ def prepare(env: Environment) -> None:
 
 @contextmanager
 def session(env: Environment, write: Write) -> Iterator[Session]:
-    """Prepare env, take its lock and open a Session; close it and unlock on the way out."""
-    prepare(env)
-    lease = lock.acquire(env.state_dir, owner=owner())
-    ctx = Session(env, write, lease)
+    """Prepare env, take its lock and open a Session; close it and unlock on the way out.
+
+    The lease is renewed in the background for the session's whole life (lock.Keeper), so
+    a step longer than the lease never lets a breaker take it from a live run.
+    A missing database driver is refused first, before anything is locked or journaled.
+    """
     try:
-        yield ctx
-    except BaseException:
-        # The run's own error is what the caller must see; a log that cannot be anchored
-        # now is refused again by the next checkpoint and reported by `audit verify`.
-        with suppress(DasctError, OSError):
+        require_driver(env.database)
+    except DatabaseError as exc:
+        raise EngineError(f"environment {env.name}: {exc}") from None
+    prepare(env)
+    keeper = lock.Keeper(env.state_dir, lock.acquire(env.state_dir, owner=owner()))
+    try:
+        ctx = Session(env, write, keeper)
+        keeper.start()
+        try:
+            yield ctx
+        except BaseException:
+            # The run's own error is what the caller must see; a log that cannot be
+            # anchored now is refused again by the next checkpoint and reported by
+            # `audit verify`.
+            with suppress(DasctError, OSError):
+                ctx.report.checkpoint()
+            raise
+        else:
             ctx.report.checkpoint()
-        raise
-    else:
-        ctx.report.checkpoint()
+        finally:
+            ctx.close()
     finally:
-        ctx.close()
-        # Release the newest lease: the run renews it between steps.
-        lock.release(env.state_dir, ctx.lease or lease)
+        keeper.stop()
+        lock.release(env.state_dir, keeper.lease)
 
 
 def _audit(env: Environment, event: str, **fields: Any) -> None:
@@ -549,9 +571,11 @@ def _blocked(decision: windows.Decision, ignore_window: bool) -> bool:
 
 def _finish(ctx: Session, result: Result) -> Result:
     env = ctx.env
+    marker = needs_attention(env.state_dir)  # its archive is what a person restores from
     removed = retention.prune(env.state_dir, keep_count=env.config.retention_count,
                               keep_days=env.config.retention_days,
-                              warranty_days=env.config.warranty_days)
+                              warranty_days=env.config.warranty_days,
+                              pinned=[str(marker["trigger"])] if marker else [])
     for tid in removed:
         ctx.log("archive-pruned", trigger=tid)
     stats = result.stats
@@ -615,17 +639,22 @@ def resolve(env: Environment, *, note: str, write: Write = print) -> bool:
 
 
 def unlock(env: Environment, *, force: bool, write: Write = print) -> bool:
-    """Show the lock, and with force break it when its holder is provably gone."""
+    """Show the lock, and with force break it when its holder is provably gone.
+
+    True when env is unlocked afterwards (it was not locked, or the lock was broken);
+    LockError when force was refused.
+    """
     holder = lock.read(env.state_dir)
     if holder is None:
         write(f"{env.name} is not locked")
-        return False
+        return True
     if not force:
         why = lock.stale_reason(holder)
         write(f"{env.name} is locked by {holder.describe()}"
               + (f"; stale ({why}): pass --force to break it" if why else "; it is alive"))
         return False
-    return _break_lock(env, write)
+    _break_lock(env, write)
+    return True
 
 
 def _break_lock(env: Environment, write: Write) -> bool:

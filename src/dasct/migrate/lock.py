@@ -4,9 +4,18 @@ The lease is written whole and then linked into place (which fails if it exists,
 O_EXCL), so two runs never both hold it and a kill never leaves a half-written lock. A
 run killed with SIGKILL leaves it behind; `dasct migrate unlock --force` (or
 `run --break-stale-lock`) removes it only when the holder is provably gone: its pid is
-dead on this host, or the lease expired. A short flock on a guard file serializes
-acquire and break, so a breaker never removes a lease that a third run took a moment
-earlier.
+dead on this host, or (a holder on another host, whose pid we cannot see) its lease
+expired. A holder alive on this host is never broken, expired or not. A short flock on a
+guard file serializes acquire, renew and break, so a breaker never removes a lease that a
+third run took a moment earlier.
+
+A run holds its lease through a `Keeper`: a daemon thread that renews it well before it
+expires for as long as the run lives, so a step that runs for hours (a health command with
+a long timeout) never lets it lapse; when the lease was taken by someone else, the keeper
+says so and the run stops at its next step.
+
+Test hook: `DASCT_TEST_LEASE_SECONDS` replaces the default lease length (4 hours), so
+that a test can see a lease outlive its length; nothing else reads it.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import fcntl
 import json
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -26,6 +36,7 @@ from dasct.errors import DasctError
 
 DEFAULT_LEASE_SECONDS = 4 * 3600
 LOCK_NAME = "lock"
+LEASE_VAR = "DASCT_TEST_LEASE_SECONDS"
 
 
 class LockError(DasctError):
@@ -64,8 +75,21 @@ def _pid_alive(pid: int, start: str) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # another user's process: it exists; its start time still tells if it is ours
     return not start or _pid_start(pid) in ("", start)
+
+
+def _provably_alive(lease: Lease) -> bool:
+    # Its pid runs here and started when the holder's did: it is the holder, not a reuse.
+    return (lease.host == socket.gethostname() and bool(lease.pid_start)
+            and _pid_alive(lease.pid, lease.pid_start)
+            and _pid_start(lease.pid) == lease.pid_start)
+
+
+def default_lease_seconds() -> float:
+    """How long a lease lasts before a holder on another host may be taken for gone."""
+    value = os.environ.get(LEASE_VAR)
+    return float(value) if value else DEFAULT_LEASE_SECONDS
 
 
 @contextlib.contextmanager
@@ -111,22 +135,32 @@ def _write(path: Path, lease: Lease, *, exclusive: bool) -> None:
 
 
 def stale_reason(lease: Lease, *, now: float | None = None) -> str | None:
-    """Why the lease may be broken (holder dead here, or expired), or None if it may not."""
+    """Why the lease may be broken, or None if it may not.
+
+    On this host the pid decides, whatever the expiry: a live holder may be in a step that
+    outlasts any lease. Only a holder whose pid cannot be checked is judged by its expiry:
+    one on another host, or one here whose start time is unknown (no /proc), where a
+    recycled pid could otherwise pin a dead holder's lock forever.
+    """
+    if lease.host == socket.gethostname():
+        if not _pid_alive(lease.pid, lease.pid_start):
+            return f"pid {lease.pid} is no longer running on {lease.host}"
+        if _provably_alive(lease):
+            return None
     now = time.time() if now is None else now
     if lease.expires <= now:
         return "the lease expired"
-    if lease.host == socket.gethostname() and not _pid_alive(lease.pid, lease.pid_start):
-        return f"pid {lease.pid} is no longer running on {lease.host}"
     return None
 
 
 def acquire(
-    state_dir: Path, *, owner: str, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    state_dir: Path, *, owner: str, lease_seconds: float | None = None
 ) -> Lease:
     """Take the lock or raise LockError naming the holder."""
+    length = default_lease_seconds() if lease_seconds is None else lease_seconds
     now = time.time()
     pid = os.getpid()
-    lease = Lease(owner, socket.gethostname(), pid, _pid_start(pid), now, now + lease_seconds)
+    lease = Lease(owner, socket.gethostname(), pid, _pid_start(pid), now, now + length)
     with _guard(state_dir):
         try:
             _write(state_dir / LOCK_NAME, lease, exclusive=True)
@@ -146,13 +180,15 @@ def _same(a: Lease | None, b: Lease) -> bool:
         b.host, b.pid, b.pid_start, b.acquired)
 
 
-def renew(state_dir: Path, lease: Lease, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> Lease:
-    """Extend our own lease (a long migration calls this between steps)."""
+def renew(state_dir: Path, lease: Lease, *, lease_seconds: float | None = None) -> Lease:
+    """Extend our own lease; LockError if it is no longer ours (broken or taken)."""
+    length = default_lease_seconds() if lease_seconds is None else lease_seconds
     with _guard(state_dir):
         if not _same(read(state_dir), lease):
-            raise LockError("our lock was broken by someone else; stopping")
+            raise LockError(f"the lock of {state_dir} was broken or taken by someone else "
+                            "while this run held it; stopping")
         renewed = Lease(lease.owner, lease.host, lease.pid, lease.pid_start,
-                        lease.acquired, time.time() + lease_seconds)
+                        lease.acquired, time.time() + length)
         _write(state_dir / LOCK_NAME, renewed, exclusive=False)
     return renewed
 
@@ -173,10 +209,10 @@ def break_stale(state_dir: Path, *, now: float | None = None) -> tuple[Lease, st
         reason = stale_reason(lease, now=now)
         if reason is None:
             raise LockError(
-                f"refusing to break the lock of {lease.describe()}: it is alive "
-                f"{'here' if lease.host == socket.gethostname() else 'on another host'} "
-                "and its lease has not expired"
-            )
+                f"refusing to break the lock of {lease.describe()}: "
+                + ("its process is alive on this host" if _provably_alive(lease)
+                   else "its lease has not expired" if lease.host == socket.gethostname()
+                   else "it is on another host and its lease has not expired"))
         try:
             (state_dir / LOCK_NAME).unlink()
         except OSError as exc:  # pragma: no cover - guarded above
@@ -185,8 +221,70 @@ def break_stale(state_dir: Path, *, now: float | None = None) -> tuple[Lease, st
         return lease, reason
 
 
+class Keeper:
+    """Keeps a lease renewed from a daemon thread until stopped; remembers if it was lost.
+
+    The thread renews every eighth of the lease, so a lease lapses only if the whole
+    process stalls for most of its length. Renewal goes through `renew` (the guard flock),
+    so it never races a breaker.
+    """
+
+    def __init__(self, state_dir: Path, lease: Lease, *, lease_seconds: float | None = None,
+                 interval: float | None = None) -> None:
+        self.state_dir = state_dir
+        self._lease = lease
+        self._length = default_lease_seconds() if lease_seconds is None else lease_seconds
+        self._interval = self._length / 8 if interval is None else interval
+        self._mutex = threading.Lock()
+        self._stopped = threading.Event()
+        self._lost: str | None = None
+        self._thread = threading.Thread(target=self._loop, name="dasct-lease", daemon=True)
+
+    @property
+    def lease(self) -> Lease:
+        """The newest lease we wrote (release needs it)."""
+        with self._mutex:
+            return self._lease
+
+    def start(self) -> None:
+        """Start renewing in the background."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop renewing (the holder is about to release the lease)."""
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def renew(self) -> None:
+        """Renew now; LockError if the lease is no longer ours."""
+        with self._mutex:
+            if self._lost is not None:
+                raise LockError(self._lost)
+            try:
+                self._lease = renew(self.state_dir, self._lease, lease_seconds=self._length)
+            except LockError as exc:
+                self._lost = str(exc)
+                raise
+
+    def check(self) -> None:
+        """LockError if the thread found the lease taken by someone else."""
+        with self._mutex:
+            if self._lost is not None:
+                raise LockError(self._lost)
+
+    def _loop(self) -> None:
+        while not self._stopped.wait(self._interval):
+            try:
+                self.renew()
+            except LockError:
+                return  # remembered: the run stops at its next step
+            except OSError:
+                continue  # a full disk or a hiccup: try again before the lease runs out
+
+
 @contextlib.contextmanager
-def held(state_dir: Path, *, owner: str, lease_seconds: float = DEFAULT_LEASE_SECONDS
+def held(state_dir: Path, *, owner: str, lease_seconds: float | None = None
          ) -> Iterator[Lease]:
     """Hold the lock for the duration of a with block."""
     lease = acquire(state_dir, owner=owner, lease_seconds=lease_seconds)

@@ -3,7 +3,10 @@
 The revert is a reverse trigger built from the enhancement's archive (its revert scripts
 as deploys, the archived pre-images as contents, its post-images as the pre-images to
 check) run through the same engine, so it is archived, journaled, crash-safe and rolled
-back on failure like any migration.
+back on failure like any migration. Its restart and health commands are those of the
+version it restores (the enhancements whose entries the reverted one replaced, from
+their archived triggers; none when it restores what was there before any), never the
+reverted enhancement's own: those test the new behaviour the revert takes away.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 from dasct.migrate import archive, inventory
 from dasct.migrate import trigger as trig
+from dasct.migrate.archive import ArchiveError
 from dasct.migrate.engine import (
     Result,
     Write,
@@ -24,8 +28,35 @@ from dasct.migrate.engine import (
 from dasct.migrate.environment import EngineError, Environment
 
 
-def reverse_trigger(env: Environment, tid: str, now: datetime) -> trig.Trigger:
-    """A trigger that undoes enhancement tid, built from its archive."""
+def restored_commands(env: Environment, tid: str) -> tuple[list[trig.StepCommand], list[str]]:
+    """The restart and health commands of the version a revert of tid restores, and a
+    note for each enhancement of that version whose archive (so whose commands) is gone.
+
+    That version is the enhancements whose inventory entries tid replaced, oldest first;
+    a command two of them share runs once.
+    """
+    deployments = inventory.load(env.state_dir)["deployments"]
+    prior = {entry["enhancement"] for entry in deployments[tid]["previous"].values() if entry}
+    commands: list[trig.StepCommand] = []
+    notes = []
+    for pid in sorted(prior, key=lambda i: (deployments.get(i, {}).get("deployed_at", 0), i)):
+        try:
+            found = archived_trigger(env, pid).commands
+        except (ArchiveError, trig.TriggerError):
+            notes.append(f"the archive of {pid}, whose version reverting {tid} restores, is "
+                         "gone: its restart and health commands are not run")
+            continue
+        commands += [c for c in found if (c.kind, c.argv) not in
+                     {(k.kind, k.argv) for k in commands}]
+    return commands, notes
+
+
+def reverse_trigger(env: Environment, tid: str, now: datetime,
+                    commands: list[trig.StepCommand] | None = None) -> trig.Trigger:
+    """A trigger that undoes enhancement tid, built from its archive, with commands (by
+    default those restored_commands finds)."""
+    if commands is None:
+        commands = restored_commands(env, tid)[0]
     a = archive.load(env.state_dir, tid)
     original = archived_trigger(env, tid)
     staging = env.state_dir / "revert-staging"
@@ -52,7 +83,7 @@ def reverse_trigger(env: Environment, tid: str, now: datetime) -> trig.Trigger:
         id=f"revert-{tid}-{int(now.timestamp())}"[:128], system=original.system,
         environment=env.name, not_before=now - timedelta(minutes=1),
         expires=now + timedelta(hours=1), defects=original.defects, commits=original.commits,
-        sql=sql, files=files, commands=original.commands)
+        sql=sql, files=files, commands=commands)
     return trig.write(staging, doc, key=None)
 
 
@@ -81,7 +112,11 @@ def revert(env: Environment, tid: str, *, cascade: bool = False, write: Write = 
             archive.load(env.state_dir, other)  # refuse before changing anything
         ctx.log("revert-begin", trigger=tid, order=order)
         for other in order:
-            rt = reverse_trigger(env, other, now)
+            commands, notes = restored_commands(env, other)
+            for note in notes:
+                ctx.log("revert-commands-unknown", trigger=other, note=note)
+                write(f"note: {note}")
+            rt = reverse_trigger(env, other, now, commands)
             trig.check_target(rt, env.root)
             result.stats.attempted += 1
             write(f"reverting {other} ({rt.id})")
