@@ -43,6 +43,13 @@ DEFAULT_EXCLUDE = (
     "*.min.js", "*.min.css", "*_pb2.py", "*_pb2_grpc.py", "*.generated.*",
 )
 
+# dasct's own config and the repository's plumbing: not part of an enhancement.
+DEFAULT_MIGRATE_EXCLUDE = (
+    ".dasct.toml", ".gitignore", ".gitattributes", ".gitmodules", ".git-blame-ignore-revs",
+    ".mailmap", ".github/*", ".gitlab-ci.yml", ".gitlab/*", ".pre-commit-config.yaml",
+    ".pre-commit-hooks.yaml",
+)
+
 
 @dataclass(frozen=True)
 class DefectsConfig:
@@ -118,6 +125,7 @@ class MigrateConfig:
     signing_key_env: str = "DASCT_TRIGGER_KEY"  # HMAC-SHA256 key; never stored anywhere
     require_signature: bool = False
     expiry_hours: int = 72  # a trigger not run by then is reported, not run
+    exclude: tuple[str, ...] = DEFAULT_MIGRATE_EXCLUDE  # never packaged into a trigger
 
 
 @dataclass(frozen=True)

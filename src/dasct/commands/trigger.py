@@ -20,7 +20,7 @@ from dasct.migrate import trigger as trig
 from dasct.migrate.create import baseline as baseline_trigger
 from dasct.migrate.create import create as create_trigger
 from dasct.migrate.create import parse_time
-from dasct.migrate.environment import environment, signing_key
+from dasct.migrate.environment import ensure_ignored, environment, signing_key, state_paths
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,19 +89,21 @@ def create(
             f"signatures are required but ${cfg.migrate.signing_key_env} is not set"
         )
     when = parse_time(at) if at else None
+    into = staging or where.staging
+    own = state_paths(cfg, repo.root, into)
+    ensure_ignored(where, into)
     if baseline is not None:
         made = baseline_trigger(
-            repo_root=repo.root, rev=baseline, environment=env,
-            staging=staging or where.staging, migrate=cfg.migrate, tid=tid, at=when,
-            depends_on=depends_on, conflicts_with=conflicts_with, key=key,
+            repo_root=repo.root, rev=baseline, environment=env, staging=into,
+            migrate=cfg.migrate, tid=tid, at=when, depends_on=depends_on,
+            conflicts_with=conflicts_with, key=key, state_paths=own,
         )
     else:
         assert rev_range is not None  # argparse requires --range or --baseline
         made = create_trigger(
-            repo_root=repo.root, rev_range=rev_range, environment=env,
-            staging=staging or where.staging, migrate=cfg.migrate,
-            defect_patterns=cfg.defects.compiled(), tid=tid, at=when,
-            depends_on=depends_on, conflicts_with=conflicts_with, key=key,
+            repo_root=repo.root, rev_range=rev_range, environment=env, staging=into,
+            migrate=cfg.migrate, defect_patterns=cfg.defects.compiled(), tid=tid, at=when,
+            depends_on=depends_on, conflicts_with=conflicts_with, key=key, state_paths=own,
         )
     print(made.path)
     print(summary(made), file=sys.stderr)

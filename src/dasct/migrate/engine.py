@@ -28,7 +28,7 @@ from dasct.migrate import archive, inventory, journal, lock, retention, steps, w
 from dasct.migrate import trigger as trig
 from dasct.migrate.archive import ArchiveError
 from dasct.migrate.database import Database, DatabaseError, connect
-from dasct.migrate.environment import EngineError, Environment
+from dasct.migrate.environment import EngineError, Environment, ensure_ignored, sqlite_file
 from dasct.migrate.plan import plan, scan
 from dasct.migrate.report import Reporter
 from dasct.migrate.steps import StepError
@@ -386,6 +386,8 @@ def _print_plan(write: Write, t: trig.Trigger, cmds: list[trig.StepCommand]) -> 
 
 def prepare(env: Environment) -> None:
     """Create what a migration writes into: the state directory and the default root."""
+    ensure_ignored(env, env.state_dir, env.root, env.staging,
+                   *filter(None, [sqlite_file(env.database)]))
     env.state_dir.mkdir(parents=True, exist_ok=True)
     if not env.config.root:
         # The embedded default (.dasct/env/NAME/root) needs no setup; a configured root

@@ -551,7 +551,8 @@ def check_target(trigger: Trigger, root: Path) -> None:
             assert source is not None and change.pre_sha256 is not None
             st = _walk(base, source, where)
             if st is None:
-                raise TriggerError(f"{where}: {source!r} is missing on the target")
+                raise TriggerError(f"{where}: {source!r} is missing on the target; a first "
+                                   "deployment needs `dasct trigger create --baseline REV`")
             if not stat.S_ISREG(st.st_mode):
                 raise TriggerError(f"{where}: {source!r} on the target is not a regular file")
             try:
