@@ -123,6 +123,8 @@ class MigrateConfig:
     sql_dir: str = "db"  # Sqitch-style: deploy/NAME.sql, revert/NAME.sql, verify/NAME.sql
     commands_file: str = "deploy/commands.toml"  # [[restart]] and [[health]] commands
     signing_key_env: str = "DASCT_TRIGGER_KEY"  # HMAC-SHA256 key; never stored anywhere
+    # Variables holding previous keys, still accepted when verifying (key rotation).
+    verify_key_envs: tuple[str, ...] = ()
     require_signature: bool = False
     expiry_hours: int = 72  # a trigger not run by then is reported, not run
     exclude: tuple[str, ...] = DEFAULT_MIGRATE_EXCLUDE  # never packaged into a trigger

@@ -20,7 +20,13 @@ from dasct.migrate import trigger as trig
 from dasct.migrate.create import baseline as baseline_trigger
 from dasct.migrate.create import create as create_trigger
 from dasct.migrate.create import parse_time
-from dasct.migrate.environment import ensure_ignored, environment, signing_key, state_paths
+from dasct.migrate.environment import (
+    ensure_ignored,
+    environment,
+    previous_keys,
+    signing_key,
+    state_paths,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -119,7 +125,25 @@ def summary(t: trig.Trigger) -> str:
     )
 
 
-def describe(t: trig.Trigger) -> str:
+def signature_status(t: trig.Trigger, cfg: Config) -> str:
+    """What was checked of t's signature, in words (see trigger.load's signed_by)."""
+    current = cfg.migrate.signing_key_env
+    previous = [name for name, _ in previous_keys(cfg)]
+    if t.signature is None:
+        if cfg.migrate.require_signature:
+            return "none (unsigned; signatures are required, so a run refuses it)"
+        if signing_key(cfg) is not None or previous:
+            return (f"none (unsigned; ${current} is set, but migrate.require_signature is "
+                    "false, so it is accepted)")
+        return "none (unsigned)"
+    if t.signed_by is None:
+        return f"NOT CHECKED (no key set: ${current} is empty)"
+    if t.signed_by == 0:
+        return f"valid (current key ${current})"
+    return f"valid (previous key ${previous[t.signed_by - 1]})"
+
+
+def describe(t: trig.Trigger, cfg: Config) -> str:
     """The trigger for people: header, then the steps in the order they run."""
     lines = [
         f"trigger   {t.id}  (format v{t.version})",
@@ -132,7 +156,7 @@ def describe(t: trig.Trigger) -> str:
         f"depends   {', '.join(t.depends_on) or '-'}",
         f"conflicts {', '.join(t.conflicts_with) or '-'}",
         f"digest    {t.digest}",
-        f"signed    {'yes' if t.signature else 'no'}",
+        f"signature {signature_status(t, cfg)}",
         "steps:",
     ]
     for c in t.sql:
@@ -156,11 +180,12 @@ def show(*, file: Path, fmt: str) -> int:
     env = doc.get("environment")
     # Showing is inspection: any environment name is fine, integrity is still checked.
     loaded = trig.load(file, environments=[env] if isinstance(env, str) else [],
-                       key=signing_key(cfg), require_signature=False)
+                       key=signing_key(cfg), require_signature=False,
+                       previous_keys=[key for _, key in previous_keys(cfg)])
     if fmt == "json":
         print(json.dumps(trig.as_document(loaded), sort_keys=True, indent=2, ensure_ascii=False))
     else:
-        print(describe(loaded))
+        print(describe(loaded, cfg))
     return 0
 
 
@@ -169,14 +194,16 @@ def verify(*, file: Path, env: str, staging: Path | None, root: Path | None) -> 
     cfg, repo_root = _config_and_root()
     where = environment(cfg, env, repo_root)
     loaded = trig.load(file, environments=[env], key=where.key,
+                       previous_keys=where.previous_keys,
                        require_signature=where.require_signature)
     trig.check_payloads(loaded, staging)
     target = root or where.root
-    checked = ""
+    checked = f"not checked ({target} does not exist; --root DIR checks one)"
     if root is not None or target.is_dir():
         trig.check_target(loaded, target)
-        checked = f", target {target} ready"
-    print(f"{file}: ok ({summary(loaded)}{checked})")
+        checked = f"{target} ready"
+    print(f"{file}: ok ({summary(loaded)})\n  signature: {signature_status(loaded, cfg)}\n"
+          f"  payloads: present and intact\n  target: {checked}")
     return 0
 
 

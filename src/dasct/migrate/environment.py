@@ -42,11 +42,23 @@ class Environment:
     key: bytes | None
     require_signature: bool
     home: Path | None = None  # the repository's .dasct/ (None: not resolved from a repo)
+    previous_keys: tuple[bytes, ...] = ()  # verify, never sign (see previous_keys())
 
 
 def signing_key(cfg: Config) -> bytes | None:
     """The HMAC key from the environment variable the config names; None when unset."""
-    value = os.environ.get(cfg.migrate.signing_key_env, "")
+    return _key_from(cfg.migrate.signing_key_env)
+
+
+def previous_keys(cfg: Config) -> tuple[tuple[str, bytes], ...]:
+    """(variable, key) for each `migrate.verify_key_envs` variable that is set."""
+    found = ((name, _key_from(name)) for name in cfg.migrate.verify_key_envs)
+    return tuple((name, key) for name, key in found if key is not None)
+
+
+def _key_from(variable: str) -> bytes | None:
+    # Keys come from the process environment only: the config names variables, never keys.
+    value = os.environ.get(variable, "")
     return value.encode("utf-8") if value else None
 
 
@@ -83,6 +95,7 @@ def environment(cfg: Config, name: str, repo_root: Path) -> Environment:
         staging=path(env.staging, repo_root / ".dasct" / "staging"),
         config=env, system=cfg.migrate.system, key=signing_key(cfg),
         require_signature=cfg.migrate.require_signature, home=repo_root / STATE_HOME,
+        previous_keys=tuple(key for _, key in previous_keys(cfg)),
     )
 
 

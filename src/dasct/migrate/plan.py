@@ -33,6 +33,7 @@ def scan(env: Environment, now: datetime) -> Scan:
             continue
         try:
             t = trig.load(path, environments=[env.name], key=env.key,
+                          previous_keys=env.previous_keys,
                           require_signature=env.require_signature)
         except trig.TriggerError as exc:
             found.refused.append((path, str(exc)))
