@@ -1,7 +1,8 @@
-"""`dasct trigger create|show|verify`: build and inspect trigger files.
+"""`dasct trigger create|show|verify|withdraw`: build, inspect and withdraw trigger files.
 
 `create` runs in CI, in the repository; `show` and `verify` also run on a target machine
-without any repository, where the default configuration applies.
+without any repository, where the default configuration applies. `withdraw` takes a
+pending trigger out of an environment's staging without running it.
 """
 
 from __future__ import annotations
@@ -62,6 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     v.add_argument("--root", metavar="DIR", type=Path,
                    help="the target root to check pre-images against; default: the "
                    "environment's root when it exists")
+    w = sub.add_parser("withdraw", help="take a pending trigger out of staging without "
+                       "running it (audited, notified)")
+    w.add_argument("id", metavar="ID")
+    w.add_argument("--env", required=True, metavar="ENV")
+    w.add_argument("--reason", default="", metavar="TEXT",
+                   help="why, for the audit log and the notification")
 
 
 def _config_and_root() -> tuple[Config, Path]:
@@ -207,6 +214,17 @@ def verify(*, file: Path, env: str, staging: Path | None, root: Path | None) -> 
     return 0
 
 
+def withdraw(*, tid: str, env: str, reason: str) -> int:
+    """Withdraw pending trigger tid from env; print where its file went."""
+    from dasct.migrate import engine
+
+    repo = git.discover()
+    where = environment(config_mod.load(repo.root), env, repo.root)
+    moved = engine.withdraw(where, tid, reason=reason or "withdrawn on request")
+    print(f"withdrew {tid} from {env}: {moved}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Dispatch `dasct trigger ACTION`."""
     if args.action == "create":
@@ -218,4 +236,6 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.action == "show":
         return show(file=args.file, fmt=args.format)
+    if args.action == "withdraw":
+        return withdraw(tid=args.id, env=args.env, reason=args.reason)
     return verify(file=args.file, env=args.env, staging=args.staging, root=args.root)
