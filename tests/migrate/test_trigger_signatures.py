@@ -58,6 +58,15 @@ def test_verify_says_unsigned_when_a_key_is_set_but_not_required(repo: GitRepo) 
     assert code == 0 and "signature: none (unsigned)" in out, out
 
 
+def test_verify_names_the_previous_key_that_is_set_for_an_unsigned_trigger(
+    repo: GitRepo
+) -> None:
+    path = staged(repo, '[migrate]\nverify_key_envs = ["DASCT_TRIGGER_KEY_OLD"]\n',
+                  signed_with="")
+    code, out = verify(repo, path, keys("", OLD))
+    assert code == 0 and "signature: none (unsigned; $DASCT_TRIGGER_KEY_OLD is set" in out, out
+
+
 def test_key_rotation_accepts_triggers_signed_with_the_previous_key(repo: GitRepo) -> None:
     path = staged(repo, ROTATING, signed_with=OLD)
     code, out = verify(repo, path, keys(NEW, OLD))

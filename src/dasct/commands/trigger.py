@@ -140,7 +140,8 @@ def signature_status(t: trig.Trigger, cfg: Config) -> str:
         if cfg.migrate.require_signature:
             return "none (unsigned; signatures are required, so a run refuses it)"
         if signing_key(cfg) is not None or previous:
-            return (f"none (unsigned; ${current} is set, but migrate.require_signature is "
+            which = current if signing_key(cfg) is not None else previous[0]
+            return (f"none (unsigned; ${which} is set, but migrate.require_signature is "
                     "false, so it is accepted)")
         return "none (unsigned)"
     if t.signed_by is None:

@@ -2,9 +2,9 @@
 
 Every decision and step goes to the environment's audit log (dasct.audit) at once.
 Notifications (nothing-to-migrate, moved, rolled-back, escalation, held, withdrawn) go
-through the
-one notifier interface, dasct.notify, into its durable outbox: `flush` delivers what it
-can at the end of a run, and whatever cannot be delivered waits there for the next run.
+through the one notifier interface, dasct.notify, into its durable outbox: `flush`
+delivers what it can at the end of a run, and whatever cannot be delivered waits there
+for the next run.
 """
 
 from __future__ import annotations
