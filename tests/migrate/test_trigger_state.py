@@ -9,12 +9,20 @@ plumbing out of baselines and ranges.
 from __future__ import annotations
 
 import json
+import tempfile
+from functools import partial
 from pathlib import Path
 
+import pytest
 from engine_kit import cli, quiet
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dasct import config
+from dasct.config import MigrateConfig
+from dasct.migrate.create import create
 from dasct.migrate.environment import environment
+from dasct.migrate.trigger import TriggerError
 from gitrepo import GitRepo
 
 FIRST = {"app/main.py": "print('v1')\n", "app/util.py": "X = 1\n"}
@@ -142,3 +150,34 @@ def test_a_range_onto_an_empty_target_says_a_baseline_comes_first(repo: GitRepo)
     assert run.returncode == 1
     assert ("'app/main.py' is missing on the target; a first deployment needs "
             "`dasct trigger create --baseline REV`") in run.stdout, run.stdout
+
+
+_SEGMENT = st.sampled_from([".dasct", ".dasctx", "ops", "state", "app", ".gitignore", "x.py"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(parts=st.lists(_SEGMENT, min_size=1, max_size=4))
+def test_a_change_is_refused_exactly_when_it_lies_in_a_state_directory(
+    parts: list[str]
+) -> None:
+    """Over paths made of look-alike names: refused iff under `.dasct/` or a configured
+    state directory (`ops/state` here); excluded names are left out, never refused."""
+    path = "/".join(parts)
+    state = (".dasct", "ops/state")
+    inside = any(path == d or path.startswith(d + "/") for d in state)
+    excluded = parts[-1] == ".gitignore"
+    with tempfile.TemporaryDirectory() as tmp:
+        work = GitRepo(Path(tmp) / "repo")
+        base = work.commit("first", {"app.py": "A = 1\n"})
+        work.write(path, "content\n")
+        work.git("add", "-f", path)
+        work.git("commit", "-q", "-m", "add one file")
+        build = partial(create, repo_root=work.path, rev_range=f"{base}..HEAD",
+                        environment="model", staging=Path(tmp) / "staging",
+                        migrate=MigrateConfig(), defect_patterns=(), state_paths=["ops/state"])
+        if inside and not excluded:
+            with pytest.raises(TriggerError, match="is in dasct's state directory"):
+                build()
+        else:
+            made = build()
+            assert [f.path for f in made.files] == ([] if excluded else [path])
