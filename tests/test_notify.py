@@ -120,7 +120,7 @@ def test_order_and_limit(tmp_path: Path) -> None:
     for kind in notify.KINDS:
         outbox.enqueue(Notification(kind, kind, ""), now=0)
     flaky = Flaky(failures=0)
-    assert outbox.deliver(flaky, now=0, limit=2).waiting == 3
+    assert outbox.deliver(flaky, now=0, limit=2).waiting == len(notify.KINDS) - 2
     outbox.deliver(flaky, now=0)
     assert [n.kind for n in flaky.sent] == list(notify.KINDS)
 

@@ -141,6 +141,13 @@ DEFAULT_EXCLUDE = (
     "*.min.js", "*.min.css", "*_pb2.py", "*_pb2_grpc.py", "*.generated.*",
 )
 
+# dasct's own config and the repository's plumbing: not part of an enhancement.
+DEFAULT_MIGRATE_EXCLUDE = (
+    ".dasct.toml", ".gitignore", ".gitattributes", ".gitmodules", ".git-blame-ignore-revs",
+    ".mailmap", ".github/*", ".gitlab-ci.yml", ".gitlab/*", ".pre-commit-config.yaml",
+    ".pre-commit-hooks.yaml",
+)
+
 
 @dataclass(frozen=True)
 class DefectsConfig:
@@ -222,9 +229,12 @@ class MigrateConfig:
     commands_file: str = field(default="deploy/commands.toml", metadata=checked(_non_empty))
     # HMAC-SHA256 key; never stored anywhere
     signing_key_env: str = field(default="DASCT_TRIGGER_KEY", metadata=checked(_env_var))
+    # Variables holding previous keys, still accepted when verifying (key rotation).
+    verify_key_envs: tuple[str, ...] = field(default=(), metadata=checked(_env_var))
     require_signature: bool = False
     # a trigger not run by then is reported, not run (at most ten years)
     expiry_hours: int = field(default=72, metadata=checked(_between(1, 87600)))
+    exclude: tuple[str, ...] = DEFAULT_MIGRATE_EXCLUDE  # never packaged into a trigger
 
 
 @dataclass(frozen=True)

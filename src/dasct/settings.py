@@ -53,17 +53,20 @@ class Settings:
         return self._compiled
 
     def excluded(self, path: str) -> bool:
-        """Whether path matches an exclude glob ([paths] exclude).
+        """Whether path matches an exclude glob ([paths] exclude); see matches_glob."""
+        return matches_glob(path, self.exclude)
 
-        A glob without "/" matches the file name in any directory; one with "/" matches
-        the whole path from the repository root ("*" crosses directories there).
-        """
-        import fnmatch
 
-        name = path.rsplit("/", 1)[-1]
-        return any(
-            fnmatch.fnmatchcase(path if "/" in glob else name, glob) for glob in self.exclude
-        )
+def matches_glob(path: str, globs: tuple[str, ...]) -> bool:
+    """Whether a repo-relative posix path matches one of the exclude globs.
+
+    A glob without "/" matches the file name in any directory; one with "/" matches
+    the whole path from the repository root ("*" crosses directories there).
+    """
+    import fnmatch
+
+    name = path.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatchcase(path if "/" in glob else name, glob) for glob in globs)
 
 
 def _stat_key(root: str) -> list[object]:

@@ -234,7 +234,8 @@ def test_cli_create_show_verify(
 
     assert cli.main(["trigger", "show", str(path)]) == 0
     text = capsys.readouterr().out
-    assert "rename   src/old_name.py -> src/new_name.py" in text and "signed    yes" in text
+    assert "rename   src/old_name.py -> src/new_name.py" in text
+    assert "signature valid (current key $DASCT_TRIGGER_KEY)" in text
     assert cli.main(["trigger", "show", str(path), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["id"] == "ENH-1"
 
@@ -266,7 +267,7 @@ def test_cli_verify_against_a_target(
     git(root, "worktree", "add", "-q", "--detach", str(target), base)
     assert cli.main(["trigger", "verify", str(path), "--env", "model", "--root",
                      str(target)]) == 0
-    assert f"target {target} ready" in capsys.readouterr().out
+    assert f"target: {target} ready" in capsys.readouterr().out
     (target / "bin").symlink_to(tmp_path)  # bin/run would be written outside the target
     assert cli.main(["trigger", "verify", str(path), "--env", "model", "--root",
                      str(target)]) == 1

@@ -1,7 +1,8 @@
-"""`dasct trigger create|show|verify`: build and inspect trigger files.
+"""`dasct trigger create|show|verify|withdraw`: build, inspect and withdraw trigger files.
 
 `create` runs in CI, in the repository; `show` and `verify` also run on a target machine
-without any repository, where the default configuration applies.
+without any repository, where the default configuration applies. `withdraw` takes a
+pending trigger out of an environment's staging without running it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from dasct.migrate import trigger as trig
 from dasct.migrate.create import baseline as baseline_trigger
 from dasct.migrate.create import create as create_trigger
 from dasct.migrate.create import parse_time
-from dasct.migrate.environment import environment, signing_key
+from dasct.migrate.environment import (
+    ensure_ignored,
+    environment,
+    previous_keys,
+    signing_key,
+    state_paths,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     v.add_argument("--root", metavar="DIR", type=Path,
                    help="the target root to check pre-images against; default: the "
                    "environment's root when it exists")
+    w = sub.add_parser("withdraw", help="take a pending trigger out of staging without "
+                       "running it (audited, notified)")
+    w.add_argument("id", metavar="ID")
+    w.add_argument("--env", required=True, metavar="ENV")
+    w.add_argument("--reason", default="", metavar="TEXT",
+                   help="why, for the audit log and the notification")
 
 
 def _config_and_root() -> tuple[Config, Path]:
@@ -89,19 +102,21 @@ def create(
             f"signatures are required but ${cfg.migrate.signing_key_env} is not set"
         )
     when = parse_time(at) if at else None
+    into = staging or where.staging
+    own = state_paths(cfg, repo.root, into)
+    ensure_ignored(where, into)
     if baseline is not None:
         made = baseline_trigger(
-            repo_root=repo.root, rev=baseline, environment=env,
-            staging=staging or where.staging, migrate=cfg.migrate, tid=tid, at=when,
-            depends_on=depends_on, conflicts_with=conflicts_with, key=key,
+            repo_root=repo.root, rev=baseline, environment=env, staging=into,
+            migrate=cfg.migrate, tid=tid, at=when, depends_on=depends_on,
+            conflicts_with=conflicts_with, key=key, state_paths=own,
         )
     else:
         assert rev_range is not None  # argparse requires --range or --baseline
         made = create_trigger(
-            repo_root=repo.root, rev_range=rev_range, environment=env,
-            staging=staging or where.staging, migrate=cfg.migrate,
-            defect_patterns=cfg.defects.compiled(), tid=tid, at=when,
-            depends_on=depends_on, conflicts_with=conflicts_with, key=key,
+            repo_root=repo.root, rev_range=rev_range, environment=env, staging=into,
+            migrate=cfg.migrate, defect_patterns=cfg.defects.compiled(), tid=tid, at=when,
+            depends_on=depends_on, conflicts_with=conflicts_with, key=key, state_paths=own,
         )
     print(made.path)
     print(summary(made), file=sys.stderr)
@@ -117,7 +132,26 @@ def summary(t: trig.Trigger) -> str:
     )
 
 
-def describe(t: trig.Trigger) -> str:
+def signature_status(t: trig.Trigger, cfg: Config) -> str:
+    """What was checked of t's signature, in words (see trigger.load's signed_by)."""
+    current = cfg.migrate.signing_key_env
+    previous = [name for name, _ in previous_keys(cfg)]
+    if t.signature is None:
+        if cfg.migrate.require_signature:
+            return "none (unsigned; signatures are required, so a run refuses it)"
+        if signing_key(cfg) is not None or previous:
+            which = current if signing_key(cfg) is not None else previous[0]
+            return (f"none (unsigned; ${which} is set, but migrate.require_signature is "
+                    "false, so it is accepted)")
+        return "none (unsigned)"
+    if t.signed_by is None:
+        return f"NOT CHECKED (no key set: ${current} is empty)"
+    if t.signed_by == 0:
+        return f"valid (current key ${current})"
+    return f"valid (previous key ${previous[t.signed_by - 1]})"
+
+
+def describe(t: trig.Trigger, cfg: Config) -> str:
     """The trigger for people: header, then the steps in the order they run."""
     lines = [
         f"trigger   {t.id}  (format v{t.version})",
@@ -130,7 +164,7 @@ def describe(t: trig.Trigger) -> str:
         f"depends   {', '.join(t.depends_on) or '-'}",
         f"conflicts {', '.join(t.conflicts_with) or '-'}",
         f"digest    {t.digest}",
-        f"signed    {'yes' if t.signature else 'no'}",
+        f"signature {signature_status(t, cfg)}",
         "steps:",
     ]
     for c in t.sql:
@@ -154,11 +188,12 @@ def show(*, file: Path, fmt: str) -> int:
     env = doc.get("environment")
     # Showing is inspection: any environment name is fine, integrity is still checked.
     loaded = trig.load(file, environments=[env] if isinstance(env, str) else [],
-                       key=signing_key(cfg), require_signature=False)
+                       key=signing_key(cfg), require_signature=False,
+                       previous_keys=[key for _, key in previous_keys(cfg)])
     if fmt == "json":
         print(json.dumps(trig.as_document(loaded), sort_keys=True, indent=2, ensure_ascii=False))
     else:
-        print(describe(loaded))
+        print(describe(loaded, cfg))
     return 0
 
 
@@ -167,14 +202,27 @@ def verify(*, file: Path, env: str, staging: Path | None, root: Path | None) -> 
     cfg, repo_root = _config_and_root()
     where = environment(cfg, env, repo_root)
     loaded = trig.load(file, environments=[env], key=where.key,
+                       previous_keys=where.previous_keys,
                        require_signature=where.require_signature)
     trig.check_payloads(loaded, staging)
     target = root or where.root
-    checked = ""
+    checked = f"not checked ({target} does not exist; --root DIR checks one)"
     if root is not None or target.is_dir():
         trig.check_target(loaded, target)
-        checked = f", target {target} ready"
-    print(f"{file}: ok ({summary(loaded)}{checked})")
+        checked = f"{target} ready"
+    print(f"{file}: ok ({summary(loaded)})\n  signature: {signature_status(loaded, cfg)}\n"
+          f"  payloads: present and intact\n  target: {checked}")
+    return 0
+
+
+def withdraw(*, tid: str, env: str, reason: str) -> int:
+    """Withdraw pending trigger tid from env; print where its file went."""
+    from dasct.migrate import engine
+
+    repo = git.discover()
+    where = environment(config_mod.load(repo.root), env, repo.root)
+    moved = engine.withdraw(where, tid, reason=reason or "withdrawn on request")
+    print(f"withdrew {tid} from {env}: {moved}")
     return 0
 
 
@@ -189,4 +237,6 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.action == "show":
         return show(file=args.file, fmt=args.format)
+    if args.action == "withdraw":
+        return withdraw(tid=args.id, env=args.env, reason=args.reason)
     return verify(file=args.file, env=args.env, staging=args.staging, root=args.root)

@@ -5,9 +5,10 @@ range touched (ordered by sqitch.plan, reworked changes included), the file chan
 `git diff A B` outside the SQL directory and the commands file, and the restart and health
 commands of the commands file at B. The defects are those the range's commit messages
 name. A baseline (`--baseline REV`) is the same build from the empty tree to REV: all of
-REV, for an environment that has nothing yet. Everything is stored in a staging area
-through the format module (trigger.py), which refuses to write anything it would not load
-back.
+REV, for an environment that has nothing yet. Paths matching `[migrate] exclude` (dasct's
+config, git's plumbing) are left out, and a change inside dasct's own state directories
+is refused. Everything is stored in a staging area through the format module
+(trigger.py), which refuses to write anything it would not load back.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from dasct import git, refs
 from dasct.config import MigrateConfig
 from dasct.migrate import sqltext, windows
+from dasct.migrate.environment import STATE_HOME
 from dasct.migrate.trigger import (
     COMMAND_KINDS,
     ENV_PATTERN,
@@ -39,6 +41,7 @@ from dasct.migrate.trigger import (
     write,
     write_payload,
 )
+from dasct.settings import matches_glob
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -65,10 +68,13 @@ def create(
     depends_on: Iterable[str] = (),
     conflicts_with: Iterable[str] = (),
     key: bytes | None = None,
+    state_paths: Iterable[str] = (),
 ) -> Trigger:
     """Build the trigger of the enhancement rev_range (A..B) for environment, in staging.
 
-    `migrate` gives the system name, the SQL directory, the commands file and the expiry.
+    `migrate` gives the system name, the SQL directory, the commands file, the excluded
+    paths and the expiry. A change under `.dasct/` or under one of `state_paths` (dasct's
+    configured directories inside the repository, see environment.state_paths) is refused.
     """
     where = f"range {rev_range}"
     _check_names(where, environment, tid, depends_on, conflicts_with)
@@ -82,7 +88,7 @@ def create(
         repo.root, base, head, head_rev, where=where, environment=environment,
         staging=staging, migrate=migrate, tid=tid or f"{base[:10]}-{head[:10]}",
         commits=commits, defects=find_defects(messages, defect_patterns), at=at,
-        depends_on=depends_on, conflicts_with=conflicts_with, key=key,
+        depends_on=depends_on, conflicts_with=conflicts_with, key=key, state_paths=state_paths,
     )
 
 
@@ -98,6 +104,7 @@ def baseline(
     depends_on: Iterable[str] = (),
     conflicts_with: Iterable[str] = (),
     key: bytes | None = None,
+    state_paths: Iterable[str] = (),
 ) -> Trigger:
     """Build the trigger that puts an empty environment on rev: from the empty tree to rev.
 
@@ -114,7 +121,7 @@ def baseline(
         repo.root, git.empty_tree(repo.root), head, rev, where=where,
         environment=environment, staging=staging, migrate=migrate,
         tid=tid or f"baseline-{head[:10]}", commits=[head], defects=[], at=at,
-        depends_on=depends_on, conflicts_with=conflicts_with, key=key,
+        depends_on=depends_on, conflicts_with=conflicts_with, key=key, state_paths=state_paths,
     )
 
 
@@ -133,14 +140,15 @@ def _build(
     root: Path, base: str, head: str, head_rev: str, *, where: str, environment: str,
     staging: Path, migrate: MigrateConfig, tid: str, commits: list[str], defects: list[str],
     at: datetime | None, depends_on: Iterable[str], conflicts_with: Iterable[str],
-    key: bytes | None,
+    key: bytes | None, state_paths: Iterable[str],
 ) -> Trigger:
     """The trigger of the changes from base (a commit or a tree) to head, written."""
     depends, conflicts = tuple(dict.fromkeys(depends_on)), tuple(dict.fromkeys(conflicts_with))
     sql_dir = migrate.sql_dir
     sql_prefix = sql_dir.strip("/") + "/" if sql_dir.strip("/. ") else None
-    touched_sql, file_changes = _sort_changes(
-        _range_diff(root, base, head, where), sql_prefix, migrate.commands_file)
+    changes = _without_excluded(_range_diff(root, base, head, where), migrate.exclude)
+    _refuse_state(changes, (STATE_HOME, *state_paths), where)
+    touched_sql, file_changes = _sort_changes(changes, sql_prefix, migrate.commands_file)
     files = _file_changes(root, file_changes, staging, where)
     sql: list[SqlChange] = []
     if touched_sql and sql_prefix:
@@ -179,6 +187,35 @@ def _range_diff(root: Path, base: str, head: str, where: str) -> list[_RawChange
         # one path in two operations; without rename detection each path appears once.
         changes = _raw_diff(root, base, head, renames=False, where=where)
     return changes
+
+
+def _without_excluded(changes: list[_RawChange], exclude: tuple[str, ...]
+                      ) -> list[_RawChange]:
+    """The changes outside the excluded paths; a rename across the line is half of one."""
+    kept: list[_RawChange] = []
+    for c in changes:
+        new_out = matches_glob(c.path, exclude)
+        old_out = c.old_path is not None and matches_glob(c.old_path, exclude)
+        if c.old_path is None or new_out == old_out:
+            if not new_out:
+                kept.append(c)
+        elif old_out:  # moved in from an excluded path: the target never had the old one
+            kept.append(replace(c, status="A", old_path=None))
+        else:  # moved out to an excluded path: for the target, the file is gone
+            kept.append(replace(c, status="D", path=c.old_path, old_path=None))
+    return kept
+
+
+def _refuse_state(changes: list[_RawChange], state: tuple[str, ...], where: str) -> None:
+    """Refuse a change inside dasct's own state directories: it is never an enhancement."""
+    for rel in (p for c in changes for p in (c.path, c.old_path) if p is not None):
+        for folder in state:
+            if rel == folder or rel.startswith(folder + "/"):
+                raise TriggerError(
+                    f"{where}: {rel!r} is in dasct's state directory {folder}/, which is "
+                    f"never packaged; remove it from the repository (git rm -r --cached "
+                    f"{folder}) or list it in [migrate] exclude"
+                )
 
 
 def _sort_changes(changes: list[_RawChange], sql_prefix: str | None, commands_file: str

@@ -29,13 +29,13 @@ from dasct.migrate import archive, inventory, journal, lock, retention, steps, w
 from dasct.migrate import trigger as trig
 from dasct.migrate.archive import ArchiveError
 from dasct.migrate.database import Database, DatabaseError, connect, require_driver
-from dasct.migrate.environment import EngineError, Environment
+from dasct.migrate.environment import EngineError, Environment, ensure_ignored, sqlite_file
 from dasct.migrate.plan import plan, scan
 from dasct.migrate.report import Reporter
 from dasct.migrate.steps import StepError
 
 __all__ = ["Result", "Stats", "migrate_one", "needs_attention", "prepare", "recover", "resolve",
-           "run", "session", "unlock"]
+           "run", "session", "unlock", "withdraw"]
 
 NEEDS_ATTENTION = "needs-attention.json"
 Write = Callable[[str], None]
@@ -399,6 +399,8 @@ def _print_plan(write: Write, t: trig.Trigger, cmds: list[trig.StepCommand]) -> 
 
 def prepare(env: Environment) -> None:
     """Create what a migration writes into: the state directory and the default root."""
+    ensure_ignored(env, env.state_dir, env.root, env.staging,
+                   *filter(None, [sqlite_file(env.database)]))
     env.state_dir.mkdir(parents=True, exist_ok=True)
     if not env.config.root:
         # The embedded default (.dasct/env/NAME/root) needs no setup; a configured root
@@ -517,7 +519,8 @@ def _run_locked(ctx: Session, *, now: datetime, ignore_window: bool) -> Result:
         write(f"not run: {decision.reason}" + ("" if frozen else " (use --now to run anyway)"))
         return _finish(ctx, result)
     ctx.log("window", allowed=decision.allowed, reason=decision.reason, forced=ignore_window)
-    order, held = plan(env, found.due)
+    planned = plan(env, found.due)
+    order, held = planned.order, planned.held
     for tid, why in held.items():
         stats.held += 1
         result.held[tid] = why
@@ -525,10 +528,13 @@ def _run_locked(ctx: Session, *, now: datetime, ignore_window: bool) -> Result:
         ctx.report.held(tid, reason=why)
         write(f"held: {tid}: {why}")
     for t in order:
-        if any(d in result.rolled_back for d in t.depends_on):
+        failed = sorted(d for d in planned.needs[t.id] if d not in result.migrated)
+        if failed:  # it runs after them in this run, and they were refused or rolled back
             stats.held += 1
-            result.held[t.id] = "a dependency was rolled back in this run"
+            result.held[t.id] = f"depends on {failed[0]}, which was not migrated in this run"
             ctx.log("held", trigger=t.id, reason=result.held[t.id])
+            ctx.report.held(t.id, reason=result.held[t.id])
+            write(f"held: {t.id}: {result.held[t.id]}")
             continue
         try:
             trig.check_payloads(t)
@@ -613,7 +619,8 @@ def _dry_run(env: Environment, *, now: datetime, ignore_window: bool, write: Wri
         write(f"  would not run: {decision.reason}")
     else:
         write(f"  window: {decision.reason}" + ("" if decision.allowed else " (--now)"))
-    order, held = plan(env, found.due)
+    planned = plan(env, found.due)
+    order, held = planned.order, planned.held
     for tid, why in held.items():
         write(f"  would hold {tid}: {why}")
     for t in order:
@@ -622,7 +629,7 @@ def _dry_run(env: Environment, *, now: datetime, ignore_window: bool, write: Wri
     return result
 
 
-# ----------------------------------------------------------------------- resolve, unlock
+# ----------------------------------------------------------------------- resolve, unlock, withdraw
 
 
 def resolve(env: Environment, *, note: str, write: Write = print) -> bool:
@@ -665,3 +672,34 @@ def _break_lock(env: Environment, write: Write) -> bool:
     _audit(env, "lock-broken", holder=broken[0].describe(), reason=broken[1], by=owner())
     write(f"broke the lock of {broken[0].describe()}: {broken[1]}")
     return True
+
+
+def withdraw(env: Environment, tid: str, *, reason: str, write: Write = print) -> Path:
+    """Take pending trigger tid out of staging without running it: outcome `withdrawn`.
+
+    Under the lock (never while a run migrates it), audited and notified; refuses a trigger
+    that is not pending here, already settled, or left in flight by a run that died.
+    Returns where the trigger file went.
+    """
+    if not trig.ID_PATTERN.fullmatch(tid):
+        raise EngineError(f"not a trigger id: {tid!r}")
+    path = trig.trigger_path(env.staging, env.name, tid)
+    with session(env, write) as ctx:
+        done = inventory.outcome(env.state_dir, tid)
+        if done is not None:
+            raise EngineError(f"{tid} is already settled in {env.name} ({done['outcome']}); "
+                              "there is nothing to withdraw")
+        records = journal.pending(env.state_dir)
+        if records and records[0].get("trigger") == tid:
+            raise EngineError(f"{tid} was being migrated when a run died; `dasct migrate run "
+                              f"--env {env.name}` settles it first")
+        if not path.is_file():
+            raise EngineError(f"{tid} is not pending in {env.name} (no {path})")
+        # The outcome first, as a run settles: a crash before the move is finished by the
+        # next run, which finds the outcome and moves the file.
+        inventory.set_outcome(env.state_dir, tid, "withdrawn", reason=reason)
+        _settle_file(env, path, "withdrawn")
+        ctx.log("withdrawn", trigger=tid, reason=reason)
+        ctx.report.withdrawn(tid, reason=reason)
+        ctx.report.flush()
+    return env.state_dir / "triggers" / "withdrawn" / path.name

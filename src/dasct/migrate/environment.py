@@ -4,7 +4,9 @@
 root, database URL, state directory, staging directory) and the signing settings. It only
 reads the config and the process environment, never the disk: `trigger create`,
 `trigger verify` and `audit verify` resolve the same paths as `migrate run` without
-creating anything. Directories are created where a migration runs (engine.prepare).
+creating anything. Directories are created where a migration runs (engine.prepare) and
+where a trigger is staged; both first call `ensure_ignored`, so that dasct's default home
+`.dasct/` is ignored by git before anything lands in it.
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from dasct import redact
+from dasct import durable, redact
 from dasct.checkpoint import Anchor, anchor
 from dasct.config import Config, EnvironmentConfig
 from dasct.errors import DasctError
+
+STATE_HOME = ".dasct"  # dasct's default home inside a repository: state, staging, roots
+# As virtual environments do: the directory ignores itself, whatever the repo's .gitignore.
+_IGNORE_ALL = b"# Created by dasct: its state, staging and default targets. Never commit.\n*\n"
 
 
 class EngineError(DasctError):
@@ -37,11 +43,24 @@ class Environment:
     key: bytes | None
     require_signature: bool
     anchor: Anchor | None = None  # how its audit log is checkpointed (dasct.checkpoint)
+    home: Path | None = None  # the repository's .dasct/ (None: not resolved from a repo)
+    previous_keys: tuple[bytes, ...] = ()  # verify, never sign (see previous_keys())
 
 
 def signing_key(cfg: Config) -> bytes | None:
     """The HMAC key from the environment variable the config names; None when unset."""
-    value = os.environ.get(cfg.migrate.signing_key_env, "")
+    return _key_from(cfg.migrate.signing_key_env)
+
+
+def previous_keys(cfg: Config) -> tuple[tuple[str, bytes], ...]:
+    """(variable, key) for each `migrate.verify_key_envs` variable that is set."""
+    found = ((name, _key_from(name)) for name in cfg.migrate.verify_key_envs)
+    return tuple((name, key) for name, key in found if key is not None)
+
+
+def _key_from(variable: str) -> bytes | None:
+    # Keys come from the process environment only: the config names variables, never keys.
+    value = os.environ.get(variable, "")
     return value.encode("utf-8") if value else None
 
 
@@ -78,6 +97,53 @@ def environment(cfg: Config, name: str, repo_root: Path) -> Environment:
         state_dir=path(env.state_dir, base / "state"),
         staging=path(env.staging, repo_root / ".dasct" / "staging"),
         config=env, system=cfg.migrate.system, key=signing_key(cfg),
-        require_signature=cfg.migrate.require_signature,
+        require_signature=cfg.migrate.require_signature, home=repo_root / STATE_HOME,
+        previous_keys=tuple(key for _, key in previous_keys(cfg)),
         anchor=anchor(cfg.audit, name, repo_root),
     )
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a resolved sqlite:/// URL; None for a server database."""
+    return Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def ensure_ignored(env: Environment, *paths: Path) -> None:
+    """Before writing into paths: if one lies in dasct's home, make the home ignored by git.
+
+    The home gets a `.gitignore` holding `*`, so `git add -A` never commits dasct's state.
+    A `.gitignore` already there (the user's own) is kept as it is.
+    """
+    home = env.home
+    if home is None or not any(_inside(p, home) for p in paths):
+        return
+    marker = home / ".gitignore"
+    if not os.path.lexists(marker):
+        durable.atomic_write(marker, _IGNORE_ALL, mode=0o644)
+
+
+def state_paths(cfg: Config, repo_root: Path, *extra: Path) -> tuple[str, ...]:
+    """dasct's own directories inside the repository, as repo-relative posix paths.
+
+    The home `.dasct`, and every environment's root, state directory, staging directory
+    and SQLite file (and extra paths) that lie inside repo_root: never part of an
+    enhancement.
+    """
+    found = [STATE_HOME]
+    candidates = list(extra)
+    for name in cfg.environments:
+        env = environment(cfg, name, repo_root)
+        candidates += [env.root, env.state_dir, env.staging]
+        db = sqlite_file(env.database)
+        if db is not None:
+            candidates.append(db)
+    base = Path(os.path.normpath(repo_root.absolute()))
+    for path in candidates:
+        full = Path(os.path.normpath(path.absolute()))
+        if full != base and base in full.parents:
+            found.append(full.relative_to(base).as_posix())
+    return tuple(dict.fromkeys(found))

@@ -3,7 +3,7 @@
 Items are `file:PATH` (sha256 of the content) and `sql:NAME` (sha256 of the deploy
 script). Each deployment remembers the entries it replaced, so a revert puts them back.
 `outcomes/<id>.json` records what happened to each trigger here (migrated, rolled-back,
-expired, escalated), so a trigger is never applied twice.
+expired, escalated, withdrawn), so a trigger is never applied twice.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """What a migration tells people and the audit log: one Reporter per run.
 
 Every decision and step goes to the environment's audit log (dasct.audit) at once.
-Notifications (nothing-to-migrate, moved, rolled-back, escalation, held) go through the
-one notifier interface, dasct.notify, into its durable outbox: `flush` delivers what it
-can at the end of a run, and whatever cannot be delivered waits there for the next run.
+Notifications (nothing-to-migrate, moved, rolled-back, escalation, held, withdrawn) go
+through the one notifier interface, dasct.notify, into its durable outbox: `flush`
+delivers what it can at the end of a run, and whatever cannot be delivered waits there
+for the next run.
 """
 
 from __future__ import annotations
@@ -90,6 +91,12 @@ class Reporter:
     def held(self, tid: str, *, reason: str) -> None:
         """A trigger was held (conflict, dependency, expiry, refusal)."""
         self._send(notify.HELD, f"[{self.environment}] {tid} held", f"{tid} was not run: {reason}",
+                   trigger=tid, reason=reason)
+
+    def withdrawn(self, tid: str, *, reason: str) -> None:
+        """A pending trigger was withdrawn on request (dasct trigger withdraw); never run."""
+        self._send(notify.WITHDRAWN, f"[{self.environment}] {tid} withdrawn",
+                   f"{tid} was withdrawn from {self.environment} and will not run: {reason}",
                    trigger=tid, reason=reason)
 
     def flush(self) -> None:

@@ -18,7 +18,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -113,6 +113,9 @@ class Trigger:
     digest: str
     signature: str | None
     path: Path
+    # Which verification key checked the signature: 0 the current key, N the N-th previous
+    # one; None when the trigger is unsigned or no key was available to check it.
+    signed_by: int | None = None
 
     @property
     def staging(self) -> Path:
@@ -368,6 +371,7 @@ def parse(
     environments: Collection[str],
     key: bytes | None,
     require_signature: bool,
+    previous_keys: Sequence[bytes] = (),
 ) -> Trigger:
     """Verify an already-decoded trigger document (see load)."""
     r = _Reader(path)
@@ -388,14 +392,8 @@ def parse(
     if not hmac.compare_digest(actual, digest):
         raise r.fail("digest mismatch: the trigger was changed after it was written")
     signature = r.opt_str(d["signature"], "signature", _SHA)
-    if signature is None:
-        if require_signature:
-            raise r.fail("unsigned, and signatures are required")
-    elif key is not None:
-        if not hmac.compare_digest(sign(digest, key), signature):
-            raise r.fail("bad signature (wrong key, or the trigger was forged)")
-    elif require_signature:
-        raise r.fail("signed, but no signing key is available to verify it")
+    signed_by = _check_signature(r, digest, signature, (key, *previous_keys),
+                                 require_signature)
     environment = r.str_(d["environment"], "environment", ENV_PATTERN)
     if environment not in environments:
         allowed = ", ".join(sorted(environments)) or "none"
@@ -433,6 +431,7 @@ def parse(
         digest=digest,
         signature=signature,
         path=path,
+        signed_by=signed_by,
     )
     if trigger.expires <= trigger.not_before:
         raise r.fail("`expires` is not after `not_before`")
@@ -448,21 +447,46 @@ def parse(
     return trigger
 
 
+def _check_signature(r: _Reader, digest: str, signature: str | None,
+                     keys: Sequence[bytes | None], require: bool) -> int | None:
+    """The index in keys of the key that made signature; None when it was not checked."""
+    if signature is None:
+        if require:
+            raise r.fail("unsigned, and signatures are required")
+        return None
+    tried = False
+    for i, key in enumerate(keys):
+        if key is None:
+            continue
+        tried = True
+        if hmac.compare_digest(sign(digest, key), signature):
+            return i
+    if tried:
+        raise r.fail("bad signature (no verification key matches: wrong key, or the trigger "
+                     "was forged)")
+    if require:
+        raise r.fail("signed, but no signing key is available to verify it")
+    return None
+
+
 def load(
     path: Path,
     *,
     environments: Collection[str],
     key: bytes | None,
     require_signature: bool,
+    previous_keys: Sequence[bytes] = (),
 ) -> Trigger:
     """Read and verify a trigger file: format, version, digest, signature, environment, paths.
 
-    Pass the environment you are about to migrate as `environments`. Payloads and the
-    target are checked separately (read_payload, check_target).
+    Pass the environment you are about to migrate as `environments`. The signature is
+    checked with key (the current one) or any of previous_keys (a rotation); the Trigger's
+    `signed_by` says which. Payloads and the target are checked separately (read_payload,
+    check_target).
     """
     return parse(
         read_document(path), path, environments=environments, key=key,
-        require_signature=require_signature,
+        require_signature=require_signature, previous_keys=previous_keys,
     )
 
 
@@ -551,7 +575,8 @@ def check_target(trigger: Trigger, root: Path) -> None:
             assert source is not None and change.pre_sha256 is not None
             st = _walk(base, source, where)
             if st is None:
-                raise TriggerError(f"{where}: {source!r} is missing on the target")
+                raise TriggerError(f"{where}: {source!r} is missing on the target; a first "
+                                   "deployment needs `dasct trigger create --baseline REV`")
             if not stat.S_ISREG(st.st_mode):
                 raise TriggerError(f"{where}: {source!r} on the target is not a regular file")
             try:
