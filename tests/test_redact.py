@@ -218,19 +218,21 @@ def test_ordinary_variable_names(name: str) -> None:
 def test_configured_names_are_secret_and_withheld(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / ".dasct.toml").write_text(
-        '[migrate]\nsigning_key_env = "MY_HMAC"\n[audit]\ncheckpoint_key_env = "MY_ANCHOR"\n'
+        '[migrate]\nsigning_key_env = "MY_HMAC"\nverify_key_envs = ["OLD_HMAC"]\n'
+        '[audit]\ncheckpoint_key_env = "MY_ANCHOR"\n'
         '[security]\nsecret_env = ["DEPLOY_*", "EXACT"]\n'
-        'pass_env = ["NEEDED_TOKEN", "MY_HMAC", "MY_ANCHOR", "DASCT_AUDIT_KEY"]\n')
+        'pass_env = ["NEEDED_TOKEN", "MY_HMAC", "MY_ANCHOR", "DASCT_AUDIT_KEY", "OLD_HMAC"]\n')
     for name, value in {"MY_HMAC": "hmac-value-1", "DEPLOY_CERT": "deploy-value-1",
                         "EXACT": "exact-value-1", "NEEDED_TOKEN": "needed-value-1",
                         "OTHER": "other-value-1", "MY_ANCHOR": "anchor-value-1",
-                        "DASCT_AUDIT_KEY": "audit-value-1"}.items():
+                        "DASCT_AUDIT_KEY": "audit-value-1", "OLD_HMAC": "old-hmac-value"}.items():
         monkeypatch.setenv(name, value)
     redact.configure(config.load(tmp_path))
     try:
         env = redact.child_env({"DASCT_ENVIRONMENT": "model"})
         # Signing keys (triggers', the audit anchor's) never reach a child, pass_env or not.
-        assert {"MY_HMAC", "DEPLOY_CERT", "EXACT", "MY_ANCHOR", "DASCT_AUDIT_KEY"}.isdisjoint(env)
+        assert {"MY_HMAC", "DEPLOY_CERT", "EXACT", "MY_ANCHOR", "DASCT_AUDIT_KEY",
+                "OLD_HMAC"}.isdisjoint(env)
         assert env["NEEDED_TOKEN"] == "needed-value-1" and env["OTHER"] == "other-value-1"
         assert env["DASCT_ENVIRONMENT"] == "model"
         shown = redact.redact("hmac-value-1 deploy-value-1 exact-value-1 needed-value-1 "

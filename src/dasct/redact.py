@@ -71,8 +71,8 @@ def configure(cfg: Config) -> None:
     """Make the secrets a configuration names known to every sink of this process.
 
     Called wherever an environment is resolved (dasct.migrate.environment): the signing-key
-    variables (triggers, audit checkpoints), `[security] secret_env` and `pass_env`, and the
-    database URLs' passwords.
+    variables (triggers' current and previous keys, audit checkpoints), `[security]
+    secret_env` and `pass_env`, and the database URLs' passwords.
     """
     from urllib.parse import unquote
 
@@ -82,6 +82,7 @@ def configure(cfg: Config) -> None:
         if password:
             values.update({password, unquote(password)})
     _policy.signing = frozenset({"DASCT_TRIGGER_KEY", cfg.migrate.signing_key_env,
+                                 *cfg.migrate.verify_key_envs,
                                  "DASCT_AUDIT_KEY", cfg.audit.checkpoint_key_env})
     _policy.globs = tuple(cfg.security.secret_env)
     _policy.passed = frozenset(cfg.security.pass_env)

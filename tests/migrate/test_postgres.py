@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -162,3 +163,35 @@ def test_revert_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     assert rows(pg_url, "SELECT x FROM keep") == [(1,)]
     assert rows(pg_url, "SELECT t FROM notes") == [("kept",)]  # written since: kept
     assert snapshot(env.root) == before[1]
+
+
+def test_pg_dump_gets_no_secret_and_no_password_on_its_command_line(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Trust authentication ignores the password: the URL may carry one, as production's do.
+    password = "Hunter2Secret99"
+    url = pg_url.replace("://dasct@", f"://dasct:{password}@")
+    real = database.find_pg_dump()
+    if real is None:
+        pytest.skip("no pg_dump on this machine")
+    spy = tmp_path / "bin"
+    spy.mkdir()
+    (spy / "pg_dump").write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path}/argv\nenv > {tmp_path}/env\n'
+        f'exec {real} "$@"\n')
+    (spy / "pg_dump").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{spy}:{os.environ['PATH']}")
+    monkeypatch.setenv("DASCT_TRIGGER_KEY", "SuperSecretKey123456")
+    (tmp_path / "archive").mkdir()
+    db = database.connect(url)
+    try:
+        descriptor = db.backup(tmp_path / "archive")
+    finally:
+        db.close()
+    assert descriptor["file"] == "db.pgdump", descriptor["dump_error"]
+    assert (tmp_path / "archive" / "db.pgdump").stat().st_size > 0
+    argv = (tmp_path / "argv").read_text()
+    env = (tmp_path / "env").read_text()
+    assert password not in argv and "dasct@127.0.0.1" in argv
+    assert "SuperSecretKey123456" not in env and "DASCT_TRIGGER_KEY" not in env
+    assert f"PGPASSWORD={password}\n" in env

@@ -21,6 +21,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Protocol
 
+from dasct import redact
 from dasct.errors import DasctError
 from dasct.migrate import sqltext
 
@@ -258,10 +259,14 @@ class PostgreSQL:
         if pg_dump is None:
             descriptor["dump_error"] = "pg_dump not found"
             return descriptor
+        # pg_dump is a child like any other: no secret of dasct's environment, and the
+        # password through PGPASSWORD, not on a command line every local user can read.
+        url, password = _split_password(self.url)
         proc = subprocess.run(
             (pg_dump, "--no-owner", "--format=custom", f"--exclude-schema={BOOKKEEPING_SCHEMA}",
-             "--file", str(dest / "db.pgdump"), "--dbname", self.url),
-            capture_output=True, check=False,
+             "--file", str(dest / "db.pgdump"), "--dbname", url),
+            capture_output=True, check=False, stdin=subprocess.DEVNULL,
+            env=redact.child_env({"PGPASSWORD": password} if password else {}),
         )
         if proc.returncode == 0:
             descriptor["file"] = "db.pgdump"
@@ -289,9 +294,19 @@ class PostgreSQL:
 
 def _redact(url: str) -> str:
     # Never print a password that came in the URL.
-    from dasct.redact import mask_urls
+    return redact.mask_urls(url)
 
-    return mask_urls(url)
+
+def _split_password(url: str) -> tuple[str, str | None]:
+    """url without its password, and the password (URL-decoded), if it had one."""
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url, None
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.netloc.rpartition("@")[0].partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}")), unquote(parts.password)
 
 
 def connect(url: str) -> Database:
