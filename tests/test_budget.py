@@ -56,7 +56,7 @@ def test_a_slow_pattern_stops_at_the_budget_and_the_commit_goes_on(repo: GitRepo
     (line,) = proc.stderr.splitlines()
     assert line.startswith("dasct: the check ran past its budget of 1 s ([check] budget_seconds)")
     assert repo.git("log", "-1", "--format=%s").strip() == "touch it"
-    assert list((repo.path / ".git" / "dasct" / "index").glob(".tmp-*")) == []
+    assert list((repo.path / ".git" / "dasct" / "index").glob(".*.tmp")) == []
     repo.write("x.py", BASE.replace("line 4\n", "line 4 again\n"))
     repo.git("add", "x.py")
     strict = dasct(repo.path, "check", "--staged", "--strict")

@@ -70,7 +70,8 @@ def write(path: str | os.PathLike[str], value: Any, kind: bytes, version: int) -
     )
     target = os.fspath(path)
     directory, name = os.path.split(target)
-    tmp = os.path.join(directory, f".tmp-{os.getpid()}-{name}")
+    # Not named *.snap: listings of the index dir must never see a half-written file.
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
     try:
         os.makedirs(directory, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -107,11 +108,13 @@ def discard(path: str | os.PathLike[str], reason: str | None = None) -> None:
 
 
 def failed_writes() -> str | None:
-    """One line about the cache files this process could not write, or None."""
+    """One line about the cache files that could not be written since the last call, or
+    None."""
     if not _failed:
         return None
     path, reason = _failed[0]
     more = len({p for p, _ in _failed}) - 1
+    _failed.clear()
     others = f" (and {more} other cache file{'s' * (more != 1)})" if more > 0 else ""
     return (f"dasct: could not save the cache file {path}{others}: {reason}; "
             f"the answer above was computed without it")

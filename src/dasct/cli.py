@@ -134,7 +134,10 @@ def _guarded(call: Callable[[], int], *, fail_open: bool) -> int:
     finally:
         unsaved = cache.failed_writes()
         if unsaved is not None:
-            print(unsaved, file=sys.stderr)
+            try:
+                print(unsaved, file=sys.stderr)
+            except OSError:
+                pass  # stderr is gone too (`2>&1 | head`): nobody is left to tell
 
 
 def _policy(call: Callable[[], int], *, fail_open: bool) -> int:
