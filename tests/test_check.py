@@ -8,6 +8,7 @@ import pytest
 
 from dasct_run import dasct
 from gitrepo import GitRepo
+from sarif_schema import validate_sarif
 
 BASE = "".join(f"line {i}\n" for i in range(1, 11))
 
@@ -192,6 +193,7 @@ def test_annotations_point_into_the_new_version(fixed: GitRepo) -> None:
     github = dasct(fixed.path, "check", "--staged", "--format", "github").out
     assert github.startswith("::warning file=moved.py,line=10,title=Touches #12::")
     sarif = json.loads(dasct(fixed.path, "check", "--staged", "--format", "sarif").out)
+    validate_sarif(sarif)
     (result,) = sarif["runs"][0]["results"]
     assert result["locations"][0]["physicalLocation"]["region"]["startLine"] == 10
     assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "moved.py"
@@ -200,4 +202,5 @@ def test_annotations_point_into_the_new_version(fixed: GitRepo) -> None:
 
 def test_sarif_without_findings_is_an_empty_run(fixed: GitRepo) -> None:
     sarif = json.loads(dasct(fixed.path, "check", "--staged", "--format", "sarif").out)
+    validate_sarif(sarif)
     assert sarif["runs"][0]["results"] == []

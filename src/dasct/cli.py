@@ -3,7 +3,7 @@
 Only the chosen command's module is imported, so `dasct check --staged` (the commit-time
 path) pays for nothing else. Exit codes: 0 success (warnings included), 1 a failure the
 user must act on (a touch in strict mode, a bad input), 2 usage, 3 internal error,
-130 interrupted.
+130 interrupted, 141 the reader of stdout went away (as git: `dasct scan | head`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 
-from dasct import __version__
+from dasct import __version__, cache
 from dasct.errors import DasctError
 
 TYPE_CHECKING = False  # argparse and typing stay off the commit-time path (see main)
@@ -63,7 +63,10 @@ def _command_name(argv: Sequence[str]) -> str | None:
     return None
 
 
-def _parser(argv: Sequence[str]) -> tuple[argparse.ArgumentParser, Command | None]:
+def _parser(
+    argv: Sequence[str],
+) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser | None, Command | None]:
+    """The top-level parser, the chosen command's parser and the command's module."""
     import argparse
 
     parser = argparse.ArgumentParser(
@@ -73,13 +76,15 @@ def _parser(argv: Sequence[str]) -> tuple[argparse.ArgumentParser, Command | Non
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = _command_name(argv)
     module: Command | None = None
+    command_parser = None
     for name, (modname, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == chosen:
             module = importlib.import_module(modname)
             p.set_defaults(command=name)
             module.add_arguments(p)
-    return parser, module
+            command_parser = p
+    return parser, command_parser, module
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,8 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from dasct.commands import refresh
 
         return _guarded(lambda: refresh.main(background=True), fail_open=True)
-    parser, module = _parser(argv)
-    args = parser.parse_args(argv)
+    parser, command_parser, module = _parser(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse would show the top-level usage; the command's is the useful one
+        (command_parser or parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if module is None:
         parser.print_help(sys.stderr)
         return 2
@@ -127,9 +134,35 @@ def entry() -> None:
 
 
 def _guarded(call: Callable[[], int], *, fail_open: bool) -> int:
-    """Run a command under the error policy: one line per failure, never a traceback."""
+    """Run a command under the error policy: one line per failure, never a traceback.
+
+    After the command's own output, one line if a cache file could not be written.
+    """
     try:
-        return call()
+        return _policy(call, fail_open=fail_open)
+    finally:
+        unsaved = cache.failed_writes()
+        if unsaved is not None:
+            try:
+                print(unsaved, file=sys.stderr)
+            except OSError:
+                pass  # stderr is gone too (`2>&1 | head`): nobody is left to tell
+
+
+def _policy(call: Callable[[], int], *, fail_open: bool) -> int:
+    try:
+        code = call()
+        sys.stdout.flush()  # a closed pipe shows here, under the policy, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (`dasct scan | head`): end quietly, as git does; git dies
+        # of SIGPIPE, which a shell reports as 141. Python's final flush of stdout would
+        # fail again, so stdout becomes /dev/null. A hook still lets the commit go on.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 0 if fail_open else 141
     except KeyboardInterrupt:
         print("dasct: interrupted", file=sys.stderr)
         return 130

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from dasct.errors import ConfigError
+from dasct.refs import pathological
+from dasct.settings import DEFAULT_BUDGET
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -187,6 +189,7 @@ class CheckConfig:
     """Commit-time behaviour."""
 
     strict: bool = False  # a touch fails the hook; so does an internal error
+    budget_seconds: float = DEFAULT_BUDGET  # past it the commit-time check stops (one line)
 
 
 @dataclass(frozen=True)
@@ -382,6 +385,11 @@ def parse(data: dict[str, Any], where: str) -> Config:
             raise ConfigError(
                 f"{where}: `defects.patterns[{i}]` is not a valid regex: {exc}"
             ) from None
+        slow = pathological(pattern)
+        if slow is not None:
+            raise ConfigError(f"{where}: `defects.patterns[{i}]` {slow}")
+    if not config.check.budget_seconds > 0:
+        raise ConfigError(f"{where}: `check.budget_seconds` must be more than 0")
     return dataclasses.replace(config, source=where)
 
 

@@ -3,33 +3,38 @@
 A snapshot is the replayed state (replay.py) at one commit: for every line of every
 file, the commit `git blame -w` names, run-length encoded, with the defects each fix
 commit names. Snapshots of recent HEADs live in `<git common dir>/dasct/index/`, one
-marshal file per commit; moving HEAD replays only the commits since the nearest snapshot
-on HEAD's first-parent chain. See docs/protected-lines.md.
+checked cache file (cache.py) per commit; moving HEAD replays only the commits since the
+nearest snapshot on HEAD's first-parent chain. See docs/protected-lines.md.
 """
 
 from __future__ import annotations
 
-import marshal
 import os
 import time
 import zlib
 from array import array
 
-from dasct import git, replay
-from dasct.refs import defect_keys
+from dasct import cache, git, replay
+from dasct.refs import defect_keys, valid_key
 from dasct.replay import IGNORE_REVS_FILE, FullState, IndexCorrupt
 
 TYPE_CHECKING = False  # typing, dataclasses and hashlib cost import time on the hook path
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
+    from typing import TypeGuard
 
     from dasct.replay import Origins
     from dasct.settings import Settings
 
 __all__ = ["IGNORE_REVS_FILE", "IndexCorrupt", "Snapshot", "index_dir", "snapshot_at"]
 
-FORMAT = 1
+KIND = b"ix"  # cache.py file kind of a snapshot
+FORMAT = 2  # 1: bare marshal, no header (read as damaged, then rebuilt)
+RUN_BYTES = 8  # one run: two uint32 (origin, count), see replay.encode
+# No repository has this many lines at one commit (Linux has ~40 million); a snapshot
+# claiming more is refused rather than expanded.
+MAX_LINES = 1 << 28
 KEEP_SNAPSHOTS = 8
 # Beyond this many commits between HEAD and the nearest snapshot a rebuild is as cheap.
 MAX_INCREMENTAL = 20_000
@@ -38,12 +43,13 @@ MAX_INCREMENTAL = 20_000
 class Snapshot:
     """The protected-lines index at one commit."""
 
-    __slots__ = ("commits", "files", "head", "ignore_fp", "links", "links_fp", "stats")
+    __slots__ = ("_commits", "_table", "files", "head", "ignore_fp", "links", "links_fp",
+                 "saved", "stats")
 
     def __init__(
         self,
         head: str | None,
-        commits: list[str],
+        commits: list[str] | str,
         files: FullState,
         links: dict[int, tuple[str, ...]],
         ignore_fp: str = "",
@@ -51,12 +57,16 @@ class Snapshot:
         stats: dict[str, float] | None = None,
     ) -> None:
         self.head = head
-        self.commits = commits
+        # A loaded snapshot keeps its commit ids as one string (the table, each id as wide
+        # as head) and splits it only when a replay needs the list: a commit needs a few.
+        self._table = commits if isinstance(commits, str) else ""
+        self._commits: list[str] | None = None if isinstance(commits, str) else commits
         self.files = files
         self.links = links
         self.ignore_fp = ignore_fp
         self.links_fp = links_fp
         self.stats: dict[str, float] = stats or {}
+        self.saved = True  # False: computed, but the index dir could not keep it
 
     def line_count(self, path: str) -> int:
         """How many lines path has, without expanding its encoding."""
@@ -94,9 +104,27 @@ class Snapshot:
             n: (o, links[o]) for n, o in enumerate(self.origins(path), 1) if o in links
         }
 
+    @property
+    def commits(self) -> list[str]:
+        """Every commit id, by index (the list the replay extends)."""
+        if self._commits is None:
+            width = len(self.head or "")
+            self._commits = [self._table[i : i + width]
+                             for i in range(0, len(self._table), width)]
+        return self._commits
+
+    def commit_table(self) -> str:
+        """The commit ids concatenated, as snapshots store them."""
+        return "".join(self._commits) if self._commits is not None else self._table
+
     def sha(self, index: int) -> str:
         """The full sha of a commit index."""
-        return self.commits[index]
+        if self._commits is not None:
+            return self._commits[index]
+        width = len(self.head or "")
+        if not 0 <= index < len(self._table) // width:
+            raise IndexError(index)
+        return self._table[index * width : (index + 1) * width]
 
 
 def _ignore_revs(repo: git.Repo) -> tuple[frozenset[str], str]:
@@ -122,60 +150,109 @@ def _snapshot_path(repo: git.Repo, head: str) -> Path:
     return index_dir(repo) / f"{head}.snap"
 
 
-def _save(repo: git.Repo, snap: Snapshot) -> None:
+def _save(repo: git.Repo, snap: Snapshot) -> bool:
+    """Write snap as a cache file; False when the index dir cannot be written."""
     assert snap.head is not None
-    directory = index_dir(repo)
-    directory.mkdir(parents=True, exist_ok=True)
     files = {
         p: (v if isinstance(v, bytes) else replay.encode(v))
         for p, v in dict.items(snap.files)
         if v
     }
     payload = {
-        "format": FORMAT,
         "head": snap.head,
-        "commits": "".join(snap.commits),
+        "commits": snap.commit_table(),
         "width": len(snap.head),
         "links": {k: list(v) for k, v in snap.links.items()},
         "files": files,
         "ignore": snap.ignore_fp,
         "links_fp": snap.links_fp,
     }
-    # Atomic but deliberately not durable (no fsync, unlike dasct.durable): a snapshot is
-    # a cache written during a commit, fsyncing megabytes would cost the commit, and a
-    # snapshot torn by a crash fails to load and is rebuilt.
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    if not cache.write(_snapshot_path(repo, snap.head), payload, KIND, FORMAT):
+        return False
+    directory = index_dir(repo)
     try:
-        with os.fdopen(fd, "wb") as f:
-            marshal.dump(payload, f)
-        os.replace(tmp, _snapshot_path(repo, snap.head))
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    snaps = sorted(directory.glob("*.snap"), key=lambda p: p.stat().st_mtime, reverse=True)
+        snaps = sorted(directory.glob("*.snap"), key=lambda p: p.stat().st_mtime,
+                       reverse=True)
+    except OSError:
+        return True  # a snapshot evicted meanwhile by another dasct: evict next time
     for old in snaps[KEEP_SNAPSHOTS:]:
-        old.unlink(missing_ok=True)
+        cache.discard(old)
+    return True
+
+
+def _touch(path: Path) -> None:
+    """Mark a snapshot recently used (eviction keeps the ones in use); best effort."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass  # a read-only index dir: eviction order is all that is lost
 
 
 def _load(path: Path) -> Snapshot:
+    """The snapshot in path, checked (cache.read) and validated before anything is built
+    from it; IndexCorrupt (with the reason) otherwise, OSError when it cannot be read."""
     try:
-        with path.open("rb") as f:
-            payload = marshal.load(f)
-        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-            raise IndexCorrupt(f"{path} has an unknown format")
-        width = payload["width"]
-        blob = payload["commits"]
-        commits = [blob[i : i + width] for i in range(0, len(blob), width)]
-        files = FullState(payload["files"])
-        links = {int(k): tuple(v) for k, v in payload["links"].items()}
-        return Snapshot(
-            head=payload["head"], commits=commits, files=files, links=links,
-            ignore_fp=payload["ignore"], links_fp=payload["links_fp"],
-        )
-    except (OSError, EOFError, ValueError, TypeError, KeyError) as exc:
-        raise IndexCorrupt(f"{path} is unreadable: {exc}") from None
+        payload = cache.read(path, KIND, FORMAT)
+    except cache.Damaged as exc:
+        raise IndexCorrupt(str(exc)) from None
+    if not isinstance(payload, dict):
+        raise IndexCorrupt("its payload is not a table")
+    try:
+        return _validated(payload)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IndexCorrupt(f"malformed ({type(exc).__name__}: {exc})") from None
+
+
+def _is_hex(text: object) -> TypeGuard[str]:
+    """Lower-case hex digits only. Cheap on the 400 kB commit table of a 10,000-commit
+    history (str.isalnum alone costs ~2 ms there): fromhex refuses anything but hex
+    digits and whitespace, and skipped whitespace would shorten its output."""
+    if type(text) is not str or not text.isascii() or len(text) % 2 or text.lower() != text:
+        return False
+    try:
+        return len(bytes.fromhex(text)) * 2 == len(text)
+    except ValueError:
+        return False
+
+
+def _validated(payload: dict[str, object]) -> Snapshot:
+    """A Snapshot from a loaded payload, after checking every shape and value it holds.
+
+    The checksum already rules out damage; this rules out a file that dasct did not write
+    as it writes them, before any allocation sized by a number read from it.
+    """
+    width, head, blob = payload["width"], payload["head"], payload["commits"]
+    if width not in (40, 64) or not _is_hex(head) or len(head) != width:
+        raise IndexCorrupt("its head is not a commit id")
+    if not isinstance(blob, str) or len(blob) % len(head) or (blob and not _is_hex(blob)):
+        raise IndexCorrupt("its commit table is not a list of commit ids")
+    count = len(blob) // len(head)
+    raw_links, raw_files = payload["links"], payload["files"]
+    if not isinstance(raw_links, dict) or not isinstance(raw_files, dict):
+        raise IndexCorrupt("its links or files are not tables")
+    links: dict[int, tuple[str, ...]] = {}
+    for k, v in raw_links.items():
+        if type(k) is not int or not 0 <= k < count or type(v) is not list or not v:
+            raise IndexCorrupt("a link does not name a commit of its table")
+        if not all(valid_key(key) for key in v):
+            raise IndexCorrupt("a link names something that is not a defect key")
+        links[k] = tuple(v)
+    for p, v in raw_files.items():
+        if type(p) is not str or not p or type(v) is not bytes or not v or len(v) % RUN_BYTES:
+            raise IndexCorrupt("a file entry is not a path with run-length encoded lines")
+    if raw_files:
+        # All files' runs at once: two passes in C, not one Python loop per file.
+        runs = array("I")
+        runs.frombytes(b"".join(raw_files.values()))
+        if max(runs[0::2]) >= count:
+            raise IndexCorrupt("a line names a commit outside its table")
+        if sum(runs[1::2]) > MAX_LINES:
+            raise IndexCorrupt(f"it claims more than {MAX_LINES} lines")
+    ignore_fp, links_fp = payload["ignore"], payload["links_fp"]
+    if not isinstance(ignore_fp, str) or not isinstance(links_fp, str):
+        raise IndexCorrupt("its fingerprints are not text")
+    return Snapshot(head=head, commits=blob, files=FullState(raw_files), links=links,
+                    ignore_fp=ignore_fp, links_fp=links_fp)
 
 
 def _links_for(
@@ -269,14 +346,15 @@ def snapshot_at(
     kind = "cached"
     if not rebuild:
         path = _snapshot_path(repo, commit)
-        if path.exists():
-            try:
-                snap = _load(path)
-                os.utime(path)  # recently used: eviction keeps the snapshots in use
-            except IndexCorrupt:
-                path.unlink(missing_ok=True)
-            if snap is not None and (snap.head != commit or snap.ignore_fp != ignore_fp):
-                snap = None
+        try:
+            snap = _load(path)
+            _touch(path)
+        except IndexCorrupt as exc:
+            cache.discard(path, str(exc))
+        except OSError:
+            pass  # no snapshot of commit (or an unreadable one): computed anew
+        if snap is not None and (snap.head != commit or snap.ignore_fp != ignore_fp):
+            snap = None
         if snap is None:
             snap, kind = _update(repo, settings, commit, ignore_fp), "incremental"
     if snap is None:
@@ -286,7 +364,7 @@ def snapshot_at(
         _relink(repo, settings, snap)
         changed = True
     if changed:
-        _save(repo, snap)
+        snap.saved = _save(repo, snap)
     snap.stats.update(seconds=time.perf_counter() - started)
     snap.stats["kind"] = {"cached": 0, "incremental": 1, "rebuilt": 2}[kind]
     return snap
@@ -298,14 +376,21 @@ def _update(repo: git.Repo, settings: Settings, commit: str, ignore_fp: str) -> 
     found = _nearest_snapshot(repo, commit, have)
     if found is None:
         return None
+    path = _snapshot_path(repo, found[0])
     try:
-        base = _load(_snapshot_path(repo, found[0]))
-        os.utime(_snapshot_path(repo, found[0]))
-        if base.ignore_fp != ignore_fp:
-            return None
+        base = _load(path)
+    except IndexCorrupt as exc:
+        cache.discard(path, str(exc))
+        return None
+    except OSError:
+        return None  # evicted by another dasct meanwhile, or unreadable: rebuild
+    _touch(path)
+    if base.ignore_fp != ignore_fp:
+        return None
+    try:
         return _incremental(repo, settings, commit, base)
-    except IndexCorrupt:
-        _snapshot_path(repo, found[0]).unlink(missing_ok=True)
+    except IndexCorrupt as exc:
+        cache.discard(path, str(exc))
         return None
 
 

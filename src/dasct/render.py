@@ -1,6 +1,8 @@
 """Output formats for findings and protected lines: text for people, JSON and CI for tools.
 
 The JSON field names are a contract (see docs/cli.md); fields may be added, never renamed.
+Text output shows file names with quote_path and commit subjects with printable, so that
+a newline or a terminal escape in a name cannot forge or hide a line.
 """
 
 from __future__ import annotations
@@ -12,6 +14,42 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
     from dasct.check import Finding
+
+
+# git's C-style escapes (quote.c); every other byte to escape is written in octal.
+_C_ESCAPES = {7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "\\r",
+              34: '\\"', 92: "\\\\"}
+
+
+def _escaped(raw: bytes) -> str:
+    return "".join(
+        _C_ESCAPES.get(b) or (chr(b) if 0x20 <= b < 0x7F else f"\\{b:03o}") for b in raw
+    )
+
+
+def quote_path(path: str) -> str:
+    """path as git shows it by default (core.quotePath=true): unchanged when it is plain
+    ASCII, else in double quotes with C escapes for control characters, `"` and `\\`, and
+    every byte of a non-ASCII character in octal (`"caf\\303\\251.txt"`)."""
+    raw = path.encode("utf-8", "surrogateescape")
+    if all(0x20 <= b < 0x7F and b not in (34, 92) for b in raw):
+        return path
+    return f'"{_escaped(raw)}"'
+
+
+def printable(text: str) -> str:
+    """A commit subject for a terminal: its text, with each non-printable character
+    (control, formatting, line separators) as the C escapes of its UTF-8 bytes."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else _escaped(c.encode("utf-8", "surrogateescape")) for c in text
+    )
+
+
+def plural(count: int, noun: str) -> str:
+    """1 -> '1 fix commit', 2 -> '2 fix commits'."""
+    return f"{count} {noun}{'s' * (count != 1)}"
 
 
 def ranges(lines: Iterable[int]) -> str:
@@ -50,22 +88,22 @@ def findings_text(
     for f in findings:
         by_defect[f.defect][f.path].append(f.line)
         commits[f.defect][f.commit] = None
-    count = len(by_defect)
     verdict = "the commit is blocked (strict mode)" if strict else "the commit goes on"
     head = (
-        f"dasct: {label}: lines that fixed {count} defect{'s' * (count != 1)} are changed; "
-        f"{verdict}, and QA will be asked to revalidate once it lands."
+        f"dasct: {label}: lines that fixed {plural(len(by_defect), 'defect')} are changed; "
+        f"{verdict}."
     )
     out = [head]
     for defect in sorted(by_defect):
-        out.append(f"  {defect}")
+        out.append(f"  {printable(defect)}")
         for path, lines in sorted(by_defect[defect].items()):
-            out.append(f"    {path}:{ranges(lines)}")
+            out.append(f"    {quote_path(path)}:{ranges(lines)}")
         for sha in commits[defect]:
-            subject = subjects.get(sha, "")
+            subject = printable(subjects.get(sha, ""))
             out.append(f"    fixed by {sha[:12]} {subject}".rstrip())
             out.append(f"      see the original fix: git show {sha[:12]}")
-    out.append("  (accept with care; skip once with DASCT_SKIP=1, see `dasct why PATH:LINE`)")
+    out.append("  (line numbers are those before the change; accept with care; skip once with "
+               "DASCT_SKIP=1; see `dasct why PATH:LINE`)")
     return "\n".join(out) + "\n"
 
 
@@ -90,10 +128,18 @@ def _annotations(
             f"{sha[:12]} {subjects.get(sha, '')}".strip()
             for sha in dict.fromkeys(f.commit for f in items)
         )
-        old = items[0].path
+        # The annotation sits in the new version; the numbers in its text are the base's,
+        # as in the text output and the JSON `line`: say which is which.
+        numbers = {f.line for f in items}
+        one = len(numbers) == 1
+        if not items[0].after_path:
+            after = "the change deletes the file"
+        else:
+            after = f"{'' if one else 'from '}line {first} after the change"
         message = (
-            f"This change rewrites lines {ranges(f.line for f in items)} of {old} that fixed "
-            f"{defect} ({fixes}); QA will be asked to revalidate."
+            f"{'Line' if one else 'Lines'} {ranges(numbers)} of {items[0].path} before this "
+            f"change ({after}) fixed {defect} ({fixes}); this change rewrites or removes "
+            f"{'it' if one else 'them'}."
         )
         out.append((path, first, f"Touches {defect}", message))
     return out
@@ -112,6 +158,7 @@ def findings_github(findings: Sequence[Finding], subjects: Mapping[str, str]) ->
 def findings_sarif(findings: Sequence[Finding], subjects: Mapping[str, str]) -> str:
     """SARIF 2.1.0 for code-scanning uploads: one result per defect and file."""
     import json
+    from urllib.parse import quote
 
     from dasct import __version__
 
@@ -121,7 +168,9 @@ def findings_sarif(findings: Sequence[Finding], subjects: Mapping[str, str]) -> 
             "level": "warning",
             "message": {"text": message},
             "locations": [{"physicalLocation": {
-                "artifactLocation": {"uri": path},
+                # A relative URI reference (RFC 3986): percent-encoded UTF-8, "/" kept.
+                "artifactLocation": {"uri": quote(path.encode("utf-8", "surrogateescape"),
+                                                  safe="/")},
                 "region": {"startLine": line},
             }}],
             "partialFingerprints": {"dasct/defect-path": f"{title}:{path}"},

@@ -2,16 +2,16 @@
 
 Validating the configuration means tomllib and the dataclass schema of config.py (about
 10 ms of imports); a commit pays for that only when `.dasct.toml` or `pyproject.toml`
-changed since the last run. The cache lives in the git dir and is keyed by the files'
-stat data; config.py stays the only place that reads and validates configuration.
+changed since the last run. The cache lives in the git dir, is keyed by the files' stat
+data and checked like every cache file (cache.py); config.py stays the only place that
+reads and validates configuration.
 """
 
 from __future__ import annotations
 
-import marshal
 import os
 
-from dasct import __version__
+from dasct import __version__, cache
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -21,20 +21,26 @@ if TYPE_CHECKING:
     from dasct.git import Repo
 
 CONFIG_FILES = (".dasct.toml", "pyproject.toml")
+DEFAULT_BUDGET = 5.0  # seconds: [check] budget_seconds (config.CheckConfig)
+KIND = b"st"  # cache.py file kind of the settings cache
+FORMAT = 2  # 1: bare marshal, no header
 
 
 class Settings:
-    """Exclude globs, strict mode and defect patterns, as config.py validated them."""
+    """Exclude globs, strict mode, the time budget and the defect patterns, as config.py
+    validated them."""
 
-    __slots__ = ("_compiled", "exclude", "patterns", "source", "strict")
+    __slots__ = ("_compiled", "budget", "exclude", "patterns", "source", "strict")
 
     def __init__(
-        self, *, exclude: tuple[str, ...], strict: bool, patterns: tuple[str, ...], source: str
+        self, *, exclude: tuple[str, ...], strict: bool, patterns: tuple[str, ...], source: str,
+        budget: float = DEFAULT_BUDGET,
     ) -> None:
         self.exclude = exclude
         self.strict = strict
         self.patterns = patterns
         self.source = source
+        self.budget = budget  # seconds the commit-time check may take ([check] budget_seconds)
         self._compiled: tuple[re.Pattern[str], ...] | None = None
 
     @property
@@ -80,18 +86,43 @@ def _stat_key(root: str) -> list[object]:
     return key
 
 
+# The cached values and their types: anything else in the file is not believed.
+_SHAPES: dict[str, type] = {
+    "exclude": tuple, "strict": bool, "patterns": tuple, "source": str, "budget": float,
+}
+
+
+def _cached(path: str, key: list[object]) -> Settings | None:
+    """The cached settings when they are for exactly this state of the config files."""
+    try:
+        stored = cache.read(path, KIND, FORMAT)
+    except OSError:
+        return None
+    except cache.Damaged as exc:
+        cache.discard(path, str(exc))
+        return None
+    values = stored.get("values") if isinstance(stored, dict) else None
+    if (
+        not isinstance(stored, dict)
+        or not isinstance(values, dict)
+        or set(values) != set(_SHAPES)
+        or any(type(values[k]) is not t for k, t in _SHAPES.items())
+        or not all(type(x) is str for k in ("exclude", "patterns") for x in values[k])
+    ):
+        cache.discard(path, "unexpected contents")
+        return None
+    if stored.get("key") != key:
+        return None  # a config file changed: validate it again
+    return Settings(**values)
+
+
 def load(repo: Repo) -> Settings:
     """The settings of repo: from the cache when the config files did not change."""
-    root = str(repo.root)
-    cache = os.path.join(str(repo.state_dir), "settings.cache")
-    key = _stat_key(root)
-    try:
-        with open(cache, "rb") as f:
-            stored = marshal.load(f)
-        if stored["key"] == key:
-            return Settings(**stored["values"])
-    except (OSError, EOFError, ValueError, TypeError, KeyError):
-        pass
+    path = os.path.join(str(repo.state_dir), "settings.cache")
+    key = _stat_key(str(repo.root))
+    found = _cached(path, key)
+    if found is not None:
+        return found
     from dasct import config
 
     cfg = config.load(repo.root)
@@ -100,14 +131,7 @@ def load(repo: Repo) -> Settings:
         "strict": cfg.check.strict,
         "patterns": cfg.defects.pattern_strings(),
         "source": cfg.source,
+        "budget": float(cfg.check.budget_seconds),
     }
-    # Atomic, not durable: a cache (see index._save for why no fsync).
-    try:
-        os.makedirs(os.path.dirname(cache), exist_ok=True)
-        tmp = f"{cache}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            marshal.dump({"key": key, "values": values}, f)
-        os.replace(tmp, cache)
-    except OSError:
-        pass  # a read-only git dir only costs the next run the validation again
+    cache.write(path, {"key": key, "values": values}, KIND, FORMAT)
     return Settings(**values)

@@ -7,13 +7,18 @@ before anything else, so that git computes the diff while dasct loads its index.
 
 from __future__ import annotations
 
+# The C module under `signal`, loaded at interpreter start: `signal` itself imports enum
+# and costs the commit-time path. It has no type stubs, hence the ignore.
+import _signal  # type: ignore[import-not-found]
 import sys
 
 from dasct import check, git, settings
+from dasct.errors import DasctError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from types import FrameType, TracebackType
 
 FORMATS = ("text", "json", "github", "sarif")
 
@@ -23,7 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--staged", action="store_true", help="the staged change (default)")
     what.add_argument("--commit", metavar="REV", help="what commit REV changed")
     what.add_argument("--range", metavar="A..B", help="what B brings over its merge base with A")
-    parser.add_argument("--format", choices=FORMATS, default="text")
+    parser.add_argument(
+        "--format", choices=FORMATS, default="text",
+        help="text for people (default); json, the findings for tools; github, workflow "
+             "annotations; sarif, a SARIF 2.1.0 document for code scanning",
+    )
     parser.add_argument(
         "--strict", action="store_true", default=None,
         help="exit 1 when a protected line is touched (also: [check] strict = true)",
@@ -40,12 +49,62 @@ def run(args: argparse.Namespace) -> int:
     return main(rev=args.commit, spec=args.range, fmt=args.format, strict=args.strict)
 
 
+class OverBudget(DasctError):
+    """The commit-time check ran past `[check] budget_seconds`."""
+
+
+class Budget:
+    """`with Budget(seconds) as b:` raises OverBudget in the block once seconds have passed.
+
+    A SIGALRM timer, because the time goes where Python cannot look at a clock: a defect
+    pattern that backtracks for minutes inside re (which checks for signals), a first
+    index build. `b.set(seconds)` moves the limit (counted from the start). Without
+    setitimer (Windows) there is no limit.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.previous: object = None
+
+    def _expired(self, signum: int, frame: FrameType | None) -> None:
+        raise OverBudget(
+            f"the check ran past its budget of {self.seconds:g} s ([check] budget_seconds) "
+            "and was stopped: this change is not checked (if the index was being built, "
+            "`dasct index` builds it outside a commit)"
+        )
+
+    def __enter__(self) -> Budget:
+        if hasattr(_signal, "setitimer"):
+            self.previous = _signal.signal(_signal.SIGALRM, self._expired)
+            _signal.setitimer(_signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def set(self, seconds: float) -> None:
+        """Make the limit `seconds` from the start (raises now when that has passed)."""
+        if hasattr(_signal, "setitimer"):
+            left = _signal.setitimer(_signal.ITIMER_REAL, 0)[0]
+            elapsed, self.seconds = self.seconds - left, seconds
+            if elapsed >= seconds:
+                self._expired(0, None)
+            _signal.setitimer(_signal.ITIMER_REAL, seconds - elapsed)
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if hasattr(_signal, "setitimer"):
+            _signal.setitimer(_signal.ITIMER_REAL, 0)
+            _signal.signal(_signal.SIGALRM, self.previous)
+
+
 def main(*, rev: str | None, spec: str | None, fmt: str, strict: bool | None) -> int:
     """Check one change; exit 1 only for a touch in strict mode."""
     if rev is None and spec is None:
-        with git.stream(*check.STAGED_DIFF) as out:  # first: git works while we load
+        # The default budget covers finding the repository and reading its settings.
+        with Budget(settings.DEFAULT_BUDGET) as budget, git.stream(*check.STAGED_DIFF) as out:
             repo = git.discover()
             cfg = settings.load(repo)
+            budget.set(cfg.budget)
             change = check.staged(repo)
             findings = check.findings(repo, cfg, change, out)
     else:
@@ -58,6 +117,8 @@ def main(*, rev: str | None, spec: str | None, fmt: str, strict: bool | None) ->
         from dasct import render  # only when there is something to say
 
         print(render.findings_json(findings))
+    elif not findings and fmt == "text":
+        print(f"dasct: {change.label}: no protected lines touched")
     elif findings or fmt == "sarif":  # SARIF always writes a document, empty or not
         from dasct import render
 

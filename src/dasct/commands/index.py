@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from dasct import git, index, settings
+from dasct import check, git, index, render, settings
 
 KINDS = {0: "up to date", 1: "updated incrementally", 2: "rebuilt from the whole history"}
 
@@ -28,26 +28,34 @@ def main(*, rebuild: bool, quiet: bool, fmt: str) -> int:
     snap = index.snapshot_at(
         repo, cfg, repo.head, rebuild=rebuild, progress=sys.stderr.isatty() and not quiet
     )
-    lines = sum(snap.line_count(p) for p in snap.files.paths())
-    protected = sum(len(snap.protected(p)) for p in snap.files.paths())
+    # Counted as `dasct scan` counts: files with lines (an empty file has no entry in a
+    # saved snapshot, so counting entries differed between a rebuild and a reload), and
+    # protected lines outside the excluded paths.
+    counts = [snap.line_count(p) for p in snap.files.paths()]
+    files, lines = sum(1 for n in counts if n), sum(counts)
+    protected = sum(1 for _ in check.protected_lines(snap, cfg))
+    location = str(index.index_dir(repo))
     report = {
         "head": snap.head,
         "action": KINDS[int(snap.stats.get("kind", 0))],
         "commits_replayed": int(snap.stats.get("commits", 0)),
-        "files": len(snap.files),
+        "files": files,
         "lines": lines,
         "protected_lines": protected,
         "fix_commits": len(snap.links),
+        "saved": snap.saved,
         "bytes": index.snapshot_size(repo),
         "seconds": round(snap.stats.get("seconds", 0.0), 3),
-        "location": str(index.index_dir(repo)),
+        "location": location,
     }
     if fmt == "json":
         print(json.dumps(report, indent=2))
     elif not quiet:
+        where = (f"{report['bytes']} bytes in {render.quote_path(location)}"
+                 if snap.saved else "not saved (see below)")
         print(
             f"dasct: index {report['action']} at {str(snap.head)[:12]} in {report['seconds']}s: "
-            f"{report['files']} files, {report['lines']} lines, {protected} protected by "
-            f"{report['fix_commits']} fix commits; {report['bytes']} bytes in {report['location']}"
+            f"{render.plural(files, 'file')}, {render.plural(lines, 'line')}, {protected} "
+            f"protected by {render.plural(len(snap.links), 'fix commit')}; {where}"
         )
     return 0

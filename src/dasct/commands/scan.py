@@ -26,13 +26,15 @@ def main(*, fmt: str) -> int:
     if fmt == "json":
         print(render.lines_json((p, n, d) for p, n, d, _ in lines))
         return 0
-    grouped: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    # One row per file and set of defects: a line that protects two defects (one commit
+    # naming both) is one row naming both, not the same range twice.
+    grouped: dict[str, dict[tuple[str, ...], list[int]]] = defaultdict(lambda: defaultdict(list))
     for path, n, defects, _ in lines:
-        for d in defects:
-            grouped[path][d].append(n)
-    for path, by_defect in grouped.items():
-        for defect, numbers in sorted(by_defect.items(), key=lambda item: min(item[1])):
-            print(f"{path}:{render.ranges(numbers)}\t{defect}")
+        grouped[path][tuple(sorted(defects))].append(n)
+    for path, by_defects in grouped.items():
+        for defects, numbers in sorted(by_defects.items(), key=lambda item: min(item[1])):
+            names = ", ".join(render.printable(d) for d in defects)
+            print(f"{render.quote_path(path)}:{render.ranges(numbers)}\t{names}")
     if not lines:
         print("dasct: no protected lines at HEAD", file=sys.stderr)
     return 0

@@ -10,12 +10,27 @@ from dasct import check, git, index, render, settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("defect", help="a defect key, e.g. PROJ-7 or #12")
+    parser.add_argument(
+        "defect", help="a defect key, e.g. PROJ-7 or '#12' (quoted: a shell drops # and "
+                       "what follows as a comment)",
+    )
     parser.add_argument("--format", choices=("text", "json"), default="text")
 
 
 def run(args: argparse.Namespace) -> int:
     return main(defect=args.defect, fmt=args.format)
+
+
+def _did_you_mean(snap: index.Snapshot, defect: str) -> str:
+    """A hint when the user typed 2208 for the key #2208 (an unquoted # starts a shell
+    comment, so `#2208` must be written '#2208')."""
+    if not defect.isdigit():
+        return ""
+    known = {k for keys in snap.links.values() for k in keys if k.endswith(f"#{defect}")}
+    if not known:
+        return ""
+    quoted = " or ".join(f"dasct show '{k}'" for k in sorted(known))
+    return f"; did you mean {quoted}? (quote it: the shell drops an unquoted # and the rest)"
 
 
 def main(*, defect: str, fmt: str) -> int:
@@ -37,15 +52,15 @@ def main(*, defect: str, fmt: str) -> int:
         }, indent=2, ensure_ascii=False))
         return 0 if commits else 1
     if not commits:
-        print(f"dasct: no commit names {defect}")
+        print(f"dasct: no commit names {render.printable(defect)}{_did_you_mean(snap, defect)}")
         return 1
-    print(f"{defect}: {len(commits)} linked commit{'s' * (len(commits) != 1)}")
+    print(f"{render.printable(defect)}: {render.plural(len(commits), 'linked commit')}")
     for c in commits:
-        print(f"  {c[:12]} {subjects.get(c, '')}")
+        print(f"  {c[:12]} {render.printable(subjects.get(c, ''))}")
     if lines:
         print("  protects at HEAD:")
         for path, ns in lines.items():
-            print(f"    {path}:{render.ranges(ns)}")
+            print(f"    {render.quote_path(path)}:{render.ranges(ns)}")
     else:
         print("  protects no line at HEAD any more")
     return 0

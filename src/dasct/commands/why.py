@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from dasct import git, index, settings
+from dasct import git, index, render, settings
 from dasct.errors import DasctError
 
 
@@ -73,7 +73,7 @@ def main(*, path: str, line: int, fmt: str) -> int:
     snap = index.snapshot_at(repo, cfg, repo.head)
     origins = snap.origins(rel)
     if line > len(origins):
-        raise DasctError(f"{rel} has no line {line} at HEAD")
+        raise DasctError(f"{render.quote_path(rel)} has no line {line} at HEAD")
     origin = origins[line - 1]
     sha = snap.sha(origin)
     defects = () if cfg.excluded(rel) else snap.links.get(origin, ())
@@ -83,9 +83,11 @@ def main(*, path: str, line: int, fmt: str) -> int:
         print(json.dumps({"path": rel, "line": line, "commit": sha, "subject": subject,
                           "defects": list(defects), "hunk": hunk}, indent=2))
     elif defects:
-        print(f"{rel}:{line} protects {', '.join(defects)}")
-        print(f"  through {sha[:12]} {subject}")
+        where = f"{render.quote_path(rel)}:{line}"
+        print(f"{where} protects {', '.join(render.printable(d) for d in defects)}")
+        print(f"  through {sha[:12]} {render.printable(subject)}")
         print("\n".join("  " + x for x in hunk.splitlines()))
     else:
-        print(f"{rel}:{line} protects no defect (last changed by {sha[:12]} {subject})")
+        print(f"{render.quote_path(rel)}:{line} protects no defect (last changed by "
+              f"{sha[:12]} {render.printable(subject)})")
     return 0 if defects else 1
