@@ -131,17 +131,46 @@ def scan(repo: Path) -> tuple[set[Pair], float]:
     return pairs, time.perf_counter() - started
 
 
+def _save_cache(path: Path, head: str, pairs: set[Pair], origin: dict[tuple[str, int], str],
+                failed: list[str], seconds: float) -> None:
+    path.write_text(json.dumps({
+        "head": head, "pairs": sorted(pairs), "failed": failed, "seconds": seconds,
+        "origin": [[p, n, sha] for (p, n), sha in origin.items()],
+    }))
+
+
+def _load_cache(path: Path, head: str
+                ) -> tuple[set[Pair], dict[tuple[str, int], str], list[str], float] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("head") != head:
+        return None
+    pairs = {(p, n, d) for p, n, d in data["pairs"]}
+    origin = {(p, n): sha for p, n, sha in data["origin"]}
+    return pairs, origin, list(data["failed"]), float(data["seconds"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("repo", type=Path)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--examples", type=int, default=5, help="per kind of difference")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--blame-cache", type=Path,
+                        help="keep blame's answer here and reuse it while HEAD is the same")
     args = parser.parse_args(argv)
     repo = args.repo.resolve()
     head = _git(repo, "rev-parse", "HEAD").decode().strip()
     commits = int(_git(repo, "rev-list", "--count", "HEAD"))
-    theirs, origin, failed, blame_s = oracle(repo, args.jobs)
+    cached = _load_cache(args.blame_cache, head) if args.blame_cache else None
+    if cached is None:
+        theirs, origin, failed, blame_s = oracle(repo, args.jobs)
+        if args.blame_cache:
+            _save_cache(args.blame_cache, head, theirs, origin, failed, blame_s)
+    else:
+        theirs, origin, failed, blame_s = cached
     ours, scan_s = scan(repo)
     left_out = set(failed)
     ours = {pair for pair in ours if pair[0] not in left_out}
