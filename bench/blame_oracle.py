@@ -80,12 +80,15 @@ def files_at_head(repo: Path) -> list[str]:
     return paths
 
 
-def blame(repo: Path, path: str) -> list[str]:
-    """The commit blame -w names for each line of path at HEAD."""
+def blame(repo: Path, path: str) -> list[str] | None:
+    """The commit blame -w names for each line of path at HEAD (None: blame failed)."""
     args = ["blame", "-w", "--porcelain"]
     if (repo / ".git-blame-ignore-revs").exists():
         args += ["--ignore-revs-file", ".git-blame-ignore-revs"]
-    out = _git(repo, *args, "HEAD", "--", path)
+    try:
+        out = _git(repo, *args, "HEAD", "--", path)
+    except subprocess.CalledProcessError:
+        return None
     shas: dict[int, str] = {}
     for line in out.split(b"\n"):
         parts = line.split(b" ")
@@ -94,20 +97,26 @@ def blame(repo: Path, path: str) -> list[str]:
     return [shas[i] for i in range(1, len(shas) + 1)]
 
 
-def oracle(repo: Path, jobs: int) -> tuple[set[Pair], dict[tuple[str, int], str], float]:
-    """Every protected pair at HEAD by plain blame; the blamed commit of each line."""
+def oracle(repo: Path, jobs: int
+           ) -> tuple[set[Pair], dict[tuple[str, int], str], list[str], float]:
+    """Every protected pair at HEAD by plain blame; the blamed commit of each line; the
+    paths blame failed on (left out of the comparison)."""
     started = time.perf_counter()
     fixes = fix_commits(repo)
     paths = files_at_head(repo)
     pairs: set[Pair] = set()
     origin: dict[tuple[str, int], str] = {}
+    failed: list[str] = []
     with ThreadPoolExecutor(jobs) as pool:
         for path, shas in zip(paths, pool.map(lambda p: blame(repo, p), paths), strict=True):
+            if shas is None:
+                failed.append(path)
+                continue
             for n, sha in enumerate(shas, 1):
                 origin[(path, n)] = sha
                 for key in fixes.get(sha, ()):
                     pairs.add((path, n, key))
-    return pairs, origin, time.perf_counter() - started
+    return pairs, origin, failed, time.perf_counter() - started
 
 
 def scan(repo: Path) -> tuple[set[Pair], float]:
@@ -122,18 +131,51 @@ def scan(repo: Path) -> tuple[set[Pair], float]:
     return pairs, time.perf_counter() - started
 
 
+def _save_cache(path: Path, head: str, pairs: set[Pair], origin: dict[tuple[str, int], str],
+                failed: list[str], seconds: float) -> None:
+    path.write_text(json.dumps({
+        "head": head, "pairs": sorted(pairs), "failed": failed, "seconds": seconds,
+        "origin": [[p, n, sha] for (p, n), sha in origin.items()],
+    }))
+
+
+def _load_cache(path: Path, head: str
+                ) -> tuple[set[Pair], dict[tuple[str, int], str], list[str], float] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("head") != head:
+        return None
+    pairs = {(p, n, d) for p, n, d in data["pairs"]}
+    origin = {(p, n): sha for p, n, sha in data["origin"]}
+    return pairs, origin, list(data["failed"]), float(data["seconds"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("repo", type=Path)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--examples", type=int, default=5, help="per kind of difference")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--blame-cache", type=Path,
+                        help="keep blame's answer here and reuse it while HEAD is the same")
     args = parser.parse_args(argv)
     repo = args.repo.resolve()
     head = _git(repo, "rev-parse", "HEAD").decode().strip()
     commits = int(_git(repo, "rev-list", "--count", "HEAD"))
-    theirs, origin, blame_s = oracle(repo, args.jobs)
+    cached = _load_cache(args.blame_cache, head) if args.blame_cache else None
+    if cached is None:
+        theirs, origin, failed, blame_s = oracle(repo, args.jobs)
+        if args.blame_cache:
+            _save_cache(args.blame_cache, head, theirs, origin, failed, blame_s)
+    else:
+        theirs, origin, failed, blame_s = cached
     ours, scan_s = scan(repo)
+    left_out = set(failed)
+    ours = {pair for pair in ours if pair[0] not in left_out}
+    if failed:
+        print(f"blame failed on {len(failed)} file(s), left out: {', '.join(failed[:5])}")
     both = ours & theirs
     precision = 100.0 * len(both) / len(ours) if ours else 100.0
     recall = 100.0 * len(both) / len(theirs) if theirs else 100.0

@@ -22,7 +22,8 @@ def history(repo: GitRepo, config: str) -> GitRepo:
     repo.commit(EVIL_MESSAGE, {"x.py": BASE.replace("line 2\n", "line 2 changed\n")})
     repo.commit("Fix PROJ-1", {"x.py": BASE.replace("line 3\n", "line 3 fixed\n")})
     repo.write(".dasct.toml", config)
-    assert dasct(repo.path, "install", "--quiet").code == 0
+    # The hook is what is tested here: it, not install, must meet the bad pattern first.
+    assert dasct(repo.path, "install", "--quiet", "--no-index").code == 0
     repo.write("x.py", BASE)
     return repo
 
@@ -90,3 +91,15 @@ def test_nested_repetitions_are_refused(pattern: str) -> None:
 ])
 def test_ordinary_patterns_pass(pattern: str) -> None:
     assert refs.pathological(pattern) is None
+
+
+def test_strict_in_the_config_makes_the_hooks_own_failure_block(repo: GitRepo) -> None:
+    # PRODUCT.md: the hook lets the commit through on its own failure "unless strict mode
+    # is on" — `[check] strict = true` as much as `--strict`.
+    history(repo, "[defects]\npatterns = ['(a|aa)+$', 'PROJ-[0-9]+']\n"
+                  "[check]\nbudget_seconds = 1\nstrict = true\n")
+    proc, _ = commit_through_the_hook(repo)
+    assert proc.returncode != 0
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("dasct: the check ran past its budget of 1 s")
+    assert repo.git("log", "-1", "--format=%s").strip() == "Fix PROJ-1"  # nothing committed

@@ -79,3 +79,12 @@ def test_split_with_pathspec_characters_in_names(repo: GitRepo) -> None:
     repo.commit("Split", {"src/a*.java": _text(ORIGINAL[:80]),
                           "src/b?.java": _text(ORIGINAL[30:])})
     _compare(repo, rebuild=True)
+
+
+def test_a_split_of_a_file_with_lone_carriage_returns(repo: GitRepo) -> None:
+    # Found on apache/maven: a lone CR inside a line is content, not a line break (what
+    # follows it here would read as a hunk header or a file header).
+    source = [f"    value {i} = old\r@@ -1 +1 @@ {i}\rdiff --git a/x b/x;" for i in range(120)]
+    repo.commit("initial", {"src/Big.java": _text(source)})
+    _split(repo, source, 2, edit=True, keep=False)
+    _compare(repo, rebuild=True)

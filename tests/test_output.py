@@ -13,15 +13,7 @@ import pytest
 from dasct_run import dasct
 from gitrepo import GitRepo
 from sarif_schema import validate_sarif
-
-BASE = "".join(f"line {i}\n" for i in range(1, 11))
-
-
-def lines(*changes: tuple[int, str]) -> str:
-    out = [f"line {i}" for i in range(1, 11)]
-    for n, text in changes:
-        out[n - 1] = text
-    return "".join(x + "\n" for x in out)
+from test_check import BASE, lines
 
 
 @pytest.fixture

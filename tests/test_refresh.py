@@ -138,3 +138,14 @@ def test_skip_variable_skips_the_refresh_hooks(history: GitRepo) -> None:
     assert proc.returncode == 0 and proc.stderr == ""
     time.sleep(1.0)
     assert not _snapshot(history).exists()
+
+
+def test_install_with_a_bad_config_installs_the_hooks_and_says_the_index_was_not_built(
+    history: GitRepo,
+) -> None:
+    history.write(".dasct.toml", "[check]\nstrikt = true\n")
+    result = dasct(history.path, "install")
+    assert result.code == 1
+    assert "the hooks are installed, but the index was not built" in result.err
+    assert "check.strikt" in result.err and result.err.count("\n") == 1
+    assert "DASCT-SHIM" in (history.path / ".git" / "hooks" / "post-commit").read_text()

@@ -97,7 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from dasct.commands import check
 
         return _guarded(
-            lambda: check.main(rev=None, spec=None, fmt="text", strict=None), fail_open=True
+            lambda: check.main(rev=None, spec=None, fmt="text", strict=None),
+            fail_open=check.hook_fails_open,
         )
     if argv == REFRESH_HOOK_ARGV:  # every post-checkout/merge/rewrite/commit: no argparse
         from dasct.commands import refresh
@@ -133,10 +134,12 @@ def entry() -> None:
     sys.exit(code)
 
 
-def _guarded(call: Callable[[], int], *, fail_open: bool) -> int:
+def _guarded(call: Callable[[], int], *, fail_open: bool | Callable[[], bool]) -> int:
     """Run a command under the error policy: one line per failure, never a traceback.
 
-    After the command's own output, one line if a cache file could not be written.
+    fail_open may be asked only once the command failed (the hook knows whether its
+    configuration is strict only after reading it). After the command's own output, one
+    line if a cache file could not be written.
     """
     try:
         return _policy(call, fail_open=fail_open)
@@ -149,11 +152,21 @@ def _guarded(call: Callable[[], int], *, fail_open: bool) -> int:
                 pass  # stderr is gone too (`2>&1 | head`): nobody is left to tell
 
 
-def _policy(call: Callable[[], int], *, fail_open: bool) -> int:
+def _policy(call: Callable[[], int], *, fail_open: bool | Callable[[], bool]) -> int:
     try:
         code = call()
         sys.stdout.flush()  # a closed pipe shows here, under the policy, not at exit
         return code
+    except BaseException as exc:
+        opens = fail_open() if callable(fail_open) else fail_open
+        return _failed(exc, fail_open=opens)
+
+
+def _failed(failure: BaseException, *, fail_open: bool) -> int:
+    """The exit code and the one line of a command that failed (anything else, such as
+    SystemExit, goes on up)."""
+    try:
+        raise failure  # dispatch on the failure's type with the except clauses below
     except BrokenPipeError:
         # The reader went away (`dasct scan | head`): end quietly, as git does; git dies
         # of SIGPIPE, which a shell reports as 141. Python's final flush of stdout would

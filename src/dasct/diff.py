@@ -168,6 +168,17 @@ def _is_commit_line(line: bytes) -> bool:
     return len(head) in (40, 64) and all(c in b"0123456789abcdef" for c in head)
 
 
+def lines_of(data: bytes) -> list[bytes]:
+    """git output held in memory, split as a stream is read: at newlines only.
+
+    bytes.splitlines would also split at a lone carriage return, which a file's content
+    (and so a diff line) may hold.
+    """
+    import io
+
+    return io.BytesIO(data).readlines()
+
+
 def parse(lines: Iterable[bytes], *, commits: bool) -> Iterator[Section]:
     """Parse git output line by line into sections.
 

@@ -281,7 +281,7 @@ def raw_diff(cwd: str | Path, base: str, head: str, *, renames: bool) -> list[Fi
         "diff", "--raw", "--no-abbrev", "--no-ext-diff", "--no-relative",
         "-M" if renames else "--no-renames", base, head, "--", cwd=cwd,
     )
-    return [record for section in diff.parse(out.splitlines(keepends=True), commits=False)
+    return [record for section in diff.parse(diff.lines_of(out), commits=False)
             for record in section.files]
 
 

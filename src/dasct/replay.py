@@ -326,7 +326,7 @@ class Builder:
             assert change.new_path is not None
             found = git.run("diff", *diff.PATCH_OPTIONS, parent, sha, "--",
                             f":(literal){change.new_path}", *spec, cwd=self.repo.root)
-            for section in diff.parse(found.splitlines(keepends=True), commits=False):
+            for section in diff.parse(diff.lines_of(found), commits=False):
                 for candidate in section.files:
                     if candidate.status == "R" and candidate.new_path == change.new_path:
                         # A copy of the source, as far as this file is concerned: the

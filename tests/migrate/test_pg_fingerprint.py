@@ -21,6 +21,7 @@ import pytest
 from engine_kit import make_env, quiet, stage
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_postgres import fingerprint
 
 from dasct.migrate import database, engine
 
@@ -179,14 +180,6 @@ def execute(url: str, *statements: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         for statement in statements:
             conn.execute(statement.encode())
-
-
-def fingerprint(url: str) -> str:
-    db = database.connect(url)
-    try:
-        return db.fingerprint()
-    finally:
-        db.close()
 
 
 def schema_dump(url: str) -> str | None:

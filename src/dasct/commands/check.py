@@ -97,13 +97,26 @@ class Budget:
             _signal.signal(_signal.SIGALRM, self.previous)
 
 
+# Whether the configuration read by this process says `[check] strict = true`: then the
+# hook's own failures block the commit too (PRODUCT.md), once the settings are known.
+_strict_config = False
+
+
+def hook_fails_open() -> bool:
+    """For the hook: its own failure lets the commit go on unless the config is strict (a
+    failure before the settings could be read always lets it go on)."""
+    return not _strict_config
+
+
 def main(*, rev: str | None, spec: str | None, fmt: str, strict: bool | None) -> int:
     """Check one change; exit 1 only for a touch in strict mode."""
+    global _strict_config
     if rev is None and spec is None:
         # The default budget covers finding the repository and reading its settings.
         with Budget(settings.DEFAULT_BUDGET) as budget, git.stream(*check.STAGED_DIFF) as out:
             repo = git.discover()
             cfg = settings.load(repo)
+            _strict_config = cfg.strict
             budget.set(cfg.budget)
             change = check.staged(repo)
             findings = check.findings(repo, cfg, change, out)

@@ -81,7 +81,11 @@ def install(*, quiet: bool, build: bool = True) -> int:
         # Now, with progress, rather than inside the first commit.
         from dasct.commands import index
 
-        return index.main(rebuild=False, quiet=quiet, fmt="text")
+        try:
+            return index.main(rebuild=False, quiet=quiet, fmt="text")
+        except DasctError as exc:
+            raise DasctError(f"the hooks are installed, but the index was not built: {exc}"
+                             ) from None
     return 0
 
 
