@@ -147,7 +147,7 @@ _shaped = st.fixed_dictionaries({
     "links": st.dictionaries(st.integers(-2, 3), st.lists(st.text(max_size=8), max_size=2),
                              max_size=3),
     "files": st.dictionaries(st.text(max_size=5), _runs | st.binary(max_size=9), max_size=3),
-    "ignore": st.text(max_size=3) | st.none(),
+    "history": st.text(max_size=3) | st.none(),
     "links_fp": st.text(max_size=3),
 })
 
@@ -184,7 +184,7 @@ def test_any_damage_to_a_snapshot_is_detected(data: st.DataObject, tmp_path: Pat
     good = {"head": "c" * 40, "width": 40, "commits": "c" * 40 + "d" * 40,
             "links": {1: ["PROJ-1"]}, "files": {"x.py": (0).to_bytes(4, sys.byteorder) * 2
                                                 + (1).to_bytes(4, sys.byteorder) * 2},
-            "ignore": "", "links_fp": "0"}
+            "history": "", "links_fp": "0"}
     assert cache.write(path, good, index.KIND, index.FORMAT)
     raw = path.read_bytes()
     start = data.draw(st.integers(0, len(raw) - 1))

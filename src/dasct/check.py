@@ -67,9 +67,16 @@ def staged(repo: git.Repo) -> Change:
     return Change("staged changes", repo.head, STAGED_DIFF)
 
 
+def _beyond_boundary(what: str) -> DasctError:
+    # In CI a base beyond a shallow boundary would be "nothing touched", silently: fail.
+    return DasctError(f"{index.SHALLOW}; {what} lies beyond the shallow boundary")
+
+
 def commit(repo: git.Repo, rev: str) -> Change:
     """What commit rev changed against its first parent."""
     sha = git.rev_parse(repo, rev)
+    if sha in repo.shallow_boundary():
+        raise _beyond_boundary(f"the parent of {sha[:12]}")
     code, out = git.run_code("rev-parse", "--verify", "-q", f"{sha}^1", cwd=repo.root)
     parent = out.decode().strip() if code == 0 else None
     if parent is None:
@@ -82,9 +89,17 @@ def range_(repo: git.Repo, spec: str) -> Change:
     if ".." not in spec:
         raise DasctError(f"--range wants A..B, got {spec!r}")
     a, _, b = spec.replace("...", "..").partition("..")
-    a_sha, b_sha = git.rev_parse(repo, a or "HEAD"), git.rev_parse(repo, b or "HEAD")
+    boundary = repo.shallow_boundary()
+    try:
+        a_sha, b_sha = git.rev_parse(repo, a or "HEAD"), git.rev_parse(repo, b or "HEAD")
+    except DasctError:
+        if boundary:
+            raise _beyond_boundary(f"{spec}'s start") from None
+        raise
     code, out = git.run_code("merge-base", a_sha, b_sha, cwd=repo.root)
     base = out.decode().split()[0] if code == 0 and out.strip() else None
+    if boundary and (base is None or base in boundary):
+        raise _beyond_boundary(f"the merge base of {spec}")
     if base is None:
         return Change(f"range {spec}", None, ())
     return Change(f"range {spec}", base, ("diff", base, b_sha, *diff.PATCH_OPTIONS, "--"))

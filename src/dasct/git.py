@@ -221,6 +221,46 @@ class Repo:
         """dasct's private directory: inside the git dir, shared by all worktrees."""
         return self.common_dir / "dasct"
 
+    def shallow_boundary(self) -> frozenset[str]:
+        """The commits at a shallow clone's boundary (their parents are not here); empty
+        in a full clone. Read from the shallow file itself: no git call on the hook path."""
+        try:
+            data = (self.common_dir / "shallow").read_bytes()
+        except OSError:
+            return frozenset()
+        return frozenset(line.decode("ascii", "replace").strip()
+                         for line in data.splitlines() if line.strip())
+
+    def history_inputs(self) -> bytes:
+        """Everything besides the commits that changes the history blame sees: the
+        shallow boundary, grafts, replace refs (loose and packed) and whether replacing
+        is turned off. Equal bytes: the same history for the same HEAD."""
+        parts = [os.environ.get("GIT_NO_REPLACE_OBJECTS", "").encode()]
+        for name in ("shallow", "info/grafts"):
+            try:
+                parts.append((self.common_dir / name).read_bytes())
+            except OSError:
+                parts.append(b"-")
+        try:
+            loose = sorted(os.scandir(self.common_dir / "refs" / "replace"),
+                           key=lambda e: e.name)
+        except OSError:
+            loose = []
+        for entry in loose:
+            try:
+                with open(entry.path, "rb") as f:
+                    parts.append(entry.name.encode() + b" " + f.read())
+            except OSError:
+                parts.append(entry.name.encode())
+        try:
+            with open(self.common_dir / "packed-refs", "rb") as f:
+                packed = f.read()
+        except OSError:
+            packed = b""
+        if b"refs/replace/" in packed:
+            parts += [line for line in packed.splitlines() if b"refs/replace/" in line]
+        return b"\0".join(parts)
+
 
 def discover(cwd: str | Path | None = None) -> Repo:
     """Find the repository containing cwd (honouring GIT_DIR and friends)."""

@@ -30,7 +30,10 @@ if TYPE_CHECKING:
 __all__ = ["IGNORE_REVS_FILE", "IndexCorrupt", "Snapshot", "index_dir", "snapshot_at"]
 
 KIND = b"ix"  # cache.py file kind of a snapshot
-FORMAT = 2  # 1: bare marshal, no header (read as damaged, then rebuilt)
+SHALLOW = ("shallow clone: protection is incomplete; fetch the full history "
+           "(git fetch --unshallow; in CI, check out with fetch-depth 0)")
+_told_shallow = False  # the shallow line is said once per command, however many snapshots
+FORMAT = 3  # 1: bare marshal, no header (read as damaged, then rebuilt); 2: no history key
 RUN_BYTES = 8  # one run: two uint32 (origin, count), see replay.encode
 # No repository has this many lines at one commit (Linux has ~40 million); a snapshot
 # claiming more is refused rather than expanded.
@@ -43,8 +46,8 @@ MAX_INCREMENTAL = 20_000
 class Snapshot:
     """The protected-lines index at one commit."""
 
-    __slots__ = ("_commits", "_table", "files", "head", "ignore_fp", "links", "links_fp",
-                 "saved", "stats")
+    __slots__ = ("_commits", "_table", "files", "head", "history_fp", "links", "links_fp",
+                 "saved", "shallow", "stats")
 
     def __init__(
         self,
@@ -52,7 +55,7 @@ class Snapshot:
         commits: list[str] | str,
         files: FullState,
         links: dict[int, tuple[str, ...]],
-        ignore_fp: str = "",
+        history_fp: str = "",
         links_fp: str = "",
         stats: dict[str, float] | None = None,
     ) -> None:
@@ -63,10 +66,11 @@ class Snapshot:
         self._commits: list[str] | None = None if isinstance(commits, str) else commits
         self.files = files
         self.links = links
-        self.ignore_fp = ignore_fp
+        self.history_fp = history_fp
         self.links_fp = links_fp
         self.stats: dict[str, float] = stats or {}
         self.saved = True  # False: computed, but the index dir could not keep it
+        self.shallow = False  # computed in a shallow clone: lines beyond it protect nothing
 
     def line_count(self, path: str) -> int:
         """How many lines path has, without expanding its encoding."""
@@ -127,18 +131,24 @@ class Snapshot:
         return self._table[index * width : (index + 1) * width]
 
 
-def _ignore_revs(repo: git.Repo) -> tuple[frozenset[str], str]:
+def _history(repo: git.Repo) -> tuple[frozenset[str], frozenset[str], str]:
+    """What blame sees besides the commits: the ignored revisions, the shallow boundary,
+    and a fingerprint of those plus grafts and replace refs. A snapshot is only valid for
+    the fingerprint it was built with: an unshallowed or grafted history under the same
+    HEAD is another history."""
     path = repo.root / IGNORE_REVS_FILE
     try:
         data = path.read_bytes()
     except OSError:
-        return frozenset(), ""
+        data = b""
     revs = set()
     for line in data.decode("utf-8", "replace").splitlines():
         word = line.split("#", 1)[0].strip()
         if word:
             revs.add(word.lower())
-    return frozenset(revs), f"{zlib.crc32(data):08x}-{len(data)}"
+    inputs = repo.history_inputs()
+    fingerprint = f"{zlib.crc32(data):08x}-{len(data)}-{zlib.crc32(inputs):08x}-{len(inputs)}"
+    return frozenset(revs), repo.shallow_boundary(), fingerprint
 
 
 def index_dir(repo: git.Repo) -> Path:
@@ -164,7 +174,7 @@ def _save(repo: git.Repo, snap: Snapshot) -> bool:
         "width": len(snap.head),
         "links": {k: list(v) for k, v in snap.links.items()},
         "files": files,
-        "ignore": snap.ignore_fp,
+        "history": snap.history_fp,
         "links_fp": snap.links_fp,
     }
     if not cache.write(_snapshot_path(repo, snap.head), payload, KIND, FORMAT):
@@ -248,11 +258,11 @@ def _validated(payload: dict[str, object]) -> Snapshot:
             raise IndexCorrupt("a line names a commit outside its table")
         if sum(runs[1::2]) > MAX_LINES:
             raise IndexCorrupt(f"it claims more than {MAX_LINES} lines")
-    ignore_fp, links_fp = payload["ignore"], payload["links_fp"]
-    if not isinstance(ignore_fp, str) or not isinstance(links_fp, str):
+    history_fp, links_fp = payload["history"], payload["links_fp"]
+    if not isinstance(history_fp, str) or not isinstance(links_fp, str):
         raise IndexCorrupt("its fingerprints are not text")
     return Snapshot(head=head, commits=blob, files=FullState(raw_files), links=links,
-                    ignore_fp=ignore_fp, links_fp=links_fp)
+                    history_fp=history_fp, links_fp=links_fp)
 
 
 def _links_for(
@@ -262,7 +272,9 @@ def _links_for(
     links = {}
     for c in commits:
         keys = defect_keys(c.message, patterns)
-        if keys:
+        # A boundary commit of a shallow clone owns no line that can be shown to be its
+        # own: its lines have the unknown origin, which nothing links to.
+        if keys and c.sha not in builder.boundary:
             links[builder.number(c.sha)] = keys
     return links
 
@@ -283,24 +295,24 @@ def _nearest_snapshot(repo: git.Repo, head: str, have: set[str]) -> tuple[str, i
 
 
 def _full(repo: git.Repo, settings: Settings, head: str, progress: bool) -> Snapshot:
-    ignore, ignore_fp = _ignore_revs(repo)
+    ignore, boundary, history_fp = _history(repo)
     todo = replay.log_commits(repo, [head])
-    builder = replay.Builder(repo, [c.sha for c in todo], ignore)
+    builder = replay.Builder(repo, [c.sha for c in todo], ignore, boundary)
     states = builder.replay(todo, replay.sections(repo, [head]), {}, progress=progress)
     files = states[head]
     assert isinstance(files, FullState)
     links = _links_for(todo, builder, settings)
-    return Snapshot(head, builder.commits, files, links, ignore_fp, settings.links_fingerprint,
-                    {"commits": len(todo), "blamed": builder.blamed})
+    return Snapshot(head, builder.commits, files, links, history_fp,
+                    settings.links_fingerprint, {"commits": len(todo), "blamed": builder.blamed})
 
 
 def _incremental(
     repo: git.Repo, settings: Settings, head: str, base: Snapshot
 ) -> Snapshot:
     assert base.head is not None
-    ignore, _ = _ignore_revs(repo)
+    ignore, boundary, _ = _history(repo)
     todo = replay.log_commits(repo, [head, f"^{base.head}"])
-    builder = replay.Builder(repo, base.commits, ignore)
+    builder = replay.Builder(repo, base.commits, ignore, boundary)
     states = builder.replay(
         todo, replay.sections(repo, [head, f"^{base.head}"]), {base.head: base.files}
     )
@@ -309,14 +321,15 @@ def _incremental(
         raise IndexCorrupt("HEAD is not reachable along first parents from the snapshot")
     links = dict(base.links)
     links.update(_links_for(todo, builder, settings))
-    return Snapshot(head, builder.commits, files, links, base.ignore_fp, base.links_fp,
+    return Snapshot(head, builder.commits, files, links, base.history_fp, base.links_fp,
                     {"commits": len(todo), "blamed": builder.blamed})
 
 
 def _relink(repo: git.Repo, settings: Settings, snap: Snapshot) -> None:
     """Recompute which commits are fix commits after the defect patterns changed."""
     assert snap.head is not None
-    builder = replay.Builder(repo, snap.commits, frozenset())
+    _, boundary, _ = _history(repo)
+    builder = replay.Builder(repo, snap.commits, frozenset(), boundary)
     known = set(snap.commits)
     commits = [c for c in replay.log_commits(repo, [snap.head]) if c.sha in known]
     snap.links = _links_for(commits, builder, settings)
@@ -340,7 +353,7 @@ def snapshot_at(
     if commit is None:
         return Snapshot(None, [], FullState(), {})
     started = time.perf_counter()
-    _, ignore_fp = _ignore_revs(repo)
+    _, _, history_fp = _history(repo)
     links_fp = settings.links_fingerprint
     snap: Snapshot | None = None
     kind = "cached"
@@ -353,10 +366,10 @@ def snapshot_at(
             cache.discard(path, str(exc))
         except OSError:
             pass  # no snapshot of commit (or an unreadable one): computed anew
-        if snap is not None and (snap.head != commit or snap.ignore_fp != ignore_fp):
+        if snap is not None and (snap.head != commit or snap.history_fp != history_fp):
             snap = None
         if snap is None:
-            snap, kind = _update(repo, settings, commit, ignore_fp), "incremental"
+            snap, kind = _update(repo, settings, commit, history_fp), "incremental"
     if snap is None:
         snap, kind = _full(repo, settings, commit, progress), "rebuilt"
     changed = kind != "cached"
@@ -365,12 +378,27 @@ def snapshot_at(
         changed = True
     if changed:
         snap.saved = _save(repo, snap)
+    snap.shallow = bool(repo.shallow_boundary())
+    if snap.shallow:
+        _tell_shallow()
     snap.stats.update(seconds=time.perf_counter() - started)
     snap.stats["kind"] = {"cached": 0, "incremental": 1, "rebuilt": 2}[kind]
     return snap
 
 
-def _update(repo: git.Repo, settings: Settings, commit: str, ignore_fp: str) -> Snapshot | None:
+def _tell_shallow() -> None:
+    # Every command that answers from the index goes through snapshot_at: the one place
+    # that says, once, that lines beyond the boundary protect nothing.
+    global _told_shallow
+    if not _told_shallow:
+        _told_shallow = True
+        import sys
+
+        print(f"dasct: {SHALLOW}", file=sys.stderr)
+
+
+def _update(repo: git.Repo, settings: Settings, commit: str, history_fp: str
+            ) -> Snapshot | None:
     directory = index_dir(repo)
     have = {p.stem for p in directory.glob("*.snap")} if directory.is_dir() else set()
     found = _nearest_snapshot(repo, commit, have)
@@ -385,7 +413,7 @@ def _update(repo: git.Repo, settings: Settings, commit: str, ignore_fp: str) -> 
     except OSError:
         return None  # evicted by another dasct meanwhile, or unreadable: rebuild
     _touch(path)
-    if base.ignore_fp != ignore_fp:
+    if base.history_fp != history_fp:
         return None
     try:
         return _incremental(repo, settings, commit, base)

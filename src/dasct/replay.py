@@ -135,6 +135,11 @@ def _unchanged(hunks: Sequence[diff.Hunk], old_count: int) -> Iterator[tuple[int
         yield new_pos + k, old_pos + k
 
 
+def unknown_origin(width: int) -> str:
+    """The commit id standing for "beyond the shallow boundary": no commit has it."""
+    return "0" * width
+
+
 class Commit:
     """A commit to replay: its sha, parents and full message."""
 
@@ -166,16 +171,24 @@ def log_commits(repo: git.Repo, revs: Sequence[str]) -> list[Commit]:
 class Builder:
     """Replays commits forward into states (see the module docstring for the rules)."""
 
-    def __init__(self, repo: git.Repo, commits: list[str], ignore: frozenset[str]) -> None:
+    def __init__(self, repo: git.Repo, commits: list[str], ignore: frozenset[str],
+                 boundary: frozenset[str] = frozenset()) -> None:
         self.repo = repo
         self.commits = commits
         self.position = {sha: i for i, sha in enumerate(commits)}
         self.ignore = ignore
+        # A shallow clone's boundary commits: git shows them as roots, but their lines
+        # come from history that is not here. Their origin is unknown (UNKNOWN's index),
+        # which no defect is linked to.
+        self.boundary = boundary
         self.ignore_file = repo.root / IGNORE_REVS_FILE if ignore else None
         self.blamed = 0
 
     def number(self, sha: str) -> int:
-        """The index of a commit, added to the table when new."""
+        """The index of a commit, added to the table when new (a boundary commit of a
+        shallow clone: the index of the unknown origin)."""
+        if sha in self.boundary:
+            sha = unknown_origin(len(sha))
         n = self.position.get(sha)
         if n is None:
             n = self.position[sha] = len(self.commits)

@@ -44,6 +44,7 @@ def main(*, rebuild: bool, quiet: bool, fmt: str) -> int:
         "protected_lines": protected,
         "fix_commits": len(snap.links),
         "saved": snap.saved,
+        "shallow": snap.shallow,
         "bytes": index.snapshot_size(repo),
         "seconds": round(snap.stats.get("seconds", 0.0), 3),
         "location": location,
