@@ -88,3 +88,14 @@ def test_a_split_of_a_file_with_lone_carriage_returns(repo: GitRepo) -> None:
     repo.commit("initial", {"src/Big.java": _text(source)})
     _split(repo, source, 2, edit=True, keep=False)
     _compare(repo, rebuild=True)
+
+
+def test_identical_sources_are_chosen_as_blame_chooses(repo: GitRepo) -> None:
+    # Found on sphinx-doc/sphinx: a directory of identical files renamed at once; the
+    # global pairing gave a file the other copy's history than blame follows.
+    content = _text([f"    same line {i};" for i in range(30)])
+    repo.commit("Fix PROJ-1: add the first copy", {"glob/img.txt": content})
+    repo.commit("Add a second copy", {"glob/sub/img.txt": content, "glob/img.xx.txt": content})
+    repo.git("mv", "glob", "images")
+    repo.commit("Rename glob to images")
+    _compare(repo, rebuild=True)

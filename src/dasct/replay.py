@@ -317,35 +317,54 @@ class Builder:
     def _own_renames(
         self, parent: str, sha: str, files: list[diff.FileChange]
     ) -> list[diff.FileChange]:
-        """files, with each added file that blame would follow to a source turned into
-        that rename.
+        """files, with each destination whose source blame would choose otherwise turned
+        into the rename blame makes.
 
         `git log -M` pairs deleted and added files globally, each source once; blame
         searches a source for each path on its own among the files the commit deleted, so
-        a file split in two is the source of both new files. For an added file, asking
+        a file split in two is the source of both new files, and of several deleted files
+        with the same content it may pick another one than the global pairing did. Asking
         git for renames with only that destination and the deleted files in the pathspec
-        is the same search. Only commits that both add and delete files pay for it.
+        is the same search. It is asked for every added file, and for every renamed one
+        whose content several deleted files had, in commits that delete files; only
+        those commits pay for it.
         """
-        sources = [c.old_path for c in files
-                   if c.status in ("D", "R") and c.old_path is not None and not c.is_gitlink]
-        added = [i for i, c in enumerate(files)
-                 if c.status == "A" and c.new_path is not None and not c.is_gitlink]
-        if not sources or not added:
+        olds = [c for c in files
+                if c.status in ("D", "R") and c.old_path is not None and not c.is_gitlink]
+        if not olds:
             return files
-        spec = [f":(literal){p}" for p in sources]
+        same_content: dict[str, int] = {}
+        for c in olds:
+            same_content[c.old_blob] = same_content.get(c.old_blob, 0) + 1
+        searched = [i for i, c in enumerate(files)
+                    if c.new_path is not None and not c.is_gitlink and (
+                        c.status == "A"
+                        or (c.status == "R" and same_content.get(c.new_blob, 0) > 1))]
+        if not searched:
+            return files
+        spec = [f":(literal){c.old_path}" for c in olds]
         out = list(files)
-        for position in added:
+        for position in searched:
             change = out[position]
             assert change.new_path is not None
             found = git.run("diff", *diff.PATCH_OPTIONS, parent, sha, "--",
                             f":(literal){change.new_path}", *spec, cwd=self.repo.root)
             for section in diff.parse(diff.lines_of(found), commits=False):
                 for candidate in section.files:
-                    if candidate.status == "R" and candidate.new_path == change.new_path:
-                        # A copy of the source, as far as this file is concerned: the
-                        # source's own pairing (and its removal) stays as git gave it.
-                        candidate.status = "C"
-                        out[position] = candidate
+                    if candidate.status != "R" or candidate.new_path != change.new_path:
+                        continue
+                    if change.status == "R" and candidate.old_path == change.old_path:
+                        continue  # blame makes the pairing git made
+                    # A copy of the source, as far as this file is concerned: the
+                    # source's own pairing stays as git gave it.
+                    candidate.status = "C"
+                    out[position] = candidate
+                    if change.status == "R":  # the source git paired it with still goes
+                        gone = diff.FileChange(
+                            status="D", old_path=change.old_path, new_path=None,
+                            old_mode=change.old_mode, new_mode="000000",
+                            old_blob=change.old_blob, new_blob="0" * len(change.old_blob))
+                        out.append(gone)
         return out
 
     def _write(
