@@ -54,13 +54,19 @@ def scan(repo: GitRepo) -> tuple[set[tuple[str, int, str]], str]:
     return pairs, result.err
 
 
-def blame_oracle(repo: GitRepo) -> set[tuple[str, int, str]]:
-    """Protected pairs by plain blame: a boundary commit (^sha) is an unknown origin."""
+def fix_commits(repo: GitRepo) -> dict[str, str]:
+    """sha -> the defect of every "Fix KEY" commit here."""
     fixes = {}
     for line in repo.git("log", "--format=%H %s").splitlines():
         sha, subject = line.split(" ", 1)
         if subject.startswith("Fix "):
             fixes[sha] = subject[4:]
+    return fixes
+
+
+def blame_oracle(repo: GitRepo) -> set[tuple[str, int, str]]:
+    """Protected pairs by plain blame: a boundary commit (^sha) is an unknown origin."""
+    fixes = fix_commits(repo)
     pairs = set()
     for path in repo.git("ls-files").splitlines():
         out = repo.git("blame", "-w", "--porcelain", "HEAD", "--", path)
@@ -147,11 +153,7 @@ def test_a_graft_changes_the_answer_at_the_same_head(origin: GitRepo) -> None:
 
 def blame_oracle_full(repo: GitRepo) -> set[tuple[str, int, str]]:
     """Blame with replace refs honoured: a root commit owns what it has."""
-    fixes = {}
-    for line in repo.git("log", "--format=%H %s").splitlines():
-        sha, subject = line.split(" ", 1)
-        if subject.startswith("Fix "):
-            fixes[sha] = subject[4:]
+    fixes = fix_commits(repo)
     pairs = set()
     for path in repo.git("ls-files").splitlines():
         for n, sha in enumerate(repo.blame(path), 1):
