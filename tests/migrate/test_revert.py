@@ -80,10 +80,8 @@ def contains(text: str, *, log: Path | None = None) -> trig.StepCommand:
     return trig.StepCommand(f"has-{text}", (sys.executable, "-c", script), "health", 30.0)
 
 
-def test_revert_runs_the_checks_of_the_version_it_restores(tmp_path: Path) -> None:
-    log = tmp_path / "checks.log"
-    verify = f"{sys.executable} -c \"open('{log}', 'a').write('verify\\n')\""
-    env = make_env(tmp_path, extra=f"verify = [{_toml(verify)}]\n")
+def _e0_then_e1(env: Environment, log: Path) -> Environment:
+    """E0 (v0 -> v1, checks v1) then E1 (v1 -> NEW, checks NEW) deployed in env."""
     (env.root / "app").mkdir()
     (env.root / "app" / "main.py").write_text("print('v0')\n")
     stage(env, "E0", files=[("modify", "app/main.py", b"print('v1')\n", None)],
@@ -93,6 +91,13 @@ def test_revert_runs_the_checks_of_the_version_it_restores(tmp_path: Path) -> No
     stage(env, "E1", files=[("modify", "app/main.py", b"print('NEW')\n", None)],
           commands=[contains("NEW", log=log)], not_before=NOW)
     quiet(env, now=NOW + timedelta(minutes=1))
+    return env
+
+
+def test_revert_runs_the_checks_of_the_version_it_restores(tmp_path: Path) -> None:
+    log = tmp_path / "checks.log"
+    verify = f"{sys.executable} -c \"open('{log}', 'a').write('verify\\n')\""
+    env = _e0_then_e1(make_env(tmp_path, extra=f"verify = [{_toml(verify)}]\n"), log)
     assert log.read_text() == "v1:True\nverify\nNEW:True\nverify\n"
     log.unlink()
     result = revert.revert(env, "E1", write=lambda _: None)
@@ -110,15 +115,7 @@ def test_revert_runs_the_checks_of_the_version_it_restores(tmp_path: Path) -> No
 def test_revert_says_so_when_the_restored_version_s_commands_are_gone(tmp_path: Path
                                                                        ) -> None:
     log = tmp_path / "checks.log"
-    env = make_env(tmp_path)
-    (env.root / "app").mkdir()
-    (env.root / "app" / "main.py").write_text("print('v0')\n")
-    stage(env, "E0", files=[("modify", "app/main.py", b"print('v1')\n", None)],
-          commands=[contains("v1", log=log)])
-    quiet(env)
-    stage(env, "E1", files=[("modify", "app/main.py", b"print('NEW')\n", None)],
-          commands=[contains("NEW", log=log)], not_before=NOW)
-    quiet(env, now=NOW + timedelta(minutes=1))
+    env = _e0_then_e1(make_env(tmp_path), log)
     log.unlink()
     archive.remove(archive.load(env.state_dir, "E0"))
     out: list[str] = []
