@@ -4,6 +4,8 @@ as `git blame` does (a rename search per destination), not only the one file git
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pytest
 
 from dasct import git, index, settings
@@ -12,7 +14,7 @@ from gitrepo import GitRepo
 ORIGINAL = [f"    statement number {i} of the original file;" for i in range(120)]
 
 
-def _text(lines: list[str]) -> str:
+def _text(lines: Iterable[str]) -> str:
     return "".join(x + "\n" for x in lines)
 
 
@@ -99,3 +101,35 @@ def test_identical_sources_are_chosen_as_blame_chooses(repo: GitRepo) -> None:
     repo.git("mv", "glob", "images")
     repo.commit("Rename glob to images")
     _compare(repo, rebuild=True)
+
+
+
+@pytest.mark.parametrize("share", [0.52, 0.56, 0.6])
+def test_the_size_filter_keeps_every_pair_git_could_make(repo: GitRepo, share: float) -> None:
+    """A destination is asked about only when some deleted file is within 2x of its size
+    (git scores other pairs 0 unread). Here every new file is a rename of the old one for
+    blame, at sizes near that bound: two pieces of a little over half of it, and two
+    copies grown to a little under twice its size (one taken by git's global pairing,
+    the other found by the per-destination search)."""
+    lines = [f"    statement number {i} of the original file;" for i in range(400)]
+    repo.commit("initial", {"src/Big.java": _text(lines), "README": "x\n"})
+    for i in (3, 150, 390):
+        lines[i] = lines[i].replace("statement", "fixed statement")
+    repo.commit("Fix PROJ-1 in Big", {"src/Big.java": _text(lines)})
+    keep = int(len(lines) * share)
+    grown = list(lines)
+    while len(_text(grown)) * share < len(_text(lines)) - 50:  # in bytes, as git sizes
+        grown.append(f"    grown line {len(grown)};")
+    repo.git("rm", "-q", "src/Big.java")
+    repo.commit("Split and grow", {
+        "src/Head.java": _text(lines[:keep]), "src/Tail.java": _text(lines[-keep:]),
+        "src/Grown1.java": _text(grown),
+        "src/Grown2.java": _text(x.replace("grown", "other") for x in grown),
+    })
+    r = git.discover(repo.path)
+    snap = index.snapshot_at(r, settings.load(r), r.head, rebuild=True)
+    fix = repo.git("rev-parse", "HEAD~1").strip()
+    for path in ("src/Head.java", "src/Tail.java", "src/Grown1.java", "src/Grown2.java"):
+        assert fix in repo.blame(path), f"blame does not follow {path} to Big.java"
+    _compare(repo, rebuild=False)
+    assert snap.links

@@ -86,7 +86,7 @@ class Section:
         self.files: list[FileChange] = []
 
 
-def _unquote(raw: bytes) -> str:
+def unquote(raw: bytes) -> str:
     """Undo git's C-style path quoting; non-UTF-8 bytes survive as surrogates."""
     if not raw.startswith(b'"'):
         return raw.decode("utf-8", "surrogateescape")
@@ -116,8 +116,8 @@ def _raw_record(line: bytes) -> FileChange:
     old_mode, new_mode, old_blob, new_blob, status = meta[1:].split(b" ")
     letter = status[:1].decode()
     parts = _split_paths(paths) if letter in "RC" else [paths]
-    old_path: str | None = _unquote(parts[0])
-    new_path: str | None = _unquote(parts[-1])
+    old_path: str | None = unquote(parts[0])
+    new_path: str | None = unquote(parts[-1])
     if letter == "A":
         old_path = None
     elif letter == "D":
@@ -156,7 +156,7 @@ def _patch_path(line: bytes, prefix: bytes) -> str | None:
     if raw == b"/dev/null":
         return None
     if raw.startswith(b'"'):
-        path = _unquote(raw)
+        path = unquote(raw)
         return path[len(prefix):] if path.startswith(prefix.decode()) else path
     # git appends a tab after a path that contains a space, to mark where it ends.
     raw = raw.rstrip(b"\t")

@@ -345,6 +345,21 @@ def cat_blobs(cwd: str | Path, blobs: Iterable[str]) -> dict[str, bytes]:
     return contents
 
 
+def blob_sizes(cwd: str | Path, blobs: Iterable[str]) -> dict[str, int]:
+    """The size of each object, in one `git cat-file --batch-check` call (-1: missing)."""
+    wanted = list(dict.fromkeys(blobs))
+    if not wanted:
+        return {}
+    out = run("cat-file", "--batch-check=%(objectname) %(objectsize)", cwd=cwd,
+              input="".join(f"{b}\n" for b in wanted).encode())
+    sizes = dict.fromkeys(wanted, -1)
+    for line in out.decode("ascii", "replace").splitlines():
+        name, _, size = line.partition(" ")
+        if size.isdigit():
+            sizes[name] = int(size)
+    return sizes
+
+
 def ls_tree(cwd: str | Path, rev: str, *paths: str) -> dict[str, str]:
     """path -> blob id of every file at rev under the given paths (all without paths).
 

@@ -303,7 +303,8 @@ def _full(repo: git.Repo, settings: Settings, head: str, progress: bool) -> Snap
     assert isinstance(files, FullState)
     links = _links_for(todo, builder, settings)
     return Snapshot(head, builder.commits, files, links, history_fp,
-                    settings.links_fingerprint, {"commits": len(todo), "blamed": builder.blamed})
+                    settings.links_fingerprint, {"commits": len(todo), "blamed": builder.blamed,
+                     "ignored_seconds": builder.ignored_seconds})
 
 
 def _incremental(
@@ -322,7 +323,8 @@ def _incremental(
     links = dict(base.links)
     links.update(_links_for(todo, builder, settings))
     return Snapshot(head, builder.commits, files, links, base.history_fp, base.links_fp,
-                    {"commits": len(todo), "blamed": builder.blamed})
+                    {"commits": len(todo), "blamed": builder.blamed,
+                     "ignored_seconds": builder.ignored_seconds})
 
 
 def _relink(repo: git.Repo, settings: Settings, snap: Snapshot) -> None:

@@ -18,6 +18,7 @@ A state is, per path, a tuple holding for each line the index of the commit blam
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import sys
 import time
@@ -183,6 +184,7 @@ class Builder:
         self.boundary = boundary
         self.ignore_file = repo.root / IGNORE_REVS_FILE if ignore else None
         self.blamed = 0
+        self.ignored_seconds = 0.0  # spent on the commits of the ignore-revs file
 
     def number(self, sha: str) -> int:
         """The index of a commit, added to the table when new (a boundary commit of a
@@ -312,7 +314,8 @@ class Builder:
             if status == "R":
                 drops.append(change.old_path)
             reads[change.new_path] = _apply(old, change.hunks, n, f"{sha}:{change.new_path}")
-        self._write(sha, state, drops, reads)
+        self._write(sha, state, drops, reads,
+                    [] if parent is None or parent_sha is None else [(parent_sha, parent)])
 
     def _own_renames(
         self, parent: str, sha: str, files: list[diff.FileChange]
@@ -340,6 +343,8 @@ class Builder:
                     if c.new_path is not None and not c.is_gitlink and (
                         c.status == "A"
                         or (c.status == "R" and same_content.get(c.new_blob, 0) > 1))]
+        if searched:
+            searched = self._could_be_renames(files, searched, olds)
         if not searched:
             return files
         spec = [f":(literal){c.old_path}" for c in olds]
@@ -367,14 +372,38 @@ class Builder:
                         out.append(gone)
         return out
 
+    def _could_be_renames(
+        self, files: list[diff.FileChange], searched: list[int], olds: list[diff.FileChange]
+    ) -> list[int]:
+        """The destinations some source could be similar enough to, by size alone.
+
+        Git scores a pair 0 without reading it when the smaller blob is less than half
+        the larger one (diffcore-rename's estimate_similarity at -M's 50%), and an exact
+        rename has equal sizes: a destination no source comes within 2x of cannot be a
+        rename, and asking git about it costs a process for nothing. Large commits that
+        move and add many files pay one size lookup instead.
+        """
+        sizes = git.blob_sizes(self.repo.root, [
+            *(files[i].new_blob for i in searched), *(c.old_blob for c in olds)])
+        sources = sorted(s for c in olds if (s := sizes.get(c.old_blob, -1)) >= 0)
+        if len(sources) != len(olds):
+            return searched  # a size git could not tell: ask git, as without the filter
+        out = []
+        for i in searched:
+            size = sizes.get(files[i].new_blob, -1)
+            # Some source in [size/2, 2*size] (integer-exact: 2*small >= large).
+            lo = bisect.bisect_left(sources, (size + 1) // 2)
+            if size < 0 or (lo < len(sources) and sources[lo] <= 2 * size):
+                out.append(i)
+        return out
+
     def _write(
-        self, sha: str, state: State, drops: list[str], reads: dict[str, Origins]
+        self, sha: str, state: State, drops: list[str], reads: dict[str, Origins],
+        parents: Sequence[tuple[str, State]] = (),
     ) -> None:
         if sha in self.ignore:
-            for path in reads:
-                blamed = self.blame(sha, path)
-                if blamed is not None:
-                    reads[path] = blamed
+            # Before any drop: a state taken over from the parent is the parent's state.
+            reads.update(self._ignored(sha, list(reads), parents))
         assert isinstance(state, (FullState, Overlay))
         for path in drops:
             if path not in reads:
@@ -384,6 +413,57 @@ class Builder:
                     state.pop(path, None)
         for path, origins in reads.items():
             state[path] = origins
+
+    def _ignored(
+        self, sha: str, paths: list[str], parents: Sequence[tuple[str, State]]
+    ) -> dict[str, Origins]:
+        """The origins blame gives the files an ignored commit changes.
+
+        Blame passes each line of an ignored commit's hunks to a similar line of the
+        parent's hunk (git's blame.c guesses it), and from there on the parent's blame
+        holds. So one step of blame is enough: `git blame -w --ignore-rev X X ^P...` stops
+        at the parents and names, for every line, the parent and the line number in it
+        (or X for a line it could not pass on); the parent's state already holds that
+        line's origin. Git's own matching, so exact; one short blame per file, not a
+        blame of the file's whole history. The files are independent: both cores.
+        """
+        if not paths:
+            return {}
+        from concurrent.futures import ThreadPoolExecutor  # only an ignored commit pays
+
+        started = time.perf_counter()
+
+        states = dict(parents)
+        negative = [f"^{p}" for p, _ in parents]
+
+        def step(path: str) -> tuple[str, list[tuple[str, int, int, int, str]] | None]:
+            code, out = git.run_code(
+                "-c", "blame.ignoreRevsFile=", "blame", "-w", "--incremental",
+                "--ignore-rev", sha, sha, *negative, "--", path, cwd=self.repo.root)
+            return path, _incremental_entries(out) if code == 0 else None
+
+        n = self.number(sha)
+        out: dict[str, Origins] = {}
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for path, entries in pool.map(step, paths):
+                self.blamed += 1
+                if entries is None:
+                    continue  # git could not blame it: the diff's answer stands
+                lines: dict[int, int] = {}
+                for origin, source_line, line, count, source in entries:
+                    if origin == sha or origin not in states:
+                        for k in range(count):
+                            lines[line - 1 + k] = n
+                        continue
+                    old = states[origin].get(source)
+                    if old is None or source_line - 1 + count > len(old):
+                        raise IndexCorrupt(
+                            f"blame of {sha}:{path} names lines {source} does not have")
+                    for k in range(count):
+                        lines[line - 1 + k] = old[source_line - 1 + k]
+                out[path] = tuple(lines[i] for i in range(len(lines)))
+        self.ignored_seconds += time.perf_counter() - started
+        return out
 
     def _merge(
         self,
@@ -419,7 +499,8 @@ class Builder:
             reads[change.new_path] = self._merge_file(
                 n, change.new_path, parents, per_parent, commit.sha
             )
-        self._write(commit.sha, state, drops, reads)
+        self._write(commit.sha, state, drops, reads,
+                    list(zip(commit.parents, parents, strict=True)))
 
     def _merge_file(
         self,
@@ -478,6 +559,21 @@ class Builder:
             count = self._lines(any_change) if any_change is not None else 0
             return (n,) * count
         return tuple(n if o is None else o for o in result)
+
+
+def _incremental_entries(out: bytes) -> list[tuple[str, int, int, int, str]]:
+    """(commit, line in its file, line in the blamed file, count, its file's path) per
+    entry of `git blame --incremental` output (each entry ends with its filename)."""
+    entries = []
+    head: tuple[str, int, int, int] | None = None
+    for line in out.split(b"\n"):
+        parts = line.split(b" ")
+        if len(parts) == 4 and len(parts[0]) in (40, 64) and parts[3].isdigit():
+            head = (parts[0].decode(), int(parts[1]), int(parts[2]), int(parts[3]))
+        elif line.startswith(b"filename ") and head is not None:
+            entries.append((*head, diff.unquote(line[9:])))
+            head = None
+    return entries
 
 
 class _Peekable:
