@@ -352,8 +352,12 @@ class Builder:
         for position in searched:
             change = out[position]
             assert change.new_path is not None
-            found = git.run("diff", *diff.PATCH_OPTIONS, parent, sha, "--",
-                            f":(literal){change.new_path}", *spec, cwd=self.repo.root)
+            # --diff-filter=R: only the pair found is printed (filtering follows the
+            # search), not the patch of every deleted file in the pathspec, which made
+            # this cost a commit's whole deletion for each destination.
+            found = git.run("diff", *diff.PATCH_OPTIONS, "--diff-filter=R", parent, sha,
+                            "--", f":(literal){change.new_path}", *spec,
+                            cwd=self.repo.root)
             for section in diff.parse(diff.lines_of(found), commits=False):
                 for candidate in section.files:
                     if candidate.status != "R" or candidate.new_path != change.new_path:
