@@ -133,3 +133,24 @@ def test_the_size_filter_keeps_every_pair_git_could_make(repo: GitRepo, share: f
         assert fix in repo.blame(path), f"blame does not follow {path} to Big.java"
     _compare(repo, rebuild=False)
     assert snap.links
+
+
+def test_a_renamed_file_whose_best_source_went_elsewhere(repo: GitRepo) -> None:
+    """`git log -M` gives each source to its best-scoring destination first: here Props
+    goes to Other (90%), so NewScope gets Scope (60%); blame asks for NewScope alone and
+    follows Props (80%). The shape of apache/maven's 3f9fec2307."""
+    props = [f"    property line {i} of the props file;" for i in range(100)]
+    scope = [*props[:60], *(f"    scope line {i};" for i in range(10))]
+    repo.commit("initial", {"src/Props.java": _text(props), "src/Scope.java": _text(scope),
+                            "README": "x\n"})
+    fixed = [x.replace("property line 5 ", "fixed property line 5 ") for x in props]
+    repo.commit("Fix PROJ-1 in Props", {"src/Props.java": _text(fixed)})
+    repo.git("rm", "-q", "src/Props.java", "src/Scope.java")
+    other = [*fixed, *(f"    other line {i};" for i in range(10))]
+    new_scope = [*fixed[:80], *(f"    new scope line {i};" for i in range(20))]
+    repo.commit("Reorganise scopes", {"src/Other.java": _text(other),
+                                      "src/NewScope.java": _text(new_scope)})
+    raw = repo.git("show", "--raw", "-M", "--format=", "HEAD")
+    assert "src/Scope.java\tsrc/NewScope.java" in raw  # the log's pairing
+    assert repo.git("rev-parse", "HEAD~1").strip() in repo.blame("src/NewScope.java")
+    _compare(repo, rebuild=True)

@@ -325,10 +325,14 @@ class Builder:
 
         `git log -M` pairs deleted and added files globally, each source once; blame
         searches a source for each path on its own among the files the commit deleted, so
-        a file split in two is the source of both new files, and of several deleted files
-        with the same content it may pick another one than the global pairing did. Asking
-        git for renames with only that destination and the deleted files in the pathspec
-        is the same search. It is asked for every added file, and for every renamed one
+        a file split in two is the source of both new files; a renamed file's best source
+        may have gone to another destination that scored higher with it (apache/maven
+        3f9fec2307: Scope.java paired with ProjectScope.java, whose best source,
+        DependencyProperties.java, the log gave elsewhere); and of several deleted files
+        with the same content blame may pick another one than the global pairing did.
+        Asking git for renames with only that destination and the deleted files in the
+        pathspec is the same search. It is asked for every added file and every inexact
+        rename that some other source could be similar to, and for every exact rename
         whose content several deleted files had, in commits that delete files; only
         those commits pay for it.
         """
@@ -342,7 +346,8 @@ class Builder:
         searched = [i for i, c in enumerate(files)
                     if c.new_path is not None and not c.is_gitlink and (
                         c.status == "A"
-                        or (c.status == "R" and same_content.get(c.new_blob, 0) > 1))]
+                        or (c.status == "R" and (c.old_blob != c.new_blob
+                                                 or same_content.get(c.new_blob, 0) > 1)))]
         if searched:
             searched = self._could_be_renames(files, searched, olds)
         if not searched:
@@ -384,8 +389,9 @@ class Builder:
         Git scores a pair 0 without reading it when the smaller blob is less than half
         the larger one (diffcore-rename's estimate_similarity at -M's 50%), and an exact
         rename has equal sizes: a destination no source comes within 2x of cannot be a
-        rename, and asking git about it costs a process for nothing. Large commits that
-        move and add many files pay one size lookup instead.
+        rename, nor can a renamed one be another source's when only its own source
+        comes that close. Large commits that move and add many files pay one size
+        lookup instead of a process per file.
         """
         sizes = git.blob_sizes(self.repo.root, [
             *(files[i].new_blob for i in searched), *(c.old_blob for c in olds)])
@@ -394,10 +400,21 @@ class Builder:
             return searched  # a size git could not tell: ask git, as without the filter
         out = []
         for i in searched:
-            size = sizes.get(files[i].new_blob, -1)
-            # Some source in [size/2, 2*size] (integer-exact: 2*small >= large).
-            lo = bisect.bisect_left(sources, (size + 1) // 2)
-            if size < 0 or (lo < len(sources) and sources[lo] <= 2 * size):
+            change = files[i]
+            size = sizes.get(change.new_blob, -1)
+            if size < 0:
+                out.append(i)
+                continue
+            # Sources in [size/2, 2*size] (integer-exact: 2*small >= large).
+            near = (bisect.bisect_right(sources, 2 * size)
+                    - bisect.bisect_left(sources, (size + 1) // 2))
+            if change.status == "R":
+                own = sizes.get(change.old_blob, -1)
+                if own >= 0 and 2 * min(own, size) >= max(own, size):
+                    near -= 1  # its own source: the pairing git already made
+                if change.old_blob == change.new_blob:
+                    near = 1  # several identical sources: which one is blame's choice
+            if near > 0:
                 out.append(i)
         return out
 
