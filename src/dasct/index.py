@@ -14,7 +14,7 @@ import time
 import zlib
 from array import array
 
-from dasct import cache, git, replay
+from dasct import cache, git, index_checkpoints, replay
 from dasct.refs import defect_keys, valid_key
 from dasct.replay import IGNORE_REVS_FILE, FullState, IndexCorrupt
 
@@ -160,8 +160,9 @@ def _snapshot_path(repo: git.Repo, head: str) -> Path:
     return index_dir(repo) / f"{head}.snap"
 
 
-def _save(repo: git.Repo, snap: Snapshot) -> bool:
-    """Write snap as a cache file; False when the index dir cannot be written."""
+def _save(repo: git.Repo, snap: Snapshot, path: Path | None = None) -> bool:
+    """Write snap as a cache file; False when the index dir cannot be written. With a
+    path (a checkpoint), there and without evicting snapshots."""
     assert snap.head is not None
     files = {
         p: (v if isinstance(v, bytes) else replay.encode(v))
@@ -177,6 +178,8 @@ def _save(repo: git.Repo, snap: Snapshot) -> bool:
         "history": snap.history_fp,
         "links_fp": snap.links_fp,
     }
+    if path is not None:
+        return cache.write(path, payload, KIND, FORMAT)
     if not cache.write(_snapshot_path(repo, snap.head), payload, KIND, FORMAT):
         return False
     directory = index_dir(repo)
@@ -298,7 +301,12 @@ def _full(repo: git.Repo, settings: Settings, head: str, progress: bool) -> Snap
     ignore, boundary, history_fp = _history(repo)
     todo = replay.log_commits(repo, [head])
     builder = replay.Builder(repo, [c.sha for c in todo], ignore, boundary)
-    states = builder.replay(todo, replay.sections(repo, [head]), {}, progress=progress)
+    points = index_checkpoints.Writer(repo, settings, builder, todo, {}, history_fp, 0)
+    states = builder.replay(todo, replay.sections(repo, [head]), {}, progress=progress,
+                            after=points.after)
+    # A rebuild for HEAD replaces every checkpoint; one for an older commit (a question
+    # on a cold index) adds its own beside HEAD's.
+    points.finish(replace=head == repo.head)
     files = states[head]
     assert isinstance(files, FullState)
     links = _links_for(todo, builder, settings)
@@ -308,15 +316,24 @@ def _full(repo: git.Repo, settings: Settings, head: str, progress: bool) -> Snap
 
 
 def _incremental(
-    repo: git.Repo, settings: Settings, head: str, base: Snapshot
+    repo: git.Repo, settings: Settings, head: str, base: Snapshot, start: int | None = None
 ) -> Snapshot:
     assert base.head is not None
     ignore, boundary, _ = _history(repo)
     todo = replay.log_commits(repo, [head, f"^{base.head}"])
     builder = replay.Builder(repo, base.commits, ignore, boundary)
+    points = None
+    if head == repo.head:  # an update for HEAD may pass checkpoint boundaries
+        # start: where base lies in the history (a checkpoint's name says; a snapshot's
+        # table holds every commit before it)
+        points = index_checkpoints.Writer.after_base(
+            repo, settings, builder, todo, base, len(base.commits) if start is None else start)
     states = builder.replay(
-        todo, replay.sections(repo, [head, f"^{base.head}"]), {base.head: base.files}
+        todo, replay.sections(repo, [head, f"^{base.head}"]), {base.head: base.files},
+        after=points.after if points is not None else None,
     )
+    if points is not None:
+        points.finish(replace=False)
     files = states[head]
     if not isinstance(files, FullState):
         raise IndexCorrupt("HEAD is not reachable along first parents from the snapshot")
@@ -359,6 +376,7 @@ def snapshot_at(
     links_fp = settings.links_fingerprint
     snap: Snapshot | None = None
     kind = "cached"
+    from_checkpoint = False
     if not rebuild:
         path = _snapshot_path(repo, commit)
         try:
@@ -371,20 +389,25 @@ def snapshot_at(
         if snap is not None and (snap.head != commit or snap.history_fp != history_fp):
             snap = None
         if snap is None:
-            snap, kind = _update(repo, settings, commit, history_fp), "incremental"
+            found = _update(repo, settings, commit, history_fp)
+            if found is not None:
+                (snap, from_checkpoint), kind = found, "incremental"
     if snap is None:
         snap, kind = _full(repo, settings, commit, progress), "rebuilt"
     changed = kind != "cached"
     if snap.links_fp != links_fp:
         _relink(repo, settings, snap)
         changed = True
-    if changed:
+    # An answer derived from a checkpoint is as cheap to derive again: kept, it would
+    # evict HEAD's snapshots (questions about old commits come in series, from CI).
+    if changed and (not from_checkpoint or commit == repo.head):
         snap.saved = _save(repo, snap)
     snap.shallow = bool(repo.shallow_boundary())
     if snap.shallow:
         _tell_shallow()
     snap.stats.update(seconds=time.perf_counter() - started)
     snap.stats["kind"] = {"cached": 0, "incremental": 1, "rebuilt": 2}[kind]
+    snap.stats["checkpoint"] = int(from_checkpoint)  # replayed from a checkpoint
     return snap
 
 
@@ -400,28 +423,46 @@ def _tell_shallow() -> None:
 
 
 def _update(repo: git.Repo, settings: Settings, commit: str, history_fp: str
-            ) -> Snapshot | None:
+            ) -> tuple[Snapshot, bool] | None:
+    """The snapshot of commit replayed from the nearest snapshot or checkpoint on its
+    first-parent chain, and whether a checkpoint it was; None: rebuild."""
     directory = index_dir(repo)
-    have = {p.stem for p in directory.glob("*.snap")} if directory.is_dir() else set()
-    found = _nearest_snapshot(repo, commit, have)
-    if found is None:
-        return None
-    path = _snapshot_path(repo, found[0])
-    try:
-        base = _load(path)
-    except IndexCorrupt as exc:
-        cache.discard(path, str(exc))
-        return None
-    except OSError:
-        return None  # evicted by another dasct meanwhile, or unreadable: rebuild
-    _touch(path)
-    if base.history_fp != history_fp:
-        return None
-    try:
-        return _incremental(repo, settings, commit, base)
-    except IndexCorrupt as exc:
-        cache.discard(path, str(exc))
-        return None
+    snaps = {p.stem: p for p in directory.glob("*.snap")} if directory.is_dir() else {}
+    listed = index_checkpoints.listing(repo, history_fp)
+    points = {sha: path for sha, (_, path) in listed.items() if sha not in snaps}
+    while snaps or points:
+        found = _nearest_snapshot(repo, commit, set(snaps) | set(points))
+        if found is None:
+            return None
+        sha, distance = found
+        is_point = sha in points
+        path = points.pop(sha) if is_point else snaps.pop(sha)
+        try:
+            base = _load(path)
+        except IndexCorrupt as exc:
+            cache.discard(path, str(exc))
+            continue  # the next nearest serves
+        except OSError:
+            continue  # evicted by another dasct meanwhile, or unreadable
+        if base.head != sha:
+            cache.discard(path, "it holds another commit than its name says")
+            continue
+        if base.history_fp != history_fp:
+            if not is_point:
+                return None  # the history changed: a rebuild replaces everything
+            cache.discard(path)  # left over from another history: useless now
+            continue
+        if not is_point:
+            _touch(path)
+        if distance == 0:
+            base.stats = {"commits": 0, "blamed": 0}
+            return base, is_point
+        try:
+            start = listed[sha][0] if is_point else None
+            return _incremental(repo, settings, commit, base, start), is_point
+        except IndexCorrupt as exc:
+            cache.discard(path, str(exc))
+    return None
 
 
 def snapshot_size(repo: git.Repo) -> int:

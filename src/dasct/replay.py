@@ -29,7 +29,7 @@ from dasct.errors import DasctError
 
 TYPE_CHECKING = False  # typing costs import time on the hook path
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
     from typing import Protocol
 
     class State(Protocol):
@@ -222,8 +222,16 @@ class Builder:
         sections: Iterator[diff.Section],
         known: dict[str, State],
         progress: bool = False,
+        before: Callable[[Commit, dict[str | None, diff.Section], list[State]], None]
+        | None = None,
+        after: Callable[[Commit, State], None] | None = None,
     ) -> dict[str, State]:
-        """Replay todo (parents first); `known` holds the states of outside parents."""
+        """Replay todo (parents first); `known` holds the states of outside parents.
+
+        `before(commit, its diffs by parent, its parents' states)` and `after(commit, its
+        state)` see each commit while those states are whole: a state is handed over to
+        the next commit (no copy) once its last child is replayed.
+        """
         remaining: dict[str, int] = {}
         for c in todo:
             for p in c.parents:
@@ -237,6 +245,8 @@ class Builder:
             while (ahead := pending.peek()) is not None and ahead.commit == commit.sha:
                 mine[ahead.parent] = next(pending)
             parents = [self._state(p, states) for p in commit.parents]
+            if before is not None:
+                before(commit, mine, parents)
             base = self._derive(commit, parents, remaining, states)
             if len(commit.parents) <= 1:
                 section = mine.get(None) or next(iter(mine.values()), None)
@@ -246,6 +256,8 @@ class Builder:
             else:
                 self._merge(commit, base, parents, mine)
             states[commit.sha] = base
+            if after is not None:
+                after(commit, base)
             for p in commit.parents:
                 remaining[p] -= 1
                 if remaining[p] == 0 and p != todo[-1].sha:

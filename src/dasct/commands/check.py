@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--staged", action="store_true", help="the staged change (default)")
     what.add_argument("--commit", metavar="REV", help="what commit REV changed")
     what.add_argument("--range", metavar="A..B", help="what B brings over its merge base with A")
+    what.add_argument("--each", metavar="A..B",
+                      help="each commit of B's first-parent chain since A, against its parent "
+                           "(text or json)")
     parser.add_argument(
         "--format", choices=FORMATS, default="text",
         help="text for people (default); json, the findings for tools; github, workflow "
@@ -42,11 +45,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def fails_open(args: argparse.Namespace) -> bool:
     """As the pre-commit hook (the staged change), dasct's own failure never blocks the
     commit unless strict; checking a commit or a range in CI fails loudly."""
-    return args.commit is None and args.range is None and not args.strict
+    return (args.commit is None and args.range is None and args.each is None
+            and not args.strict)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.each is not None:
+        return each(spec=args.each, fmt=args.format, strict=args.strict)
     return main(rev=args.commit, spec=args.range, fmt=args.format, strict=args.strict)
+
+
+def each(*, spec: str, fmt: str, strict: bool | None) -> int:
+    """Check every commit of A..B against its first parent; exit 1 only for a touch in
+    strict mode."""
+    import json
+
+    from dasct import render, walk
+
+    if fmt not in ("text", "json"):
+        raise DasctError(f"--each writes text or json, not {fmt}")
+    repo = git.discover()
+    cfg = settings.load(repo)
+    steps = walk.each(repo, cfg, spec)
+    strict = cfg.strict if strict is None else strict
+    touching = [s for s in steps if s.findings]
+    if fmt == "json":
+        print(json.dumps({"commits": [s.as_dict() for s in steps]}, indent=2,
+                         ensure_ascii=False))
+    else:
+        subjects = git.subjects(repo, (f.commit for s in touching for f in s.findings))
+        for s in touching:
+            label = f"commit {s.sha[:12]} {render.printable(s.subject)}".rstrip()
+            sys.stdout.write(render.findings_text(s.findings, subjects, label, strict))
+        found = sum(len(s.findings) for s in touching)
+        print(f"dasct: {spec}: {render.plural(len(steps), 'commit')} checked, "
+              f"{len(touching)} touch protected lines"
+              + (f" ({render.plural(found, 'finding')})" if found else ""))
+    return 1 if strict and touching else 0
 
 
 class OverBudget(DasctError):

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from dasct import check, git, index, render, settings
+from dasct import check, git, index, index_checkpoints, render, settings
 
 KINDS = {0: "up to date", 1: "updated incrementally", 2: "rebuilt from the whole history"}
 
@@ -35,6 +35,7 @@ def main(*, rebuild: bool, quiet: bool, fmt: str) -> int:
     files, lines = sum(1 for n in counts if n), sum(counts)
     protected = sum(1 for _ in check.protected_lines(snap, cfg))
     location = str(index.index_dir(repo))
+    points, point_bytes = index_checkpoints.usage(repo)
     report = {
         "head": snap.head,
         "action": KINDS[int(snap.stats.get("kind", 0))],
@@ -46,6 +47,8 @@ def main(*, rebuild: bool, quiet: bool, fmt: str) -> int:
         "saved": snap.saved,
         "shallow": snap.shallow,
         "bytes": index.snapshot_size(repo),
+        "checkpoints": points,
+        "checkpoint_bytes": point_bytes,
         "seconds": round(snap.stats.get("seconds", 0.0), 3),
         # Of which, replaying the commits of .git-blame-ignore-revs (one blame step per
         # file they change): what a team's formatter commits cost the index.
@@ -60,6 +63,7 @@ def main(*, rebuild: bool, quiet: bool, fmt: str) -> int:
         print(
             f"dasct: index {report['action']} at {str(snap.head)[:12]} in {report['seconds']}s: "
             f"{render.plural(files, 'file')}, {render.plural(lines, 'line')}, {protected} "
-            f"protected by {render.plural(len(snap.links), 'fix commit')}; {where}"
+            f"protected by {render.plural(len(snap.links), 'fix commit')}; {where}; "
+            f"{render.plural(points, 'checkpoint')}, {point_bytes} bytes"
         )
     return 0

@@ -1,0 +1,89 @@
+"""A forward walk: the findings of each commit of A..B against its first parent, in one
+replay.
+
+The commits walked are B's first-parent chain back to (not including) the first commit
+reachable from A, oldest first: the commits a push or a merge brought to a branch, each
+as `dasct check --commit` sees it (a merge against its first parent, so it carries
+everything its branch brought). The index at the first one's parent comes from
+index.snapshot_at (the nearest checkpoint or snapshot, replayed forward); from there one
+`git log -m -p` replays every commit of the range once, in memory, and each chain commit
+is matched against its parent's state just before the replay moves past it.
+"""
+
+from __future__ import annotations
+
+from dasct import check, diff, git, index, replay
+from dasct.errors import DasctError
+from dasct.replay import FullState
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dasct.replay import Commit, State
+    from dasct.settings import Settings
+
+
+class Step:
+    """One walked commit: its sha, subject and findings (as check --commit gives them)."""
+
+    __slots__ = ("findings", "sha", "subject")
+
+    def __init__(self, sha: str, subject: str, findings: list[check.Finding]) -> None:
+        self.sha = sha
+        self.subject = subject
+        self.findings = findings
+
+    def as_dict(self) -> dict[str, object]:
+        """The JSON shape of a walked commit (docs/cli.md)."""
+        return {"commit": self.sha, "subject": self.subject,
+                "findings": [f.as_dict() for f in self.findings]}
+
+
+def chain(repo: git.Repo, spec: str) -> list[str]:
+    """B's first-parent commits not reachable from A, oldest first."""
+    a, dots, b = spec.partition("..")
+    if not dots or b.startswith("."):
+        raise DasctError(f"--each wants A..B, got {spec!r}")
+    a_sha, b_sha = git.rev_parse(repo, a or "HEAD"), git.rev_parse(repo, b or "HEAD")
+    out = git.run("rev-list", "--first-parent", "--reverse", b_sha, f"^{a_sha}", "--",
+                  cwd=repo.root)
+    return out.decode().split()
+
+
+def each(repo: git.Repo, settings: Settings, spec: str) -> list[Step]:
+    """Every commit of chain(spec), oldest first, with what it touches."""
+    commits = chain(repo, spec)
+    if not commits:
+        return []
+    # The first commit's parent is the base; check.commit says when it lies beyond a
+    # shallow boundary, as `--commit` does.
+    base = check.commit(repo, commits[0]).base
+    start = index.snapshot_at(repo, settings, base)
+    head = commits[-1]
+    revs = [head, f"^{base}"] if base is not None else [head]
+    todo = replay.log_commits(repo, revs)
+    ignore, boundary, _ = index._history(repo)
+    builder = replay.Builder(repo, start.commits, ignore, boundary)
+    links = dict(start.links)
+    wanted = set(commits)
+    ready: list[Step] = []
+
+    def before(commit: Commit, sections: dict[str | None, diff.Section],
+               parents: list[State]) -> None:
+        if commit.sha not in wanted:
+            return
+        found: list[check.Finding] = []
+        if parents:
+            first = parents[0]
+            if not isinstance(first, FullState):
+                raise index.IndexCorrupt(f"the parent of {commit.sha} was not replayed")
+            section = sections.get(commit.parents[0]) or sections.get(None)
+            at_parent = index.Snapshot(commit.parents[0], builder.commits, first, links)
+            found = check.touches(at_parent, section.files if section else [], settings)
+        ready.append(Step(commit.sha, commit.message.split("\n", 1)[0], found))
+
+    def after(commit: Commit, state: State) -> None:
+        links.update(index._links_for([commit], builder, settings))
+
+    known: dict[str, State] = {base: start.files} if base is not None else {}
+    builder.replay(todo, replay.sections(repo, revs), known, before=before, after=after)
+    return ready
