@@ -16,8 +16,10 @@ C touch":
 
 The two run interleaved, commit by commit, alternating which goes first; each side's total
 wall time is the sum over the N commits (PyDriller's includes `get_commit`; its `Git()`
-is built once, outside the timing, and dasct's index is brought to HEAD before the loop,
-timed apart). Then every commit whose two sets differ is explained line by line: which
+is built once, outside the timing). The commits are checked oldest first, as CI checks each
+new commit, so each dasct check replays from the snapshot the previous one left; the first
+check, which builds the index at the oldest commit's parent, runs once before the loop and
+is timed apart. Then every commit whose two sets differ is explained line by line: which
 lines gave the difference and why (a comment or blank line PyDriller skips, a path dasct
 excludes, a whitespace-only change dasct's `-w` diff does not see, an unblamable line, or
 a line whose commit at C's parent the index and `git blame -w` disagree on).
@@ -76,6 +78,13 @@ def run_dasct(repo: Path, sha: str) -> tuple[list[Line], float]:
                          f"{proc.stderr.decode(errors='replace').strip()}")
     found = json.loads(proc.stdout)["findings"]
     return [Line(f["path"], f["line"], f["commit"]) for f in found], seconds
+
+
+def python_floor() -> float:
+    """What starting the interpreter costs a CLI: `python -c pass`, wall time."""
+    started = time.perf_counter()
+    subprocess.run((sys.executable, "-c", "pass"), check=True)
+    return time.perf_counter() - started
 
 
 def run_pydriller(gr: Any, sha: str, ignore: str | None, fixes: dict[str, tuple[str, ...]]
@@ -184,15 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     fixes = blame_oracle.fix_commits(repo)
     commits = last_commits(repo, args.commits)
     ignore = str(repo / IGNORE_REVS) if (repo / IGNORE_REVS).exists() else None
-    started = time.perf_counter()
-    index = subprocess.run((sys.executable, "-m", "dasct", "index", "--quiet"), cwd=repo,
-                           capture_output=True, check=False)
-    index_s = time.perf_counter() - started
-    if index.returncode != 0:
-        raise SystemExit(f"dasct index failed: {index.stderr.decode(errors='replace')}")
+    # Oldest first, as CI checks each new commit: every check then finds the snapshot the
+    # previous one left at its parent's first-parent ancestor and replays a commit or two.
+    # The first check builds the index at the oldest commit's parent: timed apart.
+    commits.reverse()
+    _, index_s = run_dasct(repo, commits[0])
     gr = Git(str(repo))
 
-    dasct_s = pyd_s = 0.0
+    dasct_s = pyd_s = floor_s = 0.0
     errors: dict[str, str] = {}
     results: list[tuple[str, list[Line], frozenset[str], frozenset[str]]] = []
     for i, sha in enumerate(commits):
@@ -203,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             ours, seconds = run_dasct(repo, sha)
             theirs = run_pydriller(gr, sha, ignore, fixes)
         dasct_s += seconds
+        floor_s += python_floor()
         pyd_s += theirs.seconds
         if theirs.error:
             errors[sha] = theirs.error
@@ -215,13 +224,14 @@ def main(argv: list[str] | None = None) -> int:
     agree = [r for r in results if r[2] == r[3]]
     touching = sum(1 for r in results if r[2] or r[3])
     print(f"{repo.name} at {head[:12]}: {len(commits)} commits, {len(fixes)} fix commits in "
-          f"history; dasct index brought to HEAD first in {index_s:.1f}s")
+          f"history; dasct index built at the oldest one's parent first in {index_s:.1f}s")
     print(f"same set of fix commits on {len(agree)}/{len(results)} commits "
           f"({touching} touch a fix commit on at least one side)")
     print(f"wall time over {len(results)} commits (interleaved): dasct check --commit "
           f"{dasct_s:.1f}s ({1000 * dasct_s / len(results):.0f} ms each), PyDriller "
           f"{pyd_s:.1f}s ({1000 * pyd_s / len(results):.0f} ms each); "
-          f"PyDriller / dasct = {pyd_s / dasct_s:.2f}")
+          f"PyDriller / dasct = {pyd_s / dasct_s:.2f}; `python -c pass` beside them "
+          f"{floor_s:.1f}s")
     explainer = Explainer(repo, gr, fixes)
     classes: dict[tuple[str, str], list[str]] = defaultdict(list)
     for sha, ours, mine, theirs_set in results:
@@ -240,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({
             "repo": repo.name, "head": head, "commits": len(results), "agree": len(agree),
             "touching": touching, "dasct_seconds": round(dasct_s, 2),
-            "pydriller_seconds": round(pyd_s, 2), "index_seconds": round(index_s, 1),
+            "pydriller_seconds": round(pyd_s, 2),
+            "python_floor_seconds": round(floor_s, 2), "index_seconds": round(index_s, 1),
             "differences": [{"side": s, "cause": c, "count": len(v), "examples": v[:5]}
                             for (s, c), v in classes.items()],
         }, indent=2) + "\n")
