@@ -103,10 +103,9 @@ def run_pydriller(gr: Any, sha: str, ignore: str | None, fixes: dict[str, tuple[
 class Explainer:
     """Line-level view of one commit from both sides, to say why their answers differ."""
 
-    def __init__(self, repo: Path, gr: Any, fixes: dict[str, tuple[str, ...]]) -> None:
+    def __init__(self, repo: Path, gr: Any) -> None:
         self.repo = repo
         self.gr = gr
-        self.fixes = fixes
         self.settings = dasct_settings.load(git.discover(repo))
 
     def explain(self, sha: str, ours: list[Line], extra: set[str], missing: set[str]
@@ -232,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{pyd_s:.1f}s ({1000 * pyd_s / len(results):.0f} ms each); "
           f"PyDriller / dasct = {pyd_s / dasct_s:.2f}; `python -c pass` beside them "
           f"{floor_s:.1f}s")
-    explainer = Explainer(repo, gr, fixes)
+    explainer = Explainer(repo, gr)
     classes: dict[tuple[str, str], list[str]] = defaultdict(list)
     for sha, ours, mine, theirs_set in results:
         if sha in errors:
