@@ -80,13 +80,13 @@ def files_at_head(repo: Path) -> list[str]:
     return paths
 
 
-def blame(repo: Path, path: str) -> list[str] | None:
-    """The commit blame -w names for each line of path at HEAD (None: blame failed)."""
+def blame(repo: Path, path: str, rev: str = "HEAD") -> list[str] | None:
+    """The commit blame -w names for each line of path at rev (None: blame failed)."""
     args = ["blame", "-w", "--porcelain"]
     if (repo / ".git-blame-ignore-revs").exists():
         args += ["--ignore-revs-file", ".git-blame-ignore-revs"]
     try:
-        out = _git(repo, *args, "HEAD", "--", path)
+        out = _git(repo, *args, rev, "--", path)
     except subprocess.CalledProcessError:
         return None
     shas: dict[int, str] = {}
