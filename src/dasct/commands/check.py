@@ -34,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "annotations; sarif, a SARIF 2.1.0 document for code scanning",
     )
     parser.add_argument(
+        "--all", action="store_true", dest="all_kinds",
+        help="report touched lines of every kind (default: those of [check] kinds, code)",
+    )
+    parser.add_argument(
         "--strict", action="store_true", default=None,
         help="exit 1 when a protected line is touched (also: [check] strict = true)",
     )
@@ -46,7 +50,8 @@ def fails_open(args: argparse.Namespace) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    return main(rev=args.commit, spec=args.range, fmt=args.format, strict=args.strict)
+    return main(rev=args.commit, spec=args.range, fmt=args.format, strict=args.strict,
+                all_kinds=args.all_kinds)
 
 
 class OverBudget(DasctError):
@@ -108,7 +113,9 @@ def hook_fails_open() -> bool:
     return not _strict_config
 
 
-def main(*, rev: str | None, spec: str | None, fmt: str, strict: bool | None) -> int:
+def main(
+    *, rev: str | None, spec: str | None, fmt: str, strict: bool | None, all_kinds: bool = False
+) -> int:
     """Check one change; exit 1 only for a touch in strict mode."""
     global _strict_config
     if rev is None and spec is None:
@@ -126,14 +133,23 @@ def main(*, rev: str | None, spec: str | None, fmt: str, strict: bool | None) ->
         change = check.commit(repo, rev) if rev is not None else check.range_(repo, spec or "")
         findings = check.run_check(repo, cfg, change)
     strict = cfg.strict if strict is None else strict
+    left_out: list[check.Finding] = []
+    if findings:
+        from dasct import kinds
+
+        findings, left_out = kinds.reported(findings, cfg.kinds, all_kinds)
     if fmt == "json":
         from dasct import render  # only when there is something to say
 
-        print(render.findings_json(findings))
+        print(render.findings_json(findings, len(left_out)))
     elif not findings and fmt == "text":
-        print(f"dasct: {change.label}: no protected lines touched")
+        from dasct import kinds
+
+        note = kinds.left_out_note(left_out)
+        what = "no reported protected lines" if left_out else "no protected lines"
+        print(f"dasct: {change.label}: {what} touched {note}".rstrip())
     elif findings or fmt == "sarif":  # SARIF always writes a document, empty or not
-        from dasct import render
+        from dasct import kinds, render
 
         subjects = git.subjects(repo, (f.commit for f in findings))
         if fmt == "github":
@@ -141,5 +157,6 @@ def main(*, rev: str | None, spec: str | None, fmt: str, strict: bool | None) ->
         elif fmt == "sarif":
             sys.stdout.write(render.findings_sarif(findings, subjects))
         else:
-            sys.stdout.write(render.findings_text(findings, subjects, change.label, strict))
+            sys.stdout.write(render.findings_text(findings, subjects, change.label, strict,
+                                                  kinds.left_out_note(left_out)))
     return 1 if strict and findings else 0
