@@ -143,11 +143,13 @@ def main(
 
         print(render.findings_json(findings, len(left_out)))
     elif not findings and fmt == "text":
-        from dasct import kinds
+        if left_out:
+            from dasct import kinds
 
-        note = kinds.left_out_note(left_out)
-        what = "no reported protected lines" if left_out else "no protected lines"
-        print(f"dasct: {change.label}: {what} touched {note}".rstrip())
+            print(f"dasct: {change.label}: no reported protected lines touched "
+                  f"{kinds.left_out_note(left_out)}")
+        else:
+            print(f"dasct: {change.label}: no protected lines touched")
     elif findings or fmt == "sarif":  # SARIF always writes a document, empty or not
         from dasct import kinds, render
 
