@@ -213,7 +213,7 @@ def assert_answers_without_saving(repo: GitRepo, wrapper: tuple[str, ...] = ()) 
     strict = run("check", "--staged", "--strict")
     assert strict.returncode == 1 and "PROJ-1" in strict.stdout  # a touch, not an error
     scan = run("scan")
-    assert scan.returncode == 0 and scan.stdout == "x.py:3\tPROJ-1\n"
+    assert scan.returncode == 0 and scan.stdout == "x.py:3\tPROJ-1\tcode\n"
     assert len(scan.stderr.splitlines()) == 1
     report = run("index", "--format", "json")
     assert report.returncode == 0 and json.loads(report.stdout)["protected_lines"] == 1

@@ -55,7 +55,7 @@ def test_json_contract_has_the_linked_commit(fixed: GitRepo) -> None:
     assert finding == {
         "defect": "PROJ-7", "path": "x.py", "line": 3,
         "commit": fixed.git("rev-parse", "HEAD~3").strip(),
-        "after_path": "x.py", "after_line": 3,
+        "after_path": "x.py", "after_line": 3, "kind": "code",
     }
 
 
@@ -124,7 +124,7 @@ def test_check_commit_and_range(fixed: GitRepo) -> None:
     by_range = dasct(fixed.path, "check", "--range", "HEAD~1..HEAD", "--format", "json").json()
     assert by_range == by_commit
     root = dasct(fixed.path, "check", "--commit", "HEAD~5", "--format", "json").json()
-    assert root == {"findings": []}
+    assert root == {"findings": [], "not_reported": 0}
 
 
 def test_configured_patterns_and_jira_projects(repo: GitRepo) -> None:
@@ -169,9 +169,9 @@ def test_skip_variable(fixed: GitRepo) -> None:
 def test_scan_why_show(fixed: GitRepo) -> None:
     scan = dasct(fixed.path, "scan", "--format", "json").json()
     assert scan == {"lines": [
-        {"path": "x.py", "line": 3, "defects": ["PROJ-7"]},
-        {"path": "x.py", "line": 4, "defects": ["PROJ-8", "PROJ-7"]},
-        {"path": "x.py", "line": 8, "defects": ["#12"]},
+        {"path": "x.py", "line": 3, "defects": ["PROJ-7"], "kind": "code"},
+        {"path": "x.py", "line": 4, "defects": ["PROJ-8", "PROJ-7"], "kind": "code"},
+        {"path": "x.py", "line": 8, "defects": ["#12"], "kind": "code"},
     ]}
     why = dasct(fixed.path, "why", "x.py:4")
     assert why.code == 0 and "PROJ-8" in why.out and "+fixed FOUR" in why.out

@@ -12,7 +12,7 @@ FORBIDDEN = ("jira", "github", "git", "requests", "rich", "urllib3", "psycopg", 
 
 # Not forbidden by PRODUCT.md, but each costs 2-6 ms of a ~30 ms commit (docs/benchmarks.md).
 LEAN = ("argparse", "dataclasses", "subprocess", "tomllib", "typing", "json", "tempfile",
-        "hashlib", "dasct.config", "dasct.render")
+        "hashlib", "dasct.config", "dasct.render", "dasct.kinds")
 
 PROBE = """
 import sys

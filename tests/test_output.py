@@ -74,7 +74,7 @@ def test_names_and_subjects_are_quoted_in_text(repo: GitRepo) -> None:
                                                    accent: lines((2, "two"))})
     scan = dasct(repo.path, "scan")
     assert scan.out.splitlines() == [
-        '"caf\\303\\251.py":2\tPROJ-1', '"evil\\nx.py:1\\tPROJ-666.py":2\tPROJ-1']
+        '"caf\\303\\251.py":2\tPROJ-1\tcode', '"evil\\nx.py:1\\tPROJ-666.py":2\tPROJ-1\tcode']
     repo.write(evil, BASE)
     repo.write(accent, BASE)
     repo.git("add", "-A")
@@ -176,7 +176,8 @@ def test_a_check_that_finds_nothing_says_so_in_text_only(fixed: GitRepo) -> None
     fixed.git("add", "x.py")
     assert dasct(fixed.path, "check").out == "dasct: staged changes: no protected lines touched\n"
     assert dasct(fixed.path, "check", "--format", "github").out == ""
-    assert dasct(fixed.path, "check", "--format", "json").json() == {"findings": []}
+    empty = {"findings": [], "not_reported": 0}
+    assert dasct(fixed.path, "check", "--format", "json").json() == empty
 
 
 def test_show_suggests_the_quoted_issue_key(repo: GitRepo) -> None:
@@ -190,8 +191,8 @@ def test_show_suggests_the_quoted_issue_key(repo: GitRepo) -> None:
 
 
 def test_scan_prints_one_row_for_a_line_of_two_defects(fixed: GitRepo) -> None:
-    assert dasct(fixed.path, "scan").out.splitlines() == ["x.py:3\tPROJ-7",
-                                                          "x.py:4\tPROJ-7, PROJ-8"]
+    assert dasct(fixed.path, "scan").out.splitlines() == ["x.py:3\tPROJ-7\tcode",
+                                                          "x.py:4\tPROJ-7, PROJ-8\tcode"]
 
 
 def test_a_bad_option_shows_the_commands_usage(fixed: GitRepo) -> None:

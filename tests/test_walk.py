@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from dasct import check, git, index, settings, walk
+from dasct import check, git, index, kinds, settings, walk
 from dasct_run import dasct
 from gitrepo import GitRepo
 from test_checkpoints import _grow, tight  # noqa: F401  (tight: a fixture)
 
 
-def _by_check_commit(repo: GitRepo, sha: str) -> list[dict[str, object]]:
+def _by_check_commit(repo: GitRepo, sha: str, all_kinds: bool = False
+                     ) -> list[dict[str, object]]:
     r = git.discover(repo.path)
     cfg = settings.load(r)
-    return [f.as_dict() for f in check.run_check(r, cfg, check.commit(r, sha))]
+    found = check.run_check(r, cfg, check.commit(r, sha))
+    return [f.as_dict() for f in kinds.reported(found, cfg.kinds, all_kinds)[0]]
 
 
 @pytest.mark.usefixtures("tight")  # checkpoints every few commits
@@ -30,6 +32,8 @@ def test_each_commit_gets_what_check_commit_gives(repo: GitRepo, seed: int) -> N
     for step in steps:
         assert [f.as_dict() for f in step.findings] == _by_check_commit(repo, step.sha)
         assert step.subject == repo.git("log", "-1", "--format=%s", step.sha).strip()
+    for step in walk.each(r, cfg, f"{start}..HEAD", all_kinds=True):
+        assert [f.as_dict() for f in step.findings] == _by_check_commit(repo, step.sha, True)
     # Findings did occur: the comparison above is not between two empty lists.
     assert sum(len(s.findings) for s in steps) > 0
 
@@ -79,3 +83,21 @@ def test_each_refuses_what_it_cannot_do(fixed: GitRepo) -> None:
     assert res.code != 0 and "--each writes text or json" in res.err
     res = dasct(fixed.path, "check", "--each", "HEAD~3")
     assert res.code != 0 and "--each wants A..B" in res.err
+
+
+def test_each_reports_the_chosen_kinds(repo: GitRepo) -> None:
+    repo.commit("base", {"app.py": "# the rate\nrate = 1\n"})
+    repo.commit("Fix PROJ-7", {"app.py": "# the rate, fixed\nrate = 2\n"})
+    (repo.path / ".dasct.toml").write_text('[defects]\njira_projects = ["PROJ"]\n')
+    repo.commit("config")
+    repo.commit("reword the comment", {"app.py": "# the rate (fixed)\nrate = 2\n"})
+    repo.commit("change the code", {"app.py": "# the rate (fixed)\nrate = 3\n"})
+    r = git.discover(repo.path)
+    cfg = settings.load(r)
+    steps = walk.each(r, cfg, "HEAD~2..HEAD")
+    assert [(len(s.findings), len(s.left_out)) for s in steps] == [(0, 1), (1, 0)]
+    assert steps[1].findings[0].kind == "code"
+    every = walk.each(r, cfg, "HEAD~2..HEAD", all_kinds=True)
+    assert [[f.kind for f in s.findings] for s in every] == [["comment"], ["code"]]
+    res = dasct(repo.path, "check", "--each", "HEAD~2..HEAD", "--format", "json")
+    assert [c["not_reported"] for c in res.json()["commits"]] == [1, 0]

@@ -26,11 +26,11 @@ STAGED_DIFF = ("diff", "--cached", *diff.PATCH_OPTIONS, "--")
 class Finding:
     """One protected line of one defect that a change removes or rewrites."""
 
-    __slots__ = ("after_line", "after_path", "commit", "defect", "line", "path")
+    __slots__ = ("after_line", "after_path", "commit", "defect", "kind", "line", "path")
 
     def __init__(
         self, defect: str, path: str, line: int, commit: str,
-        after_path: str | None = None, after_line: int | None = None,
+        after_path: str | None = None, after_line: int | None = None, kind: str = "code",
     ) -> None:
         self.defect = defect
         self.path = path  # the path at the change's base
@@ -40,15 +40,18 @@ class Finding:
         # request annotations must point into the new version of the file.
         self.after_path = after_path
         self.after_line = after_line
+        # What the line is at the base (kinds.py): code, comment, blank or import.
+        self.kind = kind
 
     def as_dict(self) -> dict[str, str | int | None]:
         """The JSON shape of a finding (a contract: docs/cli.md)."""
         return {"defect": self.defect, "path": self.path, "line": self.line,
                 "commit": self.commit, "after_path": self.after_path,
-                "after_line": self.after_line}
+                "after_line": self.after_line, "kind": self.kind}
 
     def __repr__(self) -> str:
-        return f"Finding({self.defect} {self.path}:{self.line} via {self.commit[:12]})"
+        return (f"Finding({self.defect} {self.path}:{self.line} {self.kind} "
+                f"via {self.commit[:12]})")
 
 
 class Change:
@@ -155,7 +158,15 @@ def findings(
     # The first check after `dasct install` builds the index: show progress on a terminal.
     snapshot = index.snapshot_at(repo, settings, change.base, progress=sys.stderr.isatty())
     files = [f for s in diff.parse(out, commits=False) for f in s.files]
-    return touches(snapshot, files, settings)
+    found = touches(snapshot, files, settings)
+    if found:
+        # Only a touch pays for its kind: the classifier's import and one cat-file of the
+        # touched files at the base. Starting cat-file early, beside the index load, was
+        # measured and not kept: it cost every silent commit 18% (bench/kinds_cost.py).
+        from dasct import kinds
+
+        kinds.annotate(repo.root, change.base, found)
+    return found
 
 
 def run_check(repo: git.Repo, settings: Settings, change: Change) -> list[Finding]:

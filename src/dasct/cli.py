@@ -44,6 +44,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("dasct.commands.check", "report the defects a change touches (the pre-commit hook)"),
     "scan": ("dasct.commands.scan", "list every protected line at HEAD"),
     "why": ("dasct.commands.why", "which defects protect PATH:LINE, and through which commit"),
+    "stats": ("dasct.commands.stats", "protected lines by defect, kind and path class; the "
+              "fix commits that protect the most"),
     "show": ("dasct.commands.show", "every commit linked to a defect and the lines it protects"),
     "index": ("dasct.commands.index", "build or update the protected-lines index"),
     "refresh": ("dasct.commands.refresh", "bring the index to HEAD (--background: for git hooks)"),

@@ -122,6 +122,15 @@ _recipient = _matching(r"[^\s\x00-\x1f\x7f]+", "a recipient (no spaces or contro
 _env_var = _matching(r"[A-Za-z_][A-Za-z0-9_]*", "an environment variable name")
 _env_glob = _matching(r"[A-Za-z0-9_*?\[\]!-]+", "an environment variable name or glob")
 _day_count = _between(0, 36500)  # days: at most a century
+# Full or abbreviated commit ids (sha1 or sha256), at least 7 digits as git abbreviates.
+_commit_id = _matching(r"[0-9a-fA-F]{7,64}", "a commit id (7 to 64 hex digits)")
+
+
+def _line_kind(value: str) -> None:
+    from dasct.kinds import KINDS
+
+    if value not in KINDS:
+        raise ValueError(f"{show(value)} is not a line kind ({', '.join(KINDS)})")
 
 # Words shaped like Jira keys that are not defects: encodings, hashes, standards.
 _NOT_JIRA = (
@@ -159,6 +168,10 @@ class DefectsConfig:
     # sugar for \bPROJ-\d+\b; also replaces the default
     jira_projects: tuple[str, ...] = field(default=(), metadata=checked(_jira_project))
     github: bool = True  # GitHub closing keywords (fixes #12)
+    # Fix commits that link nothing (a bulk commit that named a defect); full or >= 7 hex.
+    ignore_commits: tuple[str, ...] = field(default=(), metadata=checked(_commit_id))
+    # A fix commit adding or rewriting more lines than this links nothing; 0: no limit.
+    max_lines_per_commit: int = 0
 
     def pattern_strings(self) -> tuple[str, ...]:
         """The regexes (as text) a fix commit's message is matched against, in order."""
@@ -184,12 +197,29 @@ class PathsConfig:
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE  # matching: see settings.Settings.excluded
 
 
+DEFAULT_TEST_PATHS = ("test/*", "*/test/*", "tests/*", "*/tests/*", "testing/*",
+                      "*/testing/*", "*_test.*", "test_*.py", "Test*.java", "*Test.java",
+                      "*Tests.java", "*IT.java")
+DEFAULT_DOC_PATHS = ("docs/*", "*/docs/*", "doc/*", "*/doc/*", "*.md", "*.rst", "*.txt",
+                     "*.adoc")
+
+
+@dataclass(frozen=True)
+class StatsConfig:
+    """How `dasct stats` classes paths (globs as in [paths] exclude); the rest is source."""
+
+    tests: tuple[str, ...] = DEFAULT_TEST_PATHS
+    docs: tuple[str, ...] = DEFAULT_DOC_PATHS
+
+
 @dataclass(frozen=True)
 class CheckConfig:
     """Commit-time behaviour."""
 
     strict: bool = False  # a touch fails the hook; so does an internal error
     budget_seconds: float = DEFAULT_BUDGET  # past it the commit-time check stops (one line)
+    # The kinds of touched protected lines reported (warnings, tickets); --all: every kind.
+    kinds: tuple[str, ...] = field(default=("code",), metadata=checked(_line_kind))
 
 
 @dataclass(frozen=True)
@@ -267,6 +297,7 @@ class Config:
     defects: DefectsConfig = field(default_factory=DefectsConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     check: CheckConfig = field(default_factory=CheckConfig)
+    stats: StatsConfig = field(default_factory=StatsConfig)
     environments: dict[str, EnvironmentConfig] = field(
         default_factory=_default_environments, metadata={"check_key": _environment_name})
     migrate: MigrateConfig = field(default_factory=MigrateConfig)

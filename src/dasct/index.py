@@ -272,14 +272,48 @@ def _links_for(
     commits: Iterable[replay.Commit], builder: replay.Builder, settings: Settings
 ) -> dict[int, tuple[str, ...]]:
     patterns = settings.compiled()
-    links = {}
+    named: dict[str, tuple[str, ...]] = {}
     for c in commits:
         keys = defect_keys(c.message, patterns)
         # A boundary commit of a shallow clone owns no line that can be shown to be its
-        # own: its lines have the unknown origin, which nothing links to.
-        if keys and c.sha not in builder.boundary:
-            links[builder.number(c.sha)] = keys
-    return links
+        # own: its lines have the unknown origin, which nothing links to. An ignored
+        # commit ([defects] ignore_commits) links nothing by the team's choice.
+        if keys and c.sha not in builder.boundary and not settings.ignored(c.sha):
+            named[c.sha] = keys
+    limit = settings.max_lines_per_commit
+    if limit and named:
+        sizes = _lines_added(builder.repo, list(named), settings)
+        named = {sha: keys for sha, keys in named.items() if sizes.get(sha, 0) <= limit}
+    return {builder.number(sha): keys for sha, keys in named.items()}
+
+
+def _lines_added(repo: git.Repo, shas: list[str], settings: Settings) -> dict[str, int]:
+    """How many lines each commit adds or rewrites (`git diff -w` against its first
+    parent, the whole tree for a root commit), excluded paths left out."""
+    out = git.run("log", "--no-walk=unsorted", "--stdin", "-z", "-w", "-m", "--first-parent",
+                  "--numstat", "--format=%x01%H", "--", cwd=repo.root,
+                  input="".join(f"{sha}\n" for sha in shas).encode())
+    sizes: dict[str, int] = {}
+    sha = ""
+    fields = out.split(b"\0")
+    i = 0
+    while i < len(fields):
+        record = fields[i].lstrip(b"\n")
+        i += 1
+        if record.startswith(b"\x01"):
+            head, _, record = record[1:].partition(b"\n")
+            sha = head.decode()
+            sizes.setdefault(sha, 0)
+        if not record:
+            continue
+        added, _, rest = record.partition(b"\t")
+        _, _, path = rest.partition(b"\t")
+        if not path and i + 1 < len(fields):  # a rename: old and new path follow
+            path, i = fields[i + 1], i + 2
+        name = path.decode("utf-8", "surrogateescape")
+        if added.isdigit() and not settings.excluded(name):
+            sizes[sha] += int(added)
+    return sizes
 
 
 def _nearest_snapshot(repo: git.Repo, head: str, have: set[str]) -> tuple[str, int] | None:

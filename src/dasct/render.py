@@ -68,17 +68,20 @@ def ranges(lines: Iterable[int]) -> str:
     return ", ".join(out)
 
 
-def findings_json(findings: Sequence[Finding]) -> str:
-    """{"findings": [{"defect", "path", "line", "commit", "after_path", "after_line"}]}."""
+def findings_json(findings: Sequence[Finding], not_reported: int = 0) -> str:
+    """{"findings": [{"defect", "path", "line", "commit", "after_path", "after_line",
+    "kind"}], "not_reported": N}: N findings of kinds not reported were left out."""
     import json
 
     return json.dumps(
-        {"findings": [f.as_dict() for f in findings]}, indent=2, ensure_ascii=False
+        {"findings": [f.as_dict() for f in findings], "not_reported": not_reported},
+        indent=2, ensure_ascii=False,
     )
 
 
 def findings_text(
-    findings: Sequence[Finding], subjects: Mapping[str, str], label: str, strict: bool
+    findings: Sequence[Finding], subjects: Mapping[str, str], label: str, strict: bool,
+    note: str = "",
 ) -> str:
     """Each defect once, its touched lines grouped into ranges, and where it was fixed."""
     if not findings:
@@ -102,6 +105,8 @@ def findings_text(
             subject = printable(subjects.get(sha, ""))
             out.append(f"    fixed by {sha[:12]} {subject}".rstrip())
             out.append(f"      see the original fix: git show {sha[:12]}")
+    if note:
+        out.append(f"  {note}")
     out.append("  (line numbers are those before the change; accept with care; skip once with "
                "DASCT_SKIP=1; see `dasct why PATH:LINE`)")
     return "\n".join(out) + "\n"
@@ -193,11 +198,13 @@ def findings_sarif(findings: Sequence[Finding], subjects: Mapping[str, str]) -> 
     }, indent=2) + "\n"
 
 
-def lines_json(lines: Iterable[tuple[str, int, Sequence[str]]]) -> str:
-    """{"lines": [{"path", "line", "defects"}]}: the protected lines of `dasct scan`."""
+def lines_json(lines: Iterable[tuple[str, int, Sequence[str], str]]) -> str:
+    """{"lines": [{"path", "line", "defects", "kind"}]}: the protected lines of `dasct
+    scan`."""
     import json
 
     return json.dumps(
-        {"lines": [{"path": p, "line": n, "defects": list(d)} for p, n, d in lines]},
+        {"lines": [{"path": p, "line": n, "defects": list(d), "kind": k}
+                   for p, n, d, k in lines]},
         indent=2, ensure_ascii=False,
     )

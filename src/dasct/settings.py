@@ -23,32 +23,47 @@ if TYPE_CHECKING:
 CONFIG_FILES = (".dasct.toml", "pyproject.toml")
 DEFAULT_BUDGET = 5.0  # seconds: [check] budget_seconds (config.CheckConfig)
 KIND = b"st"  # cache.py file kind of the settings cache
-FORMAT = 2  # 1: bare marshal, no header
+FORMAT = 3  # 1: bare marshal, no header; 2: no kinds, ignore_commits, max_lines_per_commit
 
 
 class Settings:
-    """Exclude globs, strict mode, the time budget and the defect patterns, as config.py
-    validated them."""
+    """Exclude globs, strict mode, the time budget, the defect patterns and what is not
+    linked or not reported, as config.py validated them."""
 
-    __slots__ = ("_compiled", "budget", "exclude", "patterns", "source", "strict")
+    __slots__ = ("_compiled", "budget", "exclude", "ignore_commits", "kinds",
+                 "max_lines_per_commit", "patterns", "source", "strict")
 
     def __init__(
         self, *, exclude: tuple[str, ...], strict: bool, patterns: tuple[str, ...], source: str,
-        budget: float = DEFAULT_BUDGET,
+        budget: float = DEFAULT_BUDGET, kinds: tuple[str, ...] = ("code",),
+        ignore_commits: tuple[str, ...] = (), max_lines_per_commit: int = 0,
     ) -> None:
         self.exclude = exclude
         self.strict = strict
         self.patterns = patterns
         self.source = source
         self.budget = budget  # seconds the commit-time check may take ([check] budget_seconds)
+        self.kinds = kinds  # the kinds of touched lines reported ([check] kinds)
+        # Fix commits that link nothing ([defects] ignore_commits, lower-case hex prefixes)
+        # and the size above which a fix commit links nothing (0: no limit).
+        self.ignore_commits = ignore_commits
+        self.max_lines_per_commit = max_lines_per_commit
         self._compiled: tuple[re.Pattern[str], ...] | None = None
 
     @property
     def links_fingerprint(self) -> str:
-        """Changes exactly when the defect patterns change (the index relinks then)."""
+        """Changes exactly when what links a commit changes: the defect patterns, the
+        ignored commits, the size limit (the index relinks then)."""
         import zlib
 
-        return f"{zlib.crc32(repr(self.patterns).encode()):08x}"
+        key: object = self.patterns  # without the new settings, as before: no relink
+        if self.ignore_commits or self.max_lines_per_commit:
+            key = (self.patterns, self.ignore_commits, self.max_lines_per_commit)
+        return f"{zlib.crc32(repr(key).encode()):08x}"
+
+    def ignored(self, sha: str) -> bool:
+        """Whether sha is one of `[defects] ignore_commits` (full or abbreviated)."""
+        return any(sha.startswith(prefix) for prefix in self.ignore_commits)
 
     def compiled(self) -> tuple[re.Pattern[str], ...]:
         """The defect patterns, compiled once."""
@@ -89,7 +104,9 @@ def _stat_key(root: str) -> list[object]:
 # The cached values and their types: anything else in the file is not believed.
 _SHAPES: dict[str, type] = {
     "exclude": tuple, "strict": bool, "patterns": tuple, "source": str, "budget": float,
+    "kinds": tuple, "ignore_commits": tuple, "max_lines_per_commit": int,
 }
+_TEXTS = ("exclude", "patterns", "kinds", "ignore_commits")  # tuples of str
 
 
 def _cached(path: str, key: list[object]) -> Settings | None:
@@ -107,7 +124,7 @@ def _cached(path: str, key: list[object]) -> Settings | None:
         or not isinstance(values, dict)
         or set(values) != set(_SHAPES)
         or any(type(values[k]) is not t for k, t in _SHAPES.items())
-        or not all(type(x) is str for k in ("exclude", "patterns") for x in values[k])
+        or not all(type(x) is str for k in _TEXTS for x in values[k])
     ):
         cache.discard(path, "unexpected contents")
         return None
@@ -132,6 +149,9 @@ def load(repo: Repo) -> Settings:
         "patterns": cfg.defects.pattern_strings(),
         "source": cfg.source,
         "budget": float(cfg.check.budget_seconds),
+        "kinds": cfg.check.kinds,
+        "ignore_commits": tuple(sha.lower() for sha in cfg.defects.ignore_commits),
+        "max_lines_per_commit": cfg.defects.max_lines_per_commit,
     }
     cache.write(path, {"key": key, "values": values}, KIND, FORMAT)
     return Settings(**values)

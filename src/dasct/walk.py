@@ -25,17 +25,20 @@ if TYPE_CHECKING:
 class Step:
     """One walked commit: its sha, subject and findings (as check --commit gives them)."""
 
-    __slots__ = ("findings", "sha", "subject")
+    __slots__ = ("findings", "left_out", "sha", "subject")
 
-    def __init__(self, sha: str, subject: str, findings: list[check.Finding]) -> None:
+    def __init__(self, sha: str, subject: str, findings: list[check.Finding],
+                 left_out: list[check.Finding] | None = None) -> None:
         self.sha = sha
         self.subject = subject
-        self.findings = findings
+        self.findings = findings  # of the reported kinds (kinds.reported)
+        self.left_out = left_out or []  # touched, but of kinds not reported
 
     def as_dict(self) -> dict[str, object]:
         """The JSON shape of a walked commit (docs/cli.md)."""
         return {"commit": self.sha, "subject": self.subject,
-                "findings": [f.as_dict() for f in self.findings]}
+                "findings": [f.as_dict() for f in self.findings],
+                "not_reported": len(self.left_out)}
 
 
 def chain(repo: git.Repo, spec: str) -> list[str]:
@@ -49,8 +52,10 @@ def chain(repo: git.Repo, spec: str) -> list[str]:
     return out.decode().split()
 
 
-def each(repo: git.Repo, settings: Settings, spec: str) -> list[Step]:
-    """Every commit of chain(spec), oldest first, with what it touches."""
+def each(repo: git.Repo, settings: Settings, spec: str, *, all_kinds: bool = False
+         ) -> list[Step]:
+    """Every commit of chain(spec), oldest first, with what it touches: the findings of
+    `[check] kinds` (every kind with all_kinds), as check --commit reports them."""
     commits = chain(repo, spec)
     if not commits:
         return []
@@ -79,7 +84,13 @@ def each(repo: git.Repo, settings: Settings, spec: str) -> list[Step]:
             section = sections.get(commit.parents[0]) or sections.get(None)
             at_parent = index.Snapshot(commit.parents[0], builder.commits, first, links)
             found = check.touches(at_parent, section.files if section else [], settings)
-        ready.append(Step(commit.sha, commit.message.split("\n", 1)[0], found))
+        left_out: list[check.Finding] = []
+        if found:
+            from dasct import kinds  # only a commit that touches something pays
+
+            kinds.annotate(repo.root, commit.parents[0], found)
+            found, left_out = kinds.reported(found, settings.kinds, all_kinds)
+        ready.append(Step(commit.sha, commit.message.split("\n", 1)[0], found, left_out))
 
     def after(commit: Commit, state: State) -> None:
         links.update(index._links_for([commit], builder, settings))

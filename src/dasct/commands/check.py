@@ -37,6 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "annotations; sarif, a SARIF 2.1.0 document for code scanning",
     )
     parser.add_argument(
+        "--all", action="store_true", dest="all_kinds",
+        help="report touched lines of every kind (default: those of [check] kinds, code)",
+    )
+    parser.add_argument(
         "--strict", action="store_true", default=None,
         help="exit 1 when a protected line is touched (also: [check] strict = true)",
     )
@@ -51,22 +55,24 @@ def fails_open(args: argparse.Namespace) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     if args.each is not None:
-        return each(spec=args.each, fmt=args.format, strict=args.strict)
-    return main(rev=args.commit, spec=args.range, fmt=args.format, strict=args.strict)
+        return each(spec=args.each, fmt=args.format, strict=args.strict,
+                    all_kinds=args.all_kinds)
+    return main(rev=args.commit, spec=args.range, fmt=args.format, strict=args.strict,
+                all_kinds=args.all_kinds)
 
 
-def each(*, spec: str, fmt: str, strict: bool | None) -> int:
+def each(*, spec: str, fmt: str, strict: bool | None, all_kinds: bool = False) -> int:
     """Check every commit of A..B against its first parent; exit 1 only for a touch in
     strict mode."""
     import json
 
-    from dasct import render, walk
+    from dasct import kinds, render, walk
 
     if fmt not in ("text", "json"):
         raise DasctError(f"--each writes text or json, not {fmt}")
     repo = git.discover()
     cfg = settings.load(repo)
-    steps = walk.each(repo, cfg, spec)
+    steps = walk.each(repo, cfg, spec, all_kinds=all_kinds)
     strict = cfg.strict if strict is None else strict
     touching = [s for s in steps if s.findings]
     if fmt == "json":
@@ -76,7 +82,8 @@ def each(*, spec: str, fmt: str, strict: bool | None) -> int:
         subjects = git.subjects(repo, (f.commit for s in touching for f in s.findings))
         for s in touching:
             label = f"commit {s.sha[:12]} {render.printable(s.subject)}".rstrip()
-            sys.stdout.write(render.findings_text(s.findings, subjects, label, strict))
+            sys.stdout.write(render.findings_text(s.findings, subjects, label, strict,
+                                                  kinds.left_out_note(s.left_out)))
         found = sum(len(s.findings) for s in touching)
         print(f"dasct: {spec}: {render.plural(len(steps), 'commit')} checked, "
               f"{len(touching)} touch protected lines"
@@ -143,7 +150,9 @@ def hook_fails_open() -> bool:
     return not _strict_config
 
 
-def main(*, rev: str | None, spec: str | None, fmt: str, strict: bool | None) -> int:
+def main(
+    *, rev: str | None, spec: str | None, fmt: str, strict: bool | None, all_kinds: bool = False
+) -> int:
     """Check one change; exit 1 only for a touch in strict mode."""
     global _strict_config
     if rev is None and spec is None:
@@ -161,14 +170,25 @@ def main(*, rev: str | None, spec: str | None, fmt: str, strict: bool | None) ->
         change = check.commit(repo, rev) if rev is not None else check.range_(repo, spec or "")
         findings = check.run_check(repo, cfg, change)
     strict = cfg.strict if strict is None else strict
+    left_out: list[check.Finding] = []
+    if findings:
+        from dasct import kinds
+
+        findings, left_out = kinds.reported(findings, cfg.kinds, all_kinds)
     if fmt == "json":
         from dasct import render  # only when there is something to say
 
-        print(render.findings_json(findings))
+        print(render.findings_json(findings, len(left_out)))
     elif not findings and fmt == "text":
-        print(f"dasct: {change.label}: no protected lines touched")
+        if left_out:
+            from dasct import kinds
+
+            print(f"dasct: {change.label}: no reported protected lines touched "
+                  f"{kinds.left_out_note(left_out)}")
+        else:
+            print(f"dasct: {change.label}: no protected lines touched")
     elif findings or fmt == "sarif":  # SARIF always writes a document, empty or not
-        from dasct import render
+        from dasct import kinds, render
 
         subjects = git.subjects(repo, (f.commit for f in findings))
         if fmt == "github":
@@ -176,5 +196,6 @@ def main(*, rev: str | None, spec: str | None, fmt: str, strict: bool | None) ->
         elif fmt == "sarif":
             sys.stdout.write(render.findings_sarif(findings, subjects))
         else:
-            sys.stdout.write(render.findings_text(findings, subjects, change.label, strict))
+            sys.stdout.write(render.findings_text(findings, subjects, change.label, strict,
+                                                  kinds.left_out_note(left_out)))
     return 1 if strict and findings else 0

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections import defaultdict
 
-from dasct import check, git, index, render, settings
+from dasct import check, git, index, kinds, render, settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,18 +23,28 @@ def main(*, fmt: str) -> int:
     cfg = settings.load(repo)
     snap = index.snapshot_at(repo, cfg, repo.head, progress=sys.stderr.isatty())
     lines = list(check.protected_lines(snap, cfg))
+    wanted: dict[str, list[int]] = defaultdict(list)
+    for path, n, _, _ in lines:
+        wanted[path].append(n)
+    found = kinds.at(repo.root, repo.head, wanted) if repo.head else {}
+
+    def kind(path: str, n: int) -> str:
+        return found.get(path, {}).get(n, kinds.CODE)
+
     if fmt == "json":
-        print(render.lines_json((p, n, d) for p, n, d, _ in lines))
+        print(render.lines_json((p, n, d, kind(p, n)) for p, n, d, _ in lines))
         return 0
-    # One row per file and set of defects: a line that protects two defects (one commit
-    # naming both) is one row naming both, not the same range twice.
-    grouped: dict[str, dict[tuple[str, ...], list[int]]] = defaultdict(lambda: defaultdict(list))
+    # One row per file, set of defects and kind: a line that protects two defects (one
+    # commit naming both) is one row naming both, not the same range twice.
+    grouped: dict[str, dict[tuple[tuple[str, ...], str], list[int]]] = defaultdict(
+        lambda: defaultdict(list))
     for path, n, defects, _ in lines:
-        grouped[path][tuple(sorted(defects))].append(n)
+        grouped[path][tuple(sorted(defects)), kind(path, n)].append(n)
     for path, by_defects in grouped.items():
-        for defects, numbers in sorted(by_defects.items(), key=lambda item: min(item[1])):
+        for (defects, what), numbers in sorted(by_defects.items(),
+                                               key=lambda item: min(item[1])):
             names = ", ".join(render.printable(d) for d in defects)
-            print(f"{render.quote_path(path)}:{render.ranges(numbers)}\t{names}")
+            print(f"{render.quote_path(path)}:{render.ranges(numbers)}\t{names}\t{what}")
     if not lines:
         print("dasct: no protected lines at HEAD", file=sys.stderr)
     return 0

@@ -1,4 +1,5 @@
-"""`dasct why PATH:LINE`: which defects protect a line, through which commit, with its hunk."""
+"""`dasct why PATH:LINE`: which defects protect a line, through which commit, with its hunk
+(the line marked in it) and what kind of line it is."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from dasct import git, index, render, settings
+from dasct import git, index, kinds, render, settings
 from dasct.errors import DasctError
 
 
@@ -31,8 +32,9 @@ def _repo_path(repo: git.Repo, path: str) -> str:
         return path
 
 
-def hunk_of(repo: git.Repo, sha: str, path: str, line: int) -> str:
-    """The hunk of commit sha that wrote what is line `line` of path at HEAD."""
+def hunk_of(repo: git.Repo, sha: str, path: str, line: int) -> tuple[str, int | None]:
+    """The hunk of commit sha that wrote what is line `line` of path at HEAD, and the
+    index in it of the diff line that wrote it (None: not found)."""
     args = ["-c", "blame.ignoreRevsFile=", "blame", "-w", "--porcelain", "-L", f"{line},{line}"]
     ignore = repo.root / index.IGNORE_REVS_FILE
     if ignore.exists():
@@ -56,13 +58,32 @@ def hunk_of(repo: git.Repo, sha: str, path: str, line: int) -> str:
             hunk = [text]
         elif hunk:
             hunk.append(text)
-    return "\n".join(hunk) if hunk and _contains(hunk[0], orig_line) else ""
+    if not hunk or not _contains(hunk[0], orig_line):
+        return "", None
+    return "\n".join(hunk), _written_at(hunk, orig_line)
+
+
+def _new_side(header: str) -> tuple[int, int]:
+    start, _, count = header.split(" ")[2][1:].partition(",")
+    return int(start), int(count) if count else 1
 
 
 def _contains(header: str, line: int) -> bool:
-    new = header.split(" ")[2][1:]
-    start, _, count = new.partition(",")
-    return int(start) <= line < int(start) + (int(count) if count else 1)
+    start, count = _new_side(header)
+    return start <= line < start + count
+
+
+def _written_at(hunk: list[str], line: int) -> int | None:
+    """The index in hunk of the `+` or context line that is new-side line `line`."""
+    n = _new_side(hunk[0])[0]
+    for i, text in enumerate(hunk[1:], 1):
+        if text.startswith("\\"):  # "\ No newline at end of file"
+            continue
+        if not text.startswith("-"):
+            if n == line:
+                return i
+            n += 1
+    return None
 
 
 def main(*, path: str, line: int, fmt: str) -> int:
@@ -78,15 +99,22 @@ def main(*, path: str, line: int, fmt: str) -> int:
     sha = snap.sha(origin)
     defects = () if cfg.excluded(rel) else snap.links.get(origin, ())
     subject = git.subjects(repo, [sha]).get(sha, "")
-    hunk = hunk_of(repo, sha, rel, line) if defects else ""
+    hunk, at = hunk_of(repo, sha, rel, line) if defects else ("", None)
+    blob = git.cat_blobs(repo.root, [f"HEAD:{rel}"])[f"HEAD:{rel}"]
+    kind = kinds.classify(rel, blob, [line])[line]
+    hunk_lines = hunk.splitlines()
     if fmt == "json":
         print(json.dumps({"path": rel, "line": line, "commit": sha, "subject": subject,
-                          "defects": list(defects), "hunk": hunk}, indent=2))
+                          "defects": list(defects), "kind": kind, "hunk": hunk,
+                          "hunk_line": None if at is None else hunk_lines[at]}, indent=2))
     elif defects:
         where = f"{render.quote_path(rel)}:{line}"
-        print(f"{where} protects {', '.join(render.printable(d) for d in defects)}")
+        article = "an" if kind[0] in "aeiou" else "a"
+        print(f"{where} protects {', '.join(render.printable(d) for d in defects)} "
+              f"({article} {kind} line)")
         print(f"  through {sha[:12]} {render.printable(subject)}")
-        print("\n".join("  " + x for x in hunk.splitlines()))
+        # The line asked about is marked with ">" in the hunk that wrote it.
+        print("\n".join(("> " if i == at else "  ") + x for i, x in enumerate(hunk_lines)))
     else:
         print(f"{render.quote_path(rel)}:{line} protects no defect (last changed by "
               f"{sha[:12]} {render.printable(subject)})")
