@@ -14,7 +14,7 @@ import time
 import zlib
 from array import array
 
-from dasct import cache, git, replay, snapfile
+from dasct import cache, git, refresh, replay, snapfile
 from dasct.refs import defect_keys
 from dasct.replay import IGNORE_REVS_FILE, FullState, IndexCorrupt
 
@@ -36,6 +36,8 @@ _told_shallow = False  # the shallow line is said once per command, however many
 KEEP_SNAPSHOTS = 8
 # Beyond this many commits between HEAD and the nearest snapshot a rebuild is as cheap.
 MAX_INCREMENTAL = 20_000
+# Of the commit-time budget, the part a command may wait for a running refresh to finish.
+WAIT_SHARE = 0.8
 
 
 class Snapshot:
@@ -328,6 +330,25 @@ def _relink(repo: git.Repo, settings: Settings, snap: Snapshot) -> None:
     snap.links_fp = settings.links_fingerprint
 
 
+def _cached(repo: git.Repo, settings: Settings, commit: str, history_fp: str
+            ) -> Snapshot | None:
+    """The saved snapshot of commit for this history, or None (a damaged one discarded)."""
+    path = _snapshot_path(repo, commit)
+    try:
+        snap = _load(path)
+    except IndexCorrupt as exc:
+        cache.discard(path, str(exc))
+        return None
+    except OSError:
+        return None  # no snapshot of commit (or an unreadable one): computed anew
+    # A part read later that is damaged: discarded (one line) and rebuilt.
+    snap.recover = lambda: snapshot_at(repo, settings, commit, rebuild=True)
+    _touch(path)
+    if snap.head != commit or snap.history_fp != history_fp:
+        return None
+    return snap
+
+
 def snapshot_at(
     repo: git.Repo,
     settings: Settings,
@@ -350,18 +371,12 @@ def snapshot_at(
     snap: Snapshot | None = None
     kind = "cached"
     if not rebuild:
-        path = _snapshot_path(repo, commit)
-        try:
-            snap = _load(path)
-            # A part read later that is damaged: discarded (one line) and rebuilt.
-            snap.recover = lambda: snapshot_at(repo, settings, commit, rebuild=True)
-            _touch(path)
-        except IndexCorrupt as exc:
-            cache.discard(path, str(exc))
-        except OSError:
-            pass  # no snapshot of commit (or an unreadable one): computed anew
-        if snap is not None and (snap.head != commit or snap.history_fp != history_fp):
-            snap = None
+        snap = _cached(repo, settings, commit, history_fp)
+        if snap is None and commit == repo.head and refresh.wait_running(
+                repo, WAIT_SHARE * settings.budget):
+            # A refresh was bringing the index to HEAD (a commit right after a pull):
+            # its snapshot, rather than the same replay a second time beside it.
+            snap = _cached(repo, settings, commit, history_fp)
         if snap is None:
             snap, kind = _update(repo, settings, commit, history_fp), "incremental"
     if snap is None:
