@@ -26,6 +26,7 @@ from pathlib import Path
 import run as base  # bench/run.py
 
 WIDE_COMMITS = 400
+FORMAT3_COMMIT = "0867836"  # main before format 4: the last index.py reading format 3
 
 
 def generate_wide(path: Path, files: int, commits: int = WIDE_COMMITS) -> None:
@@ -119,6 +120,64 @@ def _hook_and_floor(repos: dict[str, Path], runs: int, protected: bool,
     return result
 
 
+def _format3_loader() -> object:
+    """index.py as it was at format 3 (one checked marshal payload), from git, to time
+    its loading beside format 4's on the same state."""
+    import importlib.util
+    import tempfile
+
+    root = Path(__file__).resolve().parents[1]
+    source = subprocess.run(("git", "show", f"{FORMAT3_COMMIT}:src/dasct/index.py"),
+                            cwd=root, capture_output=True, text=True, check=True).stdout
+    path = Path(tempfile.mkdtemp()) / "index_format3.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("index_format3", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def bench_reading(repos: dict[str, Path], runs: int) -> None:
+    """In-process: open the snapshot at HEAD and ask the 5 deep files' protected lines,
+    format 4 (read in parts) against format 3 (everything loaded), same state."""
+    import tempfile
+
+    from dasct import cache, git, index
+
+    old = _format3_loader()
+    named = {}
+    for key, repo in repos.items():
+        r = git.discover(repo)
+        path = index.index_dir(r) / f"{r.head}.snap"
+        snap = index.read_snapshot(path)
+        payload = {"head": snap.head, "commits": snap.commit_table(),
+                   "width": len(snap.head or ""),
+                   "links": {k: list(v) for k, v in snap.links.items()},
+                   "files": dict(snap.files), "history": snap.history_fp,
+                   "links_fp": snap.links_fp}
+        v3 = Path(tempfile.mkdtemp()) / "v3.snap"
+        assert cache.write(v3, payload, index.KIND, 3)
+
+        def new(path: Path = path) -> None:
+            s = index.read_snapshot(path)
+            for name in base.DEEP:
+                s.protected(name)
+
+        def three(v3: Path = v3) -> None:
+            s = old._load(v3)  # type: ignore[attr-defined]
+            for name in base.DEEP:
+                s.protected(name)
+
+        named[f"{key} format 4"] = new
+        named[f"{key} format 3"] = three
+    result = base.medians(named, runs * 3)
+    print("   in-process, open the snapshot and ask 5 files' protected lines:")
+    for key in repos:
+        print(f"   {key}: format 4 {result[f'{key} format 4'] * 1000:.2f} ms, format 3 "
+              f"{result[f'{key} format 3'] * 1000:.2f} ms")
+
+
 def bench_scale(runs: int) -> None:
     repos = {"1,000 files": wide_repo(1_000), "100,000 files": wide_repo(100_000)}
     for repo in repos.values():
@@ -141,6 +200,7 @@ def bench_scale(runs: int) -> None:
         own = [r[f"{k} check"] - r[f"{k} floor"] for k in repos]
         print(f"   100,000 / 1,000 files: {r[big] / r[small]:.2f}x (target <= 1.2x); "
               f"dasct's own time {own[1] / own[0]:.2f}x")
+    bench_reading(repos, runs)
     for repo in repos.values():
         snaps = list((repo / ".git" / "dasct" / "index").glob("*.snap"))
         print(f"   snapshot of {repo.name}: {max(p.stat().st_size for p in snaps):,} bytes")
@@ -191,13 +251,29 @@ def max_rss(cmd: tuple[str, ...], cwd: Path) -> tuple[float, int]:
     return float(out[0]), int(out[1])
 
 
+RSS_PROBE = """
+import resource, time
+from dasct import git, index, settings
+r = git.discover()
+t = time.perf_counter()
+index.snapshot_at(r, settings.load(r), r.head, rebuild=True)
+print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
 def bench_rss(small: Path, big: Path) -> None:
-    print("\n6. peak memory (ru_maxrss of the build's process tree) of a full build:")
+    """Peak resident memory of a full build, dasct's Python process and its largest git
+    child apart (ru_maxrss: of one process, the largest)."""
+    print("\n6. peak memory (ru_maxrss) of a full build (dasct index --rebuild):")
     for repo in (small, big):
-        seconds, rss = max_rss((*base.DASCT, "index", "--rebuild"), repo)
+        out = subprocess.run((sys.executable, "-c", RSS_PROBE), cwd=repo, env=base.ENV,
+                             capture_output=True, text=True, check=True).stdout.split()
+        seconds, own, child = float(out[0]), int(out[1]), int(out[2])
         count = subprocess.run(("git", "rev-list", "--count", "HEAD"), cwd=repo,
                                capture_output=True, text=True).stdout.strip()
-        print(f"   {count} commits: {rss / 1024:.0f} MiB in {seconds:.1f}s")
+        print(f"   {count} commits: dasct's process {own / 1024:.0f} MiB, its largest git "
+              f"child {child / 1024:.0f} MiB, in {seconds:.1f}s")
 
 
 def _refresh_running(repo: Path) -> bool:
