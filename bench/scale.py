@@ -207,8 +207,8 @@ def bench_scale(runs: int) -> None:
 
 
 def largest_protected(repo: Path, count: int = 5) -> list[str]:
-    """The `count` longest files with both protected and other lines (a real repository
-    has no designated deep files)."""
+    """The `count` longest text files with both protected and other lines (a real
+    repository has no designated deep files)."""
     import json
 
     scan = subprocess.run((*base.DASCT, "scan", "--format", "json"), cwd=repo, env=base.ENV,
@@ -219,9 +219,13 @@ def largest_protected(repo: Path, count: int = 5) -> list[str]:
     sizes = []
     for name in hot:
         try:
-            lines = len((repo / name).read_bytes().splitlines())
-        except OSError:
+            data = (repo / name).read_bytes()
+            data.decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue  # a binary file is no place for a 10-hunk edit
+        if b"\0" in data:
             continue
+        lines = len(data.splitlines())
         if lines > hot[name] + 2 and hot[name] >= 2:
             sizes.append((lines, name))
     return [name for _, name in sorted(sizes, reverse=True)[:count]]
@@ -315,23 +319,34 @@ def bench_pull(big: Path, runs: int) -> None:
           "and after the refresh finished:")
     for label, back, move in (("git pull of 200 commits", 200, ("merge", "-q", "--ff-only", head)),
                               ("git checkout 2,000 commits away", 2000, ("checkout", "-q", "far"))):
-        during, after, refresh = [], [], []
+        during, after, refresh, alone = [], [], [], []
         base.run(("git", "branch", "-f", "far", head), work)
         for _ in range(runs):
             base.run(("git", "checkout", "-q", "-B", "main", f"{head}~{back}"), work)
             _wait_refresh(work)
             base.run((*base.DASCT, "index"), work)  # warm at the old HEAD
             old = _head(work)
-            for p in (work / ".git" / "dasct" / "index").glob("*.snap"):
-                if p.stem != old:
-                    p.unlink()
-            base.run(("git", *move), work)  # runs the post-merge / post-checkout shim
-            base.stage_ten_hunks(work, False, base.DEEP, scan=False)
-            during.append(base.timed(lambda: base.run(base.HOOK, work)))
-            refresh.append(_wait_refresh(work))
-            after.append(base.timed(lambda: base.run(base.HOOK, work)))
-            subprocess.run(("git", "reset", "-q", "--hard"), cwd=work, check=True)
+            for skip in ("1", ""):  # without the refresh (the hook replays), then with it
+                for p in (work / ".git" / "dasct" / "index").glob("*.snap"):
+                    if p.stem != old:
+                        p.unlink()
+                # runs the post-merge / post-checkout shim, which DASCT_SKIP=1 silences
+                subprocess.run(("git", *move), cwd=work, env={**base.ENV, "DASCT_SKIP": skip},
+                               check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                base.stage_ten_hunks(work, False, base.DEEP, scan=False)
+                took = base.timed(lambda: base.run(base.HOOK, work))
+                if skip:
+                    alone.append(took)
+                    subprocess.run(("git", "reset", "-q", "--hard"), cwd=work, check=True)
+                    base.run(("git", "checkout", "-q", "-B", "main", old), work)
+                    _wait_refresh(work)
+                    continue
+                during.append(took)
+                refresh.append(_wait_refresh(work))
+                after.append(base.timed(lambda: base.run(base.HOOK, work)))
+                subprocess.run(("git", "reset", "-q", "--hard"), cwd=work, check=True)
         med = base.statistics.median
-        print(f"   {label}: hook {med(during) * 1000:.0f} ms with the refresh in flight; "
+        print(f"   {label}: hook {med(alone) * 1000:.0f} ms without a refresh (it replays); "
+              f"{med(during) * 1000:.0f} ms with the refresh in flight; "
               f"{med(after) * 1000:.0f} ms after it finished "
               f"(the refresh ended {med(refresh):.1f}s after that hook)")

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dasct import cache, index, snapfile
+from dasct.refs import valid_key
 from dasct.replay import IndexCorrupt
 from dasct_run import dasct
 from gitrepo import GitRepo
@@ -245,11 +246,13 @@ _values = st.recursive(_scalars, lambda inner: st.one_of(
 _numbers = st.lists(st.integers(0, 2 ** 32 - 1), max_size=4).map(
     lambda xs: b"".join(x.to_bytes(4, sys.byteorder) for x in xs))
 _changes = st.dictionaries(st.sampled_from(
-    ["head", "width", "count", "links", "history", "links_fp", "order", "files", "bits",
+    ["head", "width", "count", "link_origins", "link_counts", "link_keys", "history",
+     "links_fp", "order", "files", "bits",
      "firsts", "crcs", "chunks", "records", "records_crc"]),
     st.sampled_from(["a" * 40, "A" * 40, "g" * 40, "a" * 39, "b" * 64, 40, 64, 0, -1,
                      2 ** 40, 1, 2, 3, 16, "little", "big", None, "", {0: ["PROJ-1"]},
-                     {5: ["PROJ-1"]}, {0: ["not a key"]}, {0: []}]) | _numbers | _values,
+                     {5: ["PROJ-1"]}, "PROJ-1\0PROJ-2", "PROJ-1\0", "\0", "bad\nkey",
+                     "x" * 101, "PROJ-2"]) | _numbers | _values,
     max_size=3)
 
 
@@ -275,6 +278,7 @@ def test_a_well_framed_but_wrong_snapshot_is_refused_or_sane(
     assert len(snap.head or "") in (40, 64) and all(len(c) == len(snap.head or "")
                                                     for c in snap.commits)
     assert all(0 <= k < len(snap.commits) for k in snap.links)
+    assert all(keys and all(valid_key(k) for k in keys) for keys in snap.links.values())
     total = 0
     for p in snap.files.paths():
         total += snap.line_count(p)

@@ -1,5 +1,5 @@
 """A command that needs the index at HEAD while a refresh brings it there waits for that
-refresh (within most of the budget) instead of replaying the same commits beside it."""
+refresh (within the budget) instead of replaying the same commits beside it."""
 
 from __future__ import annotations
 
@@ -61,8 +61,8 @@ def test_a_refresh_past_the_budget_is_not_waited_for(repo: GitRepo) -> None:
     repo.write(".dasct.toml", "[check]\nbudget_seconds = 0.5\n")
     _pulled(repo)
     snap, took = _while_refreshing(repo, 3.0)
-    assert snap.stats["kind"] == 1  # replayed on its own after 0.8 of the budget
-    assert 0.3 <= took < 2.5
+    assert snap.stats["kind"] == 1  # replayed on its own once the budget's time passed
+    assert 0.45 <= took < 2.5
     assert snap.protected("x.py") == {2: (1, ("PROJ-1",))}
 
 

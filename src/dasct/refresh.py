@@ -11,7 +11,7 @@ A detached child has no terminal to print to. A failure is written as one line t
 (before it detaches) or `dasct refresh` in the foreground.
 
 A command that needs the index at HEAD while a refresh is bringing it there (a commit
-right after a pull) waits for that refresh, within most of the commit-time budget,
+right after a pull) waits for that refresh, within the commit-time budget,
 instead of replaying the same commits a second time beside it (`wait_running`).
 """
 

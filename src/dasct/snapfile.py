@@ -26,7 +26,7 @@ import zlib
 from array import array
 
 from dasct import cache
-from dasct.refs import valid_key
+from dasct.refs import MAX_KEY_LENGTH
 from dasct.replay import FullState, IndexCorrupt
 
 TYPE_CHECKING = False
@@ -96,9 +96,13 @@ def parts(head: str, table: str, links: dict[int, tuple[str, ...]],
     step = CHUNK * width
     chunks = [zlib.crc32(ids[i : i + step]) for i in range(0, len(ids), step)]
     blob = b"".join(records)
+    fixes = sorted(links)
     value = {
         "head": head, "width": width, "count": count,
-        "links": {k: list(v) for k, v in links.items()},
+        # Links as three flat values, checked with a few C calls (a dict of lists costs
+        # a Python call per key: 7 ms for the 5,000 fix commits of apache/maven).
+        "link_origins": _u32(fixes), "link_counts": _u32([len(links[o]) for o in fixes]),
+        "link_keys": "\0".join(k for o in fixes for k in links[o]),
         "history": history_fp, "links_fp": links_fp, "order": sys.byteorder,
         "files": len(items), "bits": bits, "firsts": _u32(firsts), "crcs": _u32(crcs),
         "chunks": _u32(chunks), "records": len(blob), "records_crc": zlib.crc32(blob),
@@ -124,6 +128,34 @@ def _array(data: object, length: int, what: str) -> array[int]:
     out = array("I")
     out.frombytes(data)
     return out
+
+
+def _links(origins: object, counts: object, keys: object, commits: int
+           ) -> dict[int, tuple[str, ...]]:
+    """The links (fix commit index -> defect keys) from their three flat values, checked:
+    indexes in the commit table, each commit once, keys that defect_keys can return."""
+    if type(origins) is not bytes or type(counts) is not bytes or type(keys) is not str:
+        raise IndexCorrupt("its links are not what dasct writes")
+    at = _array(origins, len(origins) // 4, "link origins")
+    per = _array(counts, len(at), "link counts")
+    parts = keys.split("\0") if keys else []
+    if at and (max(at) >= commits or min(per) < 1):
+        raise IndexCorrupt("a link does not name a commit of its table")
+    if len(parts) != sum(per):
+        raise IndexCorrupt("its links do not have the keys they count")
+    # valid_key for every key at once: no key empty or too long, and all printable (the
+    # separator aside, which no valid key contains).
+    if parts and (min(map(len, parts)) < 1 or max(map(len, parts)) > MAX_KEY_LENGTH
+                  or not keys.replace("\0", "").isprintable()):
+        raise IndexCorrupt("a link names something that is not a defect key")
+    links: dict[int, tuple[str, ...]] = {}
+    first = 0
+    for origin, n in zip(at, per, strict=True):
+        links[origin] = tuple(parts[first : first + n])
+        first += n
+    if len(links) != len(at):
+        raise IndexCorrupt("a commit has two links")
+    return links
 
 
 class SnapFile:
@@ -163,16 +195,7 @@ class SnapFile:
             raise IndexCorrupt("its head is not a commit id")
         if value["order"] != sys.byteorder or type(count) is not int or not 0 < count < _U32:
             raise IndexCorrupt("its commit count or byte order is not this machine's")
-        raw_links = value["links"]
-        if not isinstance(raw_links, dict):
-            raise IndexCorrupt("its links are not a table")
-        links: dict[int, tuple[str, ...]] = {}
-        for k, v in raw_links.items():
-            if type(k) is not int or not 0 <= k < count or type(v) is not list or not v:
-                raise IndexCorrupt("a link does not name a commit of its table")
-            if not all(valid_key(key) for key in v):
-                raise IndexCorrupt("a link names something that is not a defect key")
-            links[k] = tuple(v)
+        links = _links(value["link_origins"], value["link_counts"], value["link_keys"], count)
         files, bits, records = value["files"], value["bits"], value["records"]
         if type(files) is not int or type(bits) is not int or type(records) is not int:
             raise IndexCorrupt("its file table is not described by numbers")
