@@ -123,10 +123,19 @@ def open_framed(path: str | os.PathLike[str], kind: bytes, version: int
     return f, value, FRAME + length
 
 
+def pread(f: BinaryIO, length: int, offset: int) -> bytes:
+    """Up to length bytes of f at offset (os.pread: no shared file position; Windows has
+    none, and seeks)."""
+    if hasattr(os, "pread"):
+        return os.pread(f.fileno(), length, offset)
+    f.seek(offset)
+    return f.read(length)
+
+
 def read_part(f: BinaryIO, offset: int, length: int, crc: int, what: str) -> bytes:
     """length bytes of an open framed file at offset, checked against crc; Damaged
-    otherwise (os.pread: no shared file position, no buffering)."""
-    data = os.pread(f.fileno(), length, offset)
+    otherwise."""
+    data = pread(f, length, offset)
     if len(data) != length:
         raise Damaged(f"{what} is cut short")
     if zlib.crc32(data) != crc:

@@ -287,7 +287,7 @@ class SnapFile:
         out = [(0, self._commits_at),
                (self._table_at + first * ENTRY, self._table_at + end * ENTRY)]
         entries = array("I")
-        entries.frombytes(os.pread(self._f.fileno(), (end - first) * ENTRY,
+        entries.frombytes(cache.pread(self._f, (end - first) * ENTRY,
                                    self._table_at + first * ENTRY))
         for i in range(0, len(entries), 3):
             if entries[i] == zlib.crc32(name):
@@ -304,7 +304,7 @@ class SnapFile:
     def _record(self, offset: int, length: int) -> tuple[bytes, bytes]:
         if offset + length > self.records or length < 8:
             raise IndexCorrupt("a lookup entry points outside its records")
-        data = os.pread(self._f.fileno(), length, self._records_at + offset)
+        data = cache.pread(self._f, length, self._records_at + offset)
         if len(data) != length:
             raise IndexCorrupt("a record is cut short")
         if zlib.crc32(memoryview(data)[4:]) != int.from_bytes(data[:4], sys.byteorder):
@@ -336,7 +336,7 @@ class SnapFile:
         order, cover the records one after the other."""
         self.commit_table()
         length = self.files * ENTRY + self.records
-        data = os.pread(self._f.fileno(), length, self._table_at)
+        data = cache.pread(self._f, length, self._table_at)
         if len(data) != length:
             raise IndexCorrupt("its records are cut short")
         view = memoryview(data)
