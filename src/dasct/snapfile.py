@@ -27,7 +27,7 @@ from array import array
 
 from dasct import cache
 from dasct.refs import MAX_KEY_LENGTH
-from dasct.replay import FullState, IndexCorrupt
+from dasct.replay import FullState, IndexCorrupt, encode
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -66,8 +66,6 @@ def _u32(values: list[int] | array[int]) -> bytes:
 def parts(head: str, table: str, links: dict[int, tuple[str, ...]],
           files: dict[str, Origins | bytes], history_fp: str, links_fp: str) -> list[bytes]:
     """The bytes of a snapshot file, in the order they are written."""
-    from dasct.replay import encode
-
     width = len(head)
     count = len(table) // width
     items = sorted((zlib.crc32(p), p, r) for p, r in (
@@ -288,7 +286,7 @@ class SnapFile:
                (self._table_at + first * ENTRY, self._table_at + end * ENTRY)]
         entries = array("I")
         entries.frombytes(cache.pread(self._f, (end - first) * ENTRY,
-                                   self._table_at + first * ENTRY))
+                                      self._table_at + first * ENTRY))
         for i in range(0, len(entries), 3):
             if entries[i] == zlib.crc32(name):
                 start = self._records_at + entries[i + 1]
