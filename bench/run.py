@@ -13,6 +13,8 @@ noise hits all of them alike, the medians of:
 2. `dasct index --rebuild` against `git log -p --first-parent`, and against `git blame -w`
    of every file at HEAD run in parallel on all cores;
 3. the incremental update after one new commit on a 1,000- and a 10,000-commit history.
+
+`--only scale|real|rss|pull` run the benchmarks of bench/scale.py instead (issue 8 §4).
 """
 
 from __future__ import annotations
@@ -171,26 +173,31 @@ def medians(named: dict[str, Callable[[], None]], runs: int) -> dict[str, float]
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
-def stage_ten_hunks(repo: Path, protected: bool) -> list[tuple[str, int]]:
-    """Rewrite 2 lines in each of the 5 deep files (10 hunks); return the lines touched.
+def stage_ten_hunks(repo: Path, protected: bool, names: list[str] = DEEP, scan: bool = True
+                    ) -> list[tuple[str, int]]:
+    """Rewrite 2 lines in each of the 5 files `names` (10 hunks); return the lines touched.
 
     protected=True picks lines that fixed a defect (every hunk warns), else lines that
-    did not (the common, silent commit).
+    did not (the common, silent commit); scan=False: lines at a third and two thirds,
+    whatever they are (asking `dasct scan` would bring the index to HEAD first).
     """
     subprocess.run(("git", "reset", "-q", "--hard"), cwd=repo, check=True)
-    scan = subprocess.run((*DASCT, "scan", "--format", "json"), cwd=repo, env=ENV,
-                          capture_output=True, text=True, check=True).stdout
-    hot = {(x["path"], x["line"]) for x in json.loads(scan)["lines"]}
+    hot: set[tuple[str, int]] = set()
+    if scan:
+        out = subprocess.run((*DASCT, "scan", "--format", "json"), cwd=repo, env=ENV,
+                             capture_output=True, text=True, check=True).stdout
+        hot = {(x["path"], x["line"]) for x in json.loads(out)["lines"]}
     ranges = []
-    for name in DEEP:
+    for name in names:
         path = repo / name
-        lines = path.read_text().splitlines()
-        candidates = [n for n in range(1, len(lines) + 1) if ((name, n) in hot) == protected]
+        lines = path.read_text(errors="surrogateescape").splitlines()
+        candidates = [n for n in range(1, len(lines) + 1)
+                      if not scan or ((name, n) in hot) == protected]
         for n in (candidates[len(candidates) // 3], candidates[2 * len(candidates) // 3]):
             lines[n - 1] = lines[n - 1] + " + 1"
             ranges.append((name, n))
-        path.write_text("\n".join(lines) + "\n")
-    subprocess.run(("git", "add", *DEEP), cwd=repo, check=True)
+        path.write_text("\n".join(lines) + "\n", errors="surrogateescape")
+    subprocess.run(("git", "add", *names), cwd=repo, check=True)
     return ranges
 
 
@@ -294,8 +301,12 @@ def main() -> int:
     parser.add_argument("--commits", type=int, default=10_000)
     parser.add_argument("--small", type=int, default=1_000)
     parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--only", choices=("check", "rebuild", "incremental", "agreement"))
+    parser.add_argument("--only", choices=("check", "rebuild", "incremental", "agreement",
+                                           "scale", "real", "rss", "pull"))
+    parser.add_argument("--real", type=Path, help="--only real: an indexed real repository")
     args = parser.parse_args()
+    if args.only in ("scale", "real", "rss", "pull"):
+        return scaled(args)
     big = repo_with(args.commits)
     small = repo_with(args.small)
     print(f"machine: {machine()}")
@@ -316,6 +327,25 @@ def main() -> int:
         bench_and_print_check(big, args.runs)
     if args.only in (None, "incremental"):
         bench_and_print_incremental(big, small, args.runs, count)
+    return 0
+
+
+def scaled(args: argparse.Namespace) -> int:
+    """Issue 8 §4: snapshots read in parts, the hook after a pull (bench/scale.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import scale
+
+    print(f"machine: {machine()}")
+    if args.only == "scale":
+        scale.bench_scale(args.runs)
+    elif args.only == "real":
+        if args.real is None:
+            raise SystemExit("--only real needs --real PATH (an indexed clone)")
+        scale.bench_real(args.real.resolve(), args.runs)
+    elif args.only == "rss":
+        scale.bench_rss(repo_with(args.small), repo_with(args.commits))
+    else:
+        scale.bench_pull(repo_with(args.commits), args.runs)
     return 0
 
 

@@ -12,6 +12,10 @@ Writes are atomic (a temporary file renamed over the old one) but not durable: n
 because a cache is written during a commit and a torn one is detected and rebuilt. A write
 that fails (a read-only git dir, a full disk) is not raised: the command answers from
 memory and cli prints one line after its output (`failed_writes`).
+
+Snapshots, which a commit reads only in part, are *framed* files instead (`frame`,
+`open_framed`, `read_part`): a checked header and head, then parts that each carry their
+own checksum, so that what is read is checked and what is not read costs nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from dasct.errors import DasctError
 
 TYPE_CHECKING = False  # typing costs import time on the commit-time path
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, BinaryIO
 
 MAGIC = b"DASCT\x00"
 HEADER = 24  # magic 6, kind 2, version 4, payload length 8, crc32 4
@@ -68,6 +72,80 @@ def write(path: str | os.PathLike[str], value: Any, kind: bytes, version: int) -
         MAGIC + kind + version.to_bytes(4, "little") + len(payload).to_bytes(8, "little")
         + zlib.crc32(payload).to_bytes(4, "little")
     )
+    return write_parts(path, [header, payload])
+
+
+# A framed file (the snapshots, read in parts, snapfile.py): a 32-byte header (magic 6,
+# kind 2, version 4, length of the rest 8, head length 4, CRC-32 of the head 4, CRC-32 of
+# the 28 bytes before 4), a marshal head, then a body whose parts carry their own checksums
+# (named in the head), read one part at a time by whoever needs it.
+FRAME = 32
+
+
+def frame(value: Any, kind: bytes, version: int, body: int) -> list[bytes]:
+    """The header and head of a framed file whose body has `body` bytes."""
+    head = marshal.dumps(value, MARSHAL_VERSION)
+    header = (MAGIC + kind + version.to_bytes(4, "little")
+              + (len(head) + body).to_bytes(8, "little") + len(head).to_bytes(4, "little")
+              + zlib.crc32(head).to_bytes(4, "little"))
+    return [header + zlib.crc32(header).to_bytes(4, "little"), head]
+
+
+def open_framed(path: str | os.PathLike[str], kind: bytes, version: int
+                ) -> tuple[BinaryIO, object, int]:
+    """The open file, its checked head and the offset where its body starts; Damaged when
+    the header or head does not check out (the body is the reader's to check, part by
+    part). OSError (no such file, unreadable) is left to the caller."""
+    f = open(path, "rb", buffering=0)  # noqa: SIM115 -- kept open by the reader
+    try:
+        header = f.read(FRAME)
+        if len(header) < FRAME or header[:6] != MAGIC or header[6:8] != kind:
+            raise Damaged("not a dasct cache file of this kind")
+        found = int.from_bytes(header[8:12], "little")
+        if found != version:
+            raise Damaged(f"format {found}, this dasct reads {version}")
+        if zlib.crc32(header[:28]) != int.from_bytes(header[28:], "little"):
+            raise Damaged("checksum mismatch in its header")
+        rest, size = int.from_bytes(header[12:20], "little"), os.fstat(f.fileno()).st_size
+        length = int.from_bytes(header[20:24], "little")
+        if size != FRAME + rest or length > rest:
+            raise Damaged("its length does not match its header (truncated?)")
+        head = f.read(length)
+        if len(head) != length or zlib.crc32(head) != int.from_bytes(header[24:28], "little"):
+            raise Damaged("checksum mismatch in its head")
+        try:
+            value = marshal.loads(head)
+        except (EOFError, ValueError, TypeError) as exc:
+            raise Damaged(f"undecodable: {exc}") from None
+    except BaseException:
+        f.close()
+        raise
+    return f, value, FRAME + length
+
+
+def pread(f: BinaryIO, length: int, offset: int) -> bytes:
+    """Up to length bytes of f at offset (os.pread: no shared file position; Windows has
+    none, and seeks)."""
+    if hasattr(os, "pread"):
+        return os.pread(f.fileno(), length, offset)
+    f.seek(offset)
+    return f.read(length)
+
+
+def read_part(f: BinaryIO, offset: int, length: int, crc: int, what: str) -> bytes:
+    """length bytes of an open framed file at offset, checked against crc; Damaged
+    otherwise."""
+    data = pread(f, length, offset)
+    if len(data) != length:
+        raise Damaged(f"{what} is cut short")
+    if zlib.crc32(data) != crc:
+        raise Damaged(f"checksum mismatch in {what}")
+    return data
+
+
+def write_parts(path: str | os.PathLike[str], parts: list[bytes]) -> bool:
+    """Write the concatenated parts atomically; False (and remembered for failed_writes)
+    when it cannot."""
     target = os.fspath(path)
     directory, name = os.path.split(target)
     # Not named *.snap: listings of the index dir must never see a half-written file.
@@ -76,10 +154,10 @@ def write(path: str | os.PathLike[str], value: Any, kind: bytes, version: int) -
         os.makedirs(directory, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            os.write(fd, header)
-            view = memoryview(payload)
-            while view:
-                view = view[os.write(fd, view):]
+            for part in parts:
+                view = memoryview(part)
+                while view:
+                    view = view[os.write(fd, view):]
         finally:
             os.close(fd)
         os.replace(tmp, target)

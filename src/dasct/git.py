@@ -14,6 +14,7 @@ imports what it needs when called.
 from __future__ import annotations
 
 import os
+from time import time_ns
 
 from dasct.errors import GitError
 
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
     from pathlib import Path
     from types import TracebackType
     from typing import IO
+
+PACKED_CACHE = "packed-replace.cache"  # in the state dir: the replace refs of packed-refs
+PACKED_KIND = b"pr"  # its cache.py file kind
+RACY_NS = 2_000_000_000  # a packed-refs younger than this is read, never remembered
 
 # Make every git invocation deterministic whatever the user's config says: the output
 # dasct parses (hunks, prefixes, paths, messages, blame) must not depend on it. No pager,
@@ -269,14 +274,48 @@ class Repo:
                     parts.append(entry.name.encode() + b" " + f.read())
             except OSError:
                 parts.append(entry.name.encode())
-        try:
-            with open(self.common_dir / "packed-refs", "rb") as f:
-                packed = f.read()
-        except OSError:
-            packed = b""
-        if b"refs/replace/" in packed:
-            parts += [line for line in packed.splitlines() if b"refs/replace/" in line]
+        packed = self._packed_replace_refs()
+        if packed:
+            parts += packed.split(b"\n")
         return b"\0".join(parts)
+
+    def _packed_replace_refs(self) -> bytes:
+        """The replace refs among the packed refs, one a line. packed-refs holds every ref
+        of the repository (tens of thousands of tags and remote branches in some): it is
+        read only when its stat changed since the last read, and its replace refs kept in
+        a checked cache file (cache.py) keyed by that stat."""
+        from dasct import cache
+
+        path = self.common_dir / "packed-refs"
+        try:
+            st = os.stat(path)
+        except OSError:
+            return b""
+        # git rewrites packed-refs through a renamed lock file (a new inode, a new ctime);
+        # size and times in nanoseconds besides, for a file rewritten in place.
+        key = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+        stored = self.state_dir / PACKED_CACHE
+        try:
+            value = cache.read(stored, PACKED_KIND, 1)
+            if type(value) is list and len(value) == 2 and value[0] == key and (
+                    type(value[1]) is bytes):
+                return value[1]
+        except cache.Damaged as exc:
+            cache.discard(stored, str(exc))
+        except OSError:
+            pass  # none yet: read packed-refs below
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return b""
+        lines = b"\n".join(line for line in data.splitlines() if b"refs/replace/" in line)
+        # Racy: a file changed again within the same timestamp tick would look unchanged,
+        # so a stat is only remembered once its mtime is old enough that any later write
+        # shows (a clock set back by hand changes the ctime, which is in the key).
+        if time_ns() - st.st_mtime_ns > RACY_NS:
+            cache.write(stored, [key, lines], PACKED_KIND, 1)
+        return lines
 
 
 def discover(cwd: str | Path | None = None) -> Repo:

@@ -14,67 +14,110 @@ import time
 import zlib
 from array import array
 
-from dasct import cache, git, index_checkpoints, replay
-from dasct.refs import defect_keys, valid_key
+from dasct import cache, git, index_checkpoints, refresh, replay, snapfile
+from dasct.refs import defect_keys
 from dasct.replay import IGNORE_REVS_FILE, FullState, IndexCorrupt
 
 TYPE_CHECKING = False  # typing, dataclasses and hashlib cost import time on the hook path
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from pathlib import Path
-    from typing import TypeGuard
 
     from dasct.replay import Origins
     from dasct.settings import Settings
 
 __all__ = ["IGNORE_REVS_FILE", "IndexCorrupt", "Snapshot", "index_dir", "snapshot_at"]
 
-KIND = b"ix"  # cache.py file kind of a snapshot
+KIND, FORMAT = snapfile.KIND, snapfile.FORMAT  # of a snapshot file (snapfile.py)
+MAX_LINES = snapfile.MAX_LINES
 SHALLOW = ("shallow clone: protection is incomplete; fetch the full history "
            "(git fetch --unshallow; in CI, check out with fetch-depth 0)")
 _told_shallow = False  # the shallow line is said once per command, however many snapshots
-FORMAT = 3  # 1: bare marshal, no header (read as damaged, then rebuilt); 2: no history key
-RUN_BYTES = 8  # one run: two uint32 (origin, count), see replay.encode
-# No repository has this many lines at one commit (Linux has ~40 million); a snapshot
-# claiming more is refused rather than expanded.
-MAX_LINES = 1 << 28
 KEEP_SNAPSHOTS = 8
 # Beyond this many commits between HEAD and the nearest snapshot a rebuild is as cheap.
 MAX_INCREMENTAL = 20_000
+# Of the commit-time budget, the part a command may wait for a running refresh to finish:
+# all of it. Replaying beside the refresh would redo the same work on the same cores
+# (bench/scale.py measured 200 commits: 1.26 s replayed, 1.05 s waited for; 2,000
+# commits: past the 5 s budget either way), so the hook waits until the budget stops it.
+WAIT_SHARE = 1.0
 
 
 class Snapshot:
-    """The protected-lines index at one commit."""
+    """The protected-lines index at one commit: in memory (built or replayed), or read
+    from its snapshot file part by part as questions come (see snapfile.py)."""
 
-    __slots__ = ("_commits", "_table", "files", "head", "history_fp", "links", "links_fp",
-                 "saved", "shallow", "stats")
+    __slots__ = ("_commits", "_file", "_files", "_table", "head", "history_fp", "links",
+                 "links_fp", "recover", "saved", "shallow", "stats")
 
     def __init__(
         self,
         head: str | None,
         commits: list[str] | str,
-        files: FullState,
+        files: FullState | None,
         links: dict[int, tuple[str, ...]],
         history_fp: str = "",
         links_fp: str = "",
         stats: dict[str, float] | None = None,
+        file: snapfile.SnapFile | None = None,
     ) -> None:
         self.head = head
-        # A loaded snapshot keeps its commit ids as one string (the table, each id as wide
-        # as head) and splits it only when a replay needs the list: a commit needs a few.
+        # A snapshot from a file keeps its commit ids there until a replay needs the list:
+        # a commit needs a few (sha). A table given as one string is split on demand too.
         self._table = commits if isinstance(commits, str) else ""
         self._commits: list[str] | None = None if isinstance(commits, str) else commits
-        self.files = files
+        self._files = files
+        self._file = file
         self.links = links
         self.history_fp = history_fp
         self.links_fp = links_fp
         self.stats: dict[str, float] = stats or {}
         self.saved = True  # False: computed, but the index dir could not keep it
         self.shallow = False  # computed in a shallow clone: lines beyond it protect nothing
+        # What answers instead when a part of the file read later turns out damaged (the
+        # file is discarded, saying so once); None: IndexCorrupt is raised to the caller.
+        self.recover: Callable[[], Snapshot] | None = None
+
+    @classmethod
+    def opened(cls, file: snapfile.SnapFile) -> Snapshot:
+        """The snapshot in an open, head-checked snapshot file."""
+        return cls(file.head, "", None, file.links, file.history_fp, file.links_fp,
+                   file=file)
+
+    def _damaged(self, exc: IndexCorrupt) -> None:
+        """A part read from the file did not check out: answer from the recovery."""
+        if self.recover is None or self._file is None:
+            raise exc
+        recover, self.recover = self.recover, None
+        cache.discard(self._file.path, str(exc))
+        other = recover()
+        self._files, self._commits, self._table = other.files, other.commits, ""
+        self.links, self.history_fp, self.links_fp = other.links, other.history_fp, other.links_fp
+        self.saved, self._file = other.saved, None
+
+    def _value(self, path: str) -> Origins | bytes | None:
+        if self._files is None and self._file is not None:
+            try:
+                return self._file.runs(path)
+            except IndexCorrupt as exc:
+                self._damaged(exc)
+        return dict.get(self.files, path)
+
+    @property
+    def files(self) -> FullState:
+        """Every path's origins (a snapshot from a file reads, and checks, all of it)."""
+        if self._files is None:
+            assert self._file is not None
+            try:
+                self._files = self._file.all_files()
+            except IndexCorrupt as exc:
+                self._damaged(exc)
+                assert self._files is not None
+        return self._files
 
     def line_count(self, path: str) -> int:
         """How many lines path has, without expanding its encoding."""
-        value = dict.get(self.files, path)
+        value = self._value(path)
         if isinstance(value, bytes):
             runs = array("I")
             runs.frombytes(value)
@@ -83,12 +126,15 @@ class Snapshot:
 
     def origins(self, path: str) -> Origins:
         """Per line of path (index 0 = line 1), the index of the commit blame names."""
-        return self.files.get(path) or ()
+        value = self._value(path)
+        if isinstance(value, bytes):
+            return replay.decode(value)
+        return value or ()
 
     def protected(self, path: str) -> dict[int, tuple[int, tuple[str, ...]]]:
         """Protected lines of path: {1-based line: (commit index, defects)}."""
         links = self.links
-        value = dict.get(self.files, path)
+        value = self._value(path)
         if isinstance(value, bytes):
             # Straight from the run-length encoding: the commit-time path never expands
             # a 5,000-line file into a tuple just to find its few protected lines.
@@ -104,27 +150,39 @@ class Snapshot:
                         out[n] = (origin, defects)
                 line += count
             return out
-        return {
-            n: (o, links[o]) for n, o in enumerate(self.origins(path), 1) if o in links
-        }
+        return {n: (o, links[o]) for n, o in enumerate(value or (), 1) if o in links}
 
     @property
     def commits(self) -> list[str]:
         """Every commit id, by index (the list the replay extends)."""
         if self._commits is None:
+            table = self.commit_table()
             width = len(self.head or "")
-            self._commits = [self._table[i : i + width]
-                             for i in range(0, len(self._table), width)]
+            self._commits = [table[i : i + width] for i in range(0, len(table), width)]
         return self._commits
 
     def commit_table(self) -> str:
         """The commit ids concatenated, as snapshots store them."""
-        return "".join(self._commits) if self._commits is not None else self._table
+        if self._commits is not None:
+            return "".join(self._commits)
+        if self._file is not None and not self._table:
+            try:
+                self._table = self._file.commit_table()
+            except IndexCorrupt as exc:
+                self._damaged(exc)
+                return self.commit_table()
+        return self._table
 
     def sha(self, index: int) -> str:
         """The full sha of a commit index."""
         if self._commits is not None:
             return self._commits[index]
+        if self._file is not None and not self._table:
+            try:
+                return self._file.sha(index)
+            except IndexCorrupt as exc:
+                self._damaged(exc)
+                return self.sha(index)
         width = len(self.head or "")
         if not 0 <= index < len(self._table) // width:
             raise IndexError(index)
@@ -161,26 +219,12 @@ def _snapshot_path(repo: git.Repo, head: str) -> Path:
 
 
 def _save(repo: git.Repo, snap: Snapshot, path: Path | None = None) -> bool:
-    """Write snap as a cache file; False when the index dir cannot be written. With a
+    """Write snap as a snapshot file; False when the index dir cannot be written. With a
     path (a checkpoint), there and without evicting snapshots."""
     assert snap.head is not None
-    files = {
-        p: (v if isinstance(v, bytes) else replay.encode(v))
-        for p, v in dict.items(snap.files)
-        if v
-    }
-    payload = {
-        "head": snap.head,
-        "commits": snap.commit_table(),
-        "width": len(snap.head),
-        "links": {k: list(v) for k, v in snap.links.items()},
-        "files": files,
-        "history": snap.history_fp,
-        "links_fp": snap.links_fp,
-    }
     if path is not None:
-        return cache.write(path, payload, KIND, FORMAT)
-    if not cache.write(_snapshot_path(repo, snap.head), payload, KIND, FORMAT):
+        return write_snapshot(path, snap)
+    if not write_snapshot(_snapshot_path(repo, snap.head), snap):
         return False
     directory = index_dir(repo)
     try:
@@ -193,6 +237,22 @@ def _save(repo: git.Repo, snap: Snapshot, path: Path | None = None) -> bool:
     return True
 
 
+def write_snapshot(path: Path, snap: Snapshot) -> bool:
+    """Write snap to path atomically (snapfile.py's format); False (and one line after
+    the command's answer, cache.failed_writes) when it cannot."""
+    assert snap.head is not None
+    return cache.write_parts(path, snapfile.parts(
+        snap.head, snap.commit_table(), snap.links, snap.files, snap.history_fp,
+        snap.links_fp))
+
+
+def read_snapshot(path: Path) -> Snapshot:
+    """The snapshot in path, its head checked; its other parts are checked as they are
+    read. IndexCorrupt (with the reason) when the head does not check out, OSError when
+    the file cannot be read."""
+    return Snapshot.opened(snapfile.SnapFile(path))
+
+
 def _touch(path: Path) -> None:
     """Mark a snapshot recently used (eviction keeps the ones in use); best effort."""
     try:
@@ -202,70 +262,7 @@ def _touch(path: Path) -> None:
 
 
 def _load(path: Path) -> Snapshot:
-    """The snapshot in path, checked (cache.read) and validated before anything is built
-    from it; IndexCorrupt (with the reason) otherwise, OSError when it cannot be read."""
-    try:
-        payload = cache.read(path, KIND, FORMAT)
-    except cache.Damaged as exc:
-        raise IndexCorrupt(str(exc)) from None
-    if not isinstance(payload, dict):
-        raise IndexCorrupt("its payload is not a table")
-    try:
-        return _validated(payload)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise IndexCorrupt(f"malformed ({type(exc).__name__}: {exc})") from None
-
-
-def _is_hex(text: object) -> TypeGuard[str]:
-    """Lower-case hex digits only. Cheap on the 400 kB commit table of a 10,000-commit
-    history (str.isalnum alone costs ~2 ms there): fromhex refuses anything but hex
-    digits and whitespace, and skipped whitespace would shorten its output."""
-    if type(text) is not str or not text.isascii() or len(text) % 2 or text.lower() != text:
-        return False
-    try:
-        return len(bytes.fromhex(text)) * 2 == len(text)
-    except ValueError:
-        return False
-
-
-def _validated(payload: dict[str, object]) -> Snapshot:
-    """A Snapshot from a loaded payload, after checking every shape and value it holds.
-
-    The checksum already rules out damage; this rules out a file that dasct did not write
-    as it writes them, before any allocation sized by a number read from it.
-    """
-    width, head, blob = payload["width"], payload["head"], payload["commits"]
-    if width not in (40, 64) or not _is_hex(head) or len(head) != width:
-        raise IndexCorrupt("its head is not a commit id")
-    if not isinstance(blob, str) or len(blob) % len(head) or (blob and not _is_hex(blob)):
-        raise IndexCorrupt("its commit table is not a list of commit ids")
-    count = len(blob) // len(head)
-    raw_links, raw_files = payload["links"], payload["files"]
-    if not isinstance(raw_links, dict) or not isinstance(raw_files, dict):
-        raise IndexCorrupt("its links or files are not tables")
-    links: dict[int, tuple[str, ...]] = {}
-    for k, v in raw_links.items():
-        if type(k) is not int or not 0 <= k < count or type(v) is not list or not v:
-            raise IndexCorrupt("a link does not name a commit of its table")
-        if not all(valid_key(key) for key in v):
-            raise IndexCorrupt("a link names something that is not a defect key")
-        links[k] = tuple(v)
-    for p, v in raw_files.items():
-        if type(p) is not str or not p or type(v) is not bytes or not v or len(v) % RUN_BYTES:
-            raise IndexCorrupt("a file entry is not a path with run-length encoded lines")
-    if raw_files:
-        # All files' runs at once: two passes in C, not one Python loop per file.
-        runs = array("I")
-        runs.frombytes(b"".join(raw_files.values()))
-        if max(runs[0::2]) >= count:
-            raise IndexCorrupt("a line names a commit outside its table")
-        if sum(runs[1::2]) > MAX_LINES:
-            raise IndexCorrupt(f"it claims more than {MAX_LINES} lines")
-    history_fp, links_fp = payload["history"], payload["links_fp"]
-    if not isinstance(history_fp, str) or not isinstance(links_fp, str):
-        raise IndexCorrupt("its fingerprints are not text")
-    return Snapshot(head=head, commits=blob, files=FullState(raw_files), links=links,
-                    history_fp=history_fp, links_fp=links_fp)
+    return read_snapshot(path)
 
 
 def _links_for(
@@ -389,6 +386,25 @@ def _relink(repo: git.Repo, settings: Settings, snap: Snapshot) -> None:
     snap.links_fp = settings.links_fingerprint
 
 
+def _cached(repo: git.Repo, settings: Settings, commit: str, history_fp: str
+            ) -> Snapshot | None:
+    """The saved snapshot of commit for this history, or None (a damaged one discarded)."""
+    path = _snapshot_path(repo, commit)
+    try:
+        snap = _load(path)
+    except IndexCorrupt as exc:
+        cache.discard(path, str(exc))
+        return None
+    except OSError:
+        return None  # no snapshot of commit (or an unreadable one): computed anew
+    # A part read later that is damaged: discarded (one line) and rebuilt.
+    snap.recover = lambda: snapshot_at(repo, settings, commit, rebuild=True)
+    _touch(path)
+    if snap.head != commit or snap.history_fp != history_fp:
+        return None
+    return snap
+
+
 def snapshot_at(
     repo: git.Repo,
     settings: Settings,
@@ -412,16 +428,12 @@ def snapshot_at(
     kind = "cached"
     from_checkpoint = False
     if not rebuild:
-        path = _snapshot_path(repo, commit)
-        try:
-            snap = _load(path)
-            _touch(path)
-        except IndexCorrupt as exc:
-            cache.discard(path, str(exc))
-        except OSError:
-            pass  # no snapshot of commit (or an unreadable one): computed anew
-        if snap is not None and (snap.head != commit or snap.history_fp != history_fp):
-            snap = None
+        snap = _cached(repo, settings, commit, history_fp)
+        if snap is None and commit == repo.head and refresh.wait_running(
+                repo, WAIT_SHARE * settings.budget):
+            # A refresh was bringing the index to HEAD (a commit right after a pull):
+            # its snapshot, rather than the same replay a second time beside it.
+            snap = _cached(repo, settings, commit, history_fp)
         if snap is None:
             found = _update(repo, settings, commit, history_fp)
             if found is not None:

@@ -9,6 +9,10 @@ index to HEAD, and repeats while HEAD keeps moving (a rebase moves it many times
 A detached child has no terminal to print to. A failure is written as one line to
 `refresh.error` in dasct's state directory and printed once, by the next refresh shim
 (before it detaches) or `dasct refresh` in the foreground.
+
+A command that needs the index at HEAD while a refresh is bringing it there (a commit
+right after a pull) waits for that refresh, within the commit-time budget,
+instead of replaying the same commits a second time beside it (`wait_running`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ NICE = 10
 # A rebase of many commits fires a hook per commit: stop after this many catch-up rounds
 # (each is an incremental update of the commits since the last round).
 MAX_ROUNDS = 50
+POLL = 0.01  # seconds between looks at a running refresh's lock
+_holding = False  # this process runs the refresh: never wait for itself
 
 
 def _head(repo: git.Repo) -> str | None:
@@ -62,14 +68,46 @@ def locked_update(repo: git.Repo, *, wait: bool) -> bool:
             fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False
+        global _holding
+        _holding = True
         try:
             update(repo)
             (repo.state_dir / ERROR).unlink(missing_ok=True)
         except Exception as exc:
             _record_error(repo.state_dir, exc)
+        finally:
+            _holding = False
         return True
     finally:
         os.close(fd)
+
+
+def wait_running(repo: git.Repo, seconds: float) -> bool:
+    """Wait up to seconds for a refresh that another process is running; True when one
+    was running and has finished (its snapshot is there to read), False at once when none
+    runs, and False when it still runs after seconds (the caller replays on its own)."""
+    import fcntl
+
+    if _holding:
+        return False
+    try:
+        fd = os.open(repo.state_dir / LOCK, os.O_RDONLY)
+    except OSError:
+        return False  # no refresh ever ran here
+    try:
+        deadline = time.monotonic() + seconds
+        waited = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # free: nobody refreshes
+                return waited
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                waited = True
+                time.sleep(POLL)
+    finally:
+        os.close(fd)  # releases the shared lock at once
 
 
 def _record_error(state_dir: Path, exc: BaseException) -> None:
