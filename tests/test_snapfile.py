@@ -228,3 +228,23 @@ def test_the_fingerprint_is_always_what_packed_refs_says(
 
 def test_fingerprint_module_constants() -> None:
     assert sys.byteorder in ("little", "big") and git.RACY_NS >= 1_000_000_000
+
+
+@settings(max_examples=200, deadline=None)
+@given(origins=st.lists(st.integers(0, 4), max_size=60),
+       among=st.lists(st.integers(-2, 65), max_size=20), encoded=st.booleans())
+def test_protected_among_lines_is_the_whole_answer_restricted(
+    origins: list[int], among: list[int], encoded: bool
+) -> None:
+    """A change asks only about the lines it touches; the answer is exactly what asking
+    about the whole file and keeping those lines gives, encoded or not."""
+    from dasct import replay
+
+    state = replay.FullState()
+    if origins:
+        state["f.py"] = replay.encode(tuple(origins)) if encoded else tuple(origins)
+    snap = index.Snapshot("a" * 40, [c * 40 for c in "abcde"], state,
+                          {1: ("PROJ-1",), 3: ("PROJ-2", "PROJ-3")})
+    wanted = sorted(set(among))
+    whole = snap.protected("f.py")
+    assert snap.protected("f.py", wanted) == {n: v for n, v in whole.items() if n in wanted}

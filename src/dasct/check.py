@@ -117,11 +117,15 @@ def touches(
         old = change.old_path
         if old is None or change.status == "C" or change.is_gitlink:
             continue
-        protected = snapshot.protected(old)
+        # Hunks come in order and never overlap: their old lines are sorted. A file that
+        # goes away whole (T) touches all its protected lines.
+        among = None if change.status == "T" else [
+            n for h in change.hunks for n in h.old_lines]
+        protected = snapshot.protected(old, among)
         if not protected or settings.excluded(old):
             continue
         after = None if change.status in ("D", "T") else change.new_path
-        if change.status == "T":  # the old file goes away whole
+        if change.status == "T":
             lines: Iterable[tuple[int, int | None]] = ((n, None) for n in protected)
         else:
             lines = ((n, _after_line(h, n)) for h in change.hunks for n in h.old_lines)

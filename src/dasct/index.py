@@ -13,6 +13,7 @@ import os
 import time
 import zlib
 from array import array
+from bisect import bisect_left
 
 from dasct import cache, git, index_checkpoints, refresh, replay, snapfile
 from dasct.refs import defect_keys
@@ -20,7 +21,7 @@ from dasct.replay import IGNORE_REVS_FILE, FullState, IndexCorrupt
 
 TYPE_CHECKING = False  # typing, dataclasses and hashlib cost import time on the hook path
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Sequence
     from pathlib import Path
 
     from dasct.replay import Origins
@@ -131,8 +132,12 @@ class Snapshot:
             return replay.decode(value)
         return value or ()
 
-    def protected(self, path: str) -> dict[int, tuple[int, tuple[str, ...]]]:
-        """Protected lines of path: {1-based line: (commit index, defects)}."""
+    def protected(
+        self, path: str, among: Sequence[int] | None = None
+    ) -> dict[int, tuple[int, tuple[str, ...]]]:
+        """Protected lines of path: {1-based line: (commit index, defects)}; with among
+        (sorted line numbers), only those of them that are protected: a change asks about
+        the lines it touches, not a whole file where most lines are protected."""
         links = self.links
         value = self._value(path)
         if isinstance(value, bytes):
@@ -146,10 +151,18 @@ class Snapshot:
                 origin, count = runs[i], runs[i + 1]
                 defects = links.get(origin)
                 if defects is not None:
-                    for n in range(line, line + count):
+                    if among is None:
+                        span: Iterable[int] = range(line, line + count)
+                    else:
+                        span = among[bisect_left(among, line):bisect_left(among, line + count)]
+                    for n in span:
                         out[n] = (origin, defects)
                 line += count
             return out
+        if among is not None:
+            value = value or ()
+            return {n: (o, links[o]) for n in among
+                    if 0 < n <= len(value) and (o := value[n - 1]) in links}
         return {n: (o, links[o]) for n, o in enumerate(value or (), 1) if o in links}
 
     @property
