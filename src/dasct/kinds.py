@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
     from dasct.check import Finding
+    from dasct.settings import Settings
 
 CODE, COMMENT, BLANK, IMPORT = "code", "comment", "blank", "import"
 KINDS = (CODE, COMMENT, BLANK, IMPORT)
@@ -280,3 +281,21 @@ def left_out_note(left_out: Sequence[Finding]) -> str:
     lines = {(f.path, f.line) for f in left_out}
     names = "/".join(k for k in KINDS if any(f.kind == k for f in left_out))
     return f"({len(lines)} touched {names} line{'s' * (len(lines) != 1)} not reported; --all)"
+
+
+def protected_at_head(
+    repo: git.Repo, cfg: Settings
+) -> list[tuple[str, int, tuple[str, ...], str, str]]:
+    """Every protected line at HEAD with its kind: (path, line, defects, linked commit,
+    kind), path order: what scan lists and stats counts, classified in one cat-file."""
+    import sys
+
+    from dasct import check, index
+
+    snap = index.snapshot_at(repo, cfg, repo.head, progress=sys.stderr.isatty())
+    lines = list(check.protected_lines(snap, cfg))
+    wanted: dict[str, list[int]] = {}
+    for path, n, _, _ in lines:
+        wanted.setdefault(path, []).append(n)
+    found = at(repo.root, repo.head, wanted) if repo.head else {}
+    return [(p, n, d, sha, found.get(p, {}).get(n, CODE)) for p, n, d, sha in lines]

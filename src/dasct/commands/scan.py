@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections import defaultdict
 
-from dasct import check, git, index, kinds, render, settings
+from dasct import git, kinds, render, settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,25 +21,17 @@ def main(*, fmt: str) -> int:
     """Print the protected lines at HEAD, grouped by file and defect in text."""
     repo = git.discover()
     cfg = settings.load(repo)
-    snap = index.snapshot_at(repo, cfg, repo.head, progress=sys.stderr.isatty())
-    lines = list(check.protected_lines(snap, cfg))
-    wanted: dict[str, list[int]] = defaultdict(list)
-    for path, n, _, _ in lines:
-        wanted[path].append(n)
-    found = kinds.at(repo.root, repo.head, wanted) if repo.head else {}
-
-    def kind(path: str, n: int) -> str:
-        return found.get(path, {}).get(n, kinds.CODE)
+    lines = kinds.protected_at_head(repo, cfg)
 
     if fmt == "json":
-        print(render.lines_json((p, n, d, kind(p, n)) for p, n, d, _ in lines))
+        print(render.lines_json((p, n, d, k) for p, n, d, _, k in lines))
         return 0
     # One row per file, set of defects and kind: a line that protects two defects (one
     # commit naming both) is one row naming both, not the same range twice.
     grouped: dict[str, dict[tuple[tuple[str, ...], str], list[int]]] = defaultdict(
         lambda: defaultdict(list))
-    for path, n, defects, _ in lines:
-        grouped[path][tuple(sorted(defects)), kind(path, n)].append(n)
+    for path, n, defects, _, what in lines:
+        grouped[path][tuple(sorted(defects)), what].append(n)
     for path, by_defects in grouped.items():
         for (defects, what), numbers in sorted(by_defects.items(),
                                                key=lambda item: min(item[1])):

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections import Counter, defaultdict
+from collections import Counter
 
-from dasct import check, config, git, index, kinds, render, settings
+from dasct import config, git, kinds, render, settings
 
 CLASSES = ("source", "tests", "docs")
 
@@ -38,21 +37,17 @@ def path_class(path: str, stats: config.StatsConfig) -> str:
 
 def gather(repo: git.Repo, cfg: settings.Settings, stats: config.StatsConfig) -> dict[str, object]:
     """The figures of `dasct stats --format json` at HEAD."""
-    snap = index.snapshot_at(repo, cfg, repo.head, progress=sys.stderr.isatty())
-    lines = list(check.protected_lines(snap, cfg))
-    wanted: dict[str, list[int]] = defaultdict(list)
-    for path, n, _, _ in lines:
-        wanted[path].append(n)
-    found = kinds.at(repo.root, repo.head, wanted) if repo.head else {}
+    lines = kinds.protected_at_head(repo, cfg)
+    files = {path for path, *_ in lines}
     by_defect: Counter[str] = Counter()
     by_kind: Counter[str] = Counter({k: 0 for k in kinds.KINDS})
     by_class: Counter[str] = Counter({c: 0 for c in CLASSES})
     by_commit: Counter[str] = Counter()
     commit_defects: dict[str, tuple[str, ...]] = {}
-    classes = {path: path_class(path, stats) for path in wanted}
-    for path, n, defects, sha in lines:
+    classes = {path: path_class(path, stats) for path in files}
+    for path, _, defects, sha, kind in lines:
         by_defect.update(defects)
-        by_kind[found.get(path, {}).get(n, kinds.CODE)] += 1
+        by_kind[kind] += 1
         by_class[classes[path]] += 1
         by_commit[sha] += 1
         commit_defects[sha] = defects
@@ -60,7 +55,7 @@ def gather(repo: git.Repo, cfg: settings.Settings, stats: config.StatsConfig) ->
     return {
         "head": repo.head,
         "lines": len(lines),
-        "files": len(wanted),
+        "files": len(files),
         "by_kind": dict(by_kind),
         "by_class": dict(by_class),
         "by_defect": [{"defect": d, "lines": c} for d, c in _ranked(by_defect)],
