@@ -366,15 +366,27 @@ class Builder:
             return files
         spec = [f":(literal){c.old_path}" for c in olds]
         out = list(files)
-        for position in searched:
-            change = out[position]
-            assert change.new_path is not None
+
+        def search(position: int) -> bytes:
             # --diff-filter=R: only the pair found is printed (filtering follows the
             # search), not the patch of every deleted file in the pathspec, which made
             # this cost a commit's whole deletion for each destination.
-            found = git.run("diff", *diff.PATCH_OPTIONS, "--diff-filter=R", parent, sha,
-                            "--", f":(literal){change.new_path}", *spec,
-                            cwd=self.repo.root)
+            return git.run("diff", *diff.PATCH_OPTIONS, "--diff-filter=R", parent, sha,
+                           "--", f":(literal){files[position].new_path}", *spec,
+                           cwd=self.repo.root)
+
+        if len(searched) > 1:
+            # The searches are independent git processes: both cores (apache/maven: 4,520
+            # searches in 660 commits, ~14 ms each, most of a rebuild's own time).
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                answers = list(pool.map(search, searched))
+        else:
+            answers = [search(p) for p in searched]
+        for position, found in zip(searched, answers, strict=True):
+            change = out[position]
+            assert change.new_path is not None
             for section in diff.parse(diff.lines_of(found), commits=False):
                 for candidate in section.files:
                     if candidate.status != "R" or candidate.new_path != change.new_path:
