@@ -245,7 +245,12 @@ def _save(repo: git.Repo, snap: Snapshot, path: Path | None = None) -> bool:
                        reverse=True)
     except OSError:
         return True  # a snapshot evicted meanwhile by another dasct: evict next time
-    for old in snaps[KEEP_SNAPSHOTS:]:
+    # HEAD's snapshot is never evicted: a series of questions about old commits (CI
+    # checking each commit of a push, oldest first) keeps its answers, each the next
+    # one's base, without costing the next commit a replay at HEAD.
+    head = f"{repo.head}.snap"
+    snaps = [p for p in snaps if p.name != head]
+    for old in snaps[KEEP_SNAPSHOTS - 1:]:
         cache.discard(old)
     return True
 
@@ -457,9 +462,7 @@ def snapshot_at(
     if snap.links_fp != links_fp:
         _relink(repo, settings, snap)
         changed = True
-    # An answer derived from a checkpoint is as cheap to derive again: kept, it would
-    # evict HEAD's snapshots (questions about old commits come in series, from CI).
-    if changed and (not from_checkpoint or commit == repo.head):
+    if changed:
         snap.saved = _save(repo, snap)
     snap.shallow = bool(repo.shallow_boundary())
     if snap.shallow:
