@@ -132,7 +132,7 @@ def test_every_damaged_byte_of_a_snapshot_is_caught_and_rebuilt(
     answers are right, one line says what was discarded, and the file is valid after."""
     want = expected_findings(fixed)
     scan_want = dasct(fixed.path, "scan").out
-    assert scan_want == "x.py:3\tPROJ-1\n"
+    assert scan_want == "x.py:3\tPROJ-1\tcode\n"
     snap = snapshot_file(fixed)
     must = read_by_the_check(snap, fixed.git("rev-parse", "HEAD").strip())
     results = damage_each_byte(fixed, snap, mode, scan=True)
