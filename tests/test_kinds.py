@@ -256,3 +256,21 @@ def test_scan_gives_each_line_its_kind(fixed: GitRepo) -> None:
     text = dasct(fixed.path, "scan").out
     assert "x.py:1\tPROJ-1\timport\n" in text
     assert "x.py:2-3\tPROJ-1\tblank\n" in text
+
+
+def test_annotate_all_reads_many_revisions_at_once_and_survives_a_missing_one(
+        repo: GitRepo) -> None:
+    from dasct.check import Finding
+
+    first = repo.commit("one", {"a.py": "# note\nx = 1\n"})
+    second = repo.commit("two", {"a.py": "import os\n# note\nx = 1\n"})
+    groups = [(first, [Finding("P-1", "a.py", 1, first), Finding("P-1", "a.py", 2, first)]),
+              (second, [Finding("P-1", "a.py", 1, second)])]
+    kinds.annotate_all(repo.path, groups)
+    assert [f.kind for _, fs in groups for f in fs] == ["comment", "code", "import"]
+    # A revision git cannot give: the others are still classified, its lines stay code.
+    missing = "0" * 40
+    groups = [(first, [Finding("P-1", "a.py", 1, first)]),
+              (missing, [Finding("P-1", "a.py", 1, missing)])]
+    kinds.annotate_all(repo.path, groups)
+    assert [f.kind for _, fs in groups for f in fs] == ["comment", "code"]

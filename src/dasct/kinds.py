@@ -254,12 +254,32 @@ def _askable(path: str) -> bool:
 
 def annotate(cwd: object, base: str, findings: Sequence[Finding]) -> None:
     """Set each finding's kind from its file's version at base."""
-    by_path: dict[str, list[int]] = {}
-    for f in findings:
-        by_path.setdefault(f.path, []).append(f.line)
-    found = at(cwd, base, by_path)
-    for f in findings:
-        f.kind = found.get(f.path, {}).get(f.line, CODE)
+    annotate_all(cwd, [(base, findings)])
+
+
+def annotate_all(cwd: object, groups: Sequence[tuple[str, Sequence[Finding]]]) -> None:
+    """Set the kind of each group's findings from its files at the group's revision, all
+    read in one git call (a forward walk classifies every commit's touches at once, not
+    one cat-file per commit). When that call fails (an object git cannot give), each
+    revision is asked on its own, and one that still fails keeps its lines code."""
+    wanted: dict[tuple[str, str], list[int]] = {}
+    for rev, findings in groups:
+        for f in findings:
+            wanted.setdefault((rev, f.path), []).append(f.line)
+    specs = [key for key in wanted if _askable(key[1])]
+    try:
+        blobs = git.cat_blobs(str(cwd), (f"{rev}:{path}" for rev, path in specs))
+    except GitError:
+        if len({rev for rev, _ in groups}) > 1:
+            for rev, findings in groups:
+                annotate_all(cwd, [(rev, findings)])
+            return
+        blobs = {}
+    found = {key: classify(key[1], blobs[f"{key[0]}:{key[1]}"], wanted[key])
+             for key in specs if f"{key[0]}:{key[1]}" in blobs}
+    for rev, findings in groups:
+        for f in findings:
+            f.kind = found.get((rev, f.path), {}).get(f.line, CODE)
 
 
 def reported(

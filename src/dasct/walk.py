@@ -71,6 +71,7 @@ def each(repo: git.Repo, settings: Settings, spec: str, *, all_kinds: bool = Fal
     links = dict(start.links)
     wanted = set(commits)
     ready: list[Step] = []
+    parent_of: dict[str, str] = {}
 
     def before(commit: Commit, sections: dict[str | None, diff.Section],
                parents: list[State]) -> None:
@@ -84,17 +85,24 @@ def each(repo: git.Repo, settings: Settings, spec: str, *, all_kinds: bool = Fal
             section = sections.get(commit.parents[0]) or sections.get(None)
             at_parent = index.Snapshot(commit.parents[0], builder.commits, first, links)
             found = check.touches(at_parent, section.files if section else [], settings)
-        left_out: list[check.Finding] = []
-        if found:
-            from dasct import kinds  # only a commit that touches something pays
-
-            kinds.annotate(repo.root, commit.parents[0], found)
-            found, left_out = kinds.reported(found, settings.kinds, all_kinds)
-        ready.append(Step(commit.sha, commit.message.split("\n", 1)[0], found, left_out))
+            parent_of[commit.sha] = commit.parents[0]
+        ready.append(Step(commit.sha, commit.message.split("\n", 1)[0], found))
 
     def after(commit: Commit, state: State) -> None:
         links.update(index._links_for([commit], builder, settings))
 
     known: dict[str, State] = {base: start.files} if base is not None else {}
     builder.replay(todo, replay.sections(repo, revs), known, before=before, after=after)
+    touched = [s for s in ready if s.findings]
+    if touched:
+        from dasct import kinds  # only a walk that touches something pays
+
+        # Every commit's touches classified at its parent: one cat-file per 200 touching
+        # commits, not one per commit (whose process start was most of a maven walk's
+        # classification), nor one holding every blob of a long walk in memory.
+        for i in range(0, len(touched), 200):
+            kinds.annotate_all(repo.root, [(parent_of[s.sha], s.findings)
+                                           for s in touched[i : i + 200]])
+        for s in touched:
+            s.findings, s.left_out = kinds.reported(s.findings, settings.kinds, all_kinds)
     return ready
