@@ -18,13 +18,12 @@ A state is, per path, a tuple holding for each line the index of the commit blam
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import sys
 import time
 from array import array
 
-from dasct import diff, git
+from dasct import diff, git, ignored, renames
 from dasct.errors import DasctError
 
 TYPE_CHECKING = False  # typing costs import time on the hook path
@@ -332,115 +331,8 @@ class Builder:
     def _own_renames(
         self, parent: str, sha: str, files: list[diff.FileChange]
     ) -> list[diff.FileChange]:
-        """files, with each destination whose source blame would choose otherwise turned
-        into the rename blame makes.
-
-        `git log -M` pairs deleted and added files globally, each source once; blame
-        searches a source for each path on its own among the files the commit deleted, so
-        a file split in two is the source of both new files; a renamed file's best source
-        may have gone to another destination that scored higher with it (apache/maven
-        3f9fec2307: Scope.java paired with ProjectScope.java, whose best source,
-        DependencyProperties.java, the log gave elsewhere); and of several deleted files
-        with the same content blame may pick another one than the global pairing did.
-        Asking git for renames with only that destination and the deleted files in the
-        pathspec is the same search. It is asked for every added file and every inexact
-        rename that some other source could be similar to, and for every exact rename
-        whose content several deleted files had, in commits that delete files; only
-        those commits pay for it.
-        """
-        olds = [c for c in files
-                if c.status in ("D", "R") and c.old_path is not None and not c.is_gitlink]
-        if not olds:
-            return files
-        same_content: dict[str, int] = {}
-        for c in olds:
-            same_content[c.old_blob] = same_content.get(c.old_blob, 0) + 1
-        searched = [i for i, c in enumerate(files)
-                    if c.new_path is not None and not c.is_gitlink and (
-                        c.status == "A"
-                        or (c.status == "R" and (c.old_blob != c.new_blob
-                                                 or same_content.get(c.new_blob, 0) > 1)))]
-        if searched:
-            searched = self._could_be_renames(files, searched, olds)
-        if not searched:
-            return files
-        spec = [f":(literal){c.old_path}" for c in olds]
-        out = list(files)
-
-        def search(position: int) -> bytes:
-            # --diff-filter=R: only the pair found is printed (filtering follows the
-            # search), not the patch of every deleted file in the pathspec, which made
-            # this cost a commit's whole deletion for each destination.
-            return git.run("diff", *diff.PATCH_OPTIONS, "--diff-filter=R", parent, sha,
-                           "--", f":(literal){files[position].new_path}", *spec,
-                           cwd=self.repo.root)
-
-        if len(searched) > 1:
-            # The searches are independent git processes: both cores (apache/maven: 4,520
-            # searches in 660 commits, ~14 ms each, most of a rebuild's own time).
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                answers = list(pool.map(search, searched))
-        else:
-            answers = [search(p) for p in searched]
-        for position, found in zip(searched, answers, strict=True):
-            change = out[position]
-            assert change.new_path is not None
-            for section in diff.parse(diff.lines_of(found), commits=False):
-                for candidate in section.files:
-                    if candidate.status != "R" or candidate.new_path != change.new_path:
-                        continue
-                    if change.status == "R" and candidate.old_path == change.old_path:
-                        continue  # blame makes the pairing git made
-                    # A copy of the source, as far as this file is concerned: the
-                    # source's own pairing stays as git gave it.
-                    candidate.status = "C"
-                    out[position] = candidate
-                    if change.status == "R":  # the source git paired it with still goes
-                        gone = diff.FileChange(
-                            status="D", old_path=change.old_path, new_path=None,
-                            old_mode=change.old_mode, new_mode="000000",
-                            old_blob=change.old_blob, new_blob="0" * len(change.old_blob))
-                        out.append(gone)
-        return out
-
-    def _could_be_renames(
-        self, files: list[diff.FileChange], searched: list[int], olds: list[diff.FileChange]
-    ) -> list[int]:
-        """The destinations some source could be similar enough to, by size alone.
-
-        Git scores a pair 0 without reading it when the smaller blob is less than half
-        the larger one (diffcore-rename's estimate_similarity at -M's 50%), and an exact
-        rename has equal sizes: a destination no source comes within 2x of cannot be a
-        rename, nor can a renamed one be another source's when only its own source
-        comes that close. Large commits that move and add many files pay one size
-        lookup instead of a process per file.
-        """
-        sizes = git.blob_sizes(self.repo.root, [
-            *(files[i].new_blob for i in searched), *(c.old_blob for c in olds)])
-        sources = sorted(s for c in olds if (s := sizes.get(c.old_blob, -1)) >= 0)
-        if len(sources) != len(olds):
-            return searched  # a size git could not tell: ask git, as without the filter
-        out = []
-        for i in searched:
-            change = files[i]
-            size = sizes.get(change.new_blob, -1)
-            if size < 0:
-                out.append(i)
-                continue
-            # Sources in [size/2, 2*size] (integer-exact: 2*small >= large).
-            near = (bisect.bisect_right(sources, 2 * size)
-                    - bisect.bisect_left(sources, (size + 1) // 2))
-            if change.status == "R":
-                own = sizes.get(change.old_blob, -1)
-                if own >= 0 and 2 * min(own, size) >= max(own, size):
-                    near -= 1  # its own source: the pairing git already made
-                if change.old_blob == change.new_blob:
-                    near = 1  # several identical sources: which one is blame's choice
-            if near > 0:
-                out.append(i)
-        return out
+        """files, with the renames blame's own search makes (renames.py)."""
+        return renames.per_destination(self.repo.root, parent, sha, files)
 
     def _write(
         self, sha: str, state: State, drops: list[str], reads: dict[str, Origins],
@@ -462,51 +354,10 @@ class Builder:
     def _ignored(
         self, sha: str, paths: list[str], parents: Sequence[tuple[str, State]]
     ) -> dict[str, Origins]:
-        """The origins blame gives the files an ignored commit changes.
-
-        Blame passes each line of an ignored commit's hunks to a similar line of the
-        parent's hunk (git's blame.c guesses it), and from there on the parent's blame
-        holds. So one step of blame is enough: `git blame -w --ignore-rev X X ^P...` stops
-        at the parents and names, for every line, the parent and the line number in it
-        (or X for a line it could not pass on); the parent's state already holds that
-        line's origin. Git's own matching, so exact; one short blame per file, not a
-        blame of the file's whole history. The files are independent: both cores.
-        """
-        if not paths:
-            return {}
-        from concurrent.futures import ThreadPoolExecutor  # only an ignored commit pays
-
+        """The origins blame gives the files an ignored commit changes (ignored.py)."""
         started = time.perf_counter()
-
-        states = dict(parents)
-        negative = [f"^{p}" for p, _ in parents]
-
-        def step(path: str) -> tuple[str, list[tuple[str, int, int, int, str]] | None]:
-            code, out = git.run_code(
-                "-c", "blame.ignoreRevsFile=", "blame", "-w", "--incremental",
-                "--ignore-rev", sha, sha, *negative, "--", path, cwd=self.repo.root)
-            return path, _incremental_entries(out) if code == 0 else None
-
-        n = self.number(sha)
-        out: dict[str, Origins] = {}
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            for path, entries in pool.map(step, paths):
-                self.blamed += 1
-                if entries is None:
-                    continue  # git could not blame it: the diff's answer stands
-                lines: dict[int, int] = {}
-                for origin, source_line, line, count, source in entries:
-                    if origin == sha or origin not in states:
-                        for k in range(count):
-                            lines[line - 1 + k] = n
-                        continue
-                    old = states[origin].get(source)
-                    if old is None or source_line - 1 + count > len(old):
-                        raise IndexCorrupt(
-                            f"blame of {sha}:{path} names lines {source} does not have")
-                    for k in range(count):
-                        lines[line - 1 + k] = old[source_line - 1 + k]
-                out[path] = tuple(lines[i] for i in range(len(lines)))
+        out = ignored.origins(self.repo.root, sha, self.number(sha), paths, parents)
+        self.blamed += len(paths)
         self.ignored_seconds += time.perf_counter() - started
         return out
 
@@ -604,21 +455,6 @@ class Builder:
             count = self._lines(any_change) if any_change is not None else 0
             return (n,) * count
         return tuple(n if o is None else o for o in result)
-
-
-def _incremental_entries(out: bytes) -> list[tuple[str, int, int, int, str]]:
-    """(commit, line in its file, line in the blamed file, count, its file's path) per
-    entry of `git blame --incremental` output (each entry ends with its filename)."""
-    entries = []
-    head: tuple[str, int, int, int] | None = None
-    for line in out.split(b"\n"):
-        parts = line.split(b" ")
-        if len(parts) == 4 and len(parts[0]) in (40, 64) and parts[3].isdigit():
-            head = (parts[0].decode(), int(parts[1]), int(parts[2]), int(parts[3]))
-        elif line.startswith(b"filename ") and head is not None:
-            entries.append((*head, diff.unquote(line[9:])))
-            head = None
-    return entries
 
 
 class _Peekable:
