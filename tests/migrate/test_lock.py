@@ -130,7 +130,11 @@ def test_keeper_renews_in_the_background_and_notices_a_taken_lease(tmp_path: Pat
         current = lock.read(tmp_path)
         assert current is not None and current.expires > time.time()
         keeper.check()
-        (tmp_path / "lock").write_text(_foreign(lease))
+        # Another holder writes its lease the way dasct does, atomically: a plain
+        # write_text truncates first, and the keeper reading the empty file in between
+        # (rightly) stops with "unreadable lock file" instead (seen once in CI).
+        (tmp_path / "lock.new").write_text(_foreign(lease))
+        os.replace(tmp_path / "lock.new", tmp_path / "lock")
         deadline = time.time() + 10
         while time.time() < deadline:
             try:
