@@ -176,7 +176,7 @@ def test_a_snapshot_of_the_old_format_is_replaced(fixed: GitRepo) -> None:
     result = dasct(fixed.path, "check", "--staged", "--format", "json")
     assert result.code == 0 and result.out == want
     assert "not a dasct cache file" in result.err
-    index._load(snap)  # rebuilt in the new format
+    index.read_snapshot(snap)  # rebuilt in the new format
 
 
 def test_a_snapshot_of_format_3_is_replaced(fixed: GitRepo) -> None:

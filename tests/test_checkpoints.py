@@ -172,10 +172,10 @@ def test_a_checkpoint_of_another_history_is_ignored(repo: GitRepo, tight: None) 
     rev = shas[20]
     _compare_at(repo, _at(repo, rev), rev)
     r = git.discover(repo.path)
-    fingerprint = index._history(r)[2]
+    fingerprint = index.history(r)[2]
     after = _points(repo)
     assert set(before) - set(after), "the checkpoints of the old history were deleted"
-    assert all(index._load(p).history_fp == fingerprint for _, p in after.values())
+    assert all(index.read_snapshot(p).history_fp == fingerprint for _, p in after.values())
     _compare_at(repo, _at(repo), repo.head())
 
 

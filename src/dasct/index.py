@@ -202,7 +202,7 @@ class Snapshot:
         return self._table[index * width : (index + 1) * width]
 
 
-def _history(repo: git.Repo) -> tuple[frozenset[str], frozenset[str], str]:
+def history(repo: git.Repo) -> tuple[frozenset[str], frozenset[str], str]:
     """What blame sees besides the commits: the ignored revisions, the shallow boundary,
     and a fingerprint of those plus grafts and replace refs. A snapshot is only valid for
     the fingerprint it was built with: an unshallowed or grafted history under the same
@@ -231,12 +231,10 @@ def _snapshot_path(repo: git.Repo, head: str) -> Path:
     return index_dir(repo) / f"{head}.snap"
 
 
-def _save(repo: git.Repo, snap: Snapshot, path: Path | None = None) -> bool:
-    """Write snap as a snapshot file; False when the index dir cannot be written. With a
-    path (a checkpoint), there and without evicting snapshots."""
+def _save(repo: git.Repo, snap: Snapshot) -> bool:
+    """Write snap as a snapshot file and evict old ones; False when the index dir cannot
+    be written."""
     assert snap.head is not None
-    if path is not None:
-        return write_snapshot(path, snap)
     if not write_snapshot(_snapshot_path(repo, snap.head), snap):
         return False
     directory = index_dir(repo)
@@ -279,11 +277,7 @@ def _touch(path: Path) -> None:
         pass  # a read-only index dir: eviction order is all that is lost
 
 
-def _load(path: Path) -> Snapshot:
-    return read_snapshot(path)
-
-
-def _links_for(
+def links_for(
     commits: Iterable[replay.Commit], builder: replay.Builder, settings: Settings
 ) -> dict[int, tuple[str, ...]]:
     patterns = settings.compiled()
@@ -347,7 +341,7 @@ def _nearest_snapshot(repo: git.Repo, head: str, have: set[str]) -> tuple[str, i
 
 
 def _full(repo: git.Repo, settings: Settings, head: str, progress: bool) -> Snapshot:
-    ignore, boundary, history_fp = _history(repo)
+    ignore, boundary, history_fp = history(repo)
     todo = replay.log_commits(repo, [head])
     builder = replay.Builder(repo, [c.sha for c in todo], ignore, boundary)
     points = index_checkpoints.Writer(repo, settings, builder, todo, {}, history_fp, 0)
@@ -358,7 +352,7 @@ def _full(repo: git.Repo, settings: Settings, head: str, progress: bool) -> Snap
     points.finish(replace=head == repo.head)
     files = states[head]
     assert isinstance(files, FullState)
-    links = _links_for(todo, builder, settings)
+    links = links_for(todo, builder, settings)
     return Snapshot(head, builder.commits, files, links, history_fp,
                     settings.links_fingerprint, {"commits": len(todo), "blamed": builder.blamed,
                      "ignored_seconds": builder.ignored_seconds})
@@ -368,7 +362,7 @@ def _incremental(
     repo: git.Repo, settings: Settings, head: str, base: Snapshot, start: int | None = None
 ) -> Snapshot:
     assert base.head is not None
-    ignore, boundary, _ = _history(repo)
+    ignore, boundary, _ = history(repo)
     todo = replay.log_commits(repo, [head, f"^{base.head}"])
     builder = replay.Builder(repo, base.commits, ignore, boundary)
     points = None
@@ -387,7 +381,7 @@ def _incremental(
     if not isinstance(files, FullState):
         raise IndexCorrupt("HEAD is not reachable along first parents from the snapshot")
     links = dict(base.links)
-    links.update(_links_for(todo, builder, settings))
+    links.update(links_for(todo, builder, settings))
     return Snapshot(head, builder.commits, files, links, base.history_fp, base.links_fp,
                     {"commits": len(todo), "blamed": builder.blamed,
                      "ignored_seconds": builder.ignored_seconds})
@@ -396,11 +390,11 @@ def _incremental(
 def _relink(repo: git.Repo, settings: Settings, snap: Snapshot) -> None:
     """Recompute which commits are fix commits after the defect patterns changed."""
     assert snap.head is not None
-    _, boundary, _ = _history(repo)
+    _, boundary, _ = history(repo)
     builder = replay.Builder(repo, snap.commits, frozenset(), boundary)
     known = set(snap.commits)
     commits = [c for c in replay.log_commits(repo, [snap.head]) if c.sha in known]
-    snap.links = _links_for(commits, builder, settings)
+    snap.links = links_for(commits, builder, settings)
     snap.links_fp = settings.links_fingerprint
 
 
@@ -409,7 +403,7 @@ def _cached(repo: git.Repo, settings: Settings, commit: str, history_fp: str
     """The saved snapshot of commit for this history, or None (a damaged one discarded)."""
     path = _snapshot_path(repo, commit)
     try:
-        snap = _load(path)
+        snap = read_snapshot(path)
     except IndexCorrupt as exc:
         cache.discard(path, str(exc))
         return None
@@ -440,7 +434,7 @@ def snapshot_at(
     if commit is None:
         return Snapshot(None, [], FullState(), {})
     started = time.perf_counter()
-    _, _, history_fp = _history(repo)
+    _, _, history_fp = history(repo)
     links_fp = settings.links_fingerprint
     snap: Snapshot | None = None
     kind = "cached"
@@ -500,7 +494,7 @@ def _update(repo: git.Repo, settings: Settings, commit: str, history_fp: str
         is_point = sha in points
         path = points.pop(sha) if is_point else snaps.pop(sha)
         try:
-            base = _load(path)
+            base = read_snapshot(path)
         except IndexCorrupt as exc:
             cache.discard(path, str(exc))
             continue  # the next nearest serves

@@ -3,10 +3,10 @@ commit replays a few hundred commits instead of the whole history.
 
 A rebuild from the whole history (and an update for HEAD that replays enough commits)
 writes the state at commits of HEAD's first-parent chain into `<index dir>/checkpoints/`,
-one snapshot file each (index._save/_load: the same format, checks and damage handling),
-named `<position>-<sha>.snap`. The position is how many commits the replay had done
-there (in a rebuild, the commit's place in the topological order), how far into the history
-it lies. The rule (docs/protected-lines.md):
+one snapshot file each (index.write_snapshot/read_snapshot: the same format, checks and
+damage handling), named `<position>-<sha>.snap`. The position is how many commits the
+replay had done there (in a rebuild, the commit's place in the topological order), how far
+into the history it lies. The rule (docs/protected-lines.md):
 
 * spacing: a checkpoint at the first chain commit at least `spacing(n)` positions past the
   previous one, with spacing(n) = max(MIN_SPACING, n / MAX_CHECKPOINTS) for a history of
@@ -15,7 +15,7 @@ it lies. The rule (docs/protected-lines.md):
   the smallest gap between its neighbours goes, so that the survivors stay evenly spread
   (the newest is never thinned);
 * the snapshots' eviction (the 8 most recently used) never touches them; a rebuild for
-  HEAD replaces them all. They belong to one history (index._history's fingerprint, kept
+  HEAD replaces them all. They belong to one history (index.history's fingerprint, kept
   in `checkpoints/history`): once blame sees another one (unshallowed, grafted, another
   `.git-blame-ignore-revs`), all of them are deleted at the next look.
 """
@@ -152,7 +152,7 @@ class Writer:
     def after(self, commit: Commit, state: State) -> None:
         from dasct import index
 
-        self.links.update(index._links_for([commit], self.builder, self.settings))
+        self.links.update(index.links_for([commit], self.builder, self.settings))
         self.position += 1
         position = self.position
         if (commit.sha not in self.chain or position - self.last < self.every
@@ -182,7 +182,7 @@ class Writer:
         snap = index.Snapshot(commit.sha, table, files, links, self.history_fp,
                               self.settings.links_fingerprint)
         where = directory(self.repo) / f"{position:09d}-{commit.sha}.snap"
-        if index._save(self.repo, snap, where):
+        if index.write_snapshot(where, snap):
             self.written.add(commit.sha)
 
     def finish(self, *, replace: bool) -> None:

@@ -66,7 +66,7 @@ def each(repo: git.Repo, settings: Settings, spec: str, *, all_kinds: bool = Fal
     head = commits[-1]
     revs = [head, f"^{base}"] if base is not None else [head]
     todo = replay.log_commits(repo, revs)
-    ignore, boundary, _ = index._history(repo)
+    ignore, boundary, _ = index.history(repo)
     builder = replay.Builder(repo, start.commits, ignore, boundary)
     links = dict(start.links)
     wanted = set(commits)
@@ -89,7 +89,7 @@ def each(repo: git.Repo, settings: Settings, spec: str, *, all_kinds: bool = Fal
         ready.append(Step(commit.sha, commit.message.split("\n", 1)[0], found))
 
     def after(commit: Commit, state: State) -> None:
-        links.update(index._links_for([commit], builder, settings))
+        links.update(index.links_for([commit], builder, settings))
 
     known: dict[str, State] = {base: start.files} if base is not None else {}
     builder.replay(todo, replay.sections(repo, revs), known, before=before, after=after)
