@@ -83,7 +83,11 @@ def configure(cfg: Config) -> None:
             values.update({password, unquote(password)})
     _policy.signing = frozenset({"DASCT_TRIGGER_KEY", cfg.migrate.signing_key_env,
                                  *cfg.migrate.verify_key_envs,
-                                 "DASCT_AUDIT_KEY", cfg.audit.checkpoint_key_env})
+                                 "DASCT_AUDIT_KEY", cfg.audit.checkpoint_key_env,
+                                 # the trackers' credentials ([qa.*]; empty: not set)
+                                 *(n for n in (cfg.qa.jira.token_env, cfg.qa.github.token_env,
+                                               cfg.qa.email.password_env,
+                                               cfg.qa.webhook.url_env) if n)})
     _policy.globs = tuple(cfg.security.secret_env)
     _policy.passed = frozenset(cfg.security.pass_env)
     _policy.values = frozenset(values)
