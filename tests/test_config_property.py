@@ -46,6 +46,10 @@ def _walk(cls: Any, prefix: tuple[str, ...]) -> Iterator[Leaf | Table]:
         if dataclasses.is_dataclass(hint):
             yield Table(path, named=False)
             yield from _walk(hint, path)
+        elif typing.get_origin(hint) is dict and not dataclasses.is_dataclass(
+                typing.get_args(hint)[1]):
+            # A table of plain values ([qa] owners): each value is a leaf of its own.
+            yield Leaf((*path, ENV), typing.get_args(hint)[1], f)
         elif typing.get_origin(hint) is dict:
             section = typing.get_args(hint)[1]
             yield Table(path, named=True)
