@@ -57,17 +57,21 @@ class Finding:
 class Change:
     """What to check: the diff arguments and the commit whose protected lines count."""
 
-    __slots__ = ("base", "diff_args", "label")
+    __slots__ = ("base", "diff_args", "label", "ledger")
 
-    def __init__(self, label: str, base: str | None, diff_args: tuple[str, ...]) -> None:
+    def __init__(self, label: str, base: str | None, diff_args: tuple[str, ...],
+                 ledger: bool = True) -> None:
         self.label = label
         self.base = base  # None: nothing existed before (initial commit), nothing to touch
         self.diff_args = diff_args
+        # Whether the index is checked against the ledger's links now (index.snapshot_at):
+        # not at commit time, where a refresh keeps it up to date instead.
+        self.ledger = ledger
 
 
 def staged(repo: git.Repo) -> Change:
     """The change about to be committed, against HEAD."""
-    return Change("staged changes", repo.head, STAGED_DIFF)
+    return Change("staged changes", repo.head, STAGED_DIFF, ledger=False)
 
 
 def _beyond_boundary(what: str) -> DasctError:
@@ -160,7 +164,8 @@ def findings(
     if change.base is None:
         return []
     # The first check after `dasct install` builds the index: show progress on a terminal.
-    snapshot = index.snapshot_at(repo, settings, change.base, progress=sys.stderr.isatty())
+    snapshot = index.snapshot_at(repo, settings, change.base, progress=sys.stderr.isatty(),
+                                 ledger=change.ledger)
     files = [f for s in diff.parse(out, commits=False) for f in s.files]
     found = touches(snapshot, files, settings)
     if found:

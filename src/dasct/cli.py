@@ -54,6 +54,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "trigger": ("dasct.commands.trigger", "build and inspect trigger files for enhancements"),
     "migrate": ("dasct.commands.migrate", "apply due triggers to an environment, revert, resolve"),
     "audit": ("dasct.commands.audit", "verify the audit log and its signed checkpoints"),
+    "ci": ("dasct.commands.ci", "CI jobs: record what landed and file revalidation tickets"),
+    "qa": ("dasct.commands.qa", "open revalidations; accept, reject, sync, flush, evidence"),
+    "link": ("dasct.commands.link", "link lines to a defect by hand (the ledger)"),
+    "unlink": ("dasct.commands.link", "remove a defect from lines (the ledger)"),
     "demo": ("dasct.commands.demo", "build a sample repository and show dasct at work"),
 }
 

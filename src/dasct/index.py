@@ -16,6 +16,7 @@ from array import array
 from bisect import bisect_left
 
 from dasct import cache, git, index_checkpoints, refresh, replay, snapfile
+from dasct.linklines import LineLinks, with_aliases
 from dasct.refs import defect_keys
 from dasct.replay import IGNORE_REVS_FILE, FullState, IndexCorrupt
 
@@ -48,8 +49,8 @@ class Snapshot:
     """The protected-lines index at one commit: in memory (built or replayed), or read
     from its snapshot file part by part as questions come (see snapfile.py)."""
 
-    __slots__ = ("_commits", "_file", "_files", "_table", "head", "history_fp", "links",
-                 "links_fp", "recover", "saved", "shallow", "stats")
+    __slots__ = ("_commits", "_file", "_files", "_table", "head", "history_fp", "lines",
+                 "links", "links_fp", "recover", "saved", "shallow", "stats")
 
     def __init__(
         self,
@@ -61,6 +62,7 @@ class Snapshot:
         links_fp: str = "",
         stats: dict[str, float] | None = None,
         file: snapfile.SnapFile | None = None,
+        lines: LineLinks | None = None,
     ) -> None:
         self.head = head
         # A snapshot from a file keeps its commit ids there until a replay needs the list:
@@ -70,6 +72,8 @@ class Snapshot:
         self._files = files
         self._file = file
         self.links = links
+        # The ledger's line links this snapshot was replayed with, and their aliases.
+        self.lines = lines if lines is not None else LineLinks()
         self.history_fp = history_fp
         self.links_fp = links_fp
         self.stats: dict[str, float] = stats or {}
@@ -83,7 +87,7 @@ class Snapshot:
     def opened(cls, file: snapfile.SnapFile) -> Snapshot:
         """The snapshot in an open, head-checked snapshot file."""
         return cls(file.head, "", None, file.links, file.history_fp, file.links_fp,
-                   file=file)
+                   file=file, lines=file.lines)
 
     def _damaged(self, exc: IndexCorrupt) -> None:
         """A part read from the file did not check out: answer from the recovery."""
@@ -94,6 +98,7 @@ class Snapshot:
         other = recover()
         self._files, self._commits, self._table = other.files, other.commits, ""
         self.links, self.history_fp, self.links_fp = other.links, other.history_fp, other.links_fp
+        self.lines = other.lines
         self.saved, self._file = other.saved, None
 
     def _value(self, path: str) -> Origins | bytes | None:
@@ -187,7 +192,11 @@ class Snapshot:
         return self._table
 
     def sha(self, index: int) -> str:
-        """The full sha of a commit index."""
+        """The full sha of a commit index (of the commit an alias stands for:
+        linklines.py)."""
+        alias = self.lines.aliases.get(index)
+        if alias is not None:
+            index = alias[0]
         if self._commits is not None:
             return self._commits[index]
         if self._file is not None and not self._table:
@@ -259,7 +268,7 @@ def write_snapshot(path: Path, snap: Snapshot) -> bool:
     assert snap.head is not None
     return cache.write_parts(path, snapfile.parts(
         snap.head, snap.commit_table(), snap.links, snap.files, snap.history_fp,
-        snap.links_fp))
+        snap.links_fp, snap.lines))
 
 
 def read_snapshot(path: Path) -> Snapshot:
@@ -343,7 +352,8 @@ def _nearest_snapshot(repo: git.Repo, head: str, have: set[str]) -> tuple[str, i
 def _full(repo: git.Repo, settings: Settings, head: str, progress: bool) -> Snapshot:
     ignore, boundary, history_fp = history(repo)
     todo = replay.log_commits(repo, [head])
-    builder = replay.Builder(repo, [c.sha for c in todo], ignore, boundary)
+    builder = replay.Builder(repo, [c.sha for c in todo], ignore, boundary,
+                             ledger_lines(repo, settings))
     points = index_checkpoints.Writer(repo, settings, builder, todo, {}, history_fp, 0)
     states = builder.replay(todo, replay.sections(repo, [head]), {}, progress=progress,
                             after=points.after)
@@ -352,10 +362,10 @@ def _full(repo: git.Repo, settings: Settings, head: str, progress: bool) -> Snap
     points.finish(replace=head == repo.head)
     files = states[head]
     assert isinstance(files, FullState)
-    links = links_for(todo, builder, settings)
+    links = with_aliases(links_for(todo, builder, settings), builder.lines.aliases)
     return Snapshot(head, builder.commits, files, links, history_fp,
                     settings.links_fingerprint, {"commits": len(todo), "blamed": builder.blamed,
-                     "ignored_seconds": builder.ignored_seconds})
+                     "ignored_seconds": builder.ignored_seconds}, lines=builder.lines)
 
 
 def _incremental(
@@ -364,7 +374,7 @@ def _incremental(
     assert base.head is not None
     ignore, boundary, _ = history(repo)
     todo = replay.log_commits(repo, [head, f"^{base.head}"])
-    builder = replay.Builder(repo, base.commits, ignore, boundary)
+    builder = replay.Builder(repo, base.commits, ignore, boundary, base.lines)
     points = None
     if head == repo.head:  # an update for HEAD may pass checkpoint boundaries
         # start: where base lies in the history (a checkpoint's name says; a snapshot's
@@ -382,9 +392,10 @@ def _incremental(
         raise IndexCorrupt("HEAD is not reachable along first parents from the snapshot")
     links = dict(base.links)
     links.update(links_for(todo, builder, settings))
-    return Snapshot(head, builder.commits, files, links, base.history_fp, base.links_fp,
+    return Snapshot(head, builder.commits, files, with_aliases(links, builder.lines.aliases),
+                    base.history_fp, base.links_fp,
                     {"commits": len(todo), "blamed": builder.blamed,
-                     "ignored_seconds": builder.ignored_seconds})
+                     "ignored_seconds": builder.ignored_seconds}, lines=builder.lines)
 
 
 def _relink(repo: git.Repo, settings: Settings, snap: Snapshot) -> None:
@@ -394,7 +405,7 @@ def _relink(repo: git.Repo, settings: Settings, snap: Snapshot) -> None:
     builder = replay.Builder(repo, snap.commits, frozenset(), boundary)
     known = set(snap.commits)
     commits = [c for c in replay.log_commits(repo, [snap.head]) if c.sha in known]
-    snap.links = links_for(commits, builder, settings)
+    snap.links = with_aliases(links_for(commits, builder, settings), snap.lines.aliases)
     snap.links_fp = settings.links_fingerprint
 
 
@@ -424,12 +435,16 @@ def snapshot_at(
     *,
     rebuild: bool = False,
     progress: bool = False,
+    ledger: bool = True,
 ) -> Snapshot:
     """The protected-lines index at commit (None: before the first commit), kept fresh.
 
     Reuses the snapshot of commit when there is one, else replays the commits since the
     nearest snapshot on commit's first-parent chain, else rebuilds from the whole history.
-    A corrupt or stale snapshot is rebuilt, never trusted.
+    A corrupt or stale snapshot is rebuilt, never trusted. With ledger (every command but
+    the commit-time check), a snapshot replayed with other ledger links than the ledger
+    holds now is rebuilt; the commit-time check takes it as it is (a refresh after the
+    ledger moved brings it up to date: docs/qa.md).
     """
     if commit is None:
         return Snapshot(None, [], FullState(), {})
@@ -439,6 +454,7 @@ def snapshot_at(
     snap: Snapshot | None = None
     kind = "cached"
     from_checkpoint = False
+    want = ledger_fp(repo, settings) if ledger else None
     if not rebuild:
         snap = _cached(repo, settings, commit, history_fp)
         if snap is None and commit == repo.head and refresh.wait_running(
@@ -447,9 +463,11 @@ def snapshot_at(
             # its snapshot, rather than the same replay a second time beside it.
             snap = _cached(repo, settings, commit, history_fp)
         if snap is None:
-            found = _update(repo, settings, commit, history_fp)
+            found = _update(repo, settings, commit, history_fp, want)
             if found is not None:
                 (snap, from_checkpoint), kind = found, "incremental"
+    if snap is not None and want is not None and snap.lines.fp != want:
+        snap = None  # QA linked, unlinked or accepted lines since: replayed with them
     if snap is None:
         snap, kind = _full(repo, settings, commit, progress), "rebuilt"
     changed = kind != "cached"
@@ -467,6 +485,26 @@ def snapshot_at(
     return snap
 
 
+def ledger_fp(repo: git.Repo, settings: Settings) -> str:
+    """The fingerprint of the ledger's line links now ("" : none); one git call."""
+    from dasct import ledger  # not on the commit-time path: the hook never asks
+
+    branch, remote = settings.ledger
+    return ledger.Ledger(repo, branch, remote).links_fingerprint()
+
+
+def ledger_lines(repo: git.Repo, settings: Settings) -> LineLinks:
+    """The ledger's line links now, as the replay applies them (linklines.py)."""
+    from dasct import ledger, linklines
+
+    branch, remote = settings.ledger
+    book = ledger.Ledger(repo, branch, remote)
+    fp = book.links_fingerprint()
+    if not fp:
+        return LineLinks()
+    return LineLinks(fp, linklines.entries(book.records(*linklines.LINK_TYPES)))
+
+
 def _tell_shallow() -> None:
     # Every command that answers from the index goes through snapshot_at: the one place
     # that says, once, that lines beyond the boundary protect nothing.
@@ -478,10 +516,11 @@ def _tell_shallow() -> None:
         print(f"dasct: {SHALLOW}", file=sys.stderr)
 
 
-def _update(repo: git.Repo, settings: Settings, commit: str, history_fp: str
-            ) -> tuple[Snapshot, bool] | None:
+def _update(repo: git.Repo, settings: Settings, commit: str, history_fp: str,
+            ledger: str | None = None) -> tuple[Snapshot, bool] | None:
     """The snapshot of commit replayed from the nearest snapshot or checkpoint on its
-    first-parent chain, and whether a checkpoint it was; None: rebuild."""
+    first-parent chain, and whether a checkpoint it was; None: rebuild. With ledger (the
+    ledger links' fingerprint now), only from one replayed with those links."""
     directory = index_dir(repo)
     snaps = {p.stem: p for p in directory.glob("*.snap")} if directory.is_dir() else {}
     listed = index_checkpoints.listing(repo, history_fp)
@@ -507,6 +546,10 @@ def _update(repo: git.Repo, settings: Settings, commit: str, history_fp: str
             if not is_point:
                 return None  # the history changed: a rebuild replaces everything
             cache.discard(path)  # left over from another history: useless now
+            continue
+        if ledger is not None and base.lines.fp != ledger:
+            if is_point:
+                cache.discard(path)  # replayed with links the ledger no longer holds
             continue
         if not is_point:
             _touch(path)

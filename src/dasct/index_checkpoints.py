@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 
 from dasct import cache, replay
+from dasct.linklines import with_aliases
 from dasct.replay import FullState
 
 TYPE_CHECKING = False
@@ -153,6 +154,8 @@ class Writer:
         from dasct import index
 
         self.links.update(index.links_for([commit], self.builder, self.settings))
+        if self.builder.lines.aliases:
+            with_aliases(self.links, self.builder.lines.aliases)
         self.position += 1
         position = self.position
         if (commit.sha not in self.chain or position - self.last < self.every
@@ -180,7 +183,7 @@ class Writer:
         table = table[:position] if len(table) == self.numbered else table[:]
         links = {k: v for k, v in self.links.items() if k < len(table)}
         snap = index.Snapshot(commit.sha, table, files, links, self.history_fp,
-                              self.settings.links_fingerprint)
+                              self.settings.links_fingerprint, lines=self.builder.lines)
         where = directory(self.repo) / f"{position:09d}-{commit.sha}.snap"
         if index.write_snapshot(where, snap):
             self.written.add(commit.sha)

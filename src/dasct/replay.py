@@ -23,7 +23,7 @@ import sys
 import time
 from array import array
 
-from dasct import diff, git, ignored, renames
+from dasct import diff, git, ignored, linklines, renames
 from dasct.errors import DasctError
 
 TYPE_CHECKING = False  # typing costs import time on the hook path
@@ -172,7 +172,8 @@ class Builder:
     """Replays commits forward into states (see the module docstring for the rules)."""
 
     def __init__(self, repo: git.Repo, commits: list[str], ignore: frozenset[str],
-                 boundary: frozenset[str] = frozenset()) -> None:
+                 boundary: frozenset[str] = frozenset(),
+                 lines: linklines.LineLinks | None = None) -> None:
         self.repo = repo
         self.commits = commits
         self.position = {sha: i for i, sha in enumerate(commits)}
@@ -184,6 +185,13 @@ class Builder:
         self.ignore_file = repo.root / IGNORE_REVS_FILE if ignore else None
         self.blamed = 0
         self.ignored_seconds = 0.0  # spent on the commits of the ignore-revs file
+        # The ledger's line links (linklines.py): lines of a named commit get an alias of
+        # it as their origin. The aliases made so far are reused (one per commit and set
+        # of changes), those of the base snapshot included.
+        self.lines = lines if lines is not None else linklines.LineLinks()
+        self._linked = self.lines.commits()
+        self._alias_at = {(real, changes): i for i, (real, changes)
+                          in self.lines.aliases.items()}
 
     def number(self, sha: str) -> int:
         """The index of a commit, added to the table when new (a boundary commit of a
@@ -341,6 +349,8 @@ class Builder:
         if sha in self.ignore:
             # Before any drop: a state taken over from the parent is the parent's state.
             reads.update(self._ignored(sha, list(reads), parents))
+        if sha in self._linked:
+            self._link_lines(sha, reads)
         assert isinstance(state, (FullState, Overlay))
         for path in drops:
             if path not in reads:
@@ -350,6 +360,25 @@ class Builder:
                     state.pop(path, None)
         for path, origins in reads.items():
             state[path] = origins
+
+    def _link_lines(self, sha: str, reads: dict[str, Origins]) -> None:
+        """The lines of sha that ledger entries name, given their alias as origin (only
+        lines sha owns: a line blame passes to a parent is that parent's to link)."""
+        n = self.number(sha)
+        for path, origins in reads.items():
+            per_line = self.lines.changes(sha, path, len(origins))
+            if per_line is None:
+                continue
+            reads[path] = tuple(
+                self._alias(sha, n, changes) if changes and origin == n else origin
+                for origin, changes in zip(origins, per_line, strict=True))
+
+    def _alias(self, sha: str, n: int, changes: tuple[str, ...]) -> int:
+        at = self._alias_at.get((n, changes))
+        if at is None:
+            at = self._alias_at[(n, changes)] = self.number(linklines.alias_id(sha, changes))
+            self.lines.aliases[at] = (n, changes)
+        return at
 
     def _ignored(
         self, sha: str, paths: list[str], parents: Sequence[tuple[str, State]]

@@ -23,20 +23,22 @@ if TYPE_CHECKING:
 CONFIG_FILES = (".dasct.toml", "pyproject.toml")
 DEFAULT_BUDGET = 5.0  # seconds: [check] budget_seconds (config.CheckConfig)
 KIND = b"st"  # cache.py file kind of the settings cache
-FORMAT = 3  # 1: bare marshal, no header; 2: no kinds, ignore_commits, max_lines_per_commit
+# 1: bare marshal, no header; 2: no kinds, ignore_commits, max_lines_per_commit; 3: no ledger
+FORMAT = 4
 
 
 class Settings:
     """Exclude globs, strict mode, the time budget, the defect patterns and what is not
     linked or not reported, as config.py validated them."""
 
-    __slots__ = ("_compiled", "budget", "exclude", "ignore_commits", "kinds",
+    __slots__ = ("_compiled", "budget", "exclude", "ignore_commits", "kinds", "ledger",
                  "max_lines_per_commit", "patterns", "source", "strict")
 
     def __init__(
         self, *, exclude: tuple[str, ...], strict: bool, patterns: tuple[str, ...], source: str,
         budget: float = DEFAULT_BUDGET, kinds: tuple[str, ...] = ("code",),
         ignore_commits: tuple[str, ...] = (), max_lines_per_commit: int = 0,
+        ledger: tuple[str, str] = ("dasct-ledger", "origin"),
     ) -> None:
         self.exclude = exclude
         self.strict = strict
@@ -48,6 +50,7 @@ class Settings:
         # and the size above which a fix commit links nothing (0: no limit).
         self.ignore_commits = ignore_commits
         self.max_lines_per_commit = max_lines_per_commit
+        self.ledger = tuple(ledger)  # ([qa] ledger_branch, ledger_remote): the index's links
         self._compiled: tuple[re.Pattern[str], ...] | None = None
 
     @property
@@ -104,9 +107,9 @@ def _stat_key(root: str) -> list[object]:
 # The cached values and their types: anything else in the file is not believed.
 _SHAPES: dict[str, type] = {
     "exclude": tuple, "strict": bool, "patterns": tuple, "source": str, "budget": float,
-    "kinds": tuple, "ignore_commits": tuple, "max_lines_per_commit": int,
+    "kinds": tuple, "ignore_commits": tuple, "max_lines_per_commit": int, "ledger": tuple,
 }
-_TEXTS = ("exclude", "patterns", "kinds", "ignore_commits")  # tuples of str
+_TEXTS = ("exclude", "patterns", "kinds", "ignore_commits", "ledger")  # tuples of str
 
 
 def _cached(path: str, key: list[object]) -> Settings | None:
@@ -128,7 +131,7 @@ def _cached(path: str, key: list[object]) -> Settings | None:
     ):
         cache.discard(path, "unexpected contents")
         return None
-    if stored.get("key") != key:
+    if stored.get("key") != key or len(values["ledger"]) != 2:
         return None  # a config file changed: validate it again
     return Settings(**values)
 
@@ -152,6 +155,7 @@ def load(repo: Repo) -> Settings:
         "kinds": cfg.check.kinds,
         "ignore_commits": tuple(sha.lower() for sha in cfg.defects.ignore_commits),
         "max_lines_per_commit": cfg.defects.max_lines_per_commit,
+        "ledger": (cfg.qa.ledger_branch, cfg.qa.ledger_remote),
     }
     cache.write(path, {"key": key, "values": values}, KIND, FORMAT)
     return Settings(**values)

@@ -1,4 +1,4 @@
-"""Snapshot files, FORMAT 4: read in parts, so that a commit reads only what it touches.
+"""Snapshot files, FORMAT 5: read in parts, so that a commit reads only what it touches.
 
 A snapshot is a framed cache file (cache.py: checked header and head) whose body has
 three regions, each checked in pieces before a byte of it is believed:
@@ -26,17 +26,19 @@ import zlib
 from array import array
 
 from dasct import cache
+from dasct.linklines import LineLinks
 from dasct.refs import MAX_KEY_LENGTH
 from dasct.replay import FullState, IndexCorrupt, encode
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from dasct.linklines import Entry
     from dasct.replay import Origins
 
 KIND = b"ix"  # cache.py file kind of a snapshot
 # 1: bare marshal, no header; 2: no history key; 3: one checked marshal payload (all three
-# are read as damaged, then rebuilt)
-FORMAT = 4
+# are read as damaged, then rebuilt); 4: no ledger links
+FORMAT = 5
 RUN_BYTES = 8  # one run: two uint32 (origin, count), see replay.encode
 ENTRY = 12  # a lookup entry: three uint32 (path hash, record offset, record length)
 CHUNK = 256  # commit ids per checked chunk of the commit table
@@ -64,7 +66,8 @@ def _u32(values: list[int] | array[int]) -> bytes:
 
 
 def parts(head: str, table: str, links: dict[int, tuple[str, ...]],
-          files: dict[str, Origins | bytes], history_fp: str, links_fp: str) -> list[bytes]:
+          files: dict[str, Origins | bytes], history_fp: str, links_fp: str,
+          lines: LineLinks | None = None) -> list[bytes]:
     """The bytes of a snapshot file, in the order they are written."""
     width = len(head)
     count = len(table) // width
@@ -102,6 +105,13 @@ def parts(head: str, table: str, links: dict[int, tuple[str, ...]],
         "link_origins": _u32(fixes), "link_counts": _u32([len(links[o]) for o in fixes]),
         "link_keys": "\0".join(k for o in fixes for k in links[o]),
         "history": history_fp, "links_fp": links_fp, "order": sys.byteorder,
+        # The ledger's line links the replay applied, and the aliases it made for them
+        # (linklines.py): an update replays new commits with the same links.
+        "ledger": lines.fp if lines else "",
+        "line_links": [[c, p, [list(r) for r in rs], m] for c, p, rs, m in lines.entries]
+        if lines else [],
+        "aliases": [[i, real, list(changes)] for i, (real, changes)
+                    in sorted(lines.aliases.items())] if lines else [],
         "files": len(items), "bits": bits, "firsts": _u32(firsts), "crcs": _u32(crcs),
         "chunks": _u32(chunks), "records": len(blob), "records_crc": zlib.crc32(blob),
     }
@@ -126,6 +136,41 @@ def _array(data: object, length: int, what: str) -> array[int]:
     out = array("I")
     out.frombytes(data)
     return out
+
+
+def _line_links(fp: object, entries: object, aliases: object, commits: int) -> LineLinks:
+    """The ledger's line links of a snapshot head, checked as linklines.entries checks
+    the ledger's records, and its aliases: indexes of its table, changes of valid keys."""
+    if type(fp) is not str or type(entries) is not list or type(aliases) is not list:
+        raise IndexCorrupt("its ledger links are not what dasct writes")
+    out: list[Entry] = []
+    for e in entries:
+        if not (type(e) is list and len(e) == 4 and type(e[0]) is str and _is_hex(e[0])
+                and type(e[1]) is str and e[1] and type(e[2]) is list and e[2]
+                and _change(e[3])):
+            raise IndexCorrupt("a ledger link of it does not name a commit, path and change")
+        ranges = []
+        for r in e[2]:
+            if not (type(r) is list and len(r) == 2 and type(r[0]) is int
+                    and type(r[1]) is int and 1 <= r[0] <= r[1] <= MAX_LINES):
+                raise IndexCorrupt("a ledger link of it has a line range out of bounds")
+            ranges.append((r[0], r[1]))
+        out.append((e[0], e[1], tuple(ranges), e[3]))
+    table: dict[int, tuple[int, tuple[str, ...]]] = {}
+    for a in aliases:
+        if not (type(a) is list and len(a) == 3 and type(a[0]) is int and type(a[1]) is int
+                and 0 <= a[0] < commits and 0 <= a[1] < commits and a[0] != a[1]
+                and type(a[2]) is list and a[2] and all(_change(c) for c in a[2])):
+            raise IndexCorrupt("an alias of it does not name two commits of its table")
+        table[a[0]] = (a[1], tuple(a[2]))
+    if len(table) != len(aliases):
+        raise IndexCorrupt("a commit of it has two aliases")
+    return LineLinks(fp, out, table)
+
+
+def _change(value: object) -> bool:
+    return type(value) is str and value[:1] in ("+", "-") and (
+        0 < len(value) - 1 <= MAX_KEY_LENGTH and value.isprintable())
 
 
 def _links(origins: object, counts: object, keys: object, commits: int
@@ -163,8 +208,8 @@ class SnapFile:
     head: str
 
     __slots__ = ("_chunk_crcs", "_chunks", "_commits_at", "_crcs", "_f", "_firsts", "_records_at",
-                 "_table_at", "bits", "count", "files", "head", "history_fp", "links",
-                 "links_fp", "path", "records", "records_crc", "width")
+                 "_table_at", "bits", "count", "files", "head", "history_fp", "lines",
+                 "links", "links_fp", "path", "records", "records_crc", "width")
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = path
@@ -194,6 +239,7 @@ class SnapFile:
         if value["order"] != sys.byteorder or type(count) is not int or not 0 < count < _U32:
             raise IndexCorrupt("its commit count or byte order is not this machine's")
         links = _links(value["link_origins"], value["link_counts"], value["link_keys"], count)
+        self.lines = _line_links(value["ledger"], value["line_links"], value["aliases"], count)
         files, bits, records = value["files"], value["bits"], value["records"]
         if type(files) is not int or type(bits) is not int or type(records) is not int:
             raise IndexCorrupt("its file table is not described by numbers")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dasct import check, diff, git, index, replay
 from dasct.errors import DasctError
+from dasct.linklines import with_aliases
 from dasct.replay import FullState
 
 TYPE_CHECKING = False
@@ -67,7 +68,7 @@ def each(repo: git.Repo, settings: Settings, spec: str, *, all_kinds: bool = Fal
     revs = [head, f"^{base}"] if base is not None else [head]
     todo = replay.log_commits(repo, revs)
     ignore, boundary, _ = index.history(repo)
-    builder = replay.Builder(repo, start.commits, ignore, boundary)
+    builder = replay.Builder(repo, start.commits, ignore, boundary, start.lines)
     links = dict(start.links)
     wanted = set(commits)
     ready: list[Step] = []
@@ -83,13 +84,16 @@ def each(repo: git.Repo, settings: Settings, spec: str, *, all_kinds: bool = Fal
             if not isinstance(first, FullState):
                 raise index.IndexCorrupt(f"the parent of {commit.sha} was not replayed")
             section = sections.get(commit.parents[0]) or sections.get(None)
-            at_parent = index.Snapshot(commit.parents[0], builder.commits, first, links)
+            at_parent = index.Snapshot(commit.parents[0], builder.commits, first, links,
+                                       lines=builder.lines)
             found = check.touches(at_parent, section.files if section else [], settings)
             parent_of[commit.sha] = commit.parents[0]
         ready.append(Step(commit.sha, commit.message.split("\n", 1)[0], found))
 
     def after(commit: Commit, state: State) -> None:
         links.update(index.links_for([commit], builder, settings))
+        if builder.lines.aliases:
+            with_aliases(links, builder.lines.aliases)
 
     known: dict[str, State] = {base: start.files} if base is not None else {}
     builder.replay(todo, replay.sections(repo, revs), known, before=before, after=after)

@@ -1,13 +1,17 @@
 """`dasct demo`: the end-to-end demo on embedded defaults, in a temp dir, no server.
 
 It builds a sample repository with a real history (fix commits naming Jira keys and
-GitHub issues), stages a change to a fixed line and shows the commit-time warning, then
-runs the migration engine's demo. Everything it prints comes from the real commands.
+GitHub issues, one with a test), stages a change to a fixed line and shows the
+commit-time warning; the change lands, `ci record` files a revalidation ticket in the
+local tracker with the fix's test run at the change, QA accepts it, and the next change
+to the same line warns against the new baseline. Then it runs the migration engine's
+demo. Everything it prints comes from the real commands.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -28,6 +32,17 @@ SAMPLE = {
         "    return round(amount, 2)",
     ],
 }
+
+
+TEST = [
+    "import sys, unittest",
+    "sys.path.insert(0, 'src')",
+    "from parser import parse",
+    "",
+    "class ParseTest(unittest.TestCase):",
+    "    def test_none_is_no_tokens(self):",
+    "        self.assertEqual(parse(None), [])",
+]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,12 +77,16 @@ def build_sample(repo: Path) -> None:
     """A small repository whose history fixes PROJ-101, PROJ-102 and GitHub issue #7."""
     repo.mkdir(parents=True, exist_ok=True)
     _git(repo, "init", "-q", "-b", "main")
+    # The QA loop's evidence: the fix commits' tests, run at the touching commit.
+    _write(repo, ".dasct.toml", [
+        "[qa]", f"test_command = {json.dumps(sys.executable + ' -m unittest {tests}')}"])
     for path, lines in SAMPLE.items():
         _write(repo, path, lines)
     _commit(repo, "Initial import")
     parser = list(SAMPLE["src/parser.py"])
     parser[1] = "    tokens = text.split() if text else []"
     _write(repo, "src/parser.py", parser)
+    _write(repo, "tests/test_parser.py", TEST)  # the fix's test: QA's evidence later
     _commit(repo, "PROJ-101: parse(None) crashed the importer")
     billing = list(SAMPLE["src/billing.py"])
     billing[1] = "    amount = sum(i.price * i.quantity for i in items)"
@@ -105,7 +124,7 @@ def main(*, keep: str | None) -> int:
         _show(repo, "why", "src/parser.py:2")
         print("\nA developer now rewrites the line that fixed PROJ-101 and stages it:")
         parser = (repo / "src/parser.py").read_text().replace(
-            "text.split() if text else []", "text.strip().split()"
+            "text.split() if text else []", "text.split() if text is not None else []"
         )
         (repo / "src/parser.py").write_text(parser)
         _git(repo, "add", "src/parser.py")
@@ -117,6 +136,24 @@ def main(*, keep: str | None) -> int:
                                 capture_output=True, text=True, check=False)
         print(commit.stderr, end="")
         print(f"git commit exit code: {commit.returncode} (warned, not blocked)")
+        print("\nThe change lands; CI records it and files a revalidation ticket for QA "
+              "(the local tracker: the ledger branch dasct-ledger), with the fix's test run "
+              "at the change:")
+        _show(repo, "ci", "record", "--range", "HEAD~1..HEAD")
+        _show(repo, "qa", "list")
+        print("\nQA revalidates: the defect still holds, so the new line becomes the "
+              "baseline of PROJ-101:")
+        _show(repo, "qa", "accept", "PROJ-101", "--commit", "HEAD")
+        _show(repo, "index")
+        _show(repo, "why", "src/parser.py:2")
+        print("\nThe next change to that line warns against the new baseline:")
+        parser = (repo / "src/parser.py").read_text().replace(
+            "text.split() if text is not None else []", "(text or '').split()")
+        (repo / "src/parser.py").write_text(parser)
+        _git(repo, "add", "src/parser.py")
+        _show(repo, "check", "--staged")
+        _show(repo, "show", "PROJ-101")
+        _git(repo, "reset", "-q", "--hard")
         from dasct.migrate.demo import run_demo
 
         print()

@@ -86,6 +86,18 @@ def _written_at(hunk: list[str], line: int) -> int | None:
     return None
 
 
+def _origin(snap: index.Snapshot, origin: int, defects: tuple[str, ...]) -> str:
+    """How the line came to protect its defects: its commit names them ("fix commit"), or
+    the ledger linked it (an accepted touch or a manual link: linklines.py)."""
+    alias = snap.lines.aliases.get(origin)
+    if alias is None:
+        return "fix commit"
+    real, changes = alias
+    own = set(snap.links.get(real, ()))
+    added = [c[1:] for c in changes if c[0] == "+" and c[1:] in defects and c[1:] not in own]
+    return f"linked in the ledger to {', '.join(added)}" if added else "fix commit"
+
+
 def main(*, path: str, line: int, fmt: str) -> int:
     """Explain one line; exit 1 when no defect protects it."""
     repo = git.discover()
@@ -103,16 +115,19 @@ def main(*, path: str, line: int, fmt: str) -> int:
     blob = git.cat_blobs(repo.root, [f"HEAD:{rel}"])[f"HEAD:{rel}"]
     kind = kinds.classify(rel, blob, [line])[line]
     hunk_lines = hunk.splitlines()
+    origin_of = _origin(snap, origin, defects)
     if fmt == "json":
         print(json.dumps({"path": rel, "line": line, "commit": sha, "subject": subject,
-                          "defects": list(defects), "kind": kind, "hunk": hunk,
+                          "defects": list(defects), "origin": origin_of,
+                          "kind": kind, "hunk": hunk,
                           "hunk_line": None if at is None else hunk_lines[at]}, indent=2))
     elif defects:
         where = f"{render.quote_path(rel)}:{line}"
         article = "an" if kind[0] in "aeiou" else "a"
         print(f"{where} protects {', '.join(render.printable(d) for d in defects)} "
               f"({article} {kind} line)")
-        print(f"  through {sha[:12]} {render.printable(subject)}")
+        print(f"  through {sha[:12]} {render.printable(subject)}"
+              + ("" if origin_of == "fix commit" else f" ({origin_of})"))
         # The line asked about is marked with ">" in the hunk that wrote it.
         print("\n".join(("> " if i == at else "  ") + x for i, x in enumerate(hunk_lines)))
     else:

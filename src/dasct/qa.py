@@ -1,0 +1,410 @@
+"""The QA loop: what lands is recorded, each touched defect gets a revalidation request,
+the request becomes a ticket in every configured tracker, and QA's decision comes back.
+
+The ledger (ledger.py) is the source of truth and the durable queue across machines: a
+request is a ledger record before anything is sent, a filed ticket is a ledger record
+once its tracker said so, and `flush` sends whatever the ledger holds that its trackers
+have not filed yet (through the outbox: notify.py, with its retries and keys). So a CI job
+that dies between "ticket created" and "ledger written" loses nothing and files nothing
+twice: the next run sends the request again under the same key, and the tracker finds
+the ticket it already has (docs/qa.md).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from dasct import check, evidence, git, tickets, walk
+from dasct.config import Config
+from dasct.errors import DasctError
+from dasct.ledger import Ledger, Record
+from dasct.notify import Notification, Outbox, local_transport
+from dasct.settings import Settings, matches_glob
+from dasct.trackers import Decision, Filed, Ticket, Tracker, TrackerError, make
+from dasct.trackers.transport import (
+    TicketTransport,
+    regression_notification,
+    ticket_notification,
+)
+
+STATE = "qa"  # under the git dir's dasct/: the outbox of the QA loop
+NOTICES = "qa-notices"  # ... and of the notices to authors (notify.py's local transport)
+REQUEST, FILED, TOLD, ACCEPT, REJECT, CURSOR, EVIDENCE = (
+    "request", "filed", "told", "accept", "reject", "cursor", "evidence")
+
+
+def ledger_of(repo: git.Repo, cfg: Config) -> Ledger:
+    """The repository's ledger as configured ([qa] ledger_branch, ledger_remote)."""
+    return Ledger(repo, cfg.qa.ledger_branch, _remote(repo, cfg))
+
+
+def _remote(repo: git.Repo, cfg: Config) -> str:
+    """The ledger's remote when the repository has it ("" : the ledger stays local)."""
+    name = cfg.qa.ledger_remote
+    if not name:
+        return ""
+    code, _ = git.run_code("config", "--get", f"remote.{name}.url", cwd=repo.root)
+    return name if code == 0 else ""
+
+
+def outbox(repo: git.Repo) -> Outbox:
+    """The QA loop's outbox (its own, beside the migration engine's)."""
+    return Outbox(repo.state_dir / STATE)
+
+
+class _Owned:
+    """A tracker whose tickets get the defect's QA owner: the tracker's own answer (the
+    defect's reporter or a configured field), else `[qa] owners`, else the default."""
+
+    def __init__(self, tracker: Tracker, cfg: Config) -> None:
+        self.tracker = tracker
+        self.cfg = cfg
+        self.name = tracker.name
+
+    def file(self, ticket: Ticket) -> Filed:
+        if not ticket.assignee:
+            owner = self.tracker.owner(ticket.defect) or owner_of(self.cfg, ticket.defect)
+            ticket = replace(ticket, assignee=owner)
+        return self.tracker.file(ticket)
+
+    def decision(self, filed: Filed) -> Decision | None:
+        return self.tracker.decision(filed)
+
+    def regressed(self, defect: str, text: str, key: str) -> None:
+        self.tracker.regressed(defect, text, key)
+
+    def owner(self, defect: str) -> str | None:
+        return self.tracker.owner(defect)
+
+
+def owner_of(cfg: Config, defect: str) -> str:
+    """The QA owner config names for defect: `[qa] owners` (key or glob), else the default."""
+    owners = cfg.qa.owners
+    if defect in owners:
+        return owners[defect]
+    for pattern, owner in owners.items():
+        if matches_glob(defect, (pattern,)):
+            return owner
+    return cfg.qa.default_assignee
+
+
+def trackers_of(cfg: Config, env: Mapping[str, str] | None = None) -> dict[str, Tracker]:
+    """The configured trackers, each asking for owners as owner_of says."""
+    env = os.environ if env is None else env
+    return {name: _Owned(make(name, cfg.qa, env), cfg) for name in cfg.qa.trackers}
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def requests(book: Ledger) -> dict[str, Record]:
+    """Every revalidation request by key (two CI jobs may write one twice: first wins)."""
+    out: dict[str, Record] = {}
+    for r in book.records(REQUEST):
+        key = r.data.get("key")
+        if isinstance(key, str) and key not in out:
+            out[key] = r
+    return out
+
+
+def decisions(book: Ledger) -> dict[str, Record]:
+    """QA's decision per request key: the latest accept or reject."""
+    out: dict[str, Record] = {}
+    for r in book.records(ACCEPT, REJECT):
+        key = r.data.get("key")
+        if isinstance(key, str):
+            out[key] = r
+    return out
+
+
+def filed(book: Ledger) -> dict[tuple[str, str], Record]:
+    """The filed tickets by (request key, tracker)."""
+    out: dict[tuple[str, str], Record] = {}
+    for r in book.records(FILED):
+        key, tracker = r.data.get("key"), r.data.get("tracker")
+        if isinstance(key, str) and isinstance(tracker, str):
+            out.setdefault((key, tracker), r)
+    return out
+
+
+@dataclass(frozen=True)
+class Open:
+    """An open revalidation: its request, and where its tickets are."""
+
+    request: Record
+    tickets: tuple[Record, ...]
+
+
+def open_requests(book: Ledger) -> list[Open]:
+    """The requests QA has not decided, oldest first."""
+    decided = decisions(book)
+    where = filed(book)
+    return [Open(r, tuple(v for (k, _), v in where.items() if k == key))
+            for key, r in requests(book).items() if key not in decided]
+
+
+# ----------------------------------------------------------------------------- sending
+
+
+def flush(repo: git.Repo, cfg: Config, book: Ledger | None = None, *,
+          env: Mapping[str, str] | None = None) -> tuple[int, int, int]:
+    """Send what the ledger holds and the trackers have not filed: (delivered, failed,
+    waiting). A tracker that cannot be made (its credentials missing) leaves its requests
+    waiting with that reason."""
+    book = book or ledger_of(repo, cfg)
+    box = outbox(repo)
+    done = filed(book)
+    for key, r in requests(book).items():
+        ticket = Ticket.from_dict(r.data["ticket"])
+        for name in cfg.qa.trackers:
+            if (key, name) not in done:
+                box.enqueue(ticket_notification(ticket, name), key=f"{key}/{name}")
+    told = {(r.data.get("key"), r.data.get("tracker")) for r in book.records(TOLD)}
+    regressions: list[tuple[str, str, str]] = []
+    for r in book.records(REJECT):
+        key = str(r.data.get("key"))
+        for name in cfg.qa.trackers:
+            if (key, name) not in told:
+                box_key = f"{key}/reject/{name}"
+                box.enqueue(regression_notification(
+                    r.data["defect"], _regression_text(r), f"{key}/reject", name), key=box_key)
+                regressions.append((key, name, box_key))
+    try:
+        trackers = trackers_of(cfg, env)
+    except TrackerError as exc:
+        raise DasctError(f"qa: {exc}") from None
+
+    def on_filed(ticket: Ticket, where: Filed) -> None:
+        book.append([Record(FILED, {"key": ticket.key, "tracker": where.tracker,
+                                    "id": where.id, "url": where.url})])
+
+    report = box.deliver(TicketTransport(trackers, on_filed=on_filed))
+    # A defect told it regressed is not told again by the next run in a fresh clone.
+    now_told = [Record(TOLD, {"key": key, "tracker": name})
+                for key, name, box_key in regressions if box.delivered(box_key)]
+    if now_told:
+        book.append(now_told)
+    return report.delivered, report.failed, report.waiting
+
+
+def _regression_text(r: Record) -> str:
+    d = r.data
+    return (f"dasct: QA rejected commit {str(d.get('commit', ''))[:12]} for "
+            f"{d.get('defect')}: the defect regressed. Reason: {d.get('reason', '')}")
+
+
+# ----------------------------------------------------------------------------- recording
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What one `ci record` did."""
+
+    spec: str
+    commits: int
+    new: list[Record]  # the requests written
+    known: int  # requests the range asked for that the ledger already had
+    sent: tuple[int, int, int]  # flush: delivered, failed, waiting
+
+
+def branch_name(repo: git.Repo) -> str:
+    """The branch checked out, or HEAD when detached (CI checkouts often are)."""
+    code, out = git.run_code("symbolic-ref", "-q", "--short", "HEAD", cwd=repo.root)
+    return out.decode().strip() if code == 0 else "HEAD"
+
+
+def cursor(book: Ledger, branch: str) -> str | None:
+    """The last commit recorded on branch."""
+    found = [r for r in book.records(CURSOR) if r.data.get("branch") == branch]
+    return str(found[-1].data["commit"]) if found else None
+
+
+def record(repo: git.Repo, cfg: Config, settings: Settings, spec: str | None, *,
+           push: bool = True, env: Mapping[str, str] | None = None,
+           branch: str | None = None) -> Recorded:
+    """Record every commit of spec (A..B; None: after the last recorded one), oldest
+    first: per touched defect one revalidation request with its ticket and evidence.
+    Idempotent: a request the ledger has is not written or sent twice."""
+    book = ledger_of(repo, cfg)
+    if book.remote:
+        book.fetch()
+    sent = flush(repo, cfg, book, env=env)  # what an earlier run left waiting goes first
+    branch = branch or branch_name(repo)
+    if spec is None:
+        last = cursor(book, branch)
+        if last is None:
+            raise DasctError(f"ci record: nothing recorded on {branch} yet: give the first "
+                             "range with --range A..B (e.g. the push's before..after)")
+        spec = f"{last}..HEAD"
+    steps = walk.each(repo, settings, spec)
+    have = requests(book)
+    new: list[Record] = []
+    known = 0
+    for step in steps:
+        by_defect: dict[str, list[check.Finding]] = {}
+        for f in step.findings:
+            by_defect.setdefault(f.defect, []).append(f)
+        for defect, found in by_defect.items():
+            key = tickets.ticket_key(defect, step.sha)
+            if key in have:
+                known += 1
+                continue
+            new.append(Record(REQUEST, _request(repo, cfg, book, step.sha, defect, found)))
+    end = git.rev_parse(repo, spec.partition("..")[2] or "HEAD")
+    book.append([*new, Record(CURSOR, {"branch": branch, "commit": end})])
+    if new:
+        sent = flush(repo, cfg, book, env=env)
+    if push and book.remote:
+        book.push()
+    return Recorded(spec, len(steps), new, known, sent)
+
+
+def _request(repo: git.Repo, cfg: Config, book: Ledger, sha: str, defect: str,
+             found: Sequence[check.Finding]) -> dict[str, Any]:
+    """The ledger data of one revalidation request: the ticket and its evidence."""
+    parent = git.rev_parse(repo, f"{sha}^")
+    fixes = sorted({f.commit for f in found})
+    info = tickets.commit_info(repo, [sha, *fixes])
+    outcome = _evidence(repo, cfg, book, defect, fixes, sha)
+    ticket = tickets.compose(
+        defect=defect, touching=info[sha], parent=parent, found=found,
+        fixes=[info[c] for c in fixes if c in info],
+        change=tickets.change_text(repo, parent, sha, found),
+        evidence=evidence.ticket_section(outcome, sha),
+        probable_regression=outcome.status == "failed", assignee="",
+        data={"findings": [f.as_dict() for f in found], "evidence": outcome.as_dict()},
+    )
+    return {"key": ticket.key, "defect": defect, "commit": sha, "parent": parent,
+            "author": info[sha].email, "fixes": fixes, "ticket": ticket.to_dict()}
+
+
+def _evidence(repo: git.Repo, cfg: Config, book: Ledger, defect: str, fixes: Sequence[str],
+              sha: str) -> evidence.Outcome:
+    """The fix commits' tests run at sha (only the verified trigger tests when asked)."""
+    tests = evidence.fix_tests(repo, fixes, cfg.qa.test_globs)
+    if tests and cfg.qa.test_command and cfg.qa.verify_trigger_tests:
+        tests = sorted(trigger_tests(repo, cfg, book, defect, fixes, tests))
+        if not tests:
+            return evidence.Outcome("not-run", reason="no evidence: no test of the fix "
+                                    "fails before it and passes at it")
+    return evidence.run_tests(repo, sha, tests, cfg.qa)
+
+
+def trigger_tests(repo: git.Repo, cfg: Config, book: Ledger, defect: str,
+                  fixes: Sequence[str], tests: Sequence[str]) -> set[str]:
+    """The verified trigger tests of defect's fixes: checked once per fix, kept in the
+    ledger (an evidence record per fix)."""
+    known = {r.data.get("fix"): r.data for r in book.records(EVIDENCE)
+             if r.data.get("defect") == defect}
+    verified: set[str] = set()
+    fresh: list[Record] = []
+    for fix in fixes:
+        data = known.get(fix)
+        if data is None:
+            mine = evidence.fix_tests(repo, [fix], cfg.qa.test_globs)
+            data = dict(evidence.verify_trigger_tests(repo, fix, mine, cfg.qa))
+            data["defect"] = defect
+            fresh.append(Record(EVIDENCE, data))
+        verified.update(t for t in data.get("verified", ()) if t in tests)
+    if fresh:
+        book.append(fresh)
+    return verified
+
+
+# ----------------------------------------------------------------------------- deciding
+
+
+def _request_for(repo: git.Repo, defect: str, rev: str) -> tuple[str, str]:
+    sha = git.rev_parse(repo, rev)
+    return sha, tickets.ticket_key(defect, sha)
+
+
+def accept(repo: git.Repo, cfg: Config, settings: Settings, defect: str, rev: str, *,
+           by: str = "", via: str = "") -> Record:
+    """QA accepts commit's touch of defect: the commit's `+` lines in the touching hunks
+    become linked to defect (the new baseline)."""
+    book = ledger_of(repo, cfg)
+    sha, key = _request_for(repo, defect, rev)
+    change = check.commit(repo, sha)
+    if change.base is None:
+        raise DasctError(f"{sha[:12]} is a root commit: it touches no protected line")
+    found = [f for f in check.run_check(repo, settings, change) if f.defect == defect]
+    if not found:
+        raise DasctError(f"commit {sha[:12]} touches no protected line of {defect}: "
+                         "nothing to accept")
+    lines = tickets.accepted_lines(repo, change.base, sha, found)
+    data: dict[str, Any] = {"key": key, "defect": defect, "commit": sha, "lines": lines}
+    if via:
+        data["via"] = via
+    (stored,) = book.append([Record(ACCEPT, data, by=by)])
+    if book.remote:
+        book.push()
+    return stored
+
+
+def reject(repo: git.Repo, cfg: Config, defect: str, rev: str, reason: str, *,
+           by: str = "", via: str = "", env: Mapping[str, str] | None = None) -> Record:
+    """QA rejects commit's touch: the defect regressed. The defect's trackers hear of it
+    and the commit's author is notified."""
+    if not reason.strip():
+        raise DasctError("qa reject: say why (--reason)")
+    book = ledger_of(repo, cfg)
+    sha, key = _request_for(repo, defect, rev)
+    author = tickets.commit_info(repo, [sha])[sha]
+    data: dict[str, Any] = {"key": key, "defect": defect, "commit": sha, "reason": reason,
+                            "author": author.email}
+    if via:
+        data["via"] = via
+    (stored,) = book.append([Record(REJECT, data, by=by)])
+    # The author hears of it through the one notification interface (a local JSONL of
+    # notices by default: docs/qa.md); the trackers through flush.
+    notices = Outbox(repo.state_dir / NOTICES)
+    notices.enqueue(Notification(
+        kind="regression", subject=f"{defect} regressed in {sha[:12]}",
+        body=_regression_text(stored), recipients=(author.email,),
+        data={"defect": defect, "commit": sha, "reason": reason}), key=f"{key}/author")
+    notices.deliver(local_transport(notices.state_dir))
+    flush(repo, cfg, book, env=env)
+    if book.remote:
+        book.push()
+    return stored
+
+
+def sync(repo: git.Repo, cfg: Config, settings: Settings, *,
+         env: Mapping[str, str] | None = None) -> list[tuple[str, str, str]]:
+    """Decisions made in the trackers (a ticket resolved as done, or marked a
+    regression) become ledger decisions: [(defect, commit, verdict)]."""
+    book = ledger_of(repo, cfg)
+    if book.remote:
+        book.fetch()
+    trackers = trackers_of(cfg, env)
+    decided = decisions(book)
+    asked = requests(book)
+    out: list[tuple[str, str, str]] = []
+    for (key, name), r in filed(book).items():
+        if key in decided or key not in asked or name not in trackers:
+            continue
+        found = trackers[name].decision(Filed(name, str(r.data["id"]), str(r.data["url"])))
+        if found is None:
+            continue
+        req = asked[key].data
+        if found.verdict == "accepted":
+            accept(repo, cfg, settings, req["defect"], req["commit"], by=found.by,
+                   via=f"{name} {r.data['id']}")
+        elif found.verdict == "rejected":
+            reject(repo, cfg, req["defect"], req["commit"], found.reason or "rejected in "
+                   f"{name} {r.data['id']}", by=found.by, via=f"{name} {r.data['id']}",
+                   env=env)
+        else:
+            continue
+        decided[key] = r
+        out.append((req["defect"], req["commit"], found.verdict))
+    return out
+
+
+def history_of(book: Ledger, defect: str) -> Iterable[Record]:
+    """The ledger records about defect, oldest first (for `dasct show`)."""
+    return [r for r in book.records() if r.data.get("defect") == defect]

@@ -1,0 +1,153 @@
+"""The QA loop end to end on the local tracker: ci record files revalidation requests with
+evidence, idempotently; QA accepts (the new lines become the baseline) or rejects; a bare
+remote shared by two CI clones holds every request once."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from dasct import git
+from dasct.ledger import Ledger
+from dasct_run import dasct
+from gitrepo import GitRepo
+
+CODE = "def parse(text):\n    tokens = text.split()\n    return tokens\n"
+FIXED = "def parse(text):\n    tokens = text.split() if text else []\n    return tokens\n"
+TEST = ("import sys\nsys.path.insert(0, 'src')\nfrom parser import parse\n\n"
+        "def test_none():\n    assert parse(None) == []\n")
+
+
+def _config(repo: GitRepo, extra: str = "") -> None:
+    command = json.dumps(f"{sys.executable} -m pytest -q -p no:cacheprovider {{tests}}")
+    repo.write(".dasct.toml", f"[qa]\ntest_command = {command}\ndefault_assignee = "
+                              f"\"qa@example.com\"\n{extra}")
+
+
+def _history(repo: GitRepo) -> tuple[str, str]:
+    _config(repo)
+    repo.commit("initial", {"src/parser.py": CODE})
+    fix = repo.commit("PROJ-1: parse(None) crashed", {"src/parser.py": FIXED,
+                                                     "tests/test_parser.py": TEST})
+    return repo.head(), fix
+
+
+def _requests(repo: GitRepo) -> list[dict[str, object]]:
+    book = Ledger(git.discover(repo.path), "dasct-ledger", "")
+    return [dict(r.data) for r in book.records("request")]
+
+
+def test_record_files_one_request_per_touched_defect_with_evidence(repo: GitRepo) -> None:
+    base, fix = _history(repo)
+    good = repo.commit("tidy", {"src/parser.py": FIXED.replace(
+        "if text else []", "if text is not None else []")})
+    bad = repo.commit("simplify", {"src/parser.py": FIXED.replace(
+        "text.split() if text is not None else []", "text.strip().split()")})
+    result = dasct(repo.path, "ci", "record", "--range", f"{base}..HEAD", "--format", "json")
+    assert result.code == 0, result.err
+    out = result.json()
+    assert out["commits"] == 2 and [r["commit"] for r in out["requests"]] == [good, bad]
+    assert out["sent"] == {"delivered": 2, "failed": 0, "waiting": 0}
+    first, second = _requests(repo)
+    ticket = first["ticket"]
+    assert isinstance(ticket, dict)
+    assert ticket["title"].startswith("Revalidate PROJ-1: ")
+    assert "-    tokens = text.split() if text else []    # protected: PROJ-1" in ticket["body"]
+    assert "+    tokens = text.split() if text is not None else []" in ticket["body"]
+    assert fix[:12] in ticket["body"] and "PROJ-1: parse(None) crashed" in ticket["body"]
+    assert ticket["data"]["evidence"]["status"] == "passed"
+    assert not ticket["probable_regression"]
+    # The second change breaks the fix's test at the touching commit: flagged.
+    bad_ticket = second["ticket"]
+    assert isinstance(bad_ticket, dict)
+    assert bad_ticket["data"]["evidence"]["status"] == "failed"
+    assert bad_ticket["probable_regression"] and bad_ticket["title"].startswith(
+        "[probable regression]")
+    # Idempotent: the same and an overlapping range file nothing twice.
+    again = dasct(repo.path, "ci", "record", "--range", f"{fix}..HEAD", "--format", "json")
+    assert again.json()["requests"] == [] and again.json()["already_recorded"] == 2
+    assert len(_requests(repo)) == 2
+    # Without a range: after the last recorded commit.
+    repo.commit("more", {"src/parser.py": CODE})
+    resumed = dasct(repo.path, "ci", "record", "--format", "json").json()
+    assert resumed["range"] == f"{bad}..HEAD" and resumed["commits"] == 1
+    listed = dasct(repo.path, "qa", "list", "--format", "json").json()["open"]
+    assert [o["commit"] for o in listed] == [good, bad, repo.head()]
+    assert [t["tracker"] for t in listed[0]["tickets"]] == ["local"]
+
+
+def test_the_first_record_needs_a_range(repo: GitRepo) -> None:
+    _history(repo)
+    result = dasct(repo.path, "ci", "record")
+    assert result.code == 1
+    assert result.err.strip() == ("dasct: ci record: nothing recorded on main yet: give the "
+                                  "first range with --range A..B (e.g. the push's "
+                                  "before..after)")
+
+
+def test_accept_makes_the_new_lines_the_baseline(repo: GitRepo) -> None:
+    base, fix = _history(repo)
+    touch = repo.commit("tidy", {"src/parser.py": FIXED.replace(
+        "if text else []", "if text is not None else []") + "# unrelated\n"})
+    assert dasct(repo.path, "ci", "record", "--range", f"{base}..HEAD").code == 0
+    accepted = dasct(repo.path, "qa", "accept", "PROJ-1", "--commit", touch[:10])
+    assert accepted.code == 0, accepted.err
+    assert "1 new line linked to it" in accepted.out
+    assert dasct(repo.path, "qa", "list", "--format", "json").json()["open"] == []
+    scan = dasct(repo.path, "scan", "--format", "json").json()["lines"]
+    # Line 2 (the touching hunk) now protects PROJ-1 through the touching commit; the
+    # commit's other new line (outside the touching hunk) protects nothing.
+    assert [(x["line"], x["defects"]) for x in scan if x["path"] == "src/parser.py"] == [
+        (2, ["PROJ-1"])]
+    repo.write("src/parser.py", CODE)
+    repo.git("add", "src/parser.py")
+    assert dasct(repo.path, "index").code == 0
+    staged = dasct(repo.path, "check", "--staged", "--format", "json").json()["findings"]
+    assert [(f["defect"], f["line"], f["commit"]) for f in staged] == [("PROJ-1", 2, touch)]
+    shown = dasct(repo.path, "show", "PROJ-1", "--format", "json").json()
+    assert [r["type"] for r in shown["ledger"]] == ["request", "filed", "accept"]
+    assert shown["ledger"][-1]["by"] == "Dev Eloper <dev@example.com>"
+    none = dasct(repo.path, "qa", "accept", "PROJ-1", "--commit", fix)
+    assert none.code == 1 and "touches no protected line of PROJ-1" in none.err
+
+
+def test_reject_records_a_regression_and_tells_the_author(repo: GitRepo) -> None:
+    base, _ = _history(repo)
+    touch = repo.commit("simplify", {"src/parser.py": CODE},)
+    assert dasct(repo.path, "ci", "record", "--range", f"{base}..HEAD").code == 0
+    result = dasct(repo.path, "qa", "reject", "PROJ-1", "--commit", touch,
+                   "--reason", "parse(None) crashes again")
+    assert result.code == 0, result.err
+    notices = (repo.path / ".git" / "dasct" / "qa-notices" / "notifications.jsonl")
+    (notice,) = [json.loads(x) for x in notices.read_text().splitlines()]
+    assert notice["recipients"] == ["dev@example.com"] and notice["kind"] == "regression"
+    assert "parse(None) crashes again" in notice["body"]
+    assert dasct(repo.path, "qa", "list", "--format", "json").json()["open"] == []
+    shown = dasct(repo.path, "show", "PROJ-1").out
+    assert "reject" in shown and "parse(None) crashes again" in shown
+
+
+def test_two_ci_clones_share_one_ledger_through_a_bare_remote(repo: GitRepo,
+                                                               tmp_path: Path) -> None:
+    base, _ = _history(repo)
+    repo.commit("simplify", {"src/parser.py": CODE})
+    bare = tmp_path / "remote.git"
+    repo.git("clone", "-q", "--bare", str(repo.path), str(bare))
+    clones = []
+    for name in ("ci1", "ci2"):
+        clone = GitRepo(tmp_path / name, init=False)
+        GitRepo(tmp_path).git("clone", "-q", str(bare), name)
+        clones.append(clone)
+    first = dasct(clones[0].path, "ci", "record", "--range", f"{base}..HEAD", "--format", "json")
+    assert first.code == 0, first.err
+    assert len(first.json()["requests"]) == 1
+    # The second runner fetches the ledger first: the same push files nothing again.
+    second = dasct(clones[1].path, "ci", "record", "--range", f"{base}..HEAD", "--format",
+                   "json")
+    assert second.code == 0, second.err
+    assert second.json()["requests"] == [] and second.json()["already_recorded"] == 1
+    fresh = GitRepo(tmp_path / "fresh", init=False)
+    GitRepo(tmp_path).git("clone", "-q", str(bare), "fresh")
+    listed = dasct(fresh.path, "qa", "list", "--format", "json").json()["open"]
+    assert len(listed) == 1
