@@ -54,6 +54,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "trigger": ("dasct.commands.trigger", "build and inspect trigger files for enhancements"),
     "migrate": ("dasct.commands.migrate", "apply due triggers to an environment, revert, resolve"),
     "audit": ("dasct.commands.audit", "verify the audit log and its signed checkpoints"),
+    "ledger": ("dasct.commands.ledger", "the QA ledger: log its records, push or fetch it"),
     "demo": ("dasct.commands.demo", "build a sample repository and show dasct at work"),
 }
 
