@@ -58,6 +58,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "qa": ("dasct.commands.qa", "open revalidations; accept, reject, sync, flush, evidence"),
     "link": ("dasct.commands.link", "link lines to a defect by hand (the ledger)"),
     "unlink": ("dasct.commands.link", "remove a defect from lines (the ledger)"),
+    "ledger": ("dasct.commands.ledger", "the QA ledger: log its records, push or fetch it"),
     "demo": ("dasct.commands.demo", "build a sample repository and show dasct at work"),
 }
 

@@ -1,0 +1,403 @@
+"""The ledger: the facts history cannot give (manual links, decisions, tickets, cursors).
+
+It lives in the repository on a branch of its own (`[qa] ledger_branch`, default
+`dasct-ledger`), written only with git plumbing and never checked out: the user's work
+tree, index and HEAD never change. Each record is one blob at `<type>/<id[:2]>/<id>.json`,
+named by the digest of its content, so the union of two ledgers is the union of their
+tree entries and never conflicts; diverged tips get a merge commit with both as parents.
+A plain `git fetch` brings the remote's branch as refs/remotes/<remote>/<branch>, and
+every read is the union of that and the local branch (docs/ledger.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from hashlib import sha256
+from pathlib import Path
+from typing import Any
+
+from dasct import git, redact
+from dasct.errors import DasctError, GitError
+
+TYPE_RE = re.compile(r"[a-z][a-z0-9-]{0,39}")
+AT_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+ACTOR_VARS = ("DASCT_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN")
+LINK_TYPES = ("link", "unlink", "accept")  # what links_fingerprint covers
+# A user's config must not change how the ledger is written: a signing program that is
+# absent in CI, automatic gc, and hooks: plumbing runs none but reference-transaction,
+# which update-ref, fetch and push all run (a failing one aborts the update), so the hooks
+# directory is pointed at nothing; push is told --no-verify besides.
+_PINS = ("-c", "commit.gpgSign=false", "-c", "push.gpgSign=false", "-c", "gc.auto=0",
+         "-c", "maintenance.auto=false", "-c", "core.hooksPath=/dev/null")
+_CAS_TRIES = 50  # local writers racing on update-ref; each loser re-reads and retries
+
+
+class LedgerError(DasctError):
+    """The ledger could not be read, written, fetched or pushed (one line, redacted)."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One fact. The ledger stores it and never interprets `type` or `data`."""
+
+    type: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    at: str = ""  # ISO 8601 UTC, seconds (2026-01-31T12:00:00Z); append fills it
+    by: str = ""  # who; append fills it (see actor)
+
+    def __hash__(self) -> int:  # data is a dict: hash by what the record says
+        return hash(self.id)
+
+    def canonical(self) -> bytes:
+        """The stored bytes: sorted keys, no spaces, UTF-8, one line."""
+        return (json.dumps({"type": self.type, "at": self.at, "by": self.by,
+                            "data": self.data}, sort_keys=True, separators=(",", ":"),
+                           ensure_ascii=False, allow_nan=False) + "\n").encode()
+
+    @property
+    def id(self) -> str:
+        """The digest of the canonical content: the same fact written twice is one record."""
+        return sha256(self.canonical()).hexdigest()
+
+    @property
+    def path(self) -> str:
+        """Where the record lives in the ledger's tree."""
+        ident = self.id
+        return f"{self.type}/{ident[:2]}/{ident}.json"
+
+
+def _json_problem(value: Any, where: str) -> str | None:
+    """Why value is not plain JSON (str keys; str, int, finite float, bool, None,
+    list, dict), or None."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return None
+    if isinstance(value, float):
+        return None if value == value and abs(value) != float("inf") else f"{where} is {value}"
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            problem = _json_problem(item, f"{where}[{i}]")
+            if problem:
+                return problem
+        return None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{where} has a key {key!r} that is not a string"
+            problem = _json_problem(item, f"{where}.{key}")
+            if problem:
+                return problem
+        return None
+    return f"{where} is a {type(value).__name__}, not JSON"
+
+
+def problem(record: Any) -> str | None:
+    """What is wrong with a record (one phrase), or None when it may be stored."""
+    if not isinstance(record, Record):
+        return f"is a {type(record).__name__}, not a ledger Record"
+    if not isinstance(record.type, str) or not TYPE_RE.fullmatch(record.type):
+        return f"type {record.type!r} must match [a-z][a-z0-9-]* (40 characters at most)"
+    if not isinstance(record.data, Mapping):
+        return f"data is a {type(record.data).__name__}, not a mapping"
+    found = _json_problem(record.data, "data")
+    if found:
+        return found
+    if not isinstance(record.at, str) or (record.at and not _valid_at(record.at)):
+        return f"at {record.at!r} is not an ISO 8601 UTC time in seconds (YYYY-MM-DDTHH:MM:SSZ)"
+    if not isinstance(record.by, str) or any(c in record.by for c in "\n\r\0"):
+        return f"by {record.by!r} must be one line of text"
+    return None
+
+
+def _valid_at(at: str) -> bool:
+    if not AT_RE.fullmatch(at):
+        return False
+    try:
+        datetime.strptime(at, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return False
+    return True
+
+
+def now() -> str:
+    """The current time as a record's `at`."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse(content: bytes, path: str) -> Record | str:
+    """The record a ledger file holds, or why it holds none (read from disk: verified)."""
+    try:
+        raw = json.loads(content.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        return f"not valid JSON ({exc})"
+    if not isinstance(raw, dict) or set(raw) != {"type", "at", "by", "data"}:
+        return "not a ledger record (expected the keys type, at, by, data)"
+    record = Record(type=raw["type"], data=raw["data"], at=raw["at"], by=raw["by"])
+    wrong = problem(record)
+    if wrong:
+        return wrong
+    if not record.at:
+        return "its time (at) is empty"
+    if record.path != path:
+        return f"its content does not match its name (it should be at {record.path})"
+    return record
+
+
+class Ledger:
+    """The ledger of one repository: its local branch and the remote's tracking ref."""
+
+    def __init__(self, repo: git.Repo, branch: str = "dasct-ledger",
+                 remote: str = "origin") -> None:
+        self.repo = repo
+        self.branch = branch
+        self.remote = remote
+        self.ref = f"refs/heads/{branch}"
+        self.tracking = f"refs/remotes/{remote}/{branch}" if remote else ""
+
+    def _git(self, *args: str, env: dict[str, str] | None = None,
+             input: bytes | None = None, ok_codes: tuple[int, ...] = (0,)) -> bytes:
+        try:
+            return git.run(*_PINS, *args, cwd=self.repo.root, env=env, input=input,
+                           ok_codes=ok_codes)
+        except GitError as exc:
+            raise LedgerError(redact.redact(
+                f"ledger {self.branch}: git {args[0]} failed: {_detail(exc)}")) from None
+
+    def _tips(self) -> tuple[str | None, str | None]:
+        """The local branch's commit and the remote-tracking ref's (None: absent)."""
+        refs = [r for r in (self.ref, self.tracking) if r]
+        out = self._git("for-each-ref", "--format=%(refname) %(objectname)", *refs)
+        found = dict(line.split(" ", 1) for line in out.decode().splitlines() if " " in line)
+        return found.get(self.ref), found.get(self.tracking) if self.tracking else None
+
+    def tip(self) -> str | None:
+        """The local branch's commit (None: no ledger yet)."""
+        return self._tips()[0]
+
+    def _entries(self, commit: str, types: tuple[str, ...] = ()) -> dict[str, str]:
+        """path -> blob of the records at a ledger commit (of the given types: all)."""
+        try:
+            return git.ls_tree(self.repo.root, commit, *types)
+        except GitError as exc:
+            raise LedgerError(redact.redact(f"ledger {self.branch}: {exc}")) from None
+
+    def records(self, *types: str) -> list[Record]:
+        """The records of the given types (all when none), oldest first (at, then id):
+        the union of the local branch and the remote-tracking ref."""
+        for t in types:
+            if not TYPE_RE.fullmatch(t):
+                raise LedgerError(f"ledger: record type {t!r} must match [a-z][a-z0-9-]*")
+        # path -> (blob, commit) for each side; the local side is tried first.
+        sides: dict[str, list[tuple[str, str]]] = {}
+        for commit in dict.fromkeys(t for t in self._tips() if t):
+            for path, blob in self._entries(commit, types).items():
+                sides.setdefault(path, []).append((blob, commit))
+        if not sides:
+            return []
+        try:
+            blobs = git.cat_blobs(self.repo.root,
+                                  (b for pairs in sides.values() for b, _ in pairs))
+        except GitError as exc:
+            raise LedgerError(redact.redact(f"ledger {self.branch}: {exc}")) from None
+        found: list[tuple[str, str, Record]] = []
+        for path, pairs in sides.items():
+            for blob, commit in pairs:
+                parsed = _parse(blobs[blob], path)
+                if isinstance(parsed, Record):
+                    found.append((parsed.at, path, parsed))
+                    break
+                print(redact.redact(f"dasct: ledger commit {commit[:12]} {path}: {parsed}; "
+                                    "skipped"), file=sys.stderr)
+        # The file name is the id: sort by (at, path) orders by (at, type, id) without
+        # hashing every record again.
+        found.sort(key=lambda item: (item[0], item[1].rsplit("/", 1)[-1]))
+        return [record for _, _, record in found]
+
+    def links_fingerprint(self) -> str:
+        """A string that changes whenever the link, unlink or accept records change (local
+        and remote-tracking); "" when there are none. One git call: the trees' ids."""
+        names = [f"{tip}:{t}" for tip in (self.ref, self.tracking) if tip for t in LINK_TYPES]
+        out = self._git("cat-file", "--batch-check=%(objectname) %(objecttype)",
+                        input="".join(f"{n}\n" for n in names).encode())
+        # One answer line per name, in order: "<id> tree", or "<name> missing".
+        per_type: dict[str, set[str]] = {t: set() for t in LINK_TYPES}
+        for i, line in enumerate(out.decode().splitlines()[: len(names)]):
+            if line.endswith(" tree"):
+                per_type[LINK_TYPES[i % len(LINK_TYPES)]].add(line.split(" ")[0])
+        # The distinct trees per type, so equal tips count once.
+        if not any(per_type.values()):
+            return ""
+        return " ".join(",".join(sorted(ids)) for ids in per_type.values())
+
+    def append(self, records: Iterable[Record]) -> list[Record]:
+        """Store records (redacted, at and by filled) in one commit holding the union of
+        the local and remote-tracking ledgers; returns them as stored. A record already
+        present is not added again; an invalid one stops everything before any write."""
+        secrets = redact.secret_values()
+        stamp, actor = now(), ""
+        stored: list[Record] = []
+        for n, record in enumerate(records, 1):
+            wrong = problem(record)
+            if wrong:
+                what = getattr(record, "type", "?")
+                raise LedgerError(redact.redact(f"ledger record {n} ({what!r}): {wrong}; "
+                                                "nothing written"))
+            if not record.by and not actor:
+                actor = self.actor()
+            stored.append(Record(
+                type=record.type, data=redact.scrub(dict(record.data), secrets),
+                at=record.at or stamp, by=redact.redact(record.by or actor, secrets)))
+        self._refuse_checked_out()
+        for _ in range(_CAS_TRIES):
+            if self._commit(stored):
+                return stored
+            time.sleep(random.uniform(0.005, 0.05))  # another local writer won: re-read
+        raise LedgerError(f"ledger {self.branch}: another process kept updating it; "
+                          "nothing written, try again")
+
+    def _refuse_checked_out(self) -> None:
+        """Moving a checked-out branch would change the user's work tree under them."""
+        code, out = git.run_code("symbolic-ref", "-q", "HEAD", cwd=self.repo.root)
+        if code == 0 and out.decode().strip() == self.ref:
+            raise LedgerError(f"ledger: branch {self.branch} is checked out; switch to "
+                              "another branch first (dasct never writes a checked-out one)")
+
+    def _commit(self, new: list[Record]) -> bool:
+        """One attempt: union, new blobs, tree, commit, compare-and-swap the branch.
+        False when another writer moved the branch in between."""
+        local, remote = self._tips()
+        base, parents = local, [local] if local else []
+        if remote and remote != local:
+            if local is None:
+                base, parents = remote, [remote]
+            else:
+                merge_base = self._git("merge-base", local, remote,
+                                       ok_codes=(0, 1)).decode().strip()
+                if merge_base == local:  # behind: fast-forward
+                    base, parents = remote, [remote]
+                elif merge_base != remote:  # diverged: a merge commit
+                    parents = [local, remote]
+        entries: dict[str, str] = {}
+        for commit in reversed(parents):  # the first parent's blob wins a (damaged) clash
+            entries.update(self._entries(commit))
+        missing = {r.path: r for r in new if r.path not in entries}
+        if not missing and len(parents) < 2:
+            if base is None or base == local:
+                return True  # nothing to add, nothing to merge
+            return self._move(base, local)  # behind the remote: fast-forward
+        with tempfile.TemporaryDirectory(prefix="dasct-ledger-") as tmp:
+            if missing:
+                files = []
+                for i, record in enumerate(missing.values()):
+                    path = Path(tmp, f"{i}.json")
+                    path.write_bytes(record.canonical())
+                    files.append(str(path))
+                blobs = self._git("hash-object", "-w", "--no-filters", "--stdin-paths",
+                                  input="\n".join(files).encode() + b"\n").decode().split()
+                if len(blobs) != len(missing):
+                    raise LedgerError(f"ledger {self.branch}: git hash-object stored "
+                                      f"{len(blobs)} of {len(missing)} records")
+                entries.update(zip(missing, blobs, strict=True))
+            # A private index file: the user's index (GIT_INDEX_FILE) is never touched.
+            env = git.git_env({"GIT_INDEX_FILE": str(Path(tmp, "index"))})
+            listing = "".join(f"100644 blob {blob}\t{path}\n" for path, blob in entries.items())
+            self._git("update-index", "--add", "--index-info", env=env,
+                      input=listing.encode())
+            tree = self._git("write-tree", env=env).decode().strip()
+        message = (f"dasct ledger: {len(missing)} record(s)" if missing else
+                   "dasct ledger: union with the remote")
+        # commit-tree reads no commit.gpgSign today; --no-gpg-sign keeps it so.
+        args = ["commit-tree", "--no-gpg-sign", tree, "-m", message]
+        for parent in parents:
+            args += ["-p", parent]
+        commit = self._git(*args, env=_identity_env(self.repo.root)).decode().strip()
+        return self._move(commit, local)
+
+    def _move(self, new: str, old: str | None) -> bool:
+        """Point the branch at new if it still points at old (an empty old: absent)."""
+        try:
+            git.run(*_PINS, "update-ref", "-m", "dasct ledger", self.ref, new, old or "",
+                    cwd=self.repo.root)
+        except GitError:
+            return False
+        return True
+
+    def actor(self) -> str:
+        """Who writes: DASCT_ACTOR, else the CI's user, else git's committer identity."""
+        for var in ACTOR_VARS:
+            if os.environ.get(var):
+                return os.environ[var]
+        code, out = git.run_code("var", "GIT_COMMITTER_IDENT", cwd=self.repo.root)
+        ident = out.decode("utf-8", "replace").strip()
+        if code != 0 or ">" not in ident:
+            return "unknown"
+        return ident[: ident.rindex(">") + 1]  # without the date
+
+    def fetch(self) -> None:
+        """Bring the remote's ledger to refs/remotes/<remote>/<branch> (a remote that has
+        none yet is not an error)."""
+        if not self.remote:
+            return
+        try:
+            git.run(*_PINS, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head",
+                    "--recurse-submodules=no", self.remote,
+                    f"+{self.ref}:{self.tracking}", cwd=self.repo.root)
+        except GitError as exc:
+            if "couldn't find remote ref" in str(exc):
+                return
+            raise LedgerError(redact.redact(f"ledger: could not fetch {self.branch} from "
+                                            f"{self.remote}: {_detail(exc)}")) from None
+
+    def push(self, attempts: int = 6) -> None:
+        """Push the local branch to the remote's; when another writer pushed first, fetch,
+        merge by union and try again (backoff with jitter). Nothing is lost locally."""
+        if not self.remote:
+            return
+        for attempt in range(attempts):
+            local = self.tip()
+            if local is None:
+                return  # nothing written here: nothing to push
+            try:
+                out = git.run(*_PINS, "push", "--porcelain", "--no-verify", "--no-follow-tags",
+                              "--recurse-submodules=no", self.remote, f"{local}:{self.ref}",
+                              cwd=self.repo.root, ok_codes=(0, 1)).decode("utf-8", "replace")
+            except GitError as exc:  # not a rejection: the remote is unreachable or refuses us
+                raise LedgerError(redact.redact(f"ledger: could not push {self.branch} to "
+                                                f"{self.remote}: {_detail(exc)}")) from None
+            flags = [line.split("\t")[0] for line in out.splitlines()
+                     if line.split("\t")[1:2] == [f"{local}:{self.ref}"]]
+            if flags and flags[0] in (" ", "*", "=", "+"):
+                self._git("update-ref", self.tracking, local)
+                return
+            if attempt + 1 < attempts:
+                time.sleep(min(0.2 * 2 ** attempt, 5.0) * random.uniform(0.5, 1.5))
+                self.fetch()
+                self.append([])  # the union with what the other writer pushed
+        raise LedgerError(f"ledger: could not push {self.branch} to {self.remote} after "
+                          f"{attempts} attempts (other writers kept pushing first); the "
+                          "records are kept in the local branch: run `dasct ledger push` "
+                          "again")
+
+
+def _detail(exc: GitError) -> str:
+    """git's own first error line, without the command line (long with our pins)."""
+    return str(exc).split("` failed: ", 1)[-1]
+
+
+def _identity_env(cwd: Path) -> dict[str, str]:
+    """git's environment, with an identity when the user (or CI) configured none."""
+    env = git.git_env()
+    code, _ = git.run_code("var", "GIT_COMMITTER_IDENT", cwd=cwd)
+    if code != 0:
+        for who in ("AUTHOR", "COMMITTER"):
+            env.setdefault(f"GIT_{who}_NAME", "dasct")
+            env.setdefault(f"GIT_{who}_EMAIL", "dasct@localhost")
+    return env
