@@ -28,9 +28,10 @@ _DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?
 
 
 def message_id(key: str) -> str:
-    """`<KEY@dasct>`, or the key's SHA-256 when it holds characters a Message-ID cannot."""
-    left = key if _DOT_ATOM.fullmatch(key) else sha256(key.encode()).hexdigest()
-    return f"<{left}@dasct>"
+    """`<KEY@dasct>`; with a key a Message-ID cannot hold as it is (an @, a space), or
+    one so long the header would be folded, its SHA-256 (32 hex digits) stands for it."""
+    fits = len(key) <= 64 and _DOT_ATOM.fullmatch(key)
+    return f"<{key if fits else sha256(key.encode()).hexdigest()[:32]}@dasct>"
 
 
 class EmailTracker:
