@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dasct.config import EmailTracker as EmailConfig
 from dasct.config import QaConfig
@@ -68,6 +70,14 @@ def test_message_id() -> None:
     assert len(hashed) == len("<@dasct>") + 32 and hashed.count("@") == 1
     assert message_id("x" * 64) == f"<{'x' * 64}@dasct>"
     assert message_id("x" * 65) != message_id("x" * 66) and len(message_id("x" * 65)) == 40
+
+
+@given(st.lists(st.one_of(st.emails(), st.text(max_size=12))))
+def test_recipients_are_addresses_each_once(candidates: list[str]) -> None:
+    got = recipients(candidates)
+    assert len({r.lower() for r in got}) == len(got)
+    assert all("@" in r and r in [c.strip() for c in candidates] for r in got)
+    assert {r.lower() for r in got} == {r.lower() for r in recipients(got)}  # stable
 
 
 def test_recipients() -> None:

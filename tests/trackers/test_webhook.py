@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dasct.config import QaConfig, WebhookTracker
 from dasct.notify import Outbox
@@ -262,3 +264,12 @@ def test_nothing_listening(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     with pytest.raises(TrackerError, match=rf"^webhook: cannot reach http://127.0.0.1:{port}: "):
         make("webhook", config(url=f"http://127.0.0.1:{port}{TOKEN_PATH}"), {}).file(TICKET)
+
+
+@given(title=st.text(), body=st.text(max_size=SHORT_BODY))
+def test_text_is_shown_literally(title: str, body: str) -> None:
+    text = text_of(title, body)
+    # Nothing Slack would read as a link, a mention or a command; unescaped, the words.
+    assert "<" not in text and ">" not in text
+    unescaped = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    assert unescaped == f"*{' '.join(title.split())}*\n{body}"
