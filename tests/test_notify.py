@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import sqlite3
+import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dasct import notify
 from dasct.notify import Notification, NotifyError, Outbox
@@ -155,3 +160,176 @@ def test_concurrent_senders_deliver_each_once(tmp_path: Path) -> None:
     subjects = [json.loads(line)["subject"] for line in out.read_text().splitlines()]
     assert sorted(subjects) == sorted(f"n{i}" for i in range(40))
     assert outbox.waiting() == []
+
+
+# Idempotency keys, rate limits, refused credentials.
+
+class Refusing:
+    """A transport that raises a given exception every time."""
+
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    def send(self, notification: Notification) -> None:
+        raise self.exc
+
+
+class AskedToWait(Exception):
+    """Like trackers.RetryLater, which the outbox only knows by its `seconds`."""
+
+    def __init__(self, seconds: object) -> None:
+        super().__init__("HTTP 429")
+        self.seconds = seconds
+
+
+def test_a_key_is_queued_once_delivered_or_not(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path)
+    first = outbox.enqueue(N, key="PROJ-1@abc", now=0)
+    assert outbox.enqueue(N, key="PROJ-1@abc", now=5) == first
+    assert outbox.find("PROJ-1@abc") is not None and not outbox.delivered("PROJ-1@abc")
+    other = outbox.enqueue(N, key="PROJ-2@abc", now=0)
+    unkeyed = [outbox.enqueue(N, now=0), outbox.enqueue(N, now=0)]
+    assert len({first, other, *unkeyed}) == 4 and len(outbox.waiting()) == 4
+    flaky = Flaky(failures=0)
+    assert outbox.deliver(flaky, now=0).delivered == 4
+    assert outbox.delivered("PROJ-1@abc") and outbox.delivered("PROJ-2@abc")
+    # Queued again after delivery: nothing added, nothing sent again.
+    assert outbox.enqueue(N, key="PROJ-1@abc", now=10) == first
+    assert outbox.deliver(flaky, now=10).delivered == 0 and len(flaky.sent) == 4
+    found = outbox.find("PROJ-1@abc")
+    assert found is not None and found.id == first and found.key == "PROJ-1@abc"
+    assert found.delivered is not None and found.attempts == 1 and found.notification == N
+    assert outbox.find("PROJ-3@abc") is None and not outbox.delivered("PROJ-3@abc")
+
+
+@pytest.mark.parametrize("key", ["", "two words", "x" * 201, "tab\there", "é"])
+def test_bad_key(tmp_path: Path, key: str) -> None:
+    with pytest.raises(NotifyError, match="not an idempotency key"):
+        Outbox(tmp_path).enqueue(N, key=key)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(keys=st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "c", "PROJ-1@f00"]))))
+def test_one_row_per_key(tmp_path_factory: pytest.TempPathFactory,
+                         keys: list[str | None]) -> None:
+    outbox = Outbox(tmp_path_factory.mktemp("outbox"))
+    ids = [outbox.enqueue(N, key=k, now=0) for k in keys]
+    by_key: dict[str, int] = {}
+    for k, i in zip(keys, ids, strict=True):
+        if k is not None:
+            assert by_key.setdefault(k, i) == i  # the same key, the same row
+    assert len(set(ids)) == len(by_key) + keys.count(None)
+    assert len(outbox.waiting()) == len(set(ids))
+
+
+def test_retry_after_is_honoured_and_backoff_still_grows(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path, base_delay=10, max_delay=1000)
+    outbox.enqueue(N, now=0)
+    outbox.deliver(Refusing(AskedToWait(120)), now=0)
+    assert outbox.waiting()[0].next_try == 120  # asked 120 s, the backoff was 10
+    outbox.deliver(Refusing(AskedToWait(5)), now=120)
+    assert outbox.waiting()[0].next_try == 140  # asked 5 s, the backoff is 20
+    for junk in ("120", None, -3, float("nan"), True):  # not a wait: the backoff alone
+        outbox.deliver(Refusing(AskedToWait(junk)), now=outbox.waiting()[0].next_try)
+    (row,) = outbox.waiting()
+    assert row.attempts == 7 and row.next_try == 140 + 40 + 80 + 160 + 320 + 640
+    outbox.deliver(Refusing(AskedToWait(1e12)), now=row.next_try)  # capped: 30 days
+    assert outbox.waiting()[0].next_try == row.next_try + 30 * 24 * 3600
+
+
+def test_refused_credentials_wait_with_their_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dasct.trackers import CredentialsRefused, RetryLater
+
+    monkeypatch.setenv("DASCT_GITHUB_TOKEN", "ghp_secret_value_123")
+    outbox = Outbox(tmp_path, base_delay=10)
+    outbox.enqueue(N, now=0)
+    line = "github: the token in $DASCT_GITHUB_TOKEN was refused (ghp_secret_value_123)"
+    report = outbox.deliver(Refusing(CredentialsRefused(line + "\nmore")), now=0)
+    assert (report.delivered, report.failed, report.waiting) == (0, 1, 1)
+    (row,) = outbox.waiting()
+    assert row.last_error == ("github: the token in $DASCT_GITHUB_TOKEN was refused "
+                              "([redacted]) more")
+    assert row.next_try == 10
+    outbox.deliver(Refusing(RetryLater("jira: HTTP 429", 300)), now=10)
+    (row,) = outbox.waiting()
+    assert row.last_error == "jira: HTTP 429" and row.next_try == 310
+
+
+OLD_SCHEMA = """
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_try REAL NOT NULL,
+    last_error TEXT,
+    delivered TEXT
+);
+CREATE INDEX outbox_due ON outbox (delivered, next_try);
+"""
+
+
+def _old_outbox(state: Path, rows: int) -> None:
+    """An outbox file as notify.py wrote it before idempotency keys."""
+    state.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(state / notify.OUTBOX)) as db:
+        db.executescript(OLD_SCHEMA)
+        for i in range(rows):
+            db.execute("INSERT INTO outbox (created, kind, payload, next_try, attempts, "
+                       "last_error) VALUES ('1970-01-01T00:00:00+00:00', 'moved', ?, 0, 1, "
+                       "'ConnectionError: down')",
+                       (Notification("moved", f"old {i}", "").to_json(),))
+        db.commit()
+
+
+def test_an_old_outbox_is_migrated_in_place(tmp_path: Path) -> None:
+    _old_outbox(tmp_path, rows=2)
+    outbox = Outbox(tmp_path)
+    old = outbox.waiting()
+    assert [(w.notification.subject, w.attempts, w.last_error, w.key) for w in old] == [
+        ("old 0", 1, "ConnectionError: down", None), ("old 1", 1, "ConnectionError: down", None)]
+    first = outbox.enqueue(N, key="k-1", now=0)
+    assert outbox.enqueue(N, key="k-1", now=0) == first
+    flaky = Flaky(failures=0)
+    assert outbox.deliver(flaky, now=0).delivered == 3
+    assert [n.subject for n in flaky.sent] == ["old 0", "old 1", N.subject]
+    with closing(sqlite3.connect(tmp_path / notify.OUTBOX)) as db:
+        indexes = {r[1]: r[2] for r in db.execute("PRAGMA index_list(outbox)")}
+        assert indexes.get("outbox_key") == 1  # unique
+        with pytest.raises(sqlite3.IntegrityError):
+            db.execute("INSERT INTO outbox (created, kind, payload, next_try, key) "
+                       "VALUES ('', 'moved', '{}', 0, 'k-1')")
+
+
+def _enqueue_keys(state: str, start: str) -> None:
+    while not Path(start).exists():
+        time.sleep(0.005)
+    outbox = Outbox(Path(state))
+    for i in range(10):
+        outbox.enqueue(N, key=f"k-{i}", now=0)
+
+
+def test_several_processes_migrate_an_old_outbox_at_once(tmp_path: Path) -> None:
+    _old_outbox(tmp_path / "state", rows=1)
+    start = tmp_path / "go"
+    procs = [multiprocessing.Process(target=_enqueue_keys,
+                                     args=(str(tmp_path / "state"), str(start)))
+             for _ in range(4)]
+    for p in procs:
+        p.start()
+    start.touch()
+    for p in procs:
+        p.join()
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    waiting = Outbox(tmp_path / "state").waiting()
+    assert sorted(w.key or "" for w in waiting) == sorted(["", *(f"k-{i}" for i in range(10))])
+
+
+def test_unreadable_outbox_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / notify.OUTBOX).write_bytes(b"not a database at all, " * 100)
+    with pytest.raises(NotifyError, match="cannot open the outbox"):
+        Outbox(tmp_path).waiting()

@@ -337,6 +337,9 @@ class EmailTracker:
     password_env: str = field(default="DASCT_SMTP_PASSWORD", metadata=checked(_env_var))
     sender: str = "dasct@localhost"
     to: tuple[str, ...] = field(default=(), metadata=checked(_recipient))  # besides owners
+    # A PEM file of the CA that signed the server's certificate (an internal CA); empty:
+    # the system's. Certificates are always verified.
+    ca_file: str = ""
     timeout_seconds: float = 20.0
 
 

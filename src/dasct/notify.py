@@ -3,9 +3,11 @@
 Every notification is first written to the outbox (SQLite in WAL mode in a state
 directory), then delivered through a transport; a transport that fails leaves the row
 waiting with its error and a next try, so nothing is lost. Delivery is at least once:
-a process killed mid-send retries that notification once its lease expires. The default
-transport appends to a local JSONL file and needs no server; Jira, GitHub and SMTP plug
-in as other transports.
+a process killed mid-send retries that notification once its lease expires. A request
+may carry an idempotency key: the outbox holds one row per key, and a transport that is
+idempotent by the same key (the trackers) turns "at least once" into "once". The default
+transport appends to a local JSONL file and needs no server; the trackers plug in through
+dasct.trackers.transport.
 """
 
 from __future__ import annotations
@@ -27,15 +29,21 @@ from dasct.errors import DasctError
 
 OUTBOX = "outbox.sqlite"
 DELIVERED = "notifications.jsonl"
-# What the migration engine sends; later issues add their own kinds (e.g. revalidation).
+# What the migration engine sends.
 NOTHING_TO_MIGRATE = "nothing-to-migrate"
 MOVED = "moved"
 ROLLED_BACK = "rolled-back"
 ESCALATION = "escalation"
 HELD = "held"
 WITHDRAWN = "withdrawn"
-KINDS = (NOTHING_TO_MIGRATE, MOVED, ROLLED_BACK, ESCALATION, HELD, WITHDRAWN)
+# What the QA loop sends to the trackers (dasct.trackers.transport).
+REVALIDATION = "revalidation"
+REGRESSION = "regression"
+KINDS = (NOTHING_TO_MIGRATE, MOVED, ROLLED_BACK, ESCALATION, HELD, WITHDRAWN,
+         REVALIDATION, REGRESSION)
 _KIND = re.compile(r"[a-z][a-z0-9-]{0,63}")
+# A key is an identifier the caller derives from the request (qa.ticket_key), not text.
+_KEY = re.compile(r"[\x21-\x7e]{1,200}")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -45,10 +53,16 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts INTEGER NOT NULL DEFAULT 0,
     next_try REAL NOT NULL,
     last_error TEXT,
-    delivered TEXT
+    delivered TEXT,
+    key TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (delivered, next_try);
 """
+# After the migration of an outbox written before keys existed (see Outbox._migrate).
+_KEY_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS outbox_key ON outbox (key) WHERE key IS NOT NULL"
+# A wait a transport asks for (RetryLater.seconds) beyond this is taken as this: a bogus
+# Retry-After must not park a request for years.
+_MAX_ASKED_WAIT = 30 * 24 * 3600.0
 
 
 class NotifyError(DasctError):
@@ -111,13 +125,15 @@ class LocalTransport:
 
 @dataclass(frozen=True)
 class Waiting:
-    """A notification in the outbox not delivered yet."""
+    """A notification in the outbox: waiting() lists those not delivered yet, find() any."""
 
     id: int
     notification: Notification
     attempts: int
     next_try: float  # epoch seconds
     last_error: str | None
+    key: str | None = None
+    delivered: str | None = None  # ISO 8601 time of delivery, None while it waits
 
 
 @dataclass(frozen=True)
@@ -130,9 +146,21 @@ class Report:
 
 
 def _one_line(exc: BaseException, limit: int = 500) -> str:
+    # dasct's own errors (TrackerError, CredentialsRefused...) are written as the one line
+    # a user reads; anything else is named by its type, which is often the whole clue.
+    text = str(exc) if isinstance(exc, DasctError) else f"{type(exc).__name__}: {exc}"
     # A transport's error may quote a URL or header carrying its token.
-    text = redact.redact(f"{type(exc).__name__}: {exc}").replace("\r", " ").replace("\n", " ")
+    text = redact.redact(text).replace("\r", " ").replace("\n", " ")
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _asked_wait(exc: BaseException) -> float:
+    # Duck-typed on RetryLater.seconds: this module knows no tracker (it is imported by
+    # the migration engine, which has none).
+    seconds = getattr(exc, "seconds", None)
+    if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds > 0:
+        return float(min(seconds, _MAX_ASKED_WAIT))  # nan compares false: 0 below
+    return 0.0
 
 
 class Outbox:
@@ -160,29 +188,75 @@ class Outbox:
         except (OSError, sqlite3.Error) as exc:
             raise NotifyError(f"{self.path}: cannot open the outbox: {exc}") from None
         with closing(conn):
-            conn.execute("PRAGMA journal_mode=WAL")
-            # FULL: a notification is durable once enqueue() returns, even on power loss.
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.executescript(_SCHEMA)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                # FULL: a notification is durable once enqueue() returns, even on power loss.
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.executescript(_SCHEMA)
+                self._migrate(conn)
+            except sqlite3.Error as exc:
+                raise NotifyError(f"{self.path}: cannot open the outbox: {exc}") from None
             yield conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        # Outboxes written before idempotency keys have no key column: add it in place.
+        # Under the write lock, re-checked, so two processes opening an old file at once
+        # do not both ALTER it.
+        if not _has_key_column(conn):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if not _has_key_column(conn):
+                    conn.execute("ALTER TABLE outbox ADD COLUMN key TEXT")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        conn.execute(_KEY_INDEX)
 
     def backoff(self, attempts: int) -> float:
         """Seconds to wait after the given number of failed attempts."""
         return float(min(self.max_delay, self.base_delay * 2 ** max(0, min(attempts - 1, 40))))
 
-    def enqueue(self, notification: Notification, *, now: float | None = None) -> int:
-        """Store a notification for delivery; return its outbox id."""
+    def enqueue(
+        self, notification: Notification, *, key: str | None = None, now: float | None = None
+    ) -> int:
+        """Store a notification for delivery; return its outbox id.
+
+        With a key already in the outbox (delivered or not) nothing is added and the id of
+        that row is returned: the same request queued twice is sent once.
+        """
         if not _KIND.fullmatch(notification.kind):
             raise NotifyError(f"not a notification kind: {notification.kind!r}")
+        if key is not None and not _KEY.fullmatch(key):
+            raise NotifyError(f"not an idempotency key (1-200 printable ASCII characters, "
+                              f"no spaces): {key!r}")
         payload = notification.to_json()
         when = time.time() if now is None else now
         with self._db() as db:
             cur = db.execute(
-                "INSERT INTO outbox (created, kind, payload, next_try) VALUES (?, ?, ?, ?)",
-                (_iso(when), notification.kind, payload, when),
+                "INSERT INTO outbox (created, kind, payload, next_try, key) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (_iso(when), notification.kind, payload, when, key),
             )
-            assert cur.lastrowid is not None
-            return cur.lastrowid
+            if cur.rowcount == 1:
+                assert cur.lastrowid is not None
+                return cur.lastrowid
+            # Only the key is unique, and rows are never deleted: the holder is there.
+            (row_id,) = db.execute("SELECT id FROM outbox WHERE key = ?", (key,)).fetchone()
+            return int(row_id)
+
+    def find(self, key: str) -> Waiting | None:
+        """The notification queued under key, delivered or not; None if there is none."""
+        with self._db() as db:
+            row = db.execute(
+                f"SELECT {_COLUMNS} FROM outbox WHERE key = ?", (key,)
+            ).fetchone()
+        return None if row is None else _row(row)
+
+    def delivered(self, key: str) -> bool:
+        """True when the notification queued under key was delivered."""
+        found = self.find(key)
+        return found is not None and found.delivered is not None
 
     def _claim(self, db: sqlite3.Connection, now: float) -> tuple[int, str, int] | None:
         # BEGIN IMMEDIATE takes the write lock before reading, so two senders never
@@ -219,11 +293,13 @@ class Outbox:
                     transport.send(Notification.from_json(payload))
                 except Exception as exc:
                     failed += 1
+                    # A transport that was told when to come back (HTTP 429 Retry-After)
+                    # waits at least that long, and the backoff still grows.
+                    wait = max(self.backoff(attempts + 1), _asked_wait(exc))
                     db.execute(
                         "UPDATE outbox SET attempts = ?, next_try = ?, last_error = ? "
                         "WHERE id = ?",
-                        (attempts + 1, when + self.backoff(attempts + 1), _one_line(exc),
-                         row_id),
+                        (attempts + 1, when + wait, _one_line(exc), row_id),
                     )
                     continue
                 delivered += 1
@@ -241,13 +317,21 @@ class Outbox:
         """Every notification not delivered yet, oldest first."""
         with self._db() as db:
             rows = db.execute(
-                "SELECT id, payload, attempts, next_try, last_error FROM outbox "
-                "WHERE delivered IS NULL ORDER BY id"
+                f"SELECT {_COLUMNS} FROM outbox WHERE delivered IS NULL ORDER BY id"
             ).fetchall()
-        return [
-            Waiting(int(r[0]), Notification.from_json(r[1]), int(r[2]), float(r[3]), r[4])
-            for r in rows
-        ]
+        return [_row(r) for r in rows]
+
+
+_COLUMNS = "id, payload, attempts, next_try, last_error, key, delivered"
+
+
+def _row(r: tuple[Any, ...]) -> Waiting:
+    return Waiting(int(r[0]), Notification.from_json(r[1]), int(r[2]), float(r[3]), r[4],
+                   r[5], r[6])
+
+
+def _has_key_column(conn: sqlite3.Connection) -> bool:
+    return any(col[1] == "key" for col in conn.execute("PRAGMA table_info(outbox)"))
 
 
 def _iso(epoch: float) -> str:
@@ -259,9 +343,10 @@ def local_transport(state_dir: Path) -> LocalTransport:
     return LocalTransport(Path(state_dir) / DELIVERED)
 
 
-def enqueue(state_dir: Path, notification: Notification) -> int:
-    """Queue a notification durably in the outbox of state_dir; return its id."""
-    return Outbox(state_dir).enqueue(notification)
+def enqueue(state_dir: Path, notification: Notification, *, key: str | None = None) -> int:
+    """Queue a notification durably in the outbox of state_dir; return its id (with a key
+    already queued: that row's id, and nothing is added)."""
+    return Outbox(state_dir).enqueue(notification, key=key)
 
 
 def deliver(state_dir: Path, transport: Transport | None = None) -> Report:

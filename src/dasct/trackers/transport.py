@@ -1,0 +1,77 @@
+"""The outbox's side of the QA loop: tickets and regressions as notifications, and the
+notify.Transport that hands them to the trackers.
+
+qa.py queues one notification per request and tracker (with the request's idempotency
+key, so queuing it again adds nothing); `TicketTransport.send` files it when the outbox
+delivers it. Retry, backoff, Retry-After, the lease and redaction are the outbox's: a
+tracker that raises leaves the notification waiting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from dasct.notify import REGRESSION, REVALIDATION, Notification
+from dasct.trackers import Filed, Ticket, Tracker, TrackerError
+
+__all__ = ("REGRESSION", "REVALIDATION", "TicketTransport", "regression_notification",
+           "ticket_notification")
+
+
+def ticket_notification(ticket: Ticket, tracker: str) -> Notification:
+    """The revalidation request `ticket` for the tracker called `tracker`."""
+    recipients = dict.fromkeys(r for r in (ticket.assignee, *ticket.notify) if r)
+    return Notification(
+        kind=REVALIDATION, subject=ticket.title, body=ticket.body,
+        recipients=tuple(recipients), data={"tracker": tracker, "ticket": ticket.to_dict()},
+    )
+
+
+def regression_notification(defect: str, text: str, key: str, tracker: str) -> Notification:
+    """Tell `defect`, in the tracker called `tracker`, that it regressed (text: why)."""
+    return Notification(
+        kind=REGRESSION, subject=f"{defect} regressed", body=text,
+        data={"tracker": tracker, "defect": defect, "text": text, "key": key},
+    )
+
+
+class TicketTransport:
+    """A notify.Transport that files revalidation tickets and regressions in trackers."""
+
+    def __init__(self, trackers: Mapping[str, Tracker],
+                 on_filed: Callable[[Ticket, Filed], None] | None = None) -> None:
+        self.trackers = trackers
+        self.on_filed = on_filed  # told of every ticket filed (the lead: the ledger)
+
+    def send(self, n: Notification) -> None:
+        """Deliver one notification of kind revalidation or regression, or raise."""
+        if n.kind == REVALIDATION:
+            ticket = Ticket.from_dict(_field(n, "ticket", dict))
+            filed = self._tracker(n).file(ticket)
+            if self.on_filed is not None:
+                self.on_filed(ticket, filed)
+        elif n.kind == REGRESSION:
+            self._tracker(n).regressed(_field(n, "defect", str), _field(n, "text", str),
+                                       _field(n, "key", str))
+        else:
+            # A notification of another kind in a trackers' outbox is a bug upstream;
+            # it waits (and says so) rather than being dropped as delivered.
+            raise TrackerError(f"not a tracker notification: kind {n.kind!r}")
+
+    def _tracker(self, n: Notification) -> Tracker:
+        name = _field(n, "tracker", str)
+        tracker = self.trackers.get(name)
+        if tracker is None:
+            # It waits: the tracker may have been taken out of [qa] trackers by mistake,
+            # or its configuration may be broken for now.
+            known = ", ".join(sorted(self.trackers)) or "none"
+            raise TrackerError(f"tracker {name!r} is not configured ([qa] trackers: {known})")
+        return tracker
+
+
+def _field(n: Notification, name: str, kind: type) -> Any:
+    value = n.data.get(name)
+    if not isinstance(value, kind):
+        raise TrackerError(f"{n.kind} notification without {name!r} in its data")
+    return value
