@@ -365,3 +365,21 @@ def test_before_the_fix_runs_the_fix_version_of_a_changed_test(repo: GitRepo) ->
     fix = repo.commit("Fixes #8", {"evpkg/calc.py": FIXED, "tests/test_calc.py": TEST_ADD})
     result = evidence.verify_trigger_tests(open_repo(repo), fix, ["tests/test_calc.py"], cfg())
     assert result["verified"] == ["tests/test_calc.py"], result
+
+
+def test_a_tree_that_cannot_be_written_is_not_run(repo: GitRepo, tmp_root: Path) -> None:
+    # A required smudge filter that fails (as an LFS smudge without its server does).
+    repo.git("config", "filter.broken.clean", "cat")
+    repo.git("config", "filter.broken.smudge", "false")
+    repo.git("config", "filter.broken.required", "true")
+    sha = repo.commit("Fixes #9", {".gitattributes": "*.py filter=broken\n",
+                                   "tests/test_x.py": "def test_x():\n    pass\n"})
+    r = open_repo(repo)
+    out = evidence.run_tests(r, sha, ["tests/test_x.py"], cfg())
+    assert out.status == "not-run"
+    assert out.reason.startswith(f"the tree of {sha[:12]} could not be written: ")
+    assert "external filter 'false' failed" in out.reason
+    result = evidence.verify_trigger_tests(r, sha, ["tests/test_x.py"], cfg())
+    assert "external filter 'false' failed" in result["not_run"]
+    assert result["verified"] == [] and result["rejected"] == {}
+    assert list(tmp_root.iterdir()) == []

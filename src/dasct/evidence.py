@@ -191,11 +191,18 @@ def run_tests(repo: git.Repo, commit: str, tests: Sequence[str], cfg: QaConfig) 
     if not kept:
         return Outcome("not-run", f"the tests are gone at {sha[:12]}: {', '.join(gone)}",
                        tests=tuple(gone), commit=sha)
-    with materialised(repo, sha) as tree:
-        outcome = execute(cfg, tree, kept, sha)
+    try:
+        with materialised(repo, sha) as tree:
+            outcome = execute(cfg, tree, kept, sha)
+    except (GitError, OSError) as exc:  # checkout-index (an LFS smudge, a full disk)
+        return Outcome("not-run", _unmaterialised(sha, exc), tests=kept, commit=sha)
     if gone and outcome.status != "not-run":
         outcome = outcome._replace(reason=f"gone at {sha[:12]}, not run: {', '.join(gone)}")
     return outcome
+
+
+def _unmaterialised(sha: str, exc: Exception) -> str:
+    return redact.redact(f"the tree of {sha[:12]} could not be written: {exc}")
 
 
 def execute(cfg: QaConfig, tree: Path, tests: Sequence[str], commit: str) -> Outcome:
@@ -274,6 +281,20 @@ def verify_trigger_tests(repo: git.Repo, fix_commit: str, tests: Sequence[str],
         if test not in at_fix:
             result["rejected"][test] = "absent at the fix"
     candidates = [t for t in wanted if t in at_fix]
+    try:
+        _verify(repo, sha, candidates, at_fix, cfg, result)
+    except (GitError, OSError) as exc:
+        result["not_run"] = _unmaterialised(sha, exc)
+    if result["not_run"]:  # a command that cannot start verifies nothing, rejects nothing
+        result["verified"], result["rejected"] = [], {}
+    result["seconds"] = round(time.monotonic() - start, 3)
+    return result
+
+
+def _verify(repo: git.Repo, sha: str, candidates: list[str],
+            at_fix: Mapping[str, tuple[str, str]], cfg: QaConfig,
+            result: dict[str, Any]) -> None:
+    """Run each candidate alone at the fix, then the passing ones before it; fills result."""
     passing: list[str] = []
     if candidates:
         with materialised(repo, sha) as tree:
@@ -297,10 +318,6 @@ def verify_trigger_tests(repo: git.Repo, fix_commit: str, tests: Sequence[str],
                     break
                 else:
                     result["verified"].append(test)
-    if result["not_run"]:  # a command that cannot start verifies nothing, rejects nothing
-        result["verified"], result["rejected"] = [], {}
-    result["seconds"] = round(time.monotonic() - start, 3)
-    return result
 
 
 def _cannot_run(outcome: Outcome) -> bool:
