@@ -383,3 +383,18 @@ def test_a_tree_that_cannot_be_written_is_not_run(repo: GitRepo, tmp_root: Path)
     assert "external filter 'false' failed" in result["not_run"]
     assert result["verified"] == [] and result["rejected"] == {}
     assert list(tmp_root.iterdir()) == []
+
+
+def test_timeouts_in_verification(repo: GitRepo) -> None:
+    # Hanging on the buggy code is failing before the fix; hanging at the fix is failing
+    # at the fix.
+    loop = "def add(a, b):\n    while True:\n        pass\n"
+    repo.commit("start", {"evpkg/__init__.py": "", "evpkg/calc.py": loop})
+    hang = "import time\n\n\ndef test_hang():\n    time.sleep(300)\n"
+    fix = repo.commit("Fixes #10", {"evpkg/calc.py": FIXED, "tests/test_add.py": TEST_ADD,
+                                    "tests/test_hang.py": hang})
+    result = evidence.verify_trigger_tests(open_repo(repo), fix,
+                                           ["tests/test_add.py", "tests/test_hang.py"],
+                                           cfg(test_timeout_seconds=2.0))
+    assert result["verified"] == ["tests/test_add.py"]
+    assert result["rejected"] == {"tests/test_hang.py": "fails at the fix (timed out after 2 s)"}
