@@ -82,9 +82,13 @@ class FakeJira(FakeServer):
     # -- endpoints ------------------------------------------------------------------
 
     def _matching(self, request: Request) -> list[dict[str, Any]]:
-        match = re.fullmatch(r'labels = "([^"]+)"', request.arg("jql"))
+        match = re.fullmatch(
+            r'project = "([A-Z0-9_]+)" AND labels = "([^"]+)" ORDER BY created ASC',
+            request.arg("jql"))
         assert match, f"unexpected JQL {request.arg('jql')!r}"
-        found = [i for i in self.issues.values() if match.group(1) in i["fields"]["labels"]]
+        project, label = match.groups()
+        found = [i for k, i in self.issues.items()
+                 if self._project(k) == project and label in i["fields"]["labels"]]
         wanted = [f for f in request.arg("fields").split(",") if f]
         return [{"id": i["id"], "key": i["key"], "self": i["self"],
                  "fields": {f: i["fields"].get(f) for f in wanted}} for i in found]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from collections.abc import Iterator
 
@@ -45,7 +47,8 @@ def test_file_creates_and_comments(server: FakeGitHub) -> None:
     filed = tracker(server).file(ticket(assignee="qa1", labels=("urgent",)))
     assert filed == Filed("github", "2", f"{server.url}/{REPO}/issues/2")
     (search,) = server.calls("GET", f"/repos/{REPO}/issues")
-    assert (search.arg("labels"), search.arg("state")) == ("dasct-k1", "all")
+    assert {k: v for k, v in search.query.items() if k != "per_page"} == {
+        "labels": ["dasct-k1"], "state": ["all"], "sort": ["created"], "direction": ["asc"]}
     (create,) = server.calls("POST", f"/repos/{REPO}/issues")
     assert create.body == {"title": "Revalidate #1 after c0ffeec0ffee",
                            "body": "Protected lines changed:\n```diff\n-a\n+b\n```",
@@ -210,3 +213,20 @@ def test_server_error_and_outage_are_one_line(server: FakeGitHub) -> None:
     cfg = GithubTracker(repository=REPO, base_url="http://127.0.0.1:9", timeout_seconds=1)
     with pytest.raises(TrackerError, match=r"^github: looking for dasct-k1: cannot reach"):
         GitHub(cfg, ENV, pace=False).file(ticket())
+
+
+def test_the_token_reaches_no_log_nor_error(server: FakeGitHub, caplog: pytest.LogCaptureFixture,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DASCT_GITHUB_TOKEN", TOKEN)
+    caplog.set_level(logging.DEBUG)
+    errors = []
+    github = make(qa(server), os.environ)
+    for status in (401, 429, 500):
+        server.fail(status, body={"message": f"echo {TOKEN}"})
+        with pytest.raises(TrackerError) as err:
+            github.file(ticket())
+        errors.append(f"{err.value!s} {err.value!r}")
+    github.file(ticket())
+    github.regressed("#1", "again", "r1")
+    assert caplog.records  # PyGithub and urllib3 did log the requests
+    assert TOKEN not in caplog.text and all(TOKEN not in e for e in errors)

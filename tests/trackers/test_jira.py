@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import logging
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +16,7 @@ from hypothesis import strategies as st
 
 from dasct.config import JiraTracker, QaConfig
 from dasct.trackers import CredentialsRefused, Filed, RetryLater, Ticket, TrackerError
+from dasct.trackers.http_errors import retry_after
 from dasct.trackers.jira import Jira, key_label, make, marker
 from trackers.fake_jira import FakeJira
 
@@ -75,7 +78,7 @@ def test_file_creates_links_and_comments(server: FakeJira) -> None:
     assert "QA-1" in comment.body["body"] and marker("k1") in comment.body["body"]
     assert f"{server.url}/browse/QA-1" in comment.body["body"]
     search = server.calls("GET", "/rest/api/2/search")[0]
-    assert search.arg("jql") == 'labels = "dasct-k1"'
+    assert search.arg("jql") == 'project = "QA" AND labels = "dasct-k1" ORDER BY created ASC'
     assert server.issues["QA-1"]["fields"]["assignee"]["name"] == "qa1"
     no_hidden_lookups(server)
 
@@ -290,3 +293,31 @@ def test_importing_the_trackers_imports_no_client() -> None:
                          check=True).stdout.split()
     heavy = [m for m in out if m.split(".")[0] in ("jira", "github", "requests", "urllib3")]
     assert heavy == []
+
+
+def test_the_token_reaches_no_log_nor_error(server: FakeJira, caplog: pytest.LogCaptureFixture,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DASCT_JIRA_TOKEN", TOKEN)
+    caplog.set_level(logging.DEBUG)
+    errors = []
+    jira = make(qa(server.url), os.environ)
+    for status in (401, 429, 500, 503):
+        server.fail(status, body={"errorMessages": [f"echo {TOKEN}"]})
+        with pytest.raises(TrackerError) as err:
+            jira.file(ticket())
+        errors.append(f"{err.value!s} {err.value!r}")
+    jira.file(ticket())
+    jira.regressed("MNG-7", "again", "r1")
+    assert caplog.records  # urllib3 did log the requests
+    assert TOKEN not in caplog.text and all(TOKEN not in e for e in errors)
+
+
+@given(st.integers(0, 10**6), st.floats(0, 10**6, allow_nan=False))
+def test_retry_after_takes_seconds_or_a_reset_time(seconds: int, ahead: float) -> None:
+    now = 1_800_000_000.0
+    assert retry_after({"Retry-After": str(seconds)}, now=now) == seconds
+    reset = {"X-RateLimit-Reset": str(now + ahead)}
+    assert retry_after(reset, now=now) == pytest.approx(ahead, abs=1e-3)
+    assert retry_after({"retry-after": str(seconds), **reset}, now=now) == seconds
+    assert retry_after({"X-RateLimit-Reset": str(now - ahead - 1)}, now=now) == 0
+    assert retry_after({}, now=now) == retry_after({"Retry-After": "soon"}, now=now) == 60

@@ -104,7 +104,9 @@ class GitHub:
         label = key_label(ticket.key)
         repo = self.client.get_repo(self.cfg.repository)
         with self._errors(f"looking for {label}"):
-            issue = next(iter(repo.get_issues(labels=[label], state="all")), None)
+            # oldest first, should two writers ever have raced
+            issue = next(iter(repo.get_issues(labels=[label], state="all", sort="created",
+                                              direction="asc")), None)
         if issue is None:
             issue = self._create(repo, ticket, label)
         number, url = int(issue.number), str(issue.html_url)

@@ -93,6 +93,9 @@ class Jira:
             raise status_error(self.name, e.status_code, headers, what=what, url=self.url,
                                token_env=self.cfg.token_env, secrets=(self.token,),
                                detail=(e.text or "")[:200]) from None
+        except requests.JSONDecodeError:
+            raise TrackerError(clean(f"jira: {what}: {self.url} answered something else than "
+                                     "JSON (is url the Jira base URL?)", (self.token,))) from None
         except requests.Timeout:
             raise TrackerError(clean(f"jira: {what}: no answer from {self.url} within "
                                      f"{self.cfg.timeout_seconds:g}s", (self.token,))) from None
@@ -118,7 +121,10 @@ class Jira:
         link and the defect's comment exist (a retry completes what a crash left)."""
         label = key_label(ticket.key)
         with self._errors(f"looking for {label}"):
-            found = self._search(f'labels = "{label}"', ["labels", "issuelinks"])
+            # The project bounds the query (Cloud's search/jql refuses unbounded JQL);
+            # oldest first, should two writers ever have raced.
+            found = self._search(f'project = "{self.cfg.project}" AND labels = "{label}" '
+                                 "ORDER BY created ASC", ["labels", "issuelinks"])
         if found:
             key, links = found[0]["key"], found[0]["fields"].get("issuelinks") or []
         else:
