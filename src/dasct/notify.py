@@ -230,6 +230,10 @@ class Outbox:
         if key is not None and not _KEY.fullmatch(key):
             raise NotifyError(f"not an idempotency key (1-200 printable ASCII characters, "
                               f"no spaces): {key!r}")
+        if key is not None and redact.redact(key) != key:
+            # Stored as it is (redacting it would change it with the environment): a key
+            # must never be where a secret could hide.
+            raise NotifyError("not an idempotency key: it holds a secret or a URL password")
         payload = notification.to_json()
         when = time.time() if now is None else now
         with self._db() as db:
