@@ -158,8 +158,9 @@ def _asked_wait(exc: BaseException) -> float:
     # Duck-typed on RetryLater.seconds: this module knows no tracker (it is imported by
     # the migration engine, which has none).
     seconds = getattr(exc, "seconds", None)
+    # NaN fails `> 0`, and a bool is not a wait.
     if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds > 0:
-        return float(min(seconds, _MAX_ASKED_WAIT))  # nan compares false: 0 below
+        return float(min(seconds, _MAX_ASKED_WAIT))
     return 0.0
 
 
