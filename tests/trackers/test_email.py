@@ -214,3 +214,24 @@ def test_a_refused_login_is_tried_once_per_flush(tmp_path: Path) -> None:
         assert outbox.deliver(TicketTransport({"email": email}), now=1e9).delivered == 4
     assert sorted(m.message["Message-ID"] for m in server.messages) == [
         f"<MNG-{i}.cafe1234@dasct>" for i in range(4)]
+
+
+def test_a_server_that_never_answers_times_out(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    with socket.socket() as silent:  # listens, never greets
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        cfg = QaConfig(email=EmailConfig(host="127.0.0.1", port=port, security="none",
+                                         timeout_seconds=0.5))
+        outbox = Outbox(tmp_path / "state")
+        outbox.enqueue(ticket_notification(TICKET, "email"), key="email:k", now=0)
+        started = time.monotonic()
+        assert outbox.deliver(TicketTransport({"email": make("email", cfg, {})}),
+                              now=0).waiting == 1
+        assert time.monotonic() - started < 5
+    error = outbox.waiting()[0].last_error
+    assert error is not None and error.startswith(f"email: 127.0.0.1:{port}: ")
+    assert "timed out" in error
