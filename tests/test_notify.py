@@ -208,6 +208,14 @@ def test_bad_key(tmp_path: Path, key: str) -> None:
         Outbox(tmp_path).enqueue(N, key=key)
 
 
+def test_a_key_never_holds_a_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DASCT_JIRA_TOKEN", "jira-token-24680")
+    with pytest.raises(NotifyError) as raised:
+        Outbox(tmp_path).enqueue(N, key="MNG-1@jira-token-24680")
+    assert str(raised.value) == "not an idempotency key: it holds a secret or a URL password"
+    assert Outbox(tmp_path).waiting() == []
+
+
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(keys=st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "c", "PROJ-1@f00"]))))

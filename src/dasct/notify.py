@@ -158,8 +158,9 @@ def _asked_wait(exc: BaseException) -> float:
     # Duck-typed on RetryLater.seconds: this module knows no tracker (it is imported by
     # the migration engine, which has none).
     seconds = getattr(exc, "seconds", None)
+    # NaN fails `> 0`, and a bool is not a wait.
     if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds > 0:
-        return float(min(seconds, _MAX_ASKED_WAIT))  # nan compares false: 0 below
+        return float(min(seconds, _MAX_ASKED_WAIT))
     return 0.0
 
 
@@ -230,6 +231,10 @@ class Outbox:
         if key is not None and not _KEY.fullmatch(key):
             raise NotifyError(f"not an idempotency key (1-200 printable ASCII characters, "
                               f"no spaces): {key!r}")
+        if key is not None and redact.redact(key) != key:
+            # Stored as it is (redacting it would change it with the environment): a key
+            # must never be where a secret could hide.
+            raise NotifyError("not an idempotency key: it holds a secret or a URL password")
         payload = notification.to_json()
         when = time.time() if now is None else now
         with self._db() as db:

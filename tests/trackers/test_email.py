@@ -192,3 +192,46 @@ def test_regressed_mails_to(tmp_path: Path) -> None:
     assert got.message["Subject"] == "MNG-7 regressed"
     assert got.message["Message-ID"] == "<MNG-7.r1@dasct>"
     assert got.message.get_content().strip() == "fails again"
+
+
+def test_a_refused_login_is_tried_once_per_flush(tmp_path: Path) -> None:
+    with smtp_server(tmp_path, "starttls", users={"dasct": PASSWORD}) as server:
+        cfg, _ = tracker(server, security="starttls", user_env="SMTP_USER")
+        env = {"SMTP_USER": "dasct", "DASCT_SMTP_PASSWORD": "wrong-password-0815"}
+        outbox = Outbox(tmp_path / "state")
+        for i in range(4):
+            ticket = Ticket(**{**TICKET.to_dict(), "key": f"MNG-{i}.cafe1234"})
+            outbox.enqueue(ticket_notification(ticket, "email"), key=f"email:{i}", now=0)
+        email = make("email", cfg, env)
+        report = outbox.deliver(TicketTransport({"email": email}), now=0)
+        assert (report.failed, report.waiting) == (4, 4)
+        # One try (smtplib's PLAIN, then LOGIN), not four: servers lock accounts.
+        assert [m for m, _, _ in server.logins] == ["PLAIN", "LOGIN"]
+        assert {w.last_error for w in outbox.waiting()} == {
+            f"email: 127.0.0.1:{server.port} refused the login of $SMTP_USER with the "
+            "password in $DASCT_SMTP_PASSWORD"}
+        env["DASCT_SMTP_PASSWORD"] = PASSWORD
+        assert outbox.deliver(TicketTransport({"email": email}), now=1e9).delivered == 4
+    assert sorted(m.message["Message-ID"] for m in server.messages) == [
+        f"<MNG-{i}.cafe1234@dasct>" for i in range(4)]
+
+
+def test_a_server_that_never_answers_times_out(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    with socket.socket() as silent:  # listens, never greets
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        cfg = QaConfig(email=EmailConfig(host="127.0.0.1", port=port, security="none",
+                                         timeout_seconds=0.5))
+        outbox = Outbox(tmp_path / "state")
+        outbox.enqueue(ticket_notification(TICKET, "email"), key="email:k", now=0)
+        started = time.monotonic()
+        assert outbox.deliver(TicketTransport({"email": make("email", cfg, {})}),
+                              now=0).waiting == 1
+        assert time.monotonic() - started < 5
+    error = outbox.waiting()[0].last_error
+    assert error is not None and error.startswith(f"email: 127.0.0.1:{port}: ")
+    assert "timed out" in error

@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dasct.config import QaConfig, WebhookTracker
-from dasct.notify import Outbox
+from dasct.notify import Outbox, Report
 from dasct.trackers import CredentialsRefused, Filed, RetryLater, Ticket, TrackerError, make
 from dasct.trackers.transport import TicketTransport, regression_notification, ticket_notification
 from dasct.trackers.webhook import SHORT_BODY, retry_after, slack_escape, text_of
@@ -146,19 +146,21 @@ def _outbox_with_ticket(tmp_path: Path) -> Outbox:
 def test_every_failure_waits_then_one_delivery(receiver: Receiver, tmp_path: Path) -> None:
     env = {"HOOK_URL": receiver.url}
     port = receiver.server.server_address[1]
-    transport = TicketTransport({"webhook": make("webhook", config(url_env="HOOK_URL",
-                                                                   timeout=0.5), env)})
+    hook = make("webhook", config(url_env="HOOK_URL", timeout=0.5), env)
+
+    def flush(now: float) -> Report:  # each flush its own transport, as `dasct qa flush`
+        return outbox.deliver(TicketTransport({"webhook": hook}), now=now)
     outbox = _outbox_with_ticket(tmp_path)
     shown = f"http://127.0.0.1:{port} ($HOOK_URL)"
 
     receiver.script = [Answer(429, {"Retry-After": "120"})]
-    assert outbox.deliver(transport, now=0).waiting == 1
+    assert flush(0).waiting == 1
     (row,) = outbox.waiting()
     assert row.next_try >= 120 and row.last_error == (
         f"webhook: {shown} answered HTTP 429; retry after 120 s")
 
     receiver.script = [Answer(500)]
-    assert outbox.deliver(transport, now=120).failed == 1
+    assert flush(120).failed == 1
     (row,) = outbox.waiting()
     assert row.next_try == 120 + outbox.backoff(2) and row.last_error == (
         f"webhook: {shown} answered HTTP 500 Internal Server Error")
@@ -166,18 +168,18 @@ def test_every_failure_waits_then_one_delivery(receiver: Receiver, tmp_path: Pat
     receiver.script = [Answer(503, {"Retry-After": formatdate(time.time() + 3000,
                                                              usegmt=True)})]
     now = row.next_try
-    assert outbox.deliver(transport, now=now).failed == 1
+    assert flush(now).failed == 1
     assert outbox.waiting()[0].next_try >= now + 2990  # the date, not the 40 s backoff
 
     receiver.script = [Answer(200, delay=2.0)]  # answers, but too late
     now = outbox.waiting()[0].next_try
-    assert outbox.deliver(transport, now=now).failed == 1
+    assert flush(now).failed == 1
     assert outbox.waiting()[0].last_error == f"webhook: {shown} did not answer within 0.5 s"
 
     receiver.server.shutdown()
     receiver.server.server_close()  # an outage: nothing listens on the port
     now = outbox.waiting()[0].next_try
-    assert outbox.deliver(transport, now=now).failed == 1
+    assert flush(now).failed == 1
     (row,) = outbox.waiting()
     assert row.attempts == 5 and row.last_error is not None
     assert row.last_error.startswith(f"webhook: cannot reach {shown}: ")
@@ -186,8 +188,8 @@ def test_every_failure_waits_then_one_delivery(receiver: Receiver, tmp_path: Pat
     threading.Thread(target=well.server.serve_forever, args=(0.05,), daemon=True).start()
     try:
         env["HOOK_URL"] = well.url
-        assert outbox.deliver(transport, now=row.next_try).delivered == 1
-        assert outbox.deliver(transport, now=1e12).delivered == 0
+        assert flush(row.next_try).delivered == 1
+        assert flush(1e12).delivered == 0
     finally:
         well.server.shutdown()
         well.server.server_close()
@@ -273,3 +275,30 @@ def test_text_is_shown_literally(title: str, body: str) -> None:
     assert "<" not in text and ">" not in text
     unescaped = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     assert unescaped == f"*{' '.join(title.split())}*\n{body}"
+
+
+def test_a_refusing_tracker_is_asked_once_per_flush(receiver: Receiver, tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "state", base_delay=10)
+    tickets = [Ticket(**{**TICKET.to_dict(), "key": f"MNG-{i}@feed5678"}) for i in range(5)]
+    for t in tickets:
+        outbox.enqueue(ticket_notification(t, "webhook"), key="webhook:" + t.key, now=0)
+    outbox.enqueue(ticket_notification(TICKET, "local"), key="local:" + TICKET.key, now=0)
+    hook = make("webhook", config(url=receiver.url), {})
+    local = make("local", config(), {})
+
+    receiver.script = [Answer(429, {"Retry-After": "120"})]
+    report = outbox.deliver(TicketTransport({"webhook": hook, "local": local}), now=0)
+    assert (report.delivered, report.failed) == (1, 5)  # the local one went
+    assert len(receiver.requests) == 1  # the other four never hit the rate limit
+    assert all(w.next_try >= 119 and "HTTP 429" in (w.last_error or "")
+               for w in outbox.waiting())
+
+    receiver.script = [Answer(401)]
+    report = outbox.deliver(TicketTransport({"webhook": hook}), now=200)
+    assert (report.delivered, report.failed) == (0, 5) and len(receiver.requests) == 2
+    assert all("refused the request (HTTP 401)" in (w.last_error or "")
+               for w in outbox.waiting())
+
+    report = outbox.deliver(TicketTransport({"webhook": hook}), now=1000)  # a new flush
+    assert (report.delivered, report.waiting) == (5, 0)
+    assert [r["answer"] for r in receiver.requests] == [429, 401, 200, 200, 200, 200, 200]
