@@ -102,6 +102,7 @@ def _random_records(repo: GitRepo, rng: random.Random, count: int) -> list[Recor
 @pytest.mark.parametrize("seed", range(6))
 def test_ledger_links_protect_what_blame_carries(repo: GitRepo, seed: int) -> None:
     history = History(repo, 500 + seed)
+    history.commit()
     for _ in range(8):
         if history.rng.random() < 0.3:
             history.merge()
@@ -174,3 +175,16 @@ def test_a_damaged_ledger_record_is_left_out_with_one_line(repo: GitRepo, tmp_pa
     result = dasct(repo.path, "scan", "--format", "json")
     assert result.code == 0 and result.json()["lines"] == []
     assert "does not name a defect, a commit and lines: left out" in result.err
+
+
+def test_the_last_record_wins_within_one_second(repo: GitRepo) -> None:
+    """A link and the unlink right after it: the ledger keeps their order (its times
+    have microseconds), so the line ends unprotected, and linked again after a re-link."""
+    sha = repo.commit("add", {"a.txt": "one\ntwo\n"})
+    book = Ledger(git.discover(repo.path), "dasct-ledger", "")
+    link = {"defect": "PROJ-2", "commit": sha, "path": "a.txt", "lines": [[1, 2]]}
+    for kind in ("link", "unlink", "link", "unlink"):
+        book.append([Record(kind, link)])
+    assert scanned(repo) == {}
+    book.append([Record("link", {**link, "lines": [[2, 2]]})])
+    assert scanned(repo) == {("a.txt", 2): {"PROJ-2"}}

@@ -40,21 +40,22 @@ def _requests(repo: GitRepo) -> list[dict[str, object]]:
 
 def test_record_files_one_request_per_touched_defect_with_evidence(repo: GitRepo) -> None:
     base, fix = _history(repo)
-    good = repo.commit("tidy", {"src/parser.py": FIXED.replace(
-        "if text else []", "if text is not None else []")})
+    good = repo.commit("say why", {"tests/test_parser.py": TEST.replace(
+        "== []\n", "== [], 'None is no tokens'\n")})
     bad = repo.commit("simplify", {"src/parser.py": FIXED.replace(
-        "text.split() if text is not None else []", "text.strip().split()")})
+        "text.split() if text else []", "text.strip().split()")})
     result = dasct(repo.path, "ci", "record", "--range", f"{base}..HEAD", "--format", "json")
     assert result.code == 0, result.err
     out = result.json()
     assert out["commits"] == 2 and [r["commit"] for r in out["requests"]] == [good, bad]
     assert out["sent"] == {"delivered": 2, "failed": 0, "waiting": 0}
-    first, second = _requests(repo)
+    by_commit = {r["commit"]: r for r in _requests(repo)}
+    first, second = by_commit[good], by_commit[bad]
     ticket = first["ticket"]
     assert isinstance(ticket, dict)
     assert ticket["title"].startswith("Revalidate PROJ-1: ")
-    assert "-    tokens = text.split() if text else []    # protected: PROJ-1" in ticket["body"]
-    assert "+    tokens = text.split() if text is not None else []" in ticket["body"]
+    assert "-    assert parse(None) == []    # protected: PROJ-1" in ticket["body"]
+    assert "+    assert parse(None) == [], 'None is no tokens'" in ticket["body"]
     assert fix[:12] in ticket["body"] and "PROJ-1: parse(None) crashed" in ticket["body"]
     assert ticket["data"]["evidence"]["status"] == "passed"
     assert not ticket["probable_regression"]
@@ -69,11 +70,12 @@ def test_record_files_one_request_per_touched_defect_with_evidence(repo: GitRepo
     assert again.json()["requests"] == [] and again.json()["already_recorded"] == 2
     assert len(_requests(repo)) == 2
     # Without a range: after the last recorded commit.
-    repo.commit("more", {"src/parser.py": CODE})
+    repo.commit("rename", {"tests/test_parser.py": TEST.replace(
+        "== []\n", "== [], 'None is no tokens'\n").replace("test_none", "test_no_text")})
     resumed = dasct(repo.path, "ci", "record", "--format", "json").json()
     assert resumed["range"] == f"{bad}..HEAD" and resumed["commits"] == 1
     listed = dasct(repo.path, "qa", "list", "--format", "json").json()["open"]
-    assert [o["commit"] for o in listed] == [good, bad, repo.head()]
+    assert sorted(o["commit"] for o in listed) == sorted([good, bad, repo.head()])
     assert [t["tracker"] for t in listed[0]["tickets"]] == ["local"]
 
 

@@ -487,18 +487,19 @@ def snapshot_at(
 
 def ledger_fp(repo: git.Repo, settings: Settings) -> str:
     """The fingerprint of the ledger's line links now ("" : none); one git call."""
-    from dasct import ledger  # not on the commit-time path: the hook never asks
+    from dasct.ledger import Ledger  # not on the commit-time path: the hook never asks
 
     branch, remote = settings.ledger
-    return ledger.Ledger(repo, branch, remote).links_fingerprint()
+    return Ledger(repo, branch, remote).links_fingerprint()
 
 
 def ledger_lines(repo: git.Repo, settings: Settings) -> LineLinks:
     """The ledger's line links now, as the replay applies them (linklines.py)."""
-    from dasct import ledger, linklines
+    from dasct import linklines
+    from dasct.ledger import Ledger
 
     branch, remote = settings.ledger
-    book = ledger.Ledger(repo, branch, remote)
+    book = Ledger(repo, branch, remote)
     fp = book.links_fingerprint()
     if not fp:
         return LineLinks()

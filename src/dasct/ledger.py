@@ -29,7 +29,9 @@ from dasct import git, redact
 from dasct.errors import DasctError, GitError
 
 TYPE_RE = re.compile(r"[a-z][a-z0-9-]{0,39}")
-AT_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+# Microseconds: the records of one actor keep their order (a link and the unlink right
+# after it: the last one wins); seconds alone are accepted too.
+AT_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6})?Z")
 ACTOR_VARS = ("DASCT_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN")
 LINK_TYPES = ("link", "unlink", "accept")  # what links_fingerprint covers
 # A user's config must not change how the ledger is written: a signing program that is
@@ -51,7 +53,7 @@ class Record:
 
     type: str
     data: Mapping[str, Any] = field(default_factory=dict)
-    at: str = ""  # ISO 8601 UTC, seconds (2026-01-31T12:00:00Z); append fills it
+    at: str = ""  # ISO 8601 UTC with microseconds (seconds alone accepted); append fills it
     by: str = ""  # who; append fills it (see actor)
 
     def __hash__(self) -> int:  # data is a dict: hash by what the record says
@@ -121,7 +123,7 @@ def _valid_at(at: str) -> bool:
     if not AT_RE.fullmatch(at):
         return False
     try:
-        datetime.strptime(at, "%Y-%m-%dT%H:%M:%SZ")
+        datetime.strptime(at[:19], "%Y-%m-%dT%H:%M:%S")
     except ValueError:
         return False
     return True
@@ -129,7 +131,7 @@ def _valid_at(at: str) -> bool:
 
 def now() -> str:
     """The current time as a record's `at`."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _parse(content: bytes, path: str) -> Record | str:
@@ -212,7 +214,9 @@ class Ledger:
             for blob, commit in pairs:
                 parsed = _parse(blobs[blob], path)
                 if isinstance(parsed, Record):
-                    found.append((parsed.at, path, parsed))
+                    # "...:05Z" is "...:05.000000Z" (a "Z" sorts after every digit).
+                    at = parsed.at if len(parsed.at) > 20 else parsed.at[:-1] + ".000000Z"
+                    found.append((at, path, parsed))
                     break
                 print(redact.redact(f"dasct: ledger commit {commit[:12]} {path}: {parsed}; "
                                     "skipped"), file=sys.stderr)

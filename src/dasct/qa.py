@@ -273,7 +273,7 @@ def _request(repo: git.Repo, cfg: Config, book: Ledger, sha: str, defect: str,
         defect=defect, touching=info[sha], parent=parent, found=found,
         fixes=[info[c] for c in fixes if c in info],
         change=tickets.change_text(repo, parent, sha, found),
-        evidence=evidence.ticket_section(outcome, sha),
+        evidence=evidence.ticket_section(outcome),
         probable_regression=outcome.status == "failed", assignee="",
         data={"findings": [f.as_dict() for f in found], "evidence": outcome.as_dict()},
     )

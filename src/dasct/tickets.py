@@ -97,7 +97,7 @@ def change_text(repo: git.Repo, parent: str, commit: str, found: Sequence[Findin
         body = [f" {old[i]}" for i in before]
         for n in hunk.old_lines:
             text = old[n - 1] if 0 < n <= len(old) else ""
-            mark = protected.get((change.old_path, n))
+            mark = protected.get((change.old_path or "", n))
             body.append(f"-{text}" + (f"    # protected: {mark.defect} via {mark.commit[:12]}"
                                       if mark is not None else ""))
         new_begin = hunk.new_start - 1 if hunk.new_len else hunk.new_start

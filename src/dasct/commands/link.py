@@ -60,7 +60,7 @@ def owners(repo: git.Repo, rev: str, path: str, start: int, end: int
         args += ["--ignore-revs-file", str(repo.root / IGNORE_REVS_FILE)]
     code, out = git.run_code(*args, rev, "--", path, cwd=repo.root)
     if code != 0:
-        raise DasctError(f"{path}:{start}-{end} is not a range of lines of {path} at {rev}")
+        raise DasctError(f"{path}:{start}-{end}: no such file or lines at {rev[:12]}")
     found: dict[tuple[str, str], list[int]] = {}
     sha, line = "", 0
     for text in out.decode("utf-8", "surrogateescape").split("\n"):
@@ -69,6 +69,10 @@ def owners(repo: git.Repo, rev: str, path: str, start: int, end: int
             sha, line = parts[0], int(parts[1])
         elif text.startswith("filename "):
             found.setdefault((sha, text[9:]), []).append(line)
+    got = sum(len(lines) for lines in found.values())
+    if got != end - start + 1:  # git clamps a range past the end of the file
+        raise DasctError(f"{path}:{start}-{end}: {path} has {start + got - 1} lines at "
+                         f"{rev[:12]}")
     return found
 
 

@@ -123,6 +123,10 @@ def _evidence(repo: git.Repo, cfg: config.Config, defect: str, fmt: str) -> int:
                           "verified": verified, "outcomes": outcomes}, indent=2,
                          ensure_ascii=False))
         return 0
-    print(evidence.describe(defect=defect, fixes=fixes, tests=tests, verified=verified,
-                            outcomes=outcomes))
+    from dasct import tickets
+
+    info = tickets.commit_info(repo, fixes)
+    print(evidence.describe(defect, fixes={f: info[f].subject if f in info else ""
+                                           for f in fixes},
+                            tests=tests, verifications=verified, outcomes=outcomes))
     return 0

@@ -106,7 +106,7 @@ def _describe(r: Any) -> str:
     if r.type == "evidence":
         verified = len(d.get("verified", []))
         return f"trigger tests of {str(d.get('fix', ''))[:12]}: {verified} verified"
-    return r.type
+    return str(r.type)
 
 
 def _spans(value: object) -> str:
