@@ -398,3 +398,64 @@ def test_timeouts_in_verification(repo: GitRepo) -> None:
                                            cfg(test_timeout_seconds=2.0))
     assert result["verified"] == ["tests/test_add.py"]
     assert result["rejected"] == {"tests/test_hang.py": "fails at the fix (timed out after 2 s)"}
+
+
+def test_a_merge_fix_brings_the_tests_of_its_branch(repo: GitRepo) -> None:
+    repo.commit("start", {"lib.py": "a\n"})
+    repo.git("checkout", "-q", "-b", "topic")
+    repo.commit("the fix", {"lib.py": "b\n", "tests/test_lib.py": "def test(): pass\n"})
+    repo.git("checkout", "-q", "main")
+    repo.commit("meanwhile", {"tests/test_other.py": "def test(): pass\n"})
+    repo.git("merge", "-q", "--no-ff", "-m", "Merge topic\n\nFixes #11", "topic")
+    merge = repo.head()
+    # Against the first parent: what the merge brought to main, not what main had.
+    assert evidence.fix_tests(open_repo(repo), [merge], DEFAULT_TEST_PATHS) == [
+        "tests/test_lib.py"]
+
+
+NAMES = st.sampled_from(["tests/test_a.py", "tests/test_b.py", "src/a.py", "src/b.py",
+                         "pkg/tests/helper.py", "FooTest.java", "docs/test_c.md", "c_test.go"])
+CONTENT = st.sampled_from([f"line {i}\n" * 30 for i in range(4)])
+
+
+@settings(max_examples=20, deadline=None)
+@given(before=st.dictionaries(NAMES, CONTENT, max_size=6),
+       after=st.dictionaries(NAMES, CONTENT, max_size=6),
+       globs=st.lists(st.sampled_from([*DEFAULT_TEST_PATHS, "docs/*", "*.go"]),
+                      min_size=1, max_size=4))
+def test_fix_tests_are_the_written_paths_matching_the_globs(
+        tmp_path_factory: pytest.TempPathFactory, before: dict[str, str],
+        after: dict[str, str], globs: list[str]) -> None:
+    from dasct.settings import matches_glob
+
+    repo = GitRepo(tmp_path_factory.mktemp("prop"))
+    repo.commit("before", before)
+    for name in before:
+        if name not in after:
+            (repo.path / name).unlink()
+    fix = repo.commit("Fixes #12", after)
+    # Written by the fix: a new path (a file moved as it is too: git reports the rename
+    # under its new name) or new content.
+    written = {n for n, text in after.items() if before.get(n) != text}
+    expected = sorted(n for n in written if matches_glob(n, tuple(globs)))
+    assert evidence.fix_tests(git.discover(repo.path), [fix], globs) == expected
+
+
+def test_a_configured_credential_variable_never_reaches_the_tests(
+        repo: GitRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dasct import config, redact
+
+    # A name the secret patterns do not know: only the config says it is a credential.
+    monkeypatch.setenv("JIRA_PAT_VALUE", "pat-0123456789")
+    seen = tmp_path / "seen"
+    probe = ("import os\n\n\ndef test_env():\n"
+             f"    open({str(seen)!r}, 'w').write(repr(sorted(os.environ)))\n")
+    sha = repo.commit("Fixes #13", {"tests/test_env.py": probe})
+    qa = replace(cfg(), jira=config.JiraTracker(token_env="JIRA_PAT_VALUE"))
+    redact.configure(replace(config.Config(), qa=qa))
+    try:
+        out = evidence.run_tests(open_repo(repo), sha, ["tests/test_env.py"], qa)
+    finally:
+        redact.configure(config.Config())
+    assert out.status == "passed", out
+    assert "JIRA_PAT_VALUE" not in seen.read_text()
