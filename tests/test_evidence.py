@@ -459,3 +459,21 @@ def test_a_configured_credential_variable_never_reaches_the_tests(
         redact.configure(config.Config())
     assert out.status == "passed", out
     assert "JIRA_PAT_VALUE" not in seen.read_text()
+
+
+def test_paths_like_options_and_commands_not_executable(repo: GitRepo, tmp_path: Path) -> None:
+    assert evidence.argv_for("t {tests}", ["-x_test.py", "a/-b.py"], "c") == [
+        "t", "./-x_test.py", "a/-b.py"]
+    plain = tmp_path / "runner"
+    plain.write_text("#!/bin/sh\nexit 0\n")  # no x bit
+    sha = repo.commit("Fixes #14", {"tests/test_y.py": "def test_y():\n    pass\n"})
+    out = evidence.run_tests(open_repo(repo), sha, ["tests/test_y.py"],
+                             cfg(test_command=f"{plain} {{tests}}"))
+    assert (out.status, out.reason) == ("not-run", f"{plain}: not executable")
+
+
+def test_a_tail_with_backticks_keeps_its_fence() -> None:
+    out = evidence.Outcome("failed", "exit code 1", "E   ```\nE   ````x", 0.1, "t", ("t",))
+    lines = evidence.ticket_section(out).splitlines()
+    assert lines[0] == "Fix tests: failed — probable regression (1 test, 0.1 s, exit code 1)"
+    assert lines[-1] == lines[-4] == "`````"

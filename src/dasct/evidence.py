@@ -166,7 +166,9 @@ def argv_for(template: str, tests: Sequence[str], commit: str) -> list[str]:
     for word in shlex.split(template):
         word = word.replace("{classes}", classes).replace("{commit}", commit)
         if "{tests}" in word:
-            argv.extend(word.replace("{tests}", test) for test in tests)
+            # A path that starts with "-" would be read as an option: ./ keeps it a path.
+            argv.extend(word.replace("{tests}", f"./{t}" if t.startswith("-") else t)
+                        for t in tests)
         else:
             argv.append(word)
     return argv
@@ -176,6 +178,8 @@ def run_tests(repo: git.Repo, commit: str, tests: Sequence[str], cfg: QaConfig) 
     """Run the tests that exist at commit with `[qa] test_command`, in a tree of commit.
 
     Never raises for a failing, hanging or missing command: the Outcome says what happened.
+    The child's environment is redact.child_env's: call redact.configure(config) first, so
+    that credential variables known only from the config are withheld too.
     """
     try:
         sha = git.rev_parse(repo, commit)
