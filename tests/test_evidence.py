@@ -477,3 +477,14 @@ def test_a_tail_with_backticks_keeps_its_fence() -> None:
     lines = evidence.ticket_section(out).splitlines()
     assert lines[0] == "Fix tests: failed — probable regression (1 test, 0.1 s, exit code 1)"
     assert lines[-1] == lines[-4] == "`````"
+
+
+def test_a_submodule_is_an_empty_directory(repo: GitRepo, tmp_path: Path) -> None:
+    sub = GitRepo(tmp_path / "sub")
+    sub.commit("inside", {"lib.py": "x = 1\n"})
+    repo.git("-c", "protocol.file.allow=always", "submodule", "add", "-q", str(sub.path), "sm")
+    probe = ("import os\n\n\ndef test_sm():\n"
+             "    assert os.path.isdir('sm')\n    assert os.listdir('sm') == []\n")
+    sha = repo.commit("Fixes #15", {"tests/test_sm.py": probe})
+    out = evidence.run_tests(open_repo(repo), sha, ["tests/test_sm.py"], cfg())
+    assert out.status == "passed", out

@@ -119,9 +119,9 @@ def materialised(repo: git.Repo, commit: str | None,
     `git archive`: like a checkout it applies the filters (LFS smudge, eol) that archive
     skips, it ignores export-ignore (which would drop tests from an archive), and unlike a
     worktree it registers nothing in the repository, runs no post-checkout hook (dasct's
-    own among them) and leaves the user's index and work tree alone. Submodules are not
-    materialised (neither does a plain checkout without --recurse-submodules): a test that
-    needs one fails, and its tail says so.
+    own among them) and leaves the user's index and work tree alone. A submodule is an
+    empty directory, as after a clone without --recurse-submodules: a test that needs its
+    files fails, and its tail says so.
     """
     tree = Path(tempfile.mkdtemp(prefix="dasct-evidence-"))
     index = tree.with_name(tree.name + ".index")
