@@ -488,3 +488,14 @@ def test_a_submodule_is_an_empty_directory(repo: GitRepo, tmp_path: Path) -> Non
     sha = repo.commit("Fixes #15", {"tests/test_sm.py": probe})
     out = evidence.run_tests(open_repo(repo), sha, ["tests/test_sm.py"], cfg())
     assert out.status == "passed", out
+
+
+def test_what_a_passing_test_leaves_running_is_ended(repo: GitRepo, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    leave = ("import subprocess\n\n\ndef test_leave():\n"
+             "    child = subprocess.Popen(['sleep', '300'])\n"
+             f"    open({str(pid_file)!r}, 'w').write(str(child.pid))\n")
+    sha = repo.commit("Fixes #16", {"tests/test_leave.py": leave})
+    out = evidence.run_tests(open_repo(repo), sha, ["tests/test_leave.py"], cfg())
+    assert out.status == "passed", out
+    assert not _running(int(pid_file.read_text()))
