@@ -499,3 +499,14 @@ def test_what_a_passing_test_leaves_running_is_ended(repo: GitRepo, tmp_path: Pa
     out = evidence.run_tests(open_repo(repo), sha, ["tests/test_leave.py"], cfg())
     assert out.status == "passed", out
     assert not _running(int(pid_file.read_text()))
+
+
+def test_a_runner_script_of_the_repository(repo: GitRepo) -> None:
+    # ./run-tests resolves in the tree the tests run in, with its executable bit.
+    runner = "#!/bin/sh\necho \"ran $*\"\nkill -9 $$\n"
+    repo.write("run-tests", runner).chmod(0o755)
+    sha = repo.commit("Fixes #17", {"tests/test_z.py": "def test_z():\n    pass\n"})
+    out = evidence.run_tests(open_repo(repo), sha, ["tests/test_z.py"],
+                             cfg(test_command="./run-tests {tests}"))
+    assert (out.status, out.reason) == ("failed", "killed by signal 9"), out
+    assert out.tail == "ran tests/test_z.py"

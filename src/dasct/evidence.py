@@ -247,8 +247,8 @@ def execute(cfg: QaConfig, tree: Path, tests: Sequence[str], commit: str) -> Out
         end_group(proc.pid)  # what the tests started must not outlive them, nor their tree
         if code == 0:
             return base._replace(status="passed", seconds=seconds)
-        return base._replace(status="failed", reason=f"exit code {code}", tail=_tail(out),
-                             seconds=seconds)
+        why = f"exit code {code}" if code > 0 else f"killed by signal {-code}"
+        return base._replace(status="failed", reason=why, tail=_tail(out), seconds=seconds)
 
 
 def _tail(f: IO[bytes]) -> str:
