@@ -20,6 +20,12 @@ from dasct.config import DEFAULT_TEST_PATHS, QaConfig
 from gitrepo import GitRepo
 
 PYTEST = f"{shlex.quote(sys.executable)} -m pytest -q -p no:cacheprovider {{tests}}"
+# Tests as plain scripts, for the timeout tests: a Python start (~30 ms) rather than a
+# pytest start (~1 s here, more on a loaded machine) keeps a short timeout from being hit
+# before the test itself runs. -c puts the tree on sys.path, as python -m pytest does.
+SCRIPT = (f"{shlex.quote(sys.executable)} -c "
+          + shlex.quote("import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')")
+          + " {tests}")
 SECRET = "s3cr3t-jira-token-0451"
 
 BUGGY = "def add(a, b):\n    return a - b\n"
@@ -185,18 +191,17 @@ def test_a_hanging_test_is_killed_with_its_group(repo: GitRepo, tmp_path: Path,
                                                  tmp_root: Path) -> None:
     pids = tmp_path / "pids"
     hang = (
-        "import os, subprocess, sys, time\n\n\ndef test_hang():\n"
-        "    child = subprocess.Popen(['sleep', '300'])\n"
-        f"    with open({str(pids)!r}, 'w') as f:\n"
-        "        f.write(f'{os.getpid()} {child.pid}')\n"
-        "    print('waiting forever', flush=True)\n"
-        "    time.sleep(300)\n"
+        "import os, subprocess, time\n"
+        "child = subprocess.Popen(['sleep', '300'])\n"
+        f"with open({str(pids)!r}, 'w') as f:\n"
+        "    f.write(f'{os.getpid()} {child.pid}')\n"
+        "print('waiting forever', flush=True)\n"
+        "time.sleep(300)\n"
     )
     sha = repo.commit("Fixes #4", {"tests/test_hang.py": hang})
     start = time.monotonic()
-    unbuffered = PYTEST.replace("-q", "-q -s")  # its print reaches the tail at once
     out = evidence.run_tests(open_repo(repo), sha, ["tests/test_hang.py"],
-                             cfg(test_timeout_seconds=3.0, test_command=unbuffered))
+                             cfg(test_timeout_seconds=3.0, test_command=SCRIPT))
     assert time.monotonic() - start < 30
     assert out.status == "not-run" and out.reason == "timed out after 3 s"
     assert "waiting forever" in out.tail
@@ -390,12 +395,13 @@ def test_timeouts_in_verification(repo: GitRepo) -> None:
     # at the fix.
     loop = "def add(a, b):\n    while True:\n        pass\n"
     repo.commit("start", {"evpkg/__init__.py": "", "evpkg/calc.py": loop})
-    hang = "import time\n\n\ndef test_hang():\n    time.sleep(300)\n"
-    fix = repo.commit("Fixes #10", {"evpkg/calc.py": FIXED, "tests/test_add.py": TEST_ADD,
+    test = "from evpkg.calc import add\nassert add(2, 3) == 5\n"
+    hang = "import time\ntime.sleep(300)\n"
+    fix = repo.commit("Fixes #10", {"evpkg/calc.py": FIXED, "tests/test_add.py": test,
                                     "tests/test_hang.py": hang})
     result = evidence.verify_trigger_tests(open_repo(repo), fix,
                                            ["tests/test_add.py", "tests/test_hang.py"],
-                                           cfg(test_timeout_seconds=2.0))
+                                           cfg(test_timeout_seconds=2.0, test_command=SCRIPT))
     assert result["verified"] == ["tests/test_add.py"]
     assert result["rejected"] == {"tests/test_hang.py": "fails at the fix (timed out after 2 s)"}
 
