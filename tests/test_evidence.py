@@ -282,12 +282,15 @@ def test_tests_run_outside_the_repository(repo: GitRepo, tmp_path: Path) -> None
         "        f.write(os.getcwd() + chr(10) + repr(os.environ.get('GIT_DIR')))\n"
     )
     sha = repo.commit("Fixes #6", {"tests/test_where.py": probe})
-    # As in a hook: git's own variables point at the user's repository.
+    index = (repo.path / ".git/index").read_bytes()
+    # As in a hook: git's own variables point at the user's repository and index.
     os.environ["GIT_DIR"] = str(repo.path / ".git")
+    os.environ["GIT_INDEX_FILE"] = str(repo.path / ".git/index")
     try:
         out = evidence.run_tests(open_repo(repo), sha, ["tests/test_where.py"], cfg())
     finally:
-        del os.environ["GIT_DIR"]
+        del os.environ["GIT_DIR"], os.environ["GIT_INDEX_FILE"]
+    assert (repo.path / ".git/index").read_bytes() == index
     assert out.status == "passed", out
     seen, git_dir = where.read_text().split("\n")
     cwd = Path(seen)
