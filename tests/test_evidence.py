@@ -519,3 +519,17 @@ def test_a_runner_script_of_the_repository(repo: GitRepo) -> None:
                              cfg(test_command="./run-tests {tests}"))
     assert (out.status, out.reason) == ("failed", "killed by signal 9"), out
     assert out.tail == "ran tests/test_z.py"
+
+
+def test_evidence_runs_only_verified_tests_when_asked(repo: GitRepo,
+                                                      project: dict[str, str]) -> None:
+    r = open_repo(repo)
+    out = evidence.evidence_at(r, project["broken"], [project["fix"]], cfg())
+    assert out.status == "failed" and out.tests == ("tests/test_add.py", "tests/test_zero.py")
+    strict = cfg(verify_trigger_tests=True)
+    out = evidence.evidence_at(r, project["broken"], [project["fix"]], strict)
+    assert (out.status, out.reason) == ("not-run", "no evidence: no verified trigger test")
+    tests = evidence.fix_tests(r, [project["fix"]], strict.test_globs)
+    result = evidence.verify_trigger_tests(r, project["fix"], tests, strict)
+    out = evidence.evidence_at(r, project["ok"], [project["fix"]], strict, [result])
+    assert out.status == "passed" and out.tests == ("tests/test_add.py",)

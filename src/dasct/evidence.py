@@ -205,6 +205,19 @@ def run_tests(repo: git.Repo, commit: str, tests: Sequence[str], cfg: QaConfig) 
     return outcome
 
 
+def evidence_at(repo: git.Repo, commit: str, fix_commits: Sequence[str], cfg: QaConfig,
+                verifications: Sequence[Mapping[str, Any]] = ()) -> Outcome:
+    """The evidence for a ticket: the fix tests run at commit; with `verify_trigger_tests`,
+    only those a verification (the ledger's verify_trigger_tests results) found."""
+    tests = fix_tests(repo, fix_commits, cfg.test_globs)
+    if cfg.verify_trigger_tests and tests:
+        verified = {t for v in verifications for t in v.get("verified", ())}
+        tests = [t for t in tests if t in verified]
+        if not tests:
+            return Outcome("not-run", "no evidence: no verified trigger test", commit=commit)
+    return run_tests(repo, commit, tests, cfg)
+
+
 def _unmaterialised(sha: str, exc: Exception) -> str:
     return redact.redact(f"the tree of {sha[:12]} could not be written: {exc}")
 
