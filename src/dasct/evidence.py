@@ -11,6 +11,7 @@ See docs/evidence.md.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -364,17 +365,9 @@ def ticket_section(outcome: Outcome | Mapping[str, Any]) -> str:
     if o.tests and o.command:
         lines.append("Tests: " + ", ".join(o.tests))
     if o.tail:
-        fence = "`" * max(3, _longest_backticks(o.tail) + 1)
+        fence = "`" * max(3, *(len(run) + 1 for run in re.findall("`+", o.tail)))
         lines += [fence, o.tail, fence]
     return "\n".join(lines)
-
-
-def _longest_backticks(text: str) -> int:
-    longest = run = 0
-    for char in text:
-        run = run + 1 if char == "`" else 0
-        longest = max(longest, run)
-    return longest
 
 
 def describe(defect: str, *, fixes: Mapping[str, str], tests: Sequence[str],
