@@ -365,7 +365,7 @@ def ticket_section(outcome: Outcome | Mapping[str, Any]) -> str:
     if o.tests and o.command:
         lines.append("Tests: " + ", ".join(o.tests))
     if o.tail:
-        fence = "`" * max(3, *(len(run) + 1 for run in re.findall("`+", o.tail)))
+        fence = "`" * max([3, *(len(run) + 1 for run in re.findall("`+", o.tail))])
         lines += [fence, o.tail, fence]
     return "\n".join(lines)
 
