@@ -20,6 +20,12 @@ from dasct.config import DEFAULT_TEST_PATHS, QaConfig
 from gitrepo import GitRepo
 
 PYTEST = f"{shlex.quote(sys.executable)} -m pytest -q -p no:cacheprovider {{tests}}"
+# Tests as plain scripts, for the timeout tests: a Python start (~30 ms) rather than a
+# pytest start (~1 s here, more on a loaded machine) keeps a short timeout from being hit
+# before the test itself runs. -c puts the tree on sys.path, as python -m pytest does.
+SCRIPT = (f"{shlex.quote(sys.executable)} -c "
+          + shlex.quote("import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')")
+          + " {tests}")
 SECRET = "s3cr3t-jira-token-0451"
 
 BUGGY = "def add(a, b):\n    return a - b\n"
@@ -185,18 +191,17 @@ def test_a_hanging_test_is_killed_with_its_group(repo: GitRepo, tmp_path: Path,
                                                  tmp_root: Path) -> None:
     pids = tmp_path / "pids"
     hang = (
-        "import os, subprocess, sys, time\n\n\ndef test_hang():\n"
-        "    child = subprocess.Popen(['sleep', '300'])\n"
-        f"    with open({str(pids)!r}, 'w') as f:\n"
-        "        f.write(f'{os.getpid()} {child.pid}')\n"
-        "    print('waiting forever', flush=True)\n"
-        "    time.sleep(300)\n"
+        "import os, subprocess, time\n"
+        "child = subprocess.Popen(['sleep', '300'])\n"
+        f"with open({str(pids)!r}, 'w') as f:\n"
+        "    f.write(f'{os.getpid()} {child.pid}')\n"
+        "print('waiting forever', flush=True)\n"
+        "time.sleep(300)\n"
     )
     sha = repo.commit("Fixes #4", {"tests/test_hang.py": hang})
     start = time.monotonic()
-    unbuffered = PYTEST.replace("-q", "-q -s")  # its print reaches the tail at once
     out = evidence.run_tests(open_repo(repo), sha, ["tests/test_hang.py"],
-                             cfg(test_timeout_seconds=3.0, test_command=unbuffered))
+                             cfg(test_timeout_seconds=3.0, test_command=SCRIPT))
     assert time.monotonic() - start < 30
     assert out.status == "not-run" and out.reason == "timed out after 3 s"
     assert "waiting forever" in out.tail
@@ -277,12 +282,15 @@ def test_tests_run_outside_the_repository(repo: GitRepo, tmp_path: Path) -> None
         "        f.write(os.getcwd() + chr(10) + repr(os.environ.get('GIT_DIR')))\n"
     )
     sha = repo.commit("Fixes #6", {"tests/test_where.py": probe})
-    # As in a hook: git's own variables point at the user's repository.
+    index = (repo.path / ".git/index").read_bytes()
+    # As in a hook: git's own variables point at the user's repository and index.
     os.environ["GIT_DIR"] = str(repo.path / ".git")
+    os.environ["GIT_INDEX_FILE"] = str(repo.path / ".git/index")
     try:
         out = evidence.run_tests(open_repo(repo), sha, ["tests/test_where.py"], cfg())
     finally:
-        del os.environ["GIT_DIR"]
+        del os.environ["GIT_DIR"], os.environ["GIT_INDEX_FILE"]
+    assert (repo.path / ".git/index").read_bytes() == index
     assert out.status == "passed", out
     seen, git_dir = where.read_text().split("\n")
     cwd = Path(seen)
@@ -390,11 +398,138 @@ def test_timeouts_in_verification(repo: GitRepo) -> None:
     # at the fix.
     loop = "def add(a, b):\n    while True:\n        pass\n"
     repo.commit("start", {"evpkg/__init__.py": "", "evpkg/calc.py": loop})
-    hang = "import time\n\n\ndef test_hang():\n    time.sleep(300)\n"
-    fix = repo.commit("Fixes #10", {"evpkg/calc.py": FIXED, "tests/test_add.py": TEST_ADD,
+    test = "from evpkg.calc import add\nassert add(2, 3) == 5\n"
+    hang = "import time\ntime.sleep(300)\n"
+    fix = repo.commit("Fixes #10", {"evpkg/calc.py": FIXED, "tests/test_add.py": test,
                                     "tests/test_hang.py": hang})
     result = evidence.verify_trigger_tests(open_repo(repo), fix,
                                            ["tests/test_add.py", "tests/test_hang.py"],
-                                           cfg(test_timeout_seconds=2.0))
+                                           cfg(test_timeout_seconds=2.0, test_command=SCRIPT))
     assert result["verified"] == ["tests/test_add.py"]
     assert result["rejected"] == {"tests/test_hang.py": "fails at the fix (timed out after 2 s)"}
+
+
+def test_a_merge_fix_brings_the_tests_of_its_branch(repo: GitRepo) -> None:
+    repo.commit("start", {"lib.py": "a\n"})
+    repo.git("checkout", "-q", "-b", "topic")
+    repo.commit("the fix", {"lib.py": "b\n", "tests/test_lib.py": "def test(): pass\n"})
+    repo.git("checkout", "-q", "main")
+    repo.commit("meanwhile", {"tests/test_other.py": "def test(): pass\n"})
+    repo.git("merge", "-q", "--no-ff", "-m", "Merge topic\n\nFixes #11", "topic")
+    merge = repo.head()
+    # Against the first parent: what the merge brought to main, not what main had.
+    assert evidence.fix_tests(open_repo(repo), [merge], DEFAULT_TEST_PATHS) == [
+        "tests/test_lib.py"]
+
+
+NAMES = st.sampled_from(["tests/test_a.py", "tests/test_b.py", "src/a.py", "src/b.py",
+                         "pkg/tests/helper.py", "FooTest.java", "docs/test_c.md", "c_test.go"])
+CONTENT = st.sampled_from([f"line {i}\n" * 30 for i in range(4)])
+
+
+@settings(max_examples=20, deadline=None)
+@given(before=st.dictionaries(NAMES, CONTENT, max_size=6),
+       after=st.dictionaries(NAMES, CONTENT, max_size=6),
+       globs=st.lists(st.sampled_from([*DEFAULT_TEST_PATHS, "docs/*", "*.go"]),
+                      min_size=1, max_size=4))
+def test_fix_tests_are_the_written_paths_matching_the_globs(
+        tmp_path_factory: pytest.TempPathFactory, before: dict[str, str],
+        after: dict[str, str], globs: list[str]) -> None:
+    from dasct.settings import matches_glob
+
+    repo = GitRepo(tmp_path_factory.mktemp("prop"))
+    repo.commit("before", before)
+    for name in before:
+        if name not in after:
+            (repo.path / name).unlink()
+    fix = repo.commit("Fixes #12", after)
+    # Written by the fix: a new path (a file moved as it is too: git reports the rename
+    # under its new name) or new content.
+    written = {n for n, text in after.items() if before.get(n) != text}
+    expected = sorted(n for n in written if matches_glob(n, tuple(globs)))
+    assert evidence.fix_tests(git.discover(repo.path), [fix], globs) == expected
+
+
+def test_a_configured_credential_variable_never_reaches_the_tests(
+        repo: GitRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dasct import config, redact
+
+    # A name the secret patterns do not know: only the config says it is a credential.
+    monkeypatch.setenv("JIRA_PAT_VALUE", "pat-0123456789")
+    seen = tmp_path / "seen"
+    probe = ("import os\n\n\ndef test_env():\n"
+             f"    open({str(seen)!r}, 'w').write(repr(sorted(os.environ)))\n")
+    sha = repo.commit("Fixes #13", {"tests/test_env.py": probe})
+    qa = replace(cfg(), jira=config.JiraTracker(token_env="JIRA_PAT_VALUE"))
+    redact.configure(replace(config.Config(), qa=qa))
+    try:
+        out = evidence.run_tests(open_repo(repo), sha, ["tests/test_env.py"], qa)
+    finally:
+        redact.configure(config.Config())
+    assert out.status == "passed", out
+    assert "JIRA_PAT_VALUE" not in seen.read_text()
+
+
+def test_paths_like_options_and_commands_not_executable(repo: GitRepo, tmp_path: Path) -> None:
+    assert evidence.argv_for("t {tests}", ["-x_test.py", "a/-b.py"], "c") == [
+        "t", "./-x_test.py", "a/-b.py"]
+    plain = tmp_path / "runner"
+    plain.write_text("#!/bin/sh\nexit 0\n")  # no x bit
+    sha = repo.commit("Fixes #14", {"tests/test_y.py": "def test_y():\n    pass\n"})
+    out = evidence.run_tests(open_repo(repo), sha, ["tests/test_y.py"],
+                             cfg(test_command=f"{plain} {{tests}}"))
+    assert (out.status, out.reason) == ("not-run", f"{plain}: not executable")
+
+
+def test_a_tail_with_backticks_keeps_its_fence() -> None:
+    out = evidence.Outcome("failed", "exit code 1", "E   ```\nE   ````x", 0.1, "t", ("t",))
+    lines = evidence.ticket_section(out).splitlines()
+    assert lines[0] == "Fix tests: failed — probable regression (1 test, 0.1 s, exit code 1)"
+    assert lines[-1] == lines[-4] == "`````"
+
+
+def test_a_submodule_is_an_empty_directory(repo: GitRepo, tmp_path: Path) -> None:
+    sub = GitRepo(tmp_path / "sub")
+    sub.commit("inside", {"lib.py": "x = 1\n"})
+    repo.git("-c", "protocol.file.allow=always", "submodule", "add", "-q", str(sub.path), "sm")
+    probe = ("import os\n\n\ndef test_sm():\n"
+             "    assert os.path.isdir('sm')\n    assert os.listdir('sm') == []\n")
+    sha = repo.commit("Fixes #15", {"tests/test_sm.py": probe})
+    out = evidence.run_tests(open_repo(repo), sha, ["tests/test_sm.py"], cfg())
+    assert out.status == "passed", out
+
+
+def test_what_a_passing_test_leaves_running_is_ended(repo: GitRepo, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    leave = ("import subprocess\n\n\ndef test_leave():\n"
+             "    child = subprocess.Popen(['sleep', '300'])\n"
+             f"    open({str(pid_file)!r}, 'w').write(str(child.pid))\n")
+    sha = repo.commit("Fixes #16", {"tests/test_leave.py": leave})
+    out = evidence.run_tests(open_repo(repo), sha, ["tests/test_leave.py"], cfg())
+    assert out.status == "passed", out
+    assert not _running(int(pid_file.read_text()))
+
+
+def test_a_runner_script_of_the_repository(repo: GitRepo) -> None:
+    # ./run-tests resolves in the tree the tests run in, with its executable bit.
+    runner = "#!/bin/sh\necho \"ran $*\"\nkill -9 $$\n"
+    repo.write("run-tests", runner).chmod(0o755)
+    sha = repo.commit("Fixes #17", {"tests/test_z.py": "def test_z():\n    pass\n"})
+    out = evidence.run_tests(open_repo(repo), sha, ["tests/test_z.py"],
+                             cfg(test_command="./run-tests {tests}"))
+    assert (out.status, out.reason) == ("failed", "killed by signal 9"), out
+    assert out.tail == "ran tests/test_z.py"
+
+
+def test_evidence_runs_only_verified_tests_when_asked(repo: GitRepo,
+                                                      project: dict[str, str]) -> None:
+    r = open_repo(repo)
+    out = evidence.evidence_at(r, project["broken"], [project["fix"]], cfg())
+    assert out.status == "failed" and out.tests == ("tests/test_add.py", "tests/test_zero.py")
+    strict = cfg(verify_trigger_tests=True)
+    out = evidence.evidence_at(r, project["broken"], [project["fix"]], strict)
+    assert (out.status, out.reason) == ("not-run", "no evidence: no verified trigger test")
+    tests = evidence.fix_tests(r, [project["fix"]], strict.test_globs)
+    result = evidence.verify_trigger_tests(r, project["fix"], tests, strict)
+    out = evidence.evidence_at(r, project["ok"], [project["fix"]], strict, [result])
+    assert out.status == "passed" and out.tests == ("tests/test_add.py",)

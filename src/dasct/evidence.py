@@ -11,6 +11,7 @@ See docs/evidence.md.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -119,9 +120,9 @@ def materialised(repo: git.Repo, commit: str | None,
     `git archive`: like a checkout it applies the filters (LFS smudge, eol) that archive
     skips, it ignores export-ignore (which would drop tests from an archive), and unlike a
     worktree it registers nothing in the repository, runs no post-checkout hook (dasct's
-    own among them) and leaves the user's index and work tree alone. Submodules are not
-    materialised (neither does a plain checkout without --recurse-submodules): a test that
-    needs one fails, and its tail says so.
+    own among them) and leaves the user's index and work tree alone. A submodule is an
+    empty directory, as after a clone without --recurse-submodules: a test that needs its
+    files fails, and its tail says so.
     """
     tree = Path(tempfile.mkdtemp(prefix="dasct-evidence-"))
     index = tree.with_name(tree.name + ".index")
@@ -166,7 +167,9 @@ def argv_for(template: str, tests: Sequence[str], commit: str) -> list[str]:
     for word in shlex.split(template):
         word = word.replace("{classes}", classes).replace("{commit}", commit)
         if "{tests}" in word:
-            argv.extend(word.replace("{tests}", test) for test in tests)
+            # A path that starts with "-" would be read as an option: ./ keeps it a path.
+            argv.extend(word.replace("{tests}", f"./{t}" if t.startswith("-") else t)
+                        for t in tests)
         else:
             argv.append(word)
     return argv
@@ -176,6 +179,8 @@ def run_tests(repo: git.Repo, commit: str, tests: Sequence[str], cfg: QaConfig) 
     """Run the tests that exist at commit with `[qa] test_command`, in a tree of commit.
 
     Never raises for a failing, hanging or missing command: the Outcome says what happened.
+    The child's environment is redact.child_env's: call redact.configure(config) first, so
+    that credential variables known only from the config are withheld too.
     """
     try:
         sha = git.rev_parse(repo, commit)
@@ -199,6 +204,19 @@ def run_tests(repo: git.Repo, commit: str, tests: Sequence[str], cfg: QaConfig) 
     if gone and outcome.status != "not-run":
         outcome = outcome._replace(reason=f"gone at {sha[:12]}, not run: {', '.join(gone)}")
     return outcome
+
+
+def evidence_at(repo: git.Repo, commit: str, fix_commits: Sequence[str], cfg: QaConfig,
+                verifications: Sequence[Mapping[str, Any]] = ()) -> Outcome:
+    """The evidence for a ticket: the fix tests run at commit; with `verify_trigger_tests`,
+    only those a verification (the ledger's verify_trigger_tests results) found."""
+    tests = fix_tests(repo, fix_commits, cfg.test_globs)
+    if cfg.verify_trigger_tests and tests:
+        verified = {t for v in verifications for t in v.get("verified", ())}
+        tests = [t for t in tests if t in verified]
+        if not tests:
+            return Outcome("not-run", "no evidence: no verified trigger test", commit=commit)
+    return run_tests(repo, commit, tests, cfg)
 
 
 def _unmaterialised(sha: str, exc: Exception) -> str:
@@ -243,8 +261,8 @@ def execute(cfg: QaConfig, tree: Path, tests: Sequence[str], commit: str) -> Out
         end_group(proc.pid)  # what the tests started must not outlive them, nor their tree
         if code == 0:
             return base._replace(status="passed", seconds=seconds)
-        return base._replace(status="failed", reason=f"exit code {code}", tail=_tail(out),
-                             seconds=seconds)
+        why = f"exit code {code}" if code > 0 else f"killed by signal {-code}"
+        return base._replace(status="failed", reason=why, tail=_tail(out), seconds=seconds)
 
 
 def _tail(f: IO[bytes]) -> str:
@@ -347,17 +365,9 @@ def ticket_section(outcome: Outcome | Mapping[str, Any]) -> str:
     if o.tests and o.command:
         lines.append("Tests: " + ", ".join(o.tests))
     if o.tail:
-        fence = "`" * max(3, _longest_backticks(o.tail) + 1)
+        fence = "`" * max([3, *(len(run) + 1 for run in re.findall("`+", o.tail))])
         lines += [fence, o.tail, fence]
     return "\n".join(lines)
-
-
-def _longest_backticks(text: str) -> int:
-    longest = run = 0
-    for char in text:
-        run = run + 1 if char == "`" else 0
-        longest = max(longest, run)
-    return longest
 
 
 def describe(defect: str, *, fixes: Mapping[str, str], tests: Sequence[str],
