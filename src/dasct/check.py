@@ -26,11 +26,13 @@ STAGED_DIFF = ("diff", "--cached", *diff.PATCH_OPTIONS, "--")
 class Finding:
     """One protected line of one defect that a change removes or rewrites."""
 
-    __slots__ = ("after_line", "after_path", "commit", "defect", "kind", "line", "path")
+    __slots__ = ("after_line", "after_path", "commit", "defect", "kind", "ledger", "line",
+                 "path")
 
     def __init__(
         self, defect: str, path: str, line: int, commit: str,
         after_path: str | None = None, after_line: int | None = None, kind: str = "code",
+        ledger: bool = False,
     ) -> None:
         self.defect = defect
         self.path = path  # the path at the change's base
@@ -42,6 +44,9 @@ class Finding:
         self.after_line = after_line
         # What the line is at the base (kinds.py): code, comment, blank or import.
         self.kind = kind
+        # The ledger linked the line to the defect (an accepted touch, a manual link), not
+        # the commit's message: the commit is the baseline, not a fix.
+        self.ledger = ledger
 
     def as_dict(self) -> dict[str, str | int | None]:
         """The JSON shape of a finding (a contract: docs/cli.md)."""
@@ -138,8 +143,10 @@ def touches(
             if hit is not None:
                 origin, defects = hit
                 sha = snapshot.sha(origin)
+                linked = snapshot.ledger_linked(origin)
                 found.extend(
-                    Finding(d, old, n, sha, after, after_line if after else None)
+                    Finding(d, old, n, sha, after, after_line if after else None,
+                            ledger=d in linked)
                     for d in defects
                 )
     found.sort(key=lambda f: (f.defect, f.path, f.line))

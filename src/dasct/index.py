@@ -170,6 +170,19 @@ class Snapshot:
                     if 0 < n <= len(value) and (o := value[n - 1]) in links}
         return {n: (o, links[o]) for n, o in enumerate(value or (), 1) if o in links}
 
+    def ledger_linked(self, origin: int) -> tuple[str, ...]:
+        """The defects the ledger, not the commit's message, links origin's lines to."""
+        alias = self.lines.aliases.get(origin)
+        if alias is None:
+            return ()
+        own = self.links.get(alias[0], ())
+        return tuple(c[1:] for c in alias[1] if c[0] == "+" and c[1:] not in own)
+
+    def fix_commits(self) -> int:
+        """How many commits link lines (a commit linked through the ledger counts once)."""
+        aliases = self.lines.aliases
+        return len({aliases[i][0] if i in aliases else i for i in self.links})
+
     @property
     def commits(self) -> list[str]:
         """Every commit id, by index (the list the replay extends)."""

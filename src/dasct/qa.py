@@ -284,34 +284,31 @@ def _request(repo: git.Repo, cfg: Config, book: Ledger, sha: str, defect: str,
 def _evidence(repo: git.Repo, cfg: Config, book: Ledger, defect: str, fixes: Sequence[str],
               sha: str) -> evidence.Outcome:
     """The fix commits' tests run at sha (only the verified trigger tests when asked)."""
-    tests = evidence.fix_tests(repo, fixes, cfg.qa.test_globs)
-    if tests and cfg.qa.test_command and cfg.qa.verify_trigger_tests:
-        tests = sorted(trigger_tests(repo, cfg, book, defect, fixes, tests))
-        if not tests:
-            return evidence.Outcome("not-run", reason="no evidence: no test of the fix "
-                                    "fails before it and passes at it")
-    return evidence.run_tests(repo, sha, tests, cfg.qa)
+    checked: list[Mapping[str, Any]] = []
+    if cfg.qa.verify_trigger_tests and cfg.qa.test_command:
+        checked = verifications(repo, cfg, book, defect, fixes)
+    return evidence.evidence_at(repo, sha, fixes, cfg.qa, checked)
 
 
-def trigger_tests(repo: git.Repo, cfg: Config, book: Ledger, defect: str,
-                  fixes: Sequence[str], tests: Sequence[str]) -> set[str]:
-    """The verified trigger tests of defect's fixes: checked once per fix, kept in the
-    ledger (an evidence record per fix)."""
+def verifications(repo: git.Repo, cfg: Config, book: Ledger, defect: str,
+                  fixes: Sequence[str]) -> list[Mapping[str, Any]]:
+    """The trigger-test verification of each of defect's fixes: done once per fix and kept
+    in the ledger (an evidence record); one that could not decide is done again later."""
     known = {r.data.get("fix"): r.data for r in book.records(EVIDENCE)
              if r.data.get("defect") == defect}
-    verified: set[str] = set()
+    out: list[Mapping[str, Any]] = []
     fresh: list[Record] = []
     for fix in fixes:
         data = known.get(fix)
         if data is None:
             mine = evidence.fix_tests(repo, [fix], cfg.qa.test_globs)
-            data = dict(evidence.verify_trigger_tests(repo, fix, mine, cfg.qa))
-            data["defect"] = defect
-            fresh.append(Record(EVIDENCE, data))
-        verified.update(t for t in data.get("verified", ()) if t in tests)
+            data = {**evidence.verify_trigger_tests(repo, fix, mine, cfg.qa), "defect": defect}
+            if not data.get("not_run"):
+                fresh.append(Record(EVIDENCE, data))
+        out.append(data)
     if fresh:
         book.append(fresh)
-    return verified
+    return out
 
 
 # ----------------------------------------------------------------------------- deciding

@@ -79,6 +79,14 @@ def findings_json(findings: Sequence[Finding], not_reported: int = 0) -> str:
     )
 
 
+def shell_word(text: str) -> str:
+    """text as one word of a shell command: quoted unless it is plain (a `#12` key is
+    otherwise a comment to the shell)."""
+    if text and all(c.isalnum() or c in "-_./:" for c in text):
+        return text
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
 def findings_text(
     findings: Sequence[Finding], subjects: Mapping[str, str], label: str, strict: bool,
     note: str = "",
@@ -87,10 +95,10 @@ def findings_text(
     if not findings:
         return ""
     by_defect: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
-    commits: dict[str, dict[str, None]] = defaultdict(dict)
+    commits: dict[str, dict[str, bool]] = defaultdict(dict)
     for f in findings:
         by_defect[f.defect][f.path].append(f.line)
-        commits[f.defect][f.commit] = None
+        commits[f.defect][f.commit] = commits[f.defect].get(f.commit, False) or f.ledger
     verdict = "the commit is blocked (strict mode)" if strict else "the commit goes on"
     head = (
         f"dasct: {label}: lines that fixed {plural(len(by_defect), 'defect')} are changed; "
@@ -101,10 +109,14 @@ def findings_text(
         out.append(f"  {printable(defect)}")
         for path, lines in sorted(by_defect[defect].items()):
             out.append(f"    {quote_path(path)}:{ranges(lines)}")
-        for sha in commits[defect]:
+        for sha, ledger in commits[defect].items():
             subject = printable(subjects.get(sha, ""))
-            out.append(f"    fixed by {sha[:12]} {subject}".rstrip())
-            out.append(f"      see the original fix: git show {sha[:12]}")
+            if ledger:  # an accepted touch or a manual link: the baseline, not a fix
+                out.append(f"    linked in the ledger at {sha[:12]} {subject}".rstrip())
+                out.append(f"      see why: dasct show {shell_word(defect)}")
+            else:
+                out.append(f"    fixed by {sha[:12]} {subject}".rstrip())
+                out.append(f"      see the original fix: git show {sha[:12]}")
     if note:
         out.append(f"  {note}")
     out.append("  (line numbers are those before the change; accept with care; skip once with "

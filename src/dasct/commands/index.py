@@ -43,7 +43,7 @@ def main(*, rebuild: bool, quiet: bool, fmt: str) -> int:
         "files": files,
         "lines": lines,
         "protected_lines": protected,
-        "fix_commits": len(snap.links),
+        "fix_commits": snap.fix_commits(),
         "saved": snap.saved,
         "shallow": snap.shallow,
         "bytes": index.snapshot_size(repo),
@@ -63,7 +63,7 @@ def main(*, rebuild: bool, quiet: bool, fmt: str) -> int:
         print(
             f"dasct: index {report['action']} at {str(snap.head)[:12]} in {report['seconds']}s: "
             f"{render.plural(files, 'file')}, {render.plural(lines, 'line')}, {protected} "
-            f"protected by {render.plural(len(snap.links), 'fix commit')}; {where}; "
+            f"protected by {render.plural(snap.fix_commits(), 'fix commit')}; {where}; "
             f"{render.plural(points, 'checkpoint')}, {point_bytes} bytes"
         )
     return 0
