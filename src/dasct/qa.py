@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from dasct import check, evidence, git, tickets, walk
+from dasct import check, evidence, git, redact, tickets, walk
 from dasct.config import Config
 from dasct.errors import DasctError
 from dasct.ledger import Ledger, Record
@@ -228,8 +228,9 @@ def record(repo: git.Repo, cfg: Config, settings: Settings, spec: str | None, *,
     """Record every commit of spec (A..B; None: after the last recorded one), oldest
     first: per touched defect one revalidation request with its ticket and evidence.
     Idempotent: a request the ledger has is not written or sent twice."""
+    redact.configure(cfg)  # the trackers' credentials: kept from the tests it runs, too
     book = ledger_of(repo, cfg)
-    if book.remote:
+    if book.remote and push:
         book.fetch()
     sent = flush(repo, cfg, book, env=env)  # what an earlier run left waiting goes first
     branch = branch or branch_name(repo)
@@ -260,6 +261,21 @@ def record(repo: git.Repo, cfg: Config, settings: Settings, spec: str | None, *,
     if push and book.remote:
         book.push()
     return Recorded(spec, len(steps), new, known, sent)
+
+
+def record_locally(repo: git.Repo, cfg: Config, settings: Settings) -> Recorded | None:
+    """The local recorder (`[qa] record_post_commit`): after the last recorded commit of
+    the branch, or HEAD alone the first time; the ledger is not pushed (CI does)."""
+    book = ledger_of(repo, cfg)
+    last = cursor(book, branch_name(repo))
+    if last is None:
+        code, _ = git.run_code("rev-parse", "--verify", "-q", "HEAD~1", cwd=repo.root)
+        if code != 0:
+            return None  # the first commit touches nothing
+        last = "HEAD~1"
+    elif last == repo.head:
+        return None
+    return record(repo, cfg, settings, f"{last}..HEAD", push=False)
 
 
 def _request(repo: git.Repo, cfg: Config, book: Ledger, sha: str, defect: str,

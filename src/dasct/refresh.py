@@ -52,7 +52,21 @@ def update(repo: git.Repo) -> int:
         index.snapshot_at(repo, settings.load(repo), head)
         done = head
         rounds += 1
+    if done is not None:
+        _record(repo)
     return rounds
+
+
+def _record(repo: git.Repo) -> None:
+    """`[qa] record_post_commit`: the commits since the last recorded one become
+    revalidation requests in the local ledger (CI pushes it; docs/qa.md)."""
+    from dasct import config
+
+    cfg = config.load(repo.root)
+    if cfg.qa.record_post_commit:
+        from dasct import qa, settings
+
+        qa.record_locally(repo, cfg, settings.load(repo))
 
 
 def locked_update(repo: git.Repo, *, wait: bool) -> bool:
