@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -321,3 +323,43 @@ def test_retry_after_takes_seconds_or_a_reset_time(seconds: int, ahead: float) -
     assert retry_after({"retry-after": str(seconds), **reset}, now=now) == seconds
     assert retry_after({"X-RateLimit-Reset": str(now - ahead - 1)}, now=now) == 0
     assert retry_after({}, now=now) == retry_after({"Retry-After": "soon"}, now=now) == 60
+
+
+KILLED_FILER = """
+import os, sys
+from dasct.config import JiraTracker, QaConfig
+from dasct.trackers import Ticket
+from dasct.trackers.jira import make
+cfg = QaConfig(jira=JiraTracker(url=sys.argv[1], project="QA", timeout_seconds=60))
+make(cfg, os.environ).file(Ticket(key="k1", defect="MNG-7", commit="c" * 40, title="t",
+                                  body="b"))
+"""
+
+
+def test_a_filer_killed_after_the_create_leaves_one_ticket(server: FakeJira) -> None:
+    server.stall(30.0, when=r"POST /rest/api/2/issue$")
+    child = subprocess.Popen((sys.executable, "-c", KILLED_FILER, server.url),
+                             env={**os.environ, "DASCT_JIRA_TOKEN": TOKEN})
+    try:
+        deadline = time.monotonic() + 30
+        while "QA-1" not in server.issues:  # created; the child waits for the answer
+            assert child.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert tracker(server).file(ticket()).id == "QA-1"
+    assert [k for k in server.issues if k.startswith("QA-")] == ["QA-1"]
+    assert len(server.links) == 1 and len(server.comments["MNG-7"]) == 1
+
+
+def test_a_field_error_is_shown_as_jira_gave_it(server: FakeJira) -> None:
+    said = "Field 'labels' cannot be set. It is not on the appropriate screen, or unknown."
+    server.fail(400, when=r"POST /rest/api/2/issue$",
+                body={"errorMessages": [], "errors": {"labels": said}})
+    with pytest.raises(TrackerError) as err:
+        tracker(server).file(ticket(assignee="qa1"))
+    assert str(err.value) == (f"jira: creating the ticket for MNG-7: HTTP 400 from "
+                              f"{server.url}: {said}")
+    assert len(server.calls("POST", "/rest/api/2/issue")) == 1  # not retried unassigned

@@ -206,7 +206,7 @@ class Jira:
         fields: dict[str, Any] = {
             "project": {"key": self.cfg.project},  # a dict: create_issue looks up a str
             "issuetype": {"name": self.cfg.issue_type},
-            "summary": ticket.title[:255],  # Jira's limit for a summary
+            "summary": " ".join(ticket.title.split())[:255],  # one line, Jira's limit
             "description": ticket.body,
             "labels": [*dict.fromkeys((*ticket.labels, label))],
         }
