@@ -151,8 +151,7 @@ def test_regressed_comments_once_reopens_and_labels(server: FakeGitHub) -> None:
 def test_owner_is_the_author(server: FakeGitHub) -> None:
     assert tracker(server).owner("#1") == "reporter1"
     assert tracker(server).owner("MNG-1") is None
-    with pytest.raises(TrackerError, match=rf"reading {REPO}#9: HTTP 404"):
-        tracker(server).owner("#9")
+    assert tracker(server).owner("#9") is None  # no such issue here
 
 
 def test_enterprise_prefix() -> None:
@@ -220,7 +219,7 @@ def test_the_token_reaches_no_log_nor_error(server: FakeGitHub, caplog: pytest.L
     monkeypatch.setenv("DASCT_GITHUB_TOKEN", TOKEN)
     caplog.set_level(logging.DEBUG)
     errors = []
-    github = make(qa(server), os.environ)
+    github = GitHub(qa(server).github, os.environ, pace=False)
     for status in (401, 429, 500):
         server.fail(status, body={"message": f"echo {TOKEN}"})
         with pytest.raises(TrackerError) as err:
@@ -230,3 +229,17 @@ def test_the_token_reaches_no_log_nor_error(server: FakeGitHub, caplog: pytest.L
     github.regressed("#1", "again", "r1")
     assert caplog.records  # PyGithub and urllib3 did log the requests
     assert TOKEN not in caplog.text and all(TOKEN not in e for e in errors)
+
+
+def test_a_defect_missing_from_github_does_not_hold_the_ticket(server: FakeGitHub) -> None:
+    github = tracker(server)
+    assert github.file(ticket(defect="#404")).id == "2"
+    assert github.file(ticket(defect="acme/gone#3")).id == "2"  # the same key: found
+    (note,) = server.comments[REPO, 2]  # said once, on the ticket
+    assert note["body"].startswith(f"dasct: could not comment on #404: github: commenting on "
+                                   f"{REPO}#404: HTTP 404")
+    github.regressed("#404", "regressed", "r1")  # nothing to tell: done, not retried
+    assert github.decision(Filed("github", "404")) is None
+    server.fail(500, when=r"GET .*/issues/1/comments")
+    with pytest.raises(TrackerError, match="HTTP 500"):  # a 5xx still waits for a retry
+        github.file(ticket(key="k2"))

@@ -189,8 +189,7 @@ def test_owner_reporter_or_field(server: FakeJira) -> None:
     assert tracker(server, owner_field="customfield_10042").owner("MNG-8") == "qa2"
     assert tracker(server, owner_field="customfield_99").owner("MNG-8") is None
     assert tracker(server).owner("#8") is None
-    with pytest.raises(TrackerError, match=r"reading MNG-404: HTTP 404"):
-        tracker(server).owner("MNG-404")
+    assert tracker(server).owner("MNG-404") is None  # not in this Jira
 
 
 def test_cloud_uses_basic_auth_account_ids_and_search_jql(cloud: FakeJira) -> None:
@@ -363,3 +362,18 @@ def test_a_field_error_is_shown_as_jira_gave_it(server: FakeJira) -> None:
     assert str(err.value) == (f"jira: creating the ticket for MNG-7: HTTP 400 from "
                               f"{server.url}: {said}")
     assert len(server.calls("POST", "/rest/api/2/issue")) == 1  # not retried unassigned
+
+
+def test_a_defect_missing_from_jira_does_not_hold_the_ticket(server: FakeJira) -> None:
+    jira = tracker(server)
+    assert jira.file(ticket(defect="MNG-404")).id == "QA-1"
+    assert jira.file(ticket(defect="MNG-404")).id == "QA-1"
+    assert server.links == [] and server.comments.get("MNG-404") is None
+    (note,) = server.comments["QA-1"]  # said once, on the ticket
+    assert note["body"].startswith("dasct: could not link or comment on MNG-404: jira: "
+                                   "linking QA-1 to MNG-404: HTTP 404")
+    jira.regressed("MNG-404", "regressed", "r1")  # nothing to tell: done, not retried
+    assert jira.decision(Filed("jira", "QA-404")) is None
+    server.fail(500, when="POST /rest/api/2/issueLink")
+    with pytest.raises(TrackerError, match="HTTP 500"):  # a 5xx still waits for a retry
+        jira.file(ticket(key="k2"))

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from dasct.trackers import Decision, Filed, Ticket, TrackerError
-from dasct.trackers.http_errors import clean, status_error
+from dasct.trackers.http_errors import NotFound, clean, status_error
 
 if TYPE_CHECKING:
     from dasct.config import JiraTracker, QaConfig
@@ -131,27 +131,40 @@ class Jira:
             key, links = self._create(ticket, label), []
         url = f"{self.url}/browse/{key}"
         if JIRA_KEY.fullmatch(ticket.defect) and ticket.defect != key:
-            linked = {(link.get(side) or {}).get("key") for link in links
-                      for side in ("inwardIssue", "outwardIssue")}
-            if ticket.defect not in linked:
-                with self._errors(f"linking {key} to {ticket.defect}"):
-                    # issueLink by type *name* as documented; create_issue_link would
-                    # first GET every link type to translate names.
-                    self._post("issueLink", {"type": {"name": self.cfg.link_type},
-                                             "inwardIssue": {"key": key},
-                                             "outwardIssue": {"key": ticket.defect}})
-            text = (f"dasct: this defect's protected lines were changed by commit "
-                    f"{ticket.commit[:12]}; revalidation requested in {key} ({url}). "
-                    f"{marker(ticket.key)}")
-            self._comment_once(ticket.defect, ticket.key, text)
+            try:
+                self._tell_defect(ticket, key, url, links)
+            except NotFound as e:
+                # A typo'd or foreign key, a deleted defect, an unknown link type: no
+                # retry fixes that, so the ticket says it and is filed.
+                self._comment_once(key, f"missing:{ticket.key}", (
+                    f"dasct: could not link or comment on {ticket.defect}: {e}"))
         return Filed(self.name, key, url)
+
+    def _tell_defect(self, ticket: Ticket, key: str, url: str,
+                     links: list[dict[str, Any]]) -> None:
+        """The link from ticket to defect and the defect's comment, each unless there."""
+        linked = {(link.get(side) or {}).get("key") for link in links
+                  for side in ("inwardIssue", "outwardIssue")}
+        if ticket.defect not in linked:
+            with self._errors(f"linking {key} to {ticket.defect}"):
+                # issueLink by type *name* as documented; create_issue_link would first
+                # GET every link type to translate names.
+                self._post("issueLink", {"type": {"name": self.cfg.link_type},
+                                         "inwardIssue": {"key": key},
+                                         "outwardIssue": {"key": ticket.defect}})
+        text = (f"dasct: this defect's protected lines were changed by commit "
+                f"{ticket.commit[:12]}; revalidation requested in {key} ({url}).")
+        self._comment_once(ticket.defect, ticket.key, text)
 
     def decision(self, filed: Filed) -> Decision | None:
         """Accepted when the status is an accept status, unless the resolution or a label
         says regression; None while the ticket is open."""
-        with self._errors(f"reading {filed.id}"):
-            fields = self._get(f"issue/{filed.id}", fields=(
-                "status,resolution,labels,assignee,resolutiondate,updated"))["fields"]
+        try:
+            with self._errors(f"reading {filed.id}"):
+                fields = self._get(f"issue/{filed.id}", fields=(
+                    "status,resolution,labels,assignee,resolutiondate,updated"))["fields"]
+        except NotFound:
+            return None  # deleted, or moved out of the token's sight: QA decides elsewhere
         status = (fields.get("status") or {}).get("name", "")
         if status not in self.cfg.accept_statuses:
             return None
@@ -169,7 +182,10 @@ class Jira:
         """Comment on the defect (once per key) and reopen it when its workflow can."""
         if not JIRA_KEY.fullmatch(defect):
             return  # not a Jira issue: nothing of it lives here
-        self._comment_once(defect, key, f"{text}\n\n{marker(key)}")
+        try:
+            self._comment_once(defect, key, text)
+        except NotFound:
+            return  # no such defect here: retrying would not make one
         with self._errors(f"reading the transitions of {defect}"):
             transitions = self._get(f"issue/{defect}/transitions").get("transitions") or []
         ids = [t["id"] for t in transitions if str(t.get("name", "")).lower() in REOPEN]
@@ -182,8 +198,11 @@ class Jira:
         if not JIRA_KEY.fullmatch(defect):
             return None
         field = self.cfg.owner_field or "reporter"
-        with self._errors(f"reading {defect}"):
-            user = self._get(f"issue/{defect}", fields=field)["fields"].get(field)
+        try:
+            with self._errors(f"reading {defect}"):
+                user = self._get(f"issue/{defect}", fields=field)["fields"].get(field)
+        except NotFound:
+            return None
         if not isinstance(user, Mapping):
             return str(user) if isinstance(user, str) and user else None
         who = user.get("accountId") if self.cloud else user.get("name")
@@ -232,7 +251,7 @@ class Jira:
         return key
 
     def _comment_once(self, issue: str, key: str, text: str) -> None:
-        """Add text as a comment on issue unless a comment already carries key's marker."""
+        """Comment text on issue, with key's marker, unless a comment carries it already."""
         mark = marker(key)
         with self._errors(f"reading the comments of {issue}"):
             start = 0
@@ -245,7 +264,7 @@ class Jira:
                 if not comments or start >= int(page.get("total", 0)):
                     break
         with self._errors(f"commenting on {issue}"):
-            self.client.add_comment(issue, text)
+            self.client.add_comment(issue, f"{text}\n\n{mark}")
 
 
 def _about_assignee(error: Any) -> bool:
