@@ -28,7 +28,7 @@ def ticket(key: str = "k1", defect: str = "#1", **kw: object) -> Ticket:
 
 def qa(server: FakeGitHub, **github: object) -> QaConfig:
     return QaConfig(trackers=("github",), github=GithubTracker(**{
-        "repository": REPO, "base_url": server.api, "timeout_seconds": 2.0, **github}))  # type: ignore[arg-type]
+        "repository": REPO, "base_url": server.api, "timeout_seconds": 10.0, **github}))  # type: ignore[arg-type]
 
 
 def tracker(server: FakeGitHub, env: dict[str, str] = ENV, **github: object) -> GitHub:

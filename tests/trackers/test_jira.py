@@ -39,7 +39,7 @@ def ticket(key: str = "k1", defect: str = "MNG-7", **kw: object) -> Ticket:
 
 def qa(url: str, **jira: object) -> QaConfig:
     return QaConfig(trackers=("jira",), jira=JiraTracker(
-        **{"url": url, "project": "QA", "timeout_seconds": 2.0, **jira}))  # type: ignore[arg-type]
+        **{"url": url, "project": "QA", "timeout_seconds": 10.0, **jira}))  # type: ignore[arg-type]
 
 
 @pytest.fixture
