@@ -274,6 +274,13 @@ def test_key_label_fits_both_trackers(key: str) -> None:
         pytest.fail(f"{key!r} and {key + 'x'!r} share {label}")
 
 
+def test_key_label_of_dasct_keys() -> None:
+    key = "dasct-3fa85f6457174562b3fc"  # the shape of qa's tickets.ticket_key
+    assert key_label(key) == key  # no "dasct-dasct-" in QA's tracker
+    assert key_label("k1") == "dasct-k1"
+    assert key_label(f"{key}/reject") != key_label(key)
+
+
 def test_cfg_without_url_or_project_is_one_line() -> None:
     with pytest.raises(TrackerError, match=r"^jira: \[qa.jira\] url is not set$"):
         make(QaConfig(), ENV)

@@ -30,8 +30,11 @@ def key_label(key: str) -> str:
     """The label that marks the ticket of idempotency key `key` (Jira and GitHub).
 
     Labels hold no spaces (Jira) and at most 50 characters (GitHub): a key that does not
-    fit is replaced by its SHA-256 prefix, still one label per key.
+    fit is replaced by its SHA-256 prefix, still one label per key. A key that carries the
+    prefix already (tickets.ticket_key: `dasct-` and 20 hex digits) is the label itself.
     """
+    if len(key) <= 50 and key.startswith("dasct-") and not _LABEL_UNSAFE.search(key):
+        return key
     if len(key) <= 44 and not _LABEL_UNSAFE.search(key):
         return f"dasct-{key}"
     import hashlib
