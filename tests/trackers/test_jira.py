@@ -384,3 +384,17 @@ def test_a_defect_missing_from_jira_does_not_hold_the_ticket(server: FakeJira) -
     server.fail(500, when="POST /rest/api/2/issueLink")
     with pytest.raises(TrackerError, match="HTTP 500"):  # a 5xx still waits for a retry
         jira.file(ticket(key="k2"))
+
+
+def test_an_answer_without_the_expected_field_files_nothing(server: FakeJira) -> None:
+    # A proxy's or another service's JSON read as "no ticket yet" would file one each try.
+    server.fail(200, when=r"GET /rest/api/2/search$", body={"status": "ok"})
+    with pytest.raises(TrackerError, match=r"^jira: unexpected answer from .*: no 'issues' "
+                                           r"in GET search$"):
+        tracker(server).file(ticket())
+    server.fail(200, when=r"GET .*/MNG-7/comment$", body=[])
+    with pytest.raises(TrackerError, match=r"no 'comments' in GET issue/MNG-7/comment$"):
+        tracker(server).file(ticket())
+    assert server.comments["MNG-7"] == []
+    assert tracker(server).file(ticket()).id == "QA-1"
+    assert len(server.comments["MNG-7"]) == 1

@@ -106,9 +106,15 @@ class Jira:
             raise TrackerError(clean(f"jira: {what}: cannot reach {self.url} "
                                      f"({type(e).__name__})", (self.token,))) from None
 
-    def _get(self, path: str, **params: Any) -> Any:
+    def _get(self, path: str, want: str, **params: Any) -> dict[str, Any]:
+        """GET path; the answer must hold `want` (a list or an object): an answer without
+        it (a proxy's page, another service) read as "nothing there" would file twice."""
         client = self.client
-        return client._session.get(client._get_url(path), params=params).json()
+        answer = client._session.get(client._get_url(path), params=params).json()
+        if not isinstance(answer, dict) or not isinstance(answer.get(want), list | dict):
+            raise TrackerError(clean(f"jira: unexpected answer from {self.url}: no {want!r} "
+                                     f"in GET {path}", (self.token,)))
+        return answer
 
     def _post(self, path: str, body: Mapping[str, Any]) -> Any:
         import json
@@ -164,7 +170,7 @@ class Jira:
         says regression; None while the ticket is open."""
         try:
             with self._errors(f"reading {filed.id}"):
-                fields = self._get(f"issue/{filed.id}", fields=(
+                fields = self._get(f"issue/{filed.id}", "fields", fields=(
                     "status,resolution,labels,assignee,resolutiondate,updated"))["fields"]
         except NotFound:
             return None  # deleted, or moved out of the token's sight: QA decides elsewhere
@@ -190,7 +196,7 @@ class Jira:
         except NotFound:
             return  # no such defect here: retrying would not make one
         with self._errors(f"reading the transitions of {defect}"):
-            transitions = self._get(f"issue/{defect}/transitions").get("transitions") or []
+            transitions = self._get(f"issue/{defect}/transitions", "transitions")["transitions"]
         ids = [t["id"] for t in transitions if str(t.get("name", "")).lower() in REOPEN]
         if ids:
             with self._errors(f"reopening {defect}"):
@@ -203,7 +209,7 @@ class Jira:
         field = self.cfg.owner_field or "reporter"
         try:
             with self._errors(f"reading {defect}"):
-                user = self._get(f"issue/{defect}", fields=field)["fields"].get(field)
+                user = self._get(f"issue/{defect}", "fields", fields=field)["fields"].get(field)
         except NotFound:
             return None
         if not isinstance(user, Mapping):
@@ -218,8 +224,8 @@ class Jira:
         # search_issues would choose by server info (not read: get_server_info=False) and
         # read the whole field list first.
         path = "search/jql" if self.cloud else "search"
-        issues: list[dict[str, Any]] = self._get(
-            path, jql=jql, fields=",".join(fields), maxResults=1).get("issues") or []
+        answer = self._get(path, "issues", jql=jql, fields=",".join(fields), maxResults=1)
+        issues: list[dict[str, Any]] = answer["issues"]
         return issues
 
     def _create(self, ticket: Ticket, label: str) -> str:
@@ -259,8 +265,9 @@ class Jira:
         with self._errors(f"reading the comments of {issue}"):
             start = 0
             while True:
-                page = self._get(f"issue/{issue}/comment", startAt=start, maxResults=100)
-                comments = page.get("comments") or []
+                page = self._get(f"issue/{issue}/comment", "comments", startAt=start,
+                                 maxResults=100)
+                comments = page["comments"]
                 if any(mark in str(c.get("body", "")) for c in comments):
                     return
                 start += len(comments)
