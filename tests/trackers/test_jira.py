@@ -398,3 +398,21 @@ def test_an_answer_without_the_expected_field_files_nothing(server: FakeJira) ->
     assert server.comments["MNG-7"] == []
     assert tracker(server).file(ticket()).id == "QA-1"
     assert len(server.comments["MNG-7"]) == 1
+
+
+def test_a_missing_client_library_is_one_line_naming_the_extra() -> None:
+    probe = ("import sys\n"
+             "sys.modules['jira'] = sys.modules['github'] = None  # as if not installed\n"
+             "from dasct.config import QaConfig, JiraTracker, GithubTracker\n"
+             "from dasct.trackers import TrackerError, make\n"
+             "cfg = QaConfig(jira=JiraTracker(url='http://x', project='QA'),\n"
+             "               github=GithubTracker(repository='o/r'))\n"
+             "for name in ('jira', 'github'):\n"
+             "    try:\n"
+             "        make(name, cfg, {'DASCT_JIRA_TOKEN': 't', 'DASCT_GITHUB_TOKEN': 't'})\n"
+             "    except TrackerError as e:\n"
+             "        print(e)\n")
+    out = subprocess.run((sys.executable, "-c", probe), capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out == ["jira: the jira library is not installed (pip install 'dasct[jira]')",
+                   "github: PyGithub is not installed (pip install 'dasct[github]')"]

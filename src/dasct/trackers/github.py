@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from dasct.trackers import Decision, Filed, Ticket, TrackerError
-from dasct.trackers.http_errors import NotFound, clean, status_error
+from dasct.trackers.http_errors import NotFound, clean, require, status_error
 from dasct.trackers.jira import key_label, marker
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ class GitHub:
         writes: GitHub's advice against its secondary rate limits); tests only."""
         if not cfg.repository:
             raise TrackerError("github: [qa.github] repository is not set")
+        require(self.name, "github", "PyGithub", "github")
         self.cfg = cfg
         self.url = (cfg.base_url or DEFAULT_API).rstrip("/")
         self.token = env.get(cfg.token_env, "")

@@ -24,6 +24,20 @@ class NotFound(TrackerError):
 DEFAULT_WAIT = 60.0
 
 
+def require(tracker: str, module: str, package: str, extra: str) -> None:
+    """TrackerError naming the extra to install when the client library is missing
+    (found without importing it: make() stays cheap)."""
+    from importlib.util import find_spec
+
+    try:
+        found = find_spec(module) is not None
+    except ValueError:  # sys.modules[module] is None: imports of it are blocked
+        found = False
+    if not found:
+        raise TrackerError(f"{tracker}: {package} is not installed "
+                           f"(pip install 'dasct[{extra}]')")
+
+
 def retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float:
     """Seconds to wait from Retry-After (seconds) or X-RateLimit-Reset (epoch), else 60."""
     lower = {k.lower(): v for k, v in headers.items()}

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from dasct.trackers import Decision, Filed, Ticket, TrackerError
-from dasct.trackers.http_errors import NotFound, clean, status_error
+from dasct.trackers.http_errors import NotFound, clean, require, status_error
 
 if TYPE_CHECKING:
     from dasct.config import JiraTracker, QaConfig
@@ -57,6 +57,7 @@ class Jira:
             raise TrackerError("jira: [qa.jira] url is not set")
         if not cfg.project:
             raise TrackerError("jira: [qa.jira] project is not set")
+        require(self.name, "jira", "the jira library", "jira")
         self.cfg = cfg
         self.url = cfg.url.rstrip("/")
         self.cloud = bool(cfg.email_env)
