@@ -8,6 +8,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dasct.config import GithubTracker, QaConfig
 from dasct.trackers import CredentialsRefused, Filed, RetryLater, Ticket, TrackerError
@@ -243,3 +245,31 @@ def test_a_defect_missing_from_github_does_not_hold_the_ticket(server: FakeGitHu
     server.fail(500, when=r"GET .*/issues/1/comments")
     with pytest.raises(TrackerError, match="HTTP 500"):  # a 5xx still waits for a retry
         github.file(ticket(key="k2"))
+
+
+STEPS = (rf"GET /repos/{REPO}/issues$", rf"POST /repos/{REPO}/issues$",
+         r"GET .*/issues/1/comments$", r"POST .*/issues/1/comments$")
+FAULTS = st.lists(st.tuples(st.sampled_from((500, 502, 429, 401)), st.sampled_from(STEPS)),
+                  max_size=3)
+
+
+@settings(max_examples=20, deadline=None)
+@given(FAULTS)
+def test_any_faults_then_retries_file_exactly_once(faults: list[tuple[int, str]]) -> None:
+    """Whatever step fails, retrying until file() succeeds leaves one issue and one comment
+    (answers that come too late: test_create_answered_too_late_is_found_by_the_retry)."""
+    with FakeGitHub(TOKEN) as server:
+        server.add_issue(REPO, state="closed")
+        for status, when in faults:
+            server.fail(status, when=when, headers={"Retry-After": "1"})
+        github = tracker(server)
+        for _ in range(len(faults) + 5):
+            try:
+                filed = github.file(ticket())
+                break
+            except TrackerError:
+                pass
+        else:
+            pytest.fail("still failing after every fault was spent")
+        assert filed.id == "2" and sorted(n for _, n in server.issues) == [1, 2]
+        assert len(server.comments[REPO, 1]) == 1

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dasct.config import JiraTracker, QaConfig
@@ -416,3 +416,35 @@ def test_a_missing_client_library_is_one_line_naming_the_extra() -> None:
                          check=True).stdout.splitlines()
     assert out == ["jira: the jira library is not installed (pip install 'dasct[jira]')",
                    "github: PyGithub is not installed (pip install 'dasct[github]')"]
+
+
+STEPS = (r"GET /rest/api/2/search$", r"POST /rest/api/2/issue$", r"POST /rest/api/2/issueLink$",
+         r"GET .*/MNG-7/comment$", r"POST .*/MNG-7/comment$")
+FAULTS = st.lists(st.tuples(st.sampled_from((500, 502, 429, 401, 0)), st.sampled_from(STEPS)),
+                  max_size=3)
+
+
+@settings(max_examples=20, deadline=None)
+@given(FAULTS)
+def test_any_faults_then_retries_file_exactly_once(faults: list[tuple[int, str]]) -> None:
+    """Whatever step fails (status 0: answered too late, after the server acted), retrying
+    until file() succeeds leaves one ticket, one link and one comment."""
+    with FakeJira(TOKEN) as server:
+        server.add_issue("MNG-7", status="Closed")
+        for status, when in faults:
+            if status:
+                server.fail(status, when=when, headers={"Retry-After": "1"})
+            else:
+                server.stall(0.6, when=when)
+        jira = make(qa(server.url, timeout_seconds=0.3), ENV)
+        for _ in range(len(faults) + 5):  # + a loaded machine's own slow answers
+            try:
+                filed = jira.file(ticket())
+                break
+            except TrackerError:
+                pass
+        else:
+            pytest.fail("still failing after every fault was spent")
+        assert filed.id == "QA-1"
+        assert [k for k in server.issues if k.startswith("QA-")] == ["QA-1"]
+        assert len(server.links) == 1 and len(server.comments["MNG-7"]) == 1
