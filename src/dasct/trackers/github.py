@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from dasct.trackers import Decision, Filed, Ticket, TrackerError
-from dasct.trackers.http_errors import clean, status_error
+from dasct.trackers.http_errors import NotFound, clean, require, status_error
 from dasct.trackers.jira import key_label, marker
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ class GitHub:
         writes: GitHub's advice against its secondary rate limits); tests only."""
         if not cfg.repository:
             raise TrackerError("github: [qa.github] repository is not set")
+        require(self.name, "github", "PyGithub", "github")
         self.cfg = cfg
         self.url = (cfg.base_url or DEFAULT_API).rstrip("/")
         self.token = env.get(cfg.token_env, "")
@@ -114,20 +115,28 @@ class GitHub:
         if ref and ref != (self.cfg.repository, number):
             mine = f"{self.cfg.repository}#{number}"
             text = (f"dasct: this defect's protected lines were changed by commit "
-                    f"{ticket.commit[:12]}; revalidation requested in {mine} ({url}).\n\n"
-                    f"{marker(ticket.key)}")
-            self._comment_once(*ref, key=ticket.key, text=text)
+                    f"{ticket.commit[:12]}; revalidation requested in {mine} ({url}).")
+            try:
+                self._comment_once(*ref, key=ticket.key, text=text)
+            except NotFound as e:
+                # A wrong number, a repository the token cannot see, a deleted issue: no
+                # retry fixes that, so the ticket says it and is filed.
+                self._comment_once(self.cfg.repository, number, key=f"missing:{ticket.key}",
+                                   text=f"dasct: could not comment on {ticket.defect}: {e}")
         return Filed(self.name, str(number), url)
 
     def decision(self, filed: Filed) -> Decision | None:
         """Rejected by a reject label or closed as not planned; accepted when closed as
         completed (or with no reason); None while open."""
-        with self._errors(f"reading {self.cfg.repository}#{filed.id}"):
-            issue = self._issue(self.cfg.repository, int(filed.id))
-            labels = [label.name for label in issue.labels]
-            state, reason = issue.state, issue.state_reason
-            by = issue.closed_by.login if issue.closed_by is not None else ""
-            when = issue.closed_at or issue.updated_at
+        try:
+            with self._errors(f"reading {self.cfg.repository}#{filed.id}"):
+                issue = self._issue(self.cfg.repository, int(filed.id))
+                labels = [label.name for label in issue.labels]
+                state, reason = issue.state, issue.state_reason
+                by = issue.closed_by.login if issue.closed_by is not None else ""
+                when = issue.closed_at or issue.updated_at
+        except NotFound:
+            return None  # deleted, or out of the token's sight: QA decides elsewhere
         at = when.isoformat() if when is not None else ""
         rejected = [x for x in labels if x in self.cfg.reject_labels]
         if rejected:
@@ -145,7 +154,10 @@ class GitHub:
         ref = self._ref(defect)
         if ref is None:
             return  # not a GitHub issue: nothing of it lives here
-        self._comment_once(*ref, key=key, text=f"{text}\n\n{marker(key)}")
+        try:
+            self._comment_once(*ref, key=key, text=text)
+        except NotFound:
+            return  # no such defect here: retrying would not make one
         with self._errors(f"reopening {ref[0]}#{ref[1]}"):
             issue = self._issue(*ref)
             if issue.state == "closed":
@@ -160,8 +172,11 @@ class GitHub:
         ref = self._ref(defect)
         if ref is None:
             return None
-        with self._errors(f"reading {ref[0]}#{ref[1]}"):
-            user = self._issue(*ref).user
+        try:
+            with self._errors(f"reading {ref[0]}#{ref[1]}"):
+                user = self._issue(*ref).user
+        except NotFound:
+            return None
         return str(user.login) if user is not None else None
 
     # -- the steps ------------------------------------------------------------------
@@ -184,11 +199,12 @@ class GitHub:
             return repo.create_issue(**fields)
 
     def _comment_once(self, repository: str, number: int, *, key: str, text: str) -> None:
+        """Comment text on the issue, with key's marker, unless a comment carries it."""
         mark = marker(key)
         with self._errors(f"commenting on {repository}#{number}"):
             issue = self._issue(repository, number)
             if not any(mark in (c.body or "") for c in issue.get_comments()):
-                issue.create_comment(text)
+                issue.create_comment(f"{text}\n\n{mark}")
 
 
 def make(cfg: QaConfig, env: Mapping[str, str]) -> GitHub:

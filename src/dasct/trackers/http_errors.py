@@ -14,7 +14,28 @@ from collections.abc import Iterable, Mapping
 from dasct import redact
 from dasct.trackers import CredentialsRefused, RetryLater, TrackerError
 
-DEFAULT_WAIT = 60.0  # a 429 without Retry-After: what both services document as a safe pause
+
+class NotFound(TrackerError):
+    """404/410: the issue is not there (or not visible to the token). Where it is the
+    defect, the tracker carries on without it: retrying would not make it appear."""
+
+
+# A 429 without Retry-After: GitHub advises waiting at least a minute; Jira names no figure.
+DEFAULT_WAIT = 60.0
+
+
+def require(tracker: str, module: str, package: str, extra: str) -> None:
+    """TrackerError naming the extra to install when the client library is missing
+    (found without importing it: make() stays cheap)."""
+    from importlib.util import find_spec
+
+    try:
+        found = find_spec(module) is not None
+    except ValueError:  # sys.modules[module] is None: imports of it are blocked
+        found = False
+    if not found:
+        raise TrackerError(f"{tracker}: {package} is not installed "
+                           f"(pip install 'dasct[{extra}]')")
 
 
 def retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float:
@@ -59,4 +80,6 @@ def status_error(tracker: str, status: int | None, headers: Mapping[str, str], *
         return CredentialsRefused(clean(
             f"{tracker}: credentials refused for {url} (check {token_env})", secrets))
     said = f": {detail}" if detail else ""
+    if status in (404, 410):
+        return NotFound(clean(f"{tracker}: {what}: HTTP {status} from {url}{said}", secrets))
     return TrackerError(clean(f"{tracker}: {what}: HTTP {status} from {url}{said}", secrets))

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from dasct.trackers import Decision, Filed, Ticket, TrackerError
-from dasct.trackers.http_errors import clean, status_error
+from dasct.trackers.http_errors import NotFound, clean, require, status_error
 
 if TYPE_CHECKING:
     from dasct.config import JiraTracker, QaConfig
@@ -30,8 +30,11 @@ def key_label(key: str) -> str:
     """The label that marks the ticket of idempotency key `key` (Jira and GitHub).
 
     Labels hold no spaces (Jira) and at most 50 characters (GitHub): a key that does not
-    fit is replaced by its SHA-256 prefix, still one label per key.
+    fit is replaced by its SHA-256 prefix, still one label per key. A key that carries the
+    prefix already (tickets.ticket_key: `dasct-` and 20 hex digits) is the label itself.
     """
+    if len(key) <= 50 and key.startswith("dasct-") and not _LABEL_UNSAFE.search(key):
+        return key
     if len(key) <= 44 and not _LABEL_UNSAFE.search(key):
         return f"dasct-{key}"
     import hashlib
@@ -54,6 +57,7 @@ class Jira:
             raise TrackerError("jira: [qa.jira] url is not set")
         if not cfg.project:
             raise TrackerError("jira: [qa.jira] project is not set")
+        require(self.name, "jira", "the jira library", "jira")
         self.cfg = cfg
         self.url = cfg.url.rstrip("/")
         self.cloud = bool(cfg.email_env)
@@ -103,9 +107,15 @@ class Jira:
             raise TrackerError(clean(f"jira: {what}: cannot reach {self.url} "
                                      f"({type(e).__name__})", (self.token,))) from None
 
-    def _get(self, path: str, **params: Any) -> Any:
+    def _get(self, path: str, want: str, **params: Any) -> dict[str, Any]:
+        """GET path; the answer must hold `want` (a list or an object): an answer without
+        it (a proxy's page, another service) read as "nothing there" would file twice."""
         client = self.client
-        return client._session.get(client._get_url(path), params=params).json()
+        answer = client._session.get(client._get_url(path), params=params).json()
+        if not isinstance(answer, dict) or not isinstance(answer.get(want), list | dict):
+            raise TrackerError(clean(f"jira: unexpected answer from {self.url}: no {want!r} "
+                                     f"in GET {path}", (self.token,)))
+        return answer
 
     def _post(self, path: str, body: Mapping[str, Any]) -> Any:
         import json
@@ -131,27 +141,40 @@ class Jira:
             key, links = self._create(ticket, label), []
         url = f"{self.url}/browse/{key}"
         if JIRA_KEY.fullmatch(ticket.defect) and ticket.defect != key:
-            linked = {(link.get(side) or {}).get("key") for link in links
-                      for side in ("inwardIssue", "outwardIssue")}
-            if ticket.defect not in linked:
-                with self._errors(f"linking {key} to {ticket.defect}"):
-                    # issueLink by type *name* as documented; create_issue_link would
-                    # first GET every link type to translate names.
-                    self._post("issueLink", {"type": {"name": self.cfg.link_type},
-                                             "inwardIssue": {"key": key},
-                                             "outwardIssue": {"key": ticket.defect}})
-            text = (f"dasct: this defect's protected lines were changed by commit "
-                    f"{ticket.commit[:12]}; revalidation requested in {key} ({url}). "
-                    f"{marker(ticket.key)}")
-            self._comment_once(ticket.defect, ticket.key, text)
+            try:
+                self._tell_defect(ticket, key, url, links)
+            except NotFound as e:
+                # A typo'd or foreign key, a deleted defect, an unknown link type: no
+                # retry fixes that, so the ticket says it and is filed.
+                self._comment_once(key, f"missing:{ticket.key}", (
+                    f"dasct: could not link or comment on {ticket.defect}: {e}"))
         return Filed(self.name, key, url)
+
+    def _tell_defect(self, ticket: Ticket, key: str, url: str,
+                     links: list[dict[str, Any]]) -> None:
+        """The link from ticket to defect and the defect's comment, each unless there."""
+        linked = {(link.get(side) or {}).get("key") for link in links
+                  for side in ("inwardIssue", "outwardIssue")}
+        if ticket.defect not in linked:
+            with self._errors(f"linking {key} to {ticket.defect}"):
+                # issueLink by type *name* as documented; create_issue_link would first
+                # GET every link type to translate names.
+                self._post("issueLink", {"type": {"name": self.cfg.link_type},
+                                         "inwardIssue": {"key": key},
+                                         "outwardIssue": {"key": ticket.defect}})
+        text = (f"dasct: this defect's protected lines were changed by commit "
+                f"{ticket.commit[:12]}; revalidation requested in {key} ({url}).")
+        self._comment_once(ticket.defect, ticket.key, text)
 
     def decision(self, filed: Filed) -> Decision | None:
         """Accepted when the status is an accept status, unless the resolution or a label
         says regression; None while the ticket is open."""
-        with self._errors(f"reading {filed.id}"):
-            fields = self._get(f"issue/{filed.id}", fields=(
-                "status,resolution,labels,assignee,resolutiondate,updated"))["fields"]
+        try:
+            with self._errors(f"reading {filed.id}"):
+                fields = self._get(f"issue/{filed.id}", "fields", fields=(
+                    "status,resolution,labels,assignee,resolutiondate,updated"))["fields"]
+        except NotFound:
+            return None  # deleted, or moved out of the token's sight: QA decides elsewhere
         status = (fields.get("status") or {}).get("name", "")
         if status not in self.cfg.accept_statuses:
             return None
@@ -169,9 +192,12 @@ class Jira:
         """Comment on the defect (once per key) and reopen it when its workflow can."""
         if not JIRA_KEY.fullmatch(defect):
             return  # not a Jira issue: nothing of it lives here
-        self._comment_once(defect, key, f"{text}\n\n{marker(key)}")
+        try:
+            self._comment_once(defect, key, text)
+        except NotFound:
+            return  # no such defect here: retrying would not make one
         with self._errors(f"reading the transitions of {defect}"):
-            transitions = self._get(f"issue/{defect}/transitions").get("transitions") or []
+            transitions = self._get(f"issue/{defect}/transitions", "transitions")["transitions"]
         ids = [t["id"] for t in transitions if str(t.get("name", "")).lower() in REOPEN]
         if ids:
             with self._errors(f"reopening {defect}"):
@@ -182,8 +208,11 @@ class Jira:
         if not JIRA_KEY.fullmatch(defect):
             return None
         field = self.cfg.owner_field or "reporter"
-        with self._errors(f"reading {defect}"):
-            user = self._get(f"issue/{defect}", fields=field)["fields"].get(field)
+        try:
+            with self._errors(f"reading {defect}"):
+                user = self._get(f"issue/{defect}", "fields", fields=field)["fields"].get(field)
+        except NotFound:
+            return None
         if not isinstance(user, Mapping):
             return str(user) if isinstance(user, str) and user else None
         who = user.get("accountId") if self.cloud else user.get("name")
@@ -196,8 +225,8 @@ class Jira:
         # search_issues would choose by server info (not read: get_server_info=False) and
         # read the whole field list first.
         path = "search/jql" if self.cloud else "search"
-        issues: list[dict[str, Any]] = self._get(
-            path, jql=jql, fields=",".join(fields), maxResults=1).get("issues") or []
+        answer = self._get(path, "issues", jql=jql, fields=",".join(fields), maxResults=1)
+        issues: list[dict[str, Any]] = answer["issues"]
         return issues
 
     def _create(self, ticket: Ticket, label: str) -> str:
@@ -206,7 +235,7 @@ class Jira:
         fields: dict[str, Any] = {
             "project": {"key": self.cfg.project},  # a dict: create_issue looks up a str
             "issuetype": {"name": self.cfg.issue_type},
-            "summary": ticket.title[:255],  # Jira's limit for a summary
+            "summary": " ".join(ticket.title.split())[:255],  # one line, Jira's limit
             "description": ticket.body,
             "labels": [*dict.fromkeys((*ticket.labels, label))],
         }
@@ -232,20 +261,21 @@ class Jira:
         return key
 
     def _comment_once(self, issue: str, key: str, text: str) -> None:
-        """Add text as a comment on issue unless a comment already carries key's marker."""
+        """Comment text on issue, with key's marker, unless a comment carries it already."""
         mark = marker(key)
         with self._errors(f"reading the comments of {issue}"):
             start = 0
             while True:
-                page = self._get(f"issue/{issue}/comment", startAt=start, maxResults=100)
-                comments = page.get("comments") or []
+                page = self._get(f"issue/{issue}/comment", "comments", startAt=start,
+                                 maxResults=100)
+                comments = page["comments"]
                 if any(mark in str(c.get("body", "")) for c in comments):
                     return
                 start += len(comments)
                 if not comments or start >= int(page.get("total", 0)):
                     break
         with self._errors(f"commenting on {issue}"):
-            self.client.add_comment(issue, text)
+            self.client.add_comment(issue, f"{text}\n\n{mark}")
 
 
 def _about_assignee(error: Any) -> bool:
