@@ -153,3 +153,17 @@ def test_two_ci_clones_share_one_ledger_through_a_bare_remote(repo: GitRepo,
     GitRepo(tmp_path).git("clone", "-q", str(bare), "fresh")
     listed = dasct(fresh.path, "qa", "list", "--format", "json").json()["open"]
     assert len(listed) == 1
+
+
+def test_the_local_recorder_records_after_a_commit(repo: GitRepo) -> None:
+    """[qa] record_post_commit: the refresh after a commit records it (not pushed)."""
+    _history(repo)
+    _config(repo, "record_post_commit = true\n")
+    repo.commit("config")
+    assert dasct(repo.path, "refresh").code == 0  # what the post-commit shim runs, detached
+    assert _requests(repo) == []  # the config commit touched nothing
+    touch = repo.commit("simplify", {"src/parser.py": CODE})
+    assert dasct(repo.path, "refresh").code == 0
+    assert [r["commit"] for r in _requests(repo)] == [touch]
+    assert dasct(repo.path, "refresh").code == 0  # nothing new: nothing twice
+    assert len(_requests(repo)) == 1
