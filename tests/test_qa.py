@@ -167,3 +167,30 @@ def test_the_local_recorder_records_after_a_commit(repo: GitRepo) -> None:
     assert [r["commit"] for r in _requests(repo)] == [touch]
     assert dasct(repo.path, "refresh").code == 0  # nothing new: nothing twice
     assert len(_requests(repo)) == 1
+
+
+def test_a_tracker_that_is_down_keeps_its_tickets_waiting(repo: GitRepo) -> None:
+    """The push is not failed: the request is in the ledger, its ticket waits with its
+    reason, and a later flush sends it once the tracker is back."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base, _ = _history(repo)
+    _config(repo, f'trackers = ["local", "webhook"]\n[qa.webhook]\n'
+                  f'url = "http://127.0.0.1:{port}/hook"\ntimeout_seconds = 2.0\n')
+    repo.commit("config")
+    repo.commit("simplify", {"src/parser.py": CODE})
+    result = dasct(repo.path, "ci", "record", "--range", f"{base}..HEAD", "--format", "json")
+    assert result.code == 0, result.err
+    out = result.json()
+    assert len(out["requests"]) == 1 and out["sent"] == {"delivered": 1, "failed": 1,
+                                                         "waiting": 1}
+    (reason,) = out["waiting_because"]
+    assert "webhook" in reason and f"127.0.0.1:{port}/hook" not in reason  # may hold a token
+    book = Ledger(git.discover(repo.path), "dasct-ledger", "")
+    assert [r.data["tracker"] for r in book.records("filed")] == ["local"]
+    text = dasct(repo.path, "qa", "flush")
+    assert text.code == 0 and "0 sent, 0 failed, 1 waiting" in text.out  # not due yet
+    assert text.err.startswith("dasct: waiting: ")

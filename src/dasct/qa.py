@@ -91,10 +91,19 @@ def owner_of(cfg: Config, defect: str) -> str:
     return cfg.qa.default_assignee
 
 
-def trackers_of(cfg: Config, env: Mapping[str, str] | None = None) -> dict[str, Tracker]:
-    """The configured trackers, each asking for owners as owner_of says."""
+def trackers_of(cfg: Config, env: Mapping[str, str] | None = None
+                ) -> tuple[dict[str, Tracker], list[str]]:
+    """The configured trackers that can be made, each asking for owners as owner_of says,
+    and one line for each that cannot (its requests wait: nothing is lost)."""
     env = os.environ if env is None else env
-    return {name: _Owned(make(name, cfg.qa, env), cfg) for name in cfg.qa.trackers}
+    made: dict[str, Tracker] = {}
+    problems: list[str] = []
+    for name in cfg.qa.trackers:
+        try:
+            made[name] = _Owned(make(name, cfg.qa, env), cfg)
+        except TrackerError as exc:
+            problems.append(redact.redact(f"{name}: {exc}"))
+    return made, problems
 
 
 # ----------------------------------------------------------------------------- reading
@@ -149,11 +158,21 @@ def open_requests(book: Ledger) -> list[Open]:
 # ----------------------------------------------------------------------------- sending
 
 
+@dataclass(frozen=True)
+class Sent:
+    """What one flush did, and why what waits waits (one line per reason)."""
+
+    delivered: int
+    failed: int
+    waiting: int
+    reasons: tuple[str, ...] = ()
+
+
 def flush(repo: git.Repo, cfg: Config, book: Ledger | None = None, *,
-          env: Mapping[str, str] | None = None) -> tuple[int, int, int]:
-    """Send what the ledger holds and the trackers have not filed: (delivered, failed,
-    waiting). A tracker that cannot be made (its credentials missing) leaves its requests
-    waiting with that reason."""
+          env: Mapping[str, str] | None = None) -> Sent:
+    """Send what the ledger holds and the trackers have not filed. A tracker that cannot
+    be made (its credentials missing) or that fails leaves its requests waiting; the
+    reasons say why, one line each."""
     book = book or ledger_of(repo, cfg)
     box = outbox(repo)
     done = filed(book)
@@ -172,10 +191,7 @@ def flush(repo: git.Repo, cfg: Config, book: Ledger | None = None, *,
                 box.enqueue(regression_notification(
                     r.data["defect"], _regression_text(r), f"{key}/reject", name), key=box_key)
                 regressions.append((key, name, box_key))
-    try:
-        trackers = trackers_of(cfg, env)
-    except TrackerError as exc:
-        raise DasctError(f"qa: {exc}") from None
+    trackers, problems = trackers_of(cfg, env)
 
     def on_filed(ticket: Ticket, where: Filed) -> None:
         book.append([Record(FILED, {"key": ticket.key, "tracker": where.tracker,
@@ -187,7 +203,11 @@ def flush(repo: git.Repo, cfg: Config, book: Ledger | None = None, *,
                 for key, name, box_key in regressions if box.delivered(box_key)]
     if now_told:
         book.append(now_told)
-    return report.delivered, report.failed, report.waiting
+    reasons = dict.fromkeys(problems)
+    for row in box.waiting():
+        if row.last_error:
+            reasons.setdefault(row.last_error)
+    return Sent(report.delivered, report.failed, report.waiting, tuple(reasons))
 
 
 def _regression_text(r: Record) -> str:
@@ -207,7 +227,7 @@ class Recorded:
     commits: int
     new: list[Record]  # the requests written
     known: int  # requests the range asked for that the ledger already had
-    sent: tuple[int, int, int]  # flush: delivered, failed, waiting
+    sent: Sent
 
 
 def branch_name(repo: git.Repo) -> str:
@@ -255,7 +275,10 @@ def record(repo: git.Repo, cfg: Config, settings: Settings, spec: str | None, *,
                 continue
             new.append(Record(REQUEST, _request(repo, cfg, book, step.sha, defect, found)))
     end = git.rev_parse(repo, spec.partition("..")[2] or "HEAD")
-    book.append([*new, Record(CURSOR, {"branch": branch, "commit": end})])
+    moved = [] if cursor(book, branch) == end else [Record(CURSOR, {"branch": branch,
+                                                                     "commit": end})]
+    if new or moved:
+        book.append([*new, *moved])
     if new:
         sent = flush(repo, cfg, book, env=env)
     if push and book.remote:
@@ -393,7 +416,9 @@ def sync(repo: git.Repo, cfg: Config, settings: Settings, *,
     book = ledger_of(repo, cfg)
     if book.remote:
         book.fetch()
-    trackers = trackers_of(cfg, env)
+    trackers, problems = trackers_of(cfg, env)
+    if problems:
+        raise DasctError(f"qa sync: {problems[0]}")
     decided = decisions(book)
     asked = requests(book)
     out: list[tuple[str, str, str]] = []

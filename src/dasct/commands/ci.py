@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from dasct import config, git, qa, redact, render, settings
 
@@ -24,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = config.load(repo.root)
     redact.configure(cfg)
     done = qa.record(repo, cfg, settings.load(repo), args.range, push=not args.no_push)
-    delivered, failed, waiting = done.sent
+    sent = done.sent
+    delivered, failed, waiting = sent.delivered, sent.failed, sent.waiting
     if args.format == "json":
         print(json.dumps({
             "range": done.spec, "commits": done.commits, "already_recorded": done.known,
@@ -32,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
                           "commit": r.data["commit"], "title": r.data["ticket"]["title"]}
                          for r in done.new],
             "sent": {"delivered": delivered, "failed": failed, "waiting": waiting},
+            "waiting_because": list(sent.reasons),
         }, indent=2, ensure_ascii=False))
         return 0
     for r in done.new:
@@ -40,4 +43,6 @@ def run(args: argparse.Namespace) -> int:
           f"{render.plural(len(done.new), 'revalidation request')}"
           + (f" ({done.known} already recorded)" if done.known else "")
           + f"; tickets: {delivered} sent, {failed} failed, {waiting} waiting")
+    for reason in sent.reasons:
+        print(f"dasct: waiting: {reason}", file=sys.stderr)
     return 0

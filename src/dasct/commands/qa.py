@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from dasct import config, git, qa, redact, render, settings
@@ -62,10 +63,10 @@ def run(args: argparse.Namespace) -> int:
             _refresh(repo)
         return 0
     if action == "flush":
-        delivered, failed, waiting = qa.flush(repo, cfg)
-        print(f"dasct: {delivered} sent, {failed} failed, {waiting} waiting"
-              + (" (dasct qa flush retries; the outbox says why: docs/qa.md)"
-                 if waiting else ""))
+        sent = qa.flush(repo, cfg)
+        print(f"dasct: {sent.delivered} sent, {sent.failed} failed, {sent.waiting} waiting")
+        for reason in sent.reasons:
+            print(f"dasct: waiting: {reason}", file=sys.stderr)
         return 0
     if action == "evidence":
         return _evidence(repo, cfg, args.defect, args.format)
