@@ -194,3 +194,16 @@ def test_a_tracker_that_is_down_keeps_its_tickets_waiting(repo: GitRepo) -> None
     text = dasct(repo.path, "qa", "flush")
     assert text.code == 0 and "0 sent, 0 failed, 1 waiting" in text.out  # not due yet
     assert text.err.startswith("dasct: waiting: ")
+
+
+def test_a_request_record_that_holds_no_ticket_is_left_out(repo: GitRepo) -> None:
+    from dasct.ledger import Record
+
+    base, _ = _history(repo)
+    Ledger(git.discover(repo.path), "dasct-ledger", "").append(
+        [Record("request", {"key": "dasct-x", "defect": "PROJ-1", "ticket": "not one"})])
+    listed = dasct(repo.path, "qa", "list", "--format", "json")
+    assert listed.code == 0 and listed.json()["open"] == []
+    assert "(request) does not hold a ticket: left out" in listed.err
+    flushed = dasct(repo.path, "qa", "flush")
+    assert flushed.code == 0 and "0 sent, 0 failed, 0 waiting" in flushed.out

@@ -13,6 +13,7 @@ the ticket it already has (docs/qa.md).
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -110,12 +111,27 @@ def trackers_of(cfg: Config, env: Mapping[str, str] | None = None
 
 
 def requests(book: Ledger) -> dict[str, Record]:
-    """Every revalidation request by key (two CI jobs may write one twice: first wins)."""
+    """Every revalidation request by key (two CI jobs may write one twice: first wins).
+    The ledger is read from disk: a request that does not hold a ticket is left out, with
+    one line naming it."""
     out: dict[str, Record] = {}
     for r in book.records(REQUEST):
         key = r.data.get("key")
-        if isinstance(key, str) and key not in out:
+        if not isinstance(key, str) or key in out:
+            continue
+        try:
+            ticket = Ticket.from_dict(r.data["ticket"])
+            ok = (ticket.key == key and all(isinstance(v, str) for v in (
+                ticket.defect, ticket.commit, ticket.title, ticket.body))
+                and isinstance(r.data.get("commit"), str)
+                and isinstance(r.data.get("defect"), str))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            ok = False
+        if ok:
             out[key] = r
+        else:
+            print(f"dasct: ledger record {r.id[:12]} (request) does not hold a ticket: "
+                  "left out", file=sys.stderr)
     return out
 
 
@@ -185,6 +201,8 @@ def flush(repo: git.Repo, cfg: Config, book: Ledger | None = None, *,
     regressions: list[tuple[str, str, str]] = []
     for r in book.records(REJECT):
         key = str(r.data.get("key"))
+        if not isinstance(r.data.get("defect"), str):
+            continue  # not a reject dasct wrote: nothing to tell
         for name in cfg.qa.trackers:
             if (key, name) not in told:
                 box_key = f"{key}/reject/{name}"
