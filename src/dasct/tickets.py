@@ -139,6 +139,8 @@ def compose(
         f"{touching.date}) changed lines that fixed {defect}: {where}.",
         "",
         "Fixed by: " + "; ".join(f.short() for f in fixes) + ".",
+        "Fixes submitted by: " + ", ".join(dict.fromkeys(
+            f"{f.author} <{f.email}>" for f in fixes)) + ".",
         "",
         "Protected lines before, and the change:",
         "```diff",
