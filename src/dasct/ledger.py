@@ -29,7 +29,7 @@ from dasct import git, redact
 from dasct.errors import DasctError, GitError
 
 TYPE_RE = re.compile(r"[a-z][a-z0-9-]{0,39}")
-AT_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+AT_RE = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)Z")
 ACTOR_VARS = ("DASCT_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN")
 LINK_TYPES = ("link", "unlink", "accept")  # what links_fingerprint covers
 # A user's config must not change how the ledger is written: a signing program that is
@@ -65,8 +65,13 @@ class Record:
 
     @property
     def id(self) -> str:
-        """The digest of the canonical content: the same fact written twice is one record."""
-        return sha256(self.canonical()).hexdigest()
+        """The digest of the canonical content: the same fact written twice is one record.
+        Computed once per record (data is a fact: it is not changed after creation)."""
+        ident: str | None = self.__dict__.get("_id")
+        if ident is None:
+            ident = sha256(self.canonical()).hexdigest()
+            object.__setattr__(self, "_id", ident)  # a cache, not a field: not compared
+        return ident
 
     @property
     def path(self) -> str:
@@ -103,13 +108,15 @@ def problem(record: Any) -> str | None:
     """What is wrong with a record (one phrase), or None when it may be stored."""
     if not isinstance(record, Record):
         return f"is a {type(record).__name__}, not a ledger Record"
+    return _shape_problem(record) or _json_problem(record.data, "data")
+
+
+def _shape_problem(record: Record) -> str | None:
+    """What is wrong with a record's type, at and by, and whether data is a mapping."""
     if not isinstance(record.type, str) or not TYPE_RE.fullmatch(record.type):
         return f"type {record.type!r} must match [a-z][a-z0-9-]* (40 characters at most)"
     if not isinstance(record.data, Mapping):
         return f"data is a {type(record.data).__name__}, not a mapping"
-    found = _json_problem(record.data, "data")
-    if found:
-        return found
     if not isinstance(record.at, str) or (record.at and not _valid_at(record.at)):
         return f"at {record.at!r} is not an ISO 8601 UTC time in seconds (YYYY-MM-DDTHH:MM:SSZ)"
     if not isinstance(record.by, str) or any(c in record.by for c in "\n\r\0"):
@@ -118,10 +125,12 @@ def problem(record: Any) -> str | None:
 
 
 def _valid_at(at: str) -> bool:
-    if not AT_RE.fullmatch(at):
+    match = AT_RE.fullmatch(at)
+    if not match:
         return False
-    try:
-        datetime.strptime(at, "%Y-%m-%dT%H:%M:%SZ")
+    try:  # the constructor checks the ranges (Feb 30 included), cheaper than strptime
+        y, mo, d, h, mi, sec = (int(g) for g in match.groups())
+        datetime(y, mo, d, h, mi, sec)
     except ValueError:
         return False
     return True
@@ -133,21 +142,27 @@ def now() -> str:
 
 
 def _parse(content: bytes, path: str) -> Record | str:
-    """The record a ledger file holds, or why it holds none (read from disk: verified)."""
+    """The record a ledger file holds, or why it holds none. Read from disk, so verified:
+    the content must be the canonical form of a valid record, named by its digest."""
     try:
-        raw = json.loads(content.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        raw = json.loads(content)
+    except ValueError as exc:  # UnicodeDecodeError included
         return f"not valid JSON ({exc})"
-    if not isinstance(raw, dict) or set(raw) != {"type", "at", "by", "data"}:
+    if not isinstance(raw, dict) or raw.keys() != {"type", "at", "by", "data"}:
         return "not a ledger record (expected the keys type, at, by, data)"
+    # json.loads gives plain JSON, NaN aside (canonical() refuses it): no deep walk needed.
     record = Record(type=raw["type"], data=raw["data"], at=raw["at"], by=raw["by"])
-    wrong = problem(record)
+    wrong = _shape_problem(record) or ("its time (at) is empty" if not record.at else None)
     if wrong:
         return wrong
-    if not record.at:
-        return "its time (at) is empty"
-    if record.path != path:
-        return f"its content does not match its name (it should be at {record.path})"
+    try:
+        canonical = record.canonical()
+    except ValueError:
+        return "it holds a number JSON cannot carry (NaN or infinity)"
+    ident = sha256(canonical).hexdigest()
+    if canonical != content or path != f"{record.type}/{ident[:2]}/{ident}.json":
+        return "its content does not match its name (edited, or not written by dasct)"
+    object.__setattr__(record, "_id", ident)
     return record
 
 
@@ -270,44 +285,68 @@ class Ledger:
             raise LedgerError(f"ledger: branch {self.branch} is checked out; switch to "
                               "another branch first (dasct never writes a checked-out one)")
 
+    def _parents(self, local: str | None, remote: str | None) -> list[str]:
+        """The parents of the next ledger commit: the local tip; the remote-tracking one
+        instead when the local one is behind it (or absent); both when they diverged."""
+        if not remote or remote == local:
+            return [local] if local else []
+        if local is None:
+            return [remote]
+        merge_base = self._git("merge-base", local, remote, ok_codes=(0, 1)).decode().strip()
+        if merge_base == local:
+            return [remote]
+        return [local] if merge_base == remote else [local, remote]
+
+    def _present(self, commit: str, records: list[Record]) -> set[str]:
+        """The paths of records that the ledger at commit already holds (one git call)."""
+        if not records:
+            return set()
+        out = self._git("cat-file", "--batch-check=%(objecttype)",
+                        input="".join(f"{commit}:{r.path}\n" for r in records).encode())
+        return {r.path for r, line in zip(records, out.decode().splitlines(), strict=False)
+                if line == "blob"}
+
+    def _write_blobs(self, records: list[Record], tmp: str) -> list[str]:
+        """Store the records' blobs with one git fast-import: a pack for a big batch
+        (loose objects for fewer than transfer.unpackLimit, 100), not one file each."""
+        stream = b"".join(b"blob\nmark :%d\ndata %d\n%s\n" % (i, len(c), c)
+                          for i, c in enumerate((r.canonical() for r in records), 1))
+        marks = Path(tmp, "marks")
+        self._git("fast-import", "--quiet", "--done", f"--export-marks={marks}",
+                  input=stream + b"done\n")
+        found = dict(line.split(" ", 1) for line in marks.read_text().splitlines())
+        try:
+            return [found[f":{i}"].strip() for i in range(1, len(records) + 1)]
+        except KeyError:
+            raise LedgerError(f"ledger {self.branch}: git fast-import stored "
+                              f"{len(found)} of {len(records)} records") from None
+
     def _commit(self, new: list[Record]) -> bool:
         """One attempt: union, new blobs, tree, commit, compare-and-swap the branch.
         False when another writer moved the branch in between."""
         local, remote = self._tips()
-        base, parents = local, [local] if local else []
-        if remote and remote != local:
-            if local is None:
-                base, parents = remote, [remote]
-            else:
-                merge_base = self._git("merge-base", local, remote,
-                                       ok_codes=(0, 1)).decode().strip()
-                if merge_base == local:  # behind: fast-forward
-                    base, parents = remote, [remote]
-                elif merge_base != remote:  # diverged: a merge commit
-                    parents = [local, remote]
+        parents = self._parents(local, remote)
         entries: dict[str, str] = {}
-        for commit in reversed(parents):  # the first parent's blob wins a (damaged) clash
-            entries.update(self._entries(commit))
-        missing = {r.path: r for r in new if r.path not in entries}
+        if len(parents) == 2:  # the union of both trees; the first parent wins a clash
+            entries = self._entries(parents[1])
+            entries.update(self._entries(parents[0]))
+            present: set[str] | dict[str, str] = entries
+        else:
+            present = self._present(parents[0], new) if parents else set()
+        missing = {r.path: r for r in new if r.path not in present}
         if not missing and len(parents) < 2:
+            base = parents[0] if parents else None
             if base is None or base == local:
                 return True  # nothing to add, nothing to merge
             return self._move(base, local)  # behind the remote: fast-forward
         with tempfile.TemporaryDirectory(prefix="dasct-ledger-") as tmp:
-            if missing:
-                files = []
-                for i, record in enumerate(missing.values()):
-                    path = Path(tmp, f"{i}.json")
-                    path.write_bytes(record.canonical())
-                    files.append(str(path))
-                blobs = self._git("hash-object", "-w", "--no-filters", "--stdin-paths",
-                                  input="\n".join(files).encode() + b"\n").decode().split()
-                if len(blobs) != len(missing):
-                    raise LedgerError(f"ledger {self.branch}: git hash-object stored "
-                                      f"{len(blobs)} of {len(missing)} records")
-                entries.update(zip(missing, blobs, strict=True))
             # A private index file: the user's index (GIT_INDEX_FILE) is never touched.
             env = git.git_env({"GIT_INDEX_FILE": str(Path(tmp, "index"))})
+            if len(parents) == 1:  # one side: start from its tree, add only the new
+                self._git("read-tree", parents[0], env=env)
+            if missing:
+                blobs = self._write_blobs(list(missing.values()), tmp)
+                entries.update(zip(missing, blobs, strict=True))
             listing = "".join(f"100644 blob {blob}\t{path}\n" for path, blob in entries.items())
             self._git("update-index", "--add", "--index-info", env=env,
                       input=listing.encode())
