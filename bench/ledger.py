@@ -1,12 +1,14 @@
 """What the ledger costs at 10,000 records: reading it, adding one, the links' fingerprint.
 
-    python bench/ledger.py [--records 10000] [--local 0.05] [--runs 9]
+    python bench/ledger.py [--records 10000] [--local 0.05] [--runs 9] [--loose]
 
 Builds a ledger of N records (a realistic mix of types, ~40% links/accepts/unlinks) in a
 temp clone of a temp bare remote: another clone appends and pushes (1 - LOCAL) of them, this
 one fetches those (git keeps them as a pack, as a fresh clone has them) and appends the
-rest itself (loose objects, as `append` writes them until a `git gc`), so every read is the
-union of a local branch and a remote-tracking one that differ. Then,
+rest itself in one call (fast-import: a pack too), so every read is the union of a local
+branch and a remote-tracking one that differ. --loose unpacks every object of the clone
+first: the worst case, a ledger grown by appends of fewer than 100 records each (which
+fast-import writes as loose objects) that no `git gc` has packed yet. Then,
 interleaved run by run (the machine's noise hits every operation alike): records(),
 records("link"), append() of one new record, links_fingerprint(), and the floor of one
 git process (`git rev-parse HEAD`). Medians and the spread, in milliseconds.
@@ -64,15 +66,33 @@ def build(where: Path, n: int, local: float) -> tuple[Ledger, float]:
     return ledger, built
 
 
+def unpack(git_dir: Path) -> None:
+    """Turn every pack of the repository into loose objects."""
+    packs = git_dir / "objects" / "pack"
+    for pack in sorted(packs.glob("*.pack")):
+        moved = git_dir / pack.name
+        pack.rename(moved)
+        for other in packs.glob(pack.stem + ".*"):
+            other.unlink()
+        with moved.open("rb") as data:
+            subprocess.run(("git", "unpack-objects", "-q"), cwd=git_dir, stdin=data,
+                           check=True)
+        moved.unlink()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--local", type=float, default=0.05,
                         help="the share of records appended in this clone (loose objects)")
     parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--loose", action="store_true",
+                        help="unpack every object first (no git gc since the appends)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="dasct-ledger-bench-") as tmp:
         ledger, built = build(Path(tmp), args.records, args.local)
+        if args.loose:
+            unpack(ledger.repo.common_dir)
         total = len(ledger.records())
         assert total == args.records, total
         extra = iter(_records(args.runs, 10 * args.records))
@@ -90,8 +110,9 @@ def main() -> int:
                 t0 = time.perf_counter()
                 op()
                 times[name].append((time.perf_counter() - t0) * 1000)
-        print(f"ledger of {total} records, {args.local:.0%} appended here (loose), the rest "
-              f"fetched (packed); {args.runs} interleaved runs; the other clone's append "
+        print(f"ledger of {total} records, {args.local:.0%} appended here, the rest fetched"
+              f"{' (all loose objects)' if args.loose else ''}; {args.runs} interleaved runs; "
+              "the other clone's append "
               f"of {total - int(total * args.local)} in one call: {built * 1000:.0f} ms")
         print(f"{'operation':<28} {'median ms':>10} {'min':>8} {'max':>8}")
         for name, values in times.items():

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dasct import git
+from dasct import ledger as ledger_mod
 from dasct.ledger import Ledger, LedgerError, Record
 from dasct_run import dasct
 from gitrepo import GitRepo
@@ -81,6 +82,20 @@ def test_append_is_idempotent(repo: GitRepo) -> None:
     assert ledger.tip() == tip  # nothing new: no commit
     assert ledger.records() == [fact]
     assert int(repo.git("rev-list", "--count", "dasct-ledger")) == 1
+
+
+def test_loose_objects_are_packed_past_the_limit(repo: GitRepo,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    repo.commit("initial")
+    monkeypatch.setattr(ledger_mod, "LOOSE_LIMIT", 12)
+    ledger = _ledger(repo)
+    counts = []
+    for n in range(8):  # each append of one writes ~5 loose objects (blob, 3 trees, commit)
+        ledger.append([Record("request", {"n": n})])
+        counts.append(int(repo.git("count-objects").split()[0]))
+    assert max(counts) < 12 + 6 and min(counts[2:]) < counts[1] + 6
+    assert "packs: 0" not in repo.git("count-objects", "-v")
+    assert len(ledger.records()) == 8
 
 
 @pytest.mark.parametrize(("record", "message"), [
@@ -188,6 +203,7 @@ def test_checked_out_ledger_branch_is_refused(repo: GitRepo) -> None:
 WRITER = """
 import sys, time
 from dasct import git
+from dasct import ledger as ledger_mod
 from dasct.ledger import Ledger, Record
 name, start = sys.argv[1], float(sys.argv[2])
 ledger = Ledger(git.discover())
