@@ -191,13 +191,27 @@ def test_private_index_under_a_hook_environment(repo: GitRepo, tmp_path: Path,
     assert repo.git("ls-tree", "-r", "--name-only", "dasct-ledger").startswith("link/")
 
 
-def test_checked_out_ledger_branch_is_refused(repo: GitRepo) -> None:
+def test_checked_out_ledger_branch_is_refused(repo: GitRepo, tmp_path: Path) -> None:
     repo.commit("initial")
     ledger = _ledger(repo)
     ledger.append([Record("link", {"n": 1})])
-    repo.git("checkout", "-q", "dasct-ledger")
-    with pytest.raises(LedgerError, match="is checked out"):
+    repo.git("worktree", "add", "-q", str(tmp_path / "other"), "dasct-ledger")
+    tip = ledger.tip()
+    with pytest.raises(LedgerError, match=f"is checked out in {tmp_path / 'other'}"):
         ledger.append([Record("link", {"n": 2})])
+    assert ledger.tip() == tip
+    repo.git("worktree", "remove", str(tmp_path / "other"))
+    ledger.append([Record("link", {"n": 2})])
+    assert len(ledger.records()) == 2
+
+
+def test_types_are_whole_names(repo: GitRepo) -> None:
+    repo.commit("initial")
+    ledger = _ledger(repo)
+    ledger.append([Record("link", {"n": 1}), Record("link-note", {"n": 2}),
+                   Record("linked", {"n": 3})])
+    assert [r.data for r in ledger.records("link")] == [{"n": 1}]
+    assert {r.type for r in ledger.records("link-note", "linked")} == {"link-note", "linked"}
 
 
 WRITER = """

@@ -11,22 +11,23 @@ every read is the union of that and the local branch (docs/ledger.md).
 
 from __future__ import annotations
 
-import json
 import os
-import random
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from hashlib import sha256
-from pathlib import Path
-from typing import Any
 
-from dasct import git, redact
+from dasct import git
 from dasct.errors import DasctError, GitError
+
+# The index asks for links_fingerprint() whenever it builds: json, hashlib, tempfile,
+# datetime, random, pathlib and dasct.redact (~17 ms of imports together) are imported by
+# the functions that read or write records, not by the module.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
 
 TYPE_RE = re.compile(r"[a-z][a-z0-9-]{0,39}")
 AT_RE = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)Z")
@@ -63,6 +64,8 @@ class Record:
 
     def canonical(self) -> bytes:
         """The stored bytes: sorted keys, no spaces, UTF-8, one line."""
+        import json
+
         return (json.dumps({"type": self.type, "at": self.at, "by": self.by,
                             "data": self.data}, sort_keys=True, separators=(",", ":"),
                            ensure_ascii=False, allow_nan=False) + "\n").encode()
@@ -73,6 +76,8 @@ class Record:
         Computed once per record (data is a fact: it is not changed after creation)."""
         ident: str | None = self.__dict__.get("_id")
         if ident is None:
+            from hashlib import sha256
+
             ident = sha256(self.canonical()).hexdigest()
             object.__setattr__(self, "_id", ident)  # a cache, not a field: not compared
         return ident
@@ -129,6 +134,8 @@ def _shape_problem(record: Record) -> str | None:
 
 
 def _valid_at(at: str) -> bool:
+    from datetime import datetime
+
     match = AT_RE.fullmatch(at)
     if not match:
         return False
@@ -142,12 +149,17 @@ def _valid_at(at: str) -> bool:
 
 def now() -> str:
     """The current time as a record's `at`."""
+    from datetime import datetime, timezone
+
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _parse(content: bytes, path: str) -> Record | str:
     """The record a ledger file holds, or why it holds none. Read from disk, so verified:
     the content must be the canonical form of a valid record, named by its digest."""
+    import json
+    from hashlib import sha256
+
     try:
         raw = json.loads(content)
     except ValueError as exc:  # UnicodeDecodeError included
@@ -187,8 +199,7 @@ class Ledger:
             return git.run(*_PINS, *args, cwd=self.repo.root, env=env, input=input,
                            ok_codes=ok_codes)
         except GitError as exc:
-            raise LedgerError(redact.redact(
-                f"ledger {self.branch}: git {args[0]} failed: {_detail(exc)}")) from None
+            raise _error(f"ledger {self.branch}: git {args[0]} failed: {_detail(exc)}") from None
 
     def _tips(self) -> tuple[str | None, str | None]:
         """The local branch's commit and the remote-tracking ref's (None: absent)."""
@@ -206,7 +217,7 @@ class Ledger:
         try:
             return git.ls_tree(self.repo.root, commit, *types)
         except GitError as exc:
-            raise LedgerError(redact.redact(f"ledger {self.branch}: {exc}")) from None
+            raise _error(f"ledger {self.branch}: {_detail(exc)}") from None
 
     def records(self, *types: str) -> list[Record]:
         """The records of the given types (all when none), oldest first (at, then id):
@@ -225,7 +236,7 @@ class Ledger:
             blobs = git.cat_blobs(self.repo.root,
                                   (b for pairs in sides.values() for b, _ in pairs))
         except GitError as exc:
-            raise LedgerError(redact.redact(f"ledger {self.branch}: {exc}")) from None
+            raise _error(f"ledger {self.branch}: {_detail(exc)}") from None
         found: list[tuple[str, str, Record]] = []
         for path, pairs in sides.items():
             for blob, commit in pairs:
@@ -233,8 +244,8 @@ class Ledger:
                 if isinstance(parsed, Record):
                     found.append((parsed.at, path, parsed))
                     break
-                print(redact.redact(f"dasct: ledger commit {commit[:12]} {path}: {parsed}; "
-                                    "skipped"), file=sys.stderr)
+                print(_clean(f"dasct: ledger commit {commit[:12]} {path}: {parsed}; skipped"),
+                      file=sys.stderr)
         # The file name is the id: sort by (at, path) orders by (at, type, id) without
         # hashing every record again.
         found.sort(key=lambda item: (item[0], item[1].rsplit("/", 1)[-1]))
@@ -260,6 +271,8 @@ class Ledger:
         """Store records (redacted, at and by filled) in one commit holding the union of
         the local and remote-tracking ledgers; returns them as stored. A record already
         present is not added again; an invalid one stops everything before any write."""
+        from dasct import redact
+
         secrets = redact.secret_values()
         stamp, actor = now(), ""
         stored: list[Record] = []
@@ -267,8 +280,7 @@ class Ledger:
             wrong = problem(record)
             if wrong:
                 what = getattr(record, "type", "?")
-                raise LedgerError(redact.redact(f"ledger record {n} ({what!r}): {wrong}; "
-                                                "nothing written"))
+                raise _error(f"ledger record {n} ({what!r}): {wrong}; nothing written")
             if not record.by and not actor:
                 actor = self.actor()
             stored.append(Record(
@@ -280,7 +292,7 @@ class Ledger:
                 if stored:
                     self._tidy()
                 return stored
-            time.sleep(random.uniform(0.005, 0.05))  # another local writer won: re-read
+            time.sleep(_jitter(0.005, 0.05))  # another local writer won: re-read
         raise LedgerError(f"ledger {self.branch}: another process kept updating it; "
                           "nothing written, try again")
 
@@ -291,11 +303,16 @@ class Ledger:
             self._git("repack", "-d", "-q")
 
     def _refuse_checked_out(self) -> None:
-        """Moving a checked-out branch would change the user's work tree under them."""
-        code, out = git.run_code("symbolic-ref", "-q", "HEAD", cwd=self.repo.root)
-        if code == 0 and out.decode().strip() == self.ref:
-            raise LedgerError(f"ledger: branch {self.branch} is checked out; switch to "
-                              "another branch first (dasct never writes a checked-out one)")
+        """Moving a branch checked out in any work tree would change that work tree's
+        files under its user."""
+        out = self._git("worktree", "list", "--porcelain", "-z").split(b"\0")
+        where = ""
+        for line in out:
+            if line.startswith(b"worktree "):
+                where = line[9:].decode("utf-8", "replace")
+            elif line == f"branch {self.ref}".encode():
+                raise _error(f"ledger: branch {self.branch} is checked out in {where}; switch "
+                             "to another branch first (dasct never writes a checked-out one)")
 
     def _parents(self, local: str | None, remote: str | None) -> list[str]:
         """The parents of the next ledger commit: the local tip; the remote-tracking one
@@ -323,6 +340,8 @@ class Ledger:
         (loose objects for fewer than transfer.unpackLimit, 100), not one file each."""
         stream = b"".join(b"blob\nmark :%d\ndata %d\n%s\n" % (i, len(c), c)
                           for i, c in enumerate((r.canonical() for r in records), 1))
+        from pathlib import Path
+
         marks = Path(tmp, "marks")
         self._git("fast-import", "--quiet", "--done", f"--export-marks={marks}",
                   input=stream + b"done\n")
@@ -351,9 +370,11 @@ class Ledger:
             if base is None or base == local:
                 return True  # nothing to add, nothing to merge
             return self._move(base, local)  # behind the remote: fast-forward
+        import tempfile
+
         with tempfile.TemporaryDirectory(prefix="dasct-ledger-") as tmp:
             # A private index file: the user's index (GIT_INDEX_FILE) is never touched.
-            env = git.git_env({"GIT_INDEX_FILE": str(Path(tmp, "index"))})
+            env = git.git_env({"GIT_INDEX_FILE": os.path.join(tmp, "index")})
             if len(parents) == 1:  # one side: start from its tree, add only the new
                 self._git("read-tree", parents[0], env=env)
             if missing:
@@ -404,8 +425,8 @@ class Ledger:
         except GitError as exc:
             if "couldn't find remote ref" in str(exc):
                 return
-            raise LedgerError(redact.redact(f"ledger: could not fetch {self.branch} from "
-                                            f"{self.remote}: {_detail(exc)}")) from None
+            raise _error(f"ledger: could not fetch {self.branch} from {self.remote}: "
+                         f"{_detail(exc)}") from None
 
     def push(self, attempts: int = 6) -> None:
         """Push the local branch to the remote's; when another writer pushed first, fetch,
@@ -421,21 +442,38 @@ class Ledger:
                               "--recurse-submodules=no", self.remote, f"{local}:{self.ref}",
                               cwd=self.repo.root, ok_codes=(0, 1)).decode("utf-8", "replace")
             except GitError as exc:  # not a rejection: the remote is unreachable or refuses us
-                raise LedgerError(redact.redact(f"ledger: could not push {self.branch} to "
-                                                f"{self.remote}: {_detail(exc)}")) from None
+                raise _error(f"ledger: could not push {self.branch} to {self.remote}: "
+                             f"{_detail(exc)}") from None
             flags = [line.split("\t")[0] for line in out.splitlines()
                      if line.split("\t")[1:2] == [f"{local}:{self.ref}"]]
             if flags and flags[0] in (" ", "*", "=", "+"):
                 self._git("update-ref", self.tracking, local)
                 return
             if attempt + 1 < attempts:
-                time.sleep(min(0.2 * 2 ** attempt, 5.0) * random.uniform(0.5, 1.5))
+                time.sleep(min(0.2 * 2 ** attempt, 5.0) * _jitter(0.5, 1.5))
                 self.fetch()
                 self.append([])  # the union with what the other writer pushed
         raise LedgerError(f"ledger: could not push {self.branch} to {self.remote} after "
                           f"{attempts} attempts (other writers kept pushing first); the "
                           "records are kept in the local branch: run `dasct ledger push` "
                           "again")
+
+
+def _clean(text: str) -> str:
+    """text without a secret (it may quote git, or a remote's URL with a token in it)."""
+    from dasct import redact
+
+    return redact.redact(text)
+
+
+def _error(message: str) -> LedgerError:
+    return LedgerError(_clean(message))
+
+
+def _jitter(low: float, high: float) -> float:
+    import random
+
+    return random.uniform(low, high)
 
 
 def _detail(exc: GitError) -> str:
