@@ -249,6 +249,33 @@ def test_two_concurrent_writers_lose_nothing(remote: Path, tmp_path: Path) -> No
     assert len(records) == 61
 
 
+LOCAL_WRITER = """
+import sys, time
+from dasct import git
+from dasct.ledger import Ledger, Record
+name, start = sys.argv[1], float(sys.argv[2])
+ledger = Ledger(git.discover())
+while time.time() < start:
+    time.sleep(0.005)
+for i in range(20):
+    ledger.append([Record("request", {"n": f"{name}-{i}"})])
+"""
+
+
+def test_two_writers_in_one_clone_lose_nothing(repo: GitRepo) -> None:
+    """The branch moves by compare-and-swap: the loser of a race re-reads and retries."""
+    repo.commit("initial")
+    start = time.time() + 1.5
+    procs = [subprocess.Popen((sys.executable, "-c", LOCAL_WRITER, name, str(start)),
+                              cwd=repo.path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for name in ("p1", "p2")]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+    assert {r.data["n"] for r in _ledger(repo).records()} == {
+        f"{p}-{i}" for p in ("p1", "p2") for i in range(20)}
+
+
 def _commit_blob(repo: GitRepo, path: str, content: bytes) -> str:
     """Put one file into the ledger branch with plumbing, as a damaged or hostile writer
     would; returns the new ledger commit."""
@@ -324,6 +351,10 @@ def test_unreachable_remote_is_one_line(repo: GitRepo) -> None:
         ledger.append([Record("link", {"n": 1})])
         ledger.push()
     assert "\n" not in str(err.value) and "-c" not in str(err.value)
+    repo.git("remote", "set-url", "origin", f"https://qa:{SECRET}@127.0.0.1:9/r.git")
+    with pytest.raises(LedgerError, match="could not fetch") as err:
+        _ledger(repo).fetch()
+    assert SECRET not in str(err.value) and "127.0.0.1" in str(err.value)
 
 
 def test_links_fingerprint(remote: Path, tmp_path: Path) -> None:
