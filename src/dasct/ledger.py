@@ -246,8 +246,8 @@ class Ledger:
                     break
                 print(_clean(f"dasct: ledger commit {commit[:12]} {path}: {parsed}; skipped"),
                       file=sys.stderr)
-        # The file name is the id: sort by (at, path) orders by (at, type, id) without
-        # hashing every record again.
+        # The file name is the id: (at, file name) orders by (at, id) without hashing
+        # every record again.
         found.sort(key=lambda item: (item[0], item[1].rsplit("/", 1)[-1]))
         return [record for _, _, record in found]
 
