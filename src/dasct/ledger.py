@@ -39,8 +39,8 @@ LINK_TYPES = ("link", "unlink", "accept")  # what links_fingerprint covers
 # pointed at nothing; push is told --no-verify besides.
 _PINS = ("-c", "commit.gpgSign=false", "-c", "push.gpgSign=false",
          "-c", "core.hooksPath=/dev/null")
-# Reading a loose object costs ~10x a packed one (docs/ledger.md: 10,000 loose records
-# read in ~1.8 s, packed in ~0.33 s), and git's own `gc --auto` waits for 6,700 of them:
+# Reading loose objects costs several times what packed ones do (docs/ledger.md: 10,000
+# records loose ~1.8 s, packed ~0.33 s), and git's own `gc --auto` waits for 6,700 of them:
 # past this many loose objects an append packs them (`git repack -d`, incremental).
 LOOSE_LIMIT = 1000
 _CAS_TRIES = 50  # local writers racing on update-ref; each loser re-reads and retries
