@@ -72,6 +72,21 @@ def test_actor_from_environment(repo: GitRepo, monkeypatch: pytest.MonkeyPatch) 
     assert _ledger(repo).append([Record("request", {"n": 2})])[0].by == "release-bot"
 
 
+def test_no_identity_configured(repo: GitRepo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CI runner often has no git identity: the ledger still commits."""
+    repo.commit("initial")
+    for who in ("AUTHOR", "COMMITTER"):
+        for what in ("NAME", "EMAIL"):
+            monkeypatch.delenv(f"GIT_{who}_{what}")
+    monkeypatch.delenv("EMAIL", raising=False)
+    repo.git("config", "user.useConfigOnly", "true")
+    assert repo.git("var", "GIT_COMMITTER_IDENT", check=False) == ""
+    ledger = _ledger(repo)
+    assert ledger.append([Record("cursor", {"commit": "abc"})])[0].by == "unknown"
+    assert repo.git("log", "-1", "--format=%an <%ae>", "dasct-ledger").strip() == (
+        "dasct <dasct@localhost>")
+
+
 def test_append_is_idempotent(repo: GitRepo) -> None:
     repo.commit("initial")
     ledger = _ledger(repo)
@@ -335,7 +350,8 @@ def test_push_gives_up_naming_the_remote_and_keeps_records(remote: Path,
     a = _clone(remote, tmp_path / "a")
     ledger = _ledger(a)
     ledger.append([Record("link", {"n": 1})])
-    with pytest.raises(LedgerError, match="could not push dasct-ledger to origin after 2"):
+    with pytest.raises(LedgerError, match="could not push dasct-ledger to origin after 2 "
+                       r"attempts \(last: \[remote rejected\] \(pre-receive hook declined\)\)"):
         ledger.push(attempts=2)
     assert _facts(ledger) == {("link", "1")}
 

@@ -433,6 +433,7 @@ class Ledger:
         merge by union and try again (backoff with jitter). Nothing is lost locally."""
         if not self.remote:
             return
+        reason = ""
         for attempt in range(attempts):
             local = self.tip()
             if local is None:
@@ -444,19 +445,20 @@ class Ledger:
             except GitError as exc:  # not a rejection: the remote is unreachable or refuses us
                 raise _error(f"ledger: could not push {self.branch} to {self.remote}: "
                              f"{_detail(exc)}") from None
-            flags = [line.split("\t")[0] for line in out.splitlines()
-                     if line.split("\t")[1:2] == [f"{local}:{self.ref}"]]
-            if flags and flags[0] in (" ", "*", "=", "+"):
+            # --porcelain: "<flag>\t<from>:<to>\t<summary>" per ref; "!" is a rejection.
+            ours = [line.split("\t") for line in out.splitlines()
+                    if line.split("\t")[1:2] == [f"{local}:{self.ref}"]]
+            if ours and ours[0][0] in (" ", "*", "=", "+"):
                 self._git("update-ref", self.tracking, local)
                 return
+            reason = ours[0][-1] if ours else "no answer for the branch"
             if attempt + 1 < attempts:
                 time.sleep(min(0.2 * 2 ** attempt, 5.0) * _jitter(0.5, 1.5))
                 self.fetch()
                 self.append([])  # the union with what the other writer pushed
-        raise LedgerError(f"ledger: could not push {self.branch} to {self.remote} after "
-                          f"{attempts} attempts (other writers kept pushing first); the "
-                          "records are kept in the local branch: run `dasct ledger push` "
-                          "again")
+        raise _error(f"ledger: could not push {self.branch} to {self.remote} after "
+                     f"{attempts} attempts (last: {reason}); the records are kept in the "
+                     "local branch: run `dasct ledger push` again")
 
 
 def _clean(text: str) -> str:
