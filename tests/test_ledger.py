@@ -397,6 +397,41 @@ def test_links_fingerprint(remote: Path, tmp_path: Path) -> None:
     assert lb.links_fingerprint() not in (first, second)
 
 
+def test_git_calls_do_not_grow_with_the_ledger(remote: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading is ls-tree per tip and one cat-file, whatever the number of records;
+    the fingerprint is one call."""
+    a, b = _clone(remote, tmp_path / "a"), _clone(remote, tmp_path / "b")
+    calls: list[str] = []
+    real = git.run
+
+    def counted(*args: str, **kwargs: object) -> bytes:
+        calls.append(next(x for x in args if not x.startswith("-") and "=" not in x))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    counts, written = [], 0
+    for size in (3, 300):
+        _ledger(b).append([Record("link", {"n": f"{size}-{i}"}) for i in range(size)])
+        _ledger(b).push()
+        a.git("fetch", "-q")
+        _ledger(a).append([Record("accept", {"n": f"{size}-local"})])  # two tips differ
+        monkeypatch.setattr(git, "run", counted)
+        written += size + 1
+        assert len(_ledger(a).records()) == written
+        written += 1  # the owner below
+        records_calls = list(calls)
+        calls.clear()
+        _ledger(a).links_fingerprint()
+        assert calls == ["cat-file"]
+        calls.clear()
+        _ledger(a).append([Record("owner", {"n": size})])
+        counts.append((records_calls, list(calls)))
+        calls.clear()
+        monkeypatch.setattr(git, "run", real)
+    assert counts[0] == counts[1]
+    assert counts[0][0] == ["for-each-ref", "ls-tree", "ls-tree", "cat-file"]
+
+
 def test_cli_log_push_fetch(remote: Path, tmp_path: Path) -> None:
     a = _clone(remote, tmp_path / "a")
     assert "holds no records" in dasct(a.path, "ledger", "log").out
