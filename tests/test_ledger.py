@@ -87,6 +87,25 @@ def test_no_identity_configured(repo: GitRepo, monkeypatch: pytest.MonkeyPatch) 
         "dasct <dasct@localhost>")
 
 
+def test_trees_are_canonical(repo: GitRepo, tmp_path: Path) -> None:
+    """Appends rebuild only the directories they touch: the result is the tree git itself
+    would write for the same files, and fsck finds nothing wrong."""
+    repo.commit("initial")
+    ledger = _ledger(repo)
+    written = []
+    # New directories, existing ones, a batch big enough to be a pack.
+    for step, size in enumerate((1, 40, 3, 300, 1)):
+        batch = [Record(("link", "accept", "owner")[i % 3], {"n": f"{step}-{i}"})
+                 for i in range(size)]
+        written += ledger.append(batch)
+    files = repo.git("ls-tree", "-r", "--name-only", "dasct-ledger").split()
+    assert sorted(files) == sorted(r.path for r in written)
+    env = {"GIT_INDEX_FILE": str(tmp_path / "index")}
+    repo.git("read-tree", "dasct-ledger", env=env)
+    assert repo.git("write-tree", env=env) == repo.git("rev-parse", "dasct-ledger^{tree}")
+    repo.git("fsck", "--strict", "--no-dangling")
+
+
 def test_append_is_idempotent(repo: GitRepo) -> None:
     repo.commit("initial")
     ledger = _ledger(repo)

@@ -326,14 +326,18 @@ class Ledger:
             return [remote]
         return [local] if merge_base == remote else [local, remote]
 
-    def _present(self, commit: str, records: list[Record]) -> set[str]:
-        """The paths of records that the ledger at commit already holds (one git call)."""
-        if not records:
-            return set()
-        out = self._git("cat-file", "--batch-check=%(objecttype)",
-                        input="".join(f"{commit}:{r.path}\n" for r in records).encode())
-        return {r.path for r, line in zip(records, out.decode().splitlines(), strict=False)
-                if line == "blob"}
+    def _listing(self, commit: str, dirs: Iterable[str] = ()) -> dict[str, dict[str, str]]:
+        """dir -> name -> "mode kind id" of the entries in each directory (all of the same
+        depth) of the ledger tree at commit; without dirs, its root ("")."""
+        wanted = [f"{d}/" for d in dirs]
+        out = self._git("ls-tree", "-z", "--full-tree", commit, "--", *wanted)
+        found: dict[str, dict[str, str]] = {}
+        for entry in out.decode("utf-8", "surrogateescape").split("\0"):
+            info, _, path = entry.partition("\t")
+            if info:
+                where, _, name = path.rpartition("/")
+                found.setdefault(where, {})[name] = info
+        return found
 
     def _write_blobs(self, records: list[Record], tmp: str) -> list[str]:
         """Store the records' blobs with one git fast-import: a pack for a big batch
@@ -355,36 +359,22 @@ class Ledger:
     def _commit(self, new: list[Record]) -> bool:
         """One attempt: union, new blobs, tree, commit, compare-and-swap the branch.
         False when another writer moved the branch in between."""
-        local, remote = self._tips()
-        parents = self._parents(local, remote)
-        entries: dict[str, str] = {}
-        if len(parents) == 2:  # the union of both trees; the first parent wins a clash
-            entries = self._entries(parents[1])
-            entries.update(self._entries(parents[0]))
-            present: set[str] | dict[str, str] = entries
-        else:
-            present = self._present(parents[0], new) if parents else set()
-        missing = {r.path: r for r in new if r.path not in present}
-        if not missing and len(parents) < 2:
-            base = parents[0] if parents else None
-            if base is None or base == local:
-                return True  # nothing to add, nothing to merge
-            return self._move(base, local)  # behind the remote: fast-forward
         import tempfile
 
+        local, remote = self._tips()
+        parents = self._parents(local, remote)
+        tree: str | None
         with tempfile.TemporaryDirectory(prefix="dasct-ledger-") as tmp:
-            # A private index file: the user's index (GIT_INDEX_FILE) is never touched.
-            env = git.git_env({"GIT_INDEX_FILE": os.path.join(tmp, "index")})
-            if len(parents) == 1:  # one side: start from its tree, add only the new
-                self._git("read-tree", parents[0], env=env)
-            if missing:
-                blobs = self._write_blobs(list(missing.values()), tmp)
-                entries.update(zip(missing, blobs, strict=True))
-            listing = "".join(f"100644 blob {blob}\t{path}\n" for path, blob in entries.items())
-            self._git("update-index", "--add", "--index-info", env=env,
-                      input=listing.encode())
-            tree = self._git("write-tree", env=env).decode().strip()
-        message = (f"dasct ledger: {len(missing)} record(s)" if missing else
+            if len(parents) == 2:
+                tree, added = self._union(parents, new, tmp)
+            else:
+                tree, added = self._grow(parents[0] if parents else None, new, tmp)
+        if tree is None:  # nothing to add, nothing to merge
+            base = parents[0] if parents else None
+            if base is None or base == local:
+                return True
+            return self._move(base, local)  # behind the remote: fast-forward
+        message = (f"dasct ledger: {added} record(s)" if added else
                    "dasct ledger: union with the remote")
         # commit-tree reads no commit.gpgSign today; --no-gpg-sign keeps it so.
         args = ["commit-tree", "--no-gpg-sign", tree, "-m", message]
@@ -392,6 +382,57 @@ class Ledger:
             args += ["-p", parent]
         commit = self._git(*args, env=_identity_env(self.repo.root)).decode().strip()
         return self._move(commit, local)
+
+    def _grow(self, base: str | None, new: list[Record], tmp: str) -> tuple[str | None, int]:
+        """The tree of base (None: empty) plus the records it lacks, and how many those
+        are (None, 0: none). Only the directories they land in are rebuilt, a few
+        ls-tree and mktree calls whatever the ledger's size."""
+        leaves = sorted({r.path.rpartition("/")[0] for r in new})
+        types = sorted({leaf.split("/")[0] for leaf in leaves})
+        old_leaves = self._listing(base, leaves) if base else {}
+        missing = {}
+        for r in new:
+            leaf, _, name = r.path.rpartition("/")
+            if name not in old_leaves.get(leaf, {}):
+                missing[r.path] = r
+        if not missing:
+            return None, 0
+        old_types = self._listing(base, types) if base else {}
+        root = self._listing(base).get("", {}) if base else {}
+        grown: dict[str, dict[str, str]] = {leaf: dict(old_leaves.get(leaf, {})) for leaf in leaves}
+        blobs = self._write_blobs(list(missing.values()), tmp)
+        for path, blob in zip(missing, blobs, strict=True):
+            leaf, _, name = path.rpartition("/")
+            grown[leaf][name] = f"100644 blob {blob}"
+        leaf_ids = self._mktrees(grown[leaf] for leaf in leaves)
+        kinds = {t: dict(old_types.get(t, {})) for t in types}
+        for leaf, tree in zip(leaves, leaf_ids, strict=True):
+            kind, _, prefix = leaf.partition("/")
+            kinds[kind][prefix] = f"040000 tree {tree}"
+        for kind, tree in zip(types, self._mktrees(kinds[t] for t in types), strict=True):
+            root[kind] = f"040000 tree {tree}"
+        return self._mktrees([root])[0], len(missing)
+
+    def _mktrees(self, trees: Iterable[dict[str, str]]) -> list[str]:
+        """Write trees (name -> "mode kind id") with one `git mktree --batch`; their ids."""
+        text = "".join("".join(f"{info}\t{name}\n" for name, info in tree.items()) + "\n"
+                       for tree in trees)
+        return self._git("mktree", "--batch", input=text.encode()).decode().split()
+
+    def _union(self, parents: list[str], new: list[Record], tmp: str) -> tuple[str, int]:
+        """The tree holding both parents' records and the new ones (the first parent's
+        blob wins a clash), built in a private index, and how many records were added."""
+        entries = self._entries(parents[1])
+        entries.update(self._entries(parents[0]))
+        missing = {r.path: r for r in new if r.path not in entries}
+        if missing:
+            blobs = self._write_blobs(list(missing.values()), tmp)
+            entries.update(zip(missing, blobs, strict=True))
+        # A private index file: the user's index (GIT_INDEX_FILE) is never touched.
+        env = git.git_env({"GIT_INDEX_FILE": os.path.join(tmp, "index")})
+        listing = "".join(f"100644 blob {blob}\t{path}\n" for path, blob in entries.items())
+        self._git("update-index", "--add", "--index-info", env=env, input=listing.encode())
+        return self._git("write-tree", env=env).decode().strip(), len(missing)
 
     def _move(self, new: str, old: str | None) -> bool:
         """Point the branch at new if it still points at old (an empty old: absent)."""
