@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 TYPE_RE = re.compile(r"[a-z][a-z0-9-]{0,39}")
-AT_RE = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)Z")
+# Microseconds: the records of one actor keep their order (a link and the unlink right
+# after it: the last one wins); seconds alone are accepted too.
+AT_RE = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.\d{6})?Z")
 ACTOR_VARS = ("DASCT_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN")
 LINK_TYPES = ("link", "unlink", "accept")  # what links_fingerprint covers
 # A user's config must not change how the ledger is written: a signing program that is
@@ -56,7 +58,7 @@ class Record:
 
     type: str
     data: Mapping[str, Any] = field(default_factory=dict)
-    at: str = ""  # ISO 8601 UTC, seconds (2026-01-31T12:00:00Z); append fills it
+    at: str = ""  # ISO 8601 UTC with microseconds (seconds alone accepted); append fills it
     by: str = ""  # who; append fills it (see actor)
 
     def __hash__(self) -> int:  # data is a dict: hash by what the record says
@@ -127,7 +129,8 @@ def _shape_problem(record: Record) -> str | None:
     if not isinstance(record.data, Mapping):
         return f"data is a {type(record.data).__name__}, not a mapping"
     if not isinstance(record.at, str) or (record.at and not _valid_at(record.at)):
-        return f"at {record.at!r} is not an ISO 8601 UTC time in seconds (YYYY-MM-DDTHH:MM:SSZ)"
+        return (f"at {record.at!r} is not an ISO 8601 UTC time "
+                "(YYYY-MM-DDTHH:MM:SS.ffffffZ, or without the fraction)")
     if not isinstance(record.by, str) or any(c in record.by for c in "\n\r\0"):
         return f"by {record.by!r} must be one line of text"
     return None
@@ -151,7 +154,7 @@ def now() -> str:
     """The current time as a record's `at`."""
     from datetime import datetime, timezone
 
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _parse(content: bytes, path: str) -> Record | str:
@@ -242,7 +245,9 @@ class Ledger:
             for blob, commit in pairs:
                 parsed = _parse(blobs[blob], path)
                 if isinstance(parsed, Record):
-                    found.append((parsed.at, path, parsed))
+                    # "...:05Z" is "...:05.000000Z" (a "Z" sorts after every digit).
+                    at = parsed.at if len(parsed.at) > 20 else parsed.at[:-1] + ".000000Z"
+                    found.append((at, path, parsed))
                     break
                 print(_clean(f"dasct: ledger commit {commit[:12]} {path}: {parsed}; skipped"),
                       file=sys.stderr)
