@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dasct import git
+from dasct import ledger as ledger_mod
 from dasct.ledger import Ledger, LedgerError, Record
 from dasct_run import dasct
 from gitrepo import GitRepo
@@ -53,7 +54,7 @@ def test_round_trip_fills_at_and_by(repo: GitRepo) -> None:
     stored = ledger.append([Record("link", {"defect": "P-1", "path": "a.py", "lines": [1, 2]}),
                             Record("owner", {"defect": "P-1", "owner": "qa@example.com"},
                                    at="2026-01-02T03:04:05Z", by="ci")])
-    assert stored[0].at.endswith("Z") and stored[0].by == "Dev Eloper <dev@example.com>"
+    assert len(stored[0].at) == 27 and stored[0].by == "Dev Eloper <dev@example.com>"
     assert (stored[1].at, stored[1].by) == ("2026-01-02T03:04:05Z", "ci")
     assert sorted(ledger.records(), key=lambda r: r.id) == sorted(stored, key=lambda r: r.id)
     assert ledger.records() == sorted(stored, key=lambda r: (r.at, r.id))  # oldest first
@@ -63,12 +64,59 @@ def test_round_trip_fills_at_and_by(repo: GitRepo) -> None:
     assert sorted(path) == sorted(f"{r.type}/{r.id[:2]}/{r.id}.json" for r in stored)
 
 
+def test_order_mixes_seconds_and_microseconds(repo: GitRepo) -> None:
+    """A time in seconds sorts as .000000: before the same second's later microseconds."""
+    repo.commit("initial")
+    ledger = _ledger(repo)
+    ledger.append([Record("link", {"n": 2}, at="2026-01-01T00:00:05.000001Z"),
+                   Record("link", {"n": 1}, at="2026-01-01T00:00:05Z"),
+                   Record("link", {"n": 3}, at="2026-01-01T00:00:06Z")])
+    first, second = ledger.append([Record("link", {"n": 4})]), ledger.append(
+        [Record("unlink", {"n": 5})])
+    assert first[0].at < second[0].at  # one writer's records keep their order
+    assert [r.data["n"] for r in ledger.records()] == [1, 2, 3, 4, 5]
+
+
 def test_actor_from_environment(repo: GitRepo, monkeypatch: pytest.MonkeyPatch) -> None:
     repo.commit("initial")
     monkeypatch.setenv("GITHUB_ACTOR", "octocat")
     assert _ledger(repo).append([Record("request", {"n": 1})])[0].by == "octocat"
     monkeypatch.setenv("DASCT_ACTOR", "release-bot")
     assert _ledger(repo).append([Record("request", {"n": 2})])[0].by == "release-bot"
+
+
+def test_no_identity_configured(repo: GitRepo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CI runner often has no git identity: the ledger still commits."""
+    repo.commit("initial")
+    for who in ("AUTHOR", "COMMITTER"):
+        for what in ("NAME", "EMAIL"):
+            monkeypatch.delenv(f"GIT_{who}_{what}")
+    monkeypatch.delenv("EMAIL", raising=False)
+    repo.git("config", "user.useConfigOnly", "true")
+    assert repo.git("var", "GIT_COMMITTER_IDENT", check=False) == ""
+    ledger = _ledger(repo)
+    assert ledger.append([Record("cursor", {"commit": "abc"})])[0].by == "unknown"
+    assert repo.git("log", "-1", "--format=%an <%ae>", "dasct-ledger").strip() == (
+        "dasct <dasct@localhost>")
+
+
+def test_trees_are_canonical(repo: GitRepo, tmp_path: Path) -> None:
+    """Appends rebuild only the directories they touch: the result is the tree git itself
+    would write for the same files, and fsck finds nothing wrong."""
+    repo.commit("initial")
+    ledger = _ledger(repo)
+    written = []
+    # New directories, existing ones, a batch big enough to be a pack.
+    for step, size in enumerate((1, 40, 3, 300, 1)):
+        batch = [Record(("link", "accept", "owner")[i % 3], {"n": f"{step}-{i}"})
+                 for i in range(size)]
+        written += ledger.append(batch)
+    files = repo.git("ls-tree", "-r", "--name-only", "dasct-ledger").split()
+    assert sorted(files) == sorted(r.path for r in written)
+    env = {"GIT_INDEX_FILE": str(tmp_path / "index")}
+    repo.git("read-tree", "dasct-ledger", env=env)
+    assert repo.git("write-tree", env=env) == repo.git("rev-parse", "dasct-ledger^{tree}")
+    repo.git("fsck", "--strict", "--no-dangling")
 
 
 def test_append_is_idempotent(repo: GitRepo) -> None:
@@ -83,6 +131,20 @@ def test_append_is_idempotent(repo: GitRepo) -> None:
     assert int(repo.git("rev-list", "--count", "dasct-ledger")) == 1
 
 
+def test_loose_objects_are_packed_past_the_limit(repo: GitRepo,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    repo.commit("initial")
+    monkeypatch.setattr(ledger_mod, "LOOSE_LIMIT", 12)
+    ledger = _ledger(repo)
+    counts = []
+    for n in range(8):  # each append of one writes ~5 loose objects (blob, 3 trees, commit)
+        ledger.append([Record("request", {"n": n})])
+        counts.append(int(repo.git("count-objects").split()[0]))
+    assert max(counts) < 12 + 6 and min(counts[2:]) < counts[1] + 6
+    assert "packs: 0" not in repo.git("count-objects", "-v")
+    assert len(ledger.records()) == 8
+
+
 @pytest.mark.parametrize(("record", "message"), [
     (Record("Link", {}), "type 'Link' must match"),
     (Record("link", {"lines": {1, 2}}), "data.lines is a set, not JSON"),
@@ -90,6 +152,7 @@ def test_append_is_idempotent(repo: GitRepo) -> None:
     (Record("link", {"x": {3: "a"}}), "data.x has a key 3 that is not a string"),
     (Record("link", {}, at="2026-01-02 03:04:05"), "not an ISO 8601 UTC time"),
     (Record("link", {}, at="2026-02-30T03:04:05Z"), "not an ISO 8601 UTC time"),
+    (Record("link", {}, at="2026-01-02T03:04:05.12Z"), "not an ISO 8601 UTC time"),
     (Record("link", {}, by="a\nb"), "must be one line"),
 ])
 def test_bad_record_writes_nothing(repo: GitRepo, record: Record, message: str) -> None:
@@ -176,18 +239,33 @@ def test_private_index_under_a_hook_environment(repo: GitRepo, tmp_path: Path,
     assert repo.git("ls-tree", "-r", "--name-only", "dasct-ledger").startswith("link/")
 
 
-def test_checked_out_ledger_branch_is_refused(repo: GitRepo) -> None:
+def test_checked_out_ledger_branch_is_refused(repo: GitRepo, tmp_path: Path) -> None:
     repo.commit("initial")
     ledger = _ledger(repo)
     ledger.append([Record("link", {"n": 1})])
-    repo.git("checkout", "-q", "dasct-ledger")
-    with pytest.raises(LedgerError, match="is checked out"):
+    repo.git("worktree", "add", "-q", str(tmp_path / "other"), "dasct-ledger")
+    tip = ledger.tip()
+    with pytest.raises(LedgerError, match=f"is checked out in {tmp_path / 'other'}"):
         ledger.append([Record("link", {"n": 2})])
+    assert ledger.tip() == tip
+    repo.git("worktree", "remove", str(tmp_path / "other"))
+    ledger.append([Record("link", {"n": 2})])
+    assert len(ledger.records()) == 2
+
+
+def test_types_are_whole_names(repo: GitRepo) -> None:
+    repo.commit("initial")
+    ledger = _ledger(repo)
+    ledger.append([Record("link", {"n": 1}), Record("link-note", {"n": 2}),
+                   Record("linked", {"n": 3})])
+    assert [r.data for r in ledger.records("link")] == [{"n": 1}]
+    assert {r.type for r in ledger.records("link-note", "linked")} == {"link-note", "linked"}
 
 
 WRITER = """
 import sys, time
 from dasct import git
+from dasct import ledger as ledger_mod
 from dasct.ledger import Ledger, Record
 name, start = sys.argv[1], float(sys.argv[2])
 ledger = Ledger(git.discover())
@@ -217,6 +295,33 @@ def test_two_concurrent_writers_lose_nothing(remote: Path, tmp_path: Path) -> No
     assert {r.data["n"] for r in records if r.type == "request"} == expected
     assert [r.data for r in records if r.type == "filed"] == [{"key": "same-fact"}]
     assert len(records) == 61
+
+
+LOCAL_WRITER = """
+import sys, time
+from dasct import git
+from dasct.ledger import Ledger, Record
+name, start = sys.argv[1], float(sys.argv[2])
+ledger = Ledger(git.discover())
+while time.time() < start:
+    time.sleep(0.005)
+for i in range(20):
+    ledger.append([Record("request", {"n": f"{name}-{i}"})])
+"""
+
+
+def test_two_writers_in_one_clone_lose_nothing(repo: GitRepo) -> None:
+    """The branch moves by compare-and-swap: the loser of a race re-reads and retries."""
+    repo.commit("initial")
+    start = time.time() + 1.5
+    procs = [subprocess.Popen((sys.executable, "-c", LOCAL_WRITER, name, str(start)),
+                              cwd=repo.path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for name in ("p1", "p2")]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+    assert {r.data["n"] for r in _ledger(repo).records()} == {
+        f"{p}-{i}" for p in ("p1", "p2") for i in range(20)}
 
 
 def _commit_blob(repo: GitRepo, path: str, content: bytes) -> str:
@@ -278,7 +383,8 @@ def test_push_gives_up_naming_the_remote_and_keeps_records(remote: Path,
     a = _clone(remote, tmp_path / "a")
     ledger = _ledger(a)
     ledger.append([Record("link", {"n": 1})])
-    with pytest.raises(LedgerError, match="could not push dasct-ledger to origin after 2"):
+    with pytest.raises(LedgerError, match="could not push dasct-ledger to origin after 2 "
+                       r"attempts \(last: \[remote rejected\] \(pre-receive hook declined\)\)"):
         ledger.push(attempts=2)
     assert _facts(ledger) == {("link", "1")}
 
@@ -294,6 +400,10 @@ def test_unreachable_remote_is_one_line(repo: GitRepo) -> None:
         ledger.append([Record("link", {"n": 1})])
         ledger.push()
     assert "\n" not in str(err.value) and "-c" not in str(err.value)
+    repo.git("remote", "set-url", "origin", f"https://qa:{SECRET}@127.0.0.1:9/r.git")
+    with pytest.raises(LedgerError, match="could not fetch") as err:
+        _ledger(repo).fetch()
+    assert SECRET not in str(err.value) and "127.0.0.1" in str(err.value)
 
 
 def test_links_fingerprint(remote: Path, tmp_path: Path) -> None:
@@ -320,6 +430,41 @@ def test_links_fingerprint(remote: Path, tmp_path: Path) -> None:
     assert lb.links_fingerprint() not in (first, second)
 
 
+def test_git_calls_do_not_grow_with_the_ledger(remote: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading is ls-tree per tip and one cat-file, whatever the number of records;
+    the fingerprint is one call."""
+    a, b = _clone(remote, tmp_path / "a"), _clone(remote, tmp_path / "b")
+    calls: list[str] = []
+    real = git.run
+
+    def counted(*args: str, **kwargs: object) -> bytes:
+        calls.append(next(x for x in args if not x.startswith("-") and "=" not in x))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    counts, written = [], 0
+    for size in (3, 300):
+        _ledger(b).append([Record("link", {"n": f"{size}-{i}"}) for i in range(size)])
+        _ledger(b).push()
+        a.git("fetch", "-q")
+        _ledger(a).append([Record("accept", {"n": f"{size}-local"})])  # two tips differ
+        monkeypatch.setattr(git, "run", counted)
+        written += size + 1
+        assert len(_ledger(a).records()) == written
+        written += 1  # the owner below
+        records_calls = list(calls)
+        calls.clear()
+        _ledger(a).links_fingerprint()
+        assert calls == ["cat-file"]
+        calls.clear()
+        _ledger(a).append([Record("owner", {"n": size})])
+        counts.append((records_calls, list(calls)))
+        calls.clear()
+        monkeypatch.setattr(git, "run", real)
+    assert counts[0] == counts[1]
+    assert counts[0][0] == ["for-each-ref", "ls-tree", "ls-tree", "cat-file"]
+
+
 def test_cli_log_push_fetch(remote: Path, tmp_path: Path) -> None:
     a = _clone(remote, tmp_path / "a")
     assert "holds no records" in dasct(a.path, "ledger", "log").out
@@ -338,8 +483,14 @@ def test_cli_log_push_fetch(remote: Path, tmp_path: Path) -> None:
     assert bad.code == 1 and len(bad.err.strip().splitlines()) == 1
 
 
+# (operation, clone, facts): an append writes the given facts; the same fact (with the
+# same at and by) may be written in both clones, and must then be one record.
 OPS = st.lists(st.tuples(st.sampled_from(("append", "push", "fetch")), st.integers(0, 1),
-                         st.integers(1, 3)), max_size=7)
+                         st.lists(st.integers(0, 9), min_size=1, max_size=3)), max_size=7)
+
+
+def _fact(k: int) -> Record:
+    return Record("link" if k % 2 else "accept", {"n": k}, at="2026-06-01T00:00:00Z", by="ci")
 
 
 @settings(max_examples=12, deadline=None,
@@ -351,12 +502,11 @@ def test_any_interleaving_converges_to_the_union(tmp_path: Path, ops: list) -> N
     subprocess.run(("git", "init", "-q", "--bare", str(bare)), check=True)
     clones = [_clone(bare, base / f"c{i}") for i in range(2)]
     ledgers = [_ledger(c) for c in clones]
-    written: set[tuple[str, str]] = set()
-    for step, (op, who, count) in enumerate(ops):
+    written: set[int] = set()
+    for op, who, facts in ops:
         if op == "append":
-            batch = [Record("link", {"n": f"{step}-{k}"}) for k in range(count)]
-            ledgers[who].append(batch)
-            written |= {("link", f"{step}-{k}") for k in range(count)}
+            ledgers[who].append([_fact(k) for k in facts])
+            written |= set(facts)
         elif op == "push":
             ledgers[who].push()
         else:
@@ -364,4 +514,7 @@ def test_any_interleaving_converges_to_the_union(tmp_path: Path, ops: list) -> N
     for ledger in ledgers + ledgers:  # each pushes its union, then each sees the other's
         ledger.push()
         ledger.fetch()
-    assert all(_facts(ledger) == written for ledger in ledgers)
+    for ledger in ledgers:
+        records = ledger.records()
+        assert sorted(r.data["n"] for r in records) == sorted(written)  # once each
+        assert records == sorted(records, key=lambda r: (r.at, r.id))

@@ -11,35 +11,40 @@ every read is the union of that and the local branch (docs/ledger.md).
 
 from __future__ import annotations
 
-import json
 import os
-import random
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from hashlib import sha256
-from pathlib import Path
-from typing import Any
 
-from dasct import git, redact
+from dasct import git
 from dasct.errors import DasctError, GitError
+
+# The index asks for links_fingerprint() whenever it builds: json, hashlib, tempfile,
+# datetime, random, pathlib and dasct.redact (~17 ms of imports together) are imported by
+# the functions that read or write records, not by the module.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
 
 TYPE_RE = re.compile(r"[a-z][a-z0-9-]{0,39}")
 # Microseconds: the records of one actor keep their order (a link and the unlink right
 # after it: the last one wins); seconds alone are accepted too.
-AT_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6})?Z")
+AT_RE = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.\d{6})?Z")
 ACTOR_VARS = ("DASCT_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN")
 LINK_TYPES = ("link", "unlink", "accept")  # what links_fingerprint covers
 # A user's config must not change how the ledger is written: a signing program that is
-# absent in CI, automatic gc, and hooks: plumbing runs none but reference-transaction,
-# which update-ref, fetch and push all run (a failing one aborts the update), so the hooks
-# directory is pointed at nothing; push is told --no-verify besides.
-_PINS = ("-c", "commit.gpgSign=false", "-c", "push.gpgSign=false", "-c", "gc.auto=0",
-         "-c", "maintenance.auto=false", "-c", "core.hooksPath=/dev/null")
+# absent in CI, and hooks: plumbing runs none but reference-transaction, which update-ref,
+# fetch and push all run (a failing one aborts the update), so the hooks directory is
+# pointed at nothing; push is told --no-verify besides.
+_PINS = ("-c", "commit.gpgSign=false", "-c", "push.gpgSign=false",
+         "-c", "core.hooksPath=/dev/null")
+# Reading loose objects costs several times what packed ones do (docs/ledger.md: 10,000
+# records loose ~1.8 s, packed ~0.33 s), and git's own `gc --auto` waits for 6,700 of them:
+# past this many loose objects an append packs them (`git repack -d`, incremental).
+LOOSE_LIMIT = 1000
 _CAS_TRIES = 50  # local writers racing on update-ref; each loser re-reads and retries
 
 
@@ -61,14 +66,23 @@ class Record:
 
     def canonical(self) -> bytes:
         """The stored bytes: sorted keys, no spaces, UTF-8, one line."""
+        import json
+
         return (json.dumps({"type": self.type, "at": self.at, "by": self.by,
                             "data": self.data}, sort_keys=True, separators=(",", ":"),
                            ensure_ascii=False, allow_nan=False) + "\n").encode()
 
     @property
     def id(self) -> str:
-        """The digest of the canonical content: the same fact written twice is one record."""
-        return sha256(self.canonical()).hexdigest()
+        """The digest of the canonical content: the same fact written twice is one record.
+        Computed once per record (data is a fact: it is not changed after creation)."""
+        ident: str | None = self.__dict__.get("_id")
+        if ident is None:
+            from hashlib import sha256
+
+            ident = sha256(self.canonical()).hexdigest()
+            object.__setattr__(self, "_id", ident)  # a cache, not a field: not compared
+        return ident
 
     @property
     def path(self) -> str:
@@ -105,25 +119,32 @@ def problem(record: Any) -> str | None:
     """What is wrong with a record (one phrase), or None when it may be stored."""
     if not isinstance(record, Record):
         return f"is a {type(record).__name__}, not a ledger Record"
+    return _shape_problem(record) or _json_problem(record.data, "data")
+
+
+def _shape_problem(record: Record) -> str | None:
+    """What is wrong with a record's type, at and by, and whether data is a mapping."""
     if not isinstance(record.type, str) or not TYPE_RE.fullmatch(record.type):
         return f"type {record.type!r} must match [a-z][a-z0-9-]* (40 characters at most)"
     if not isinstance(record.data, Mapping):
         return f"data is a {type(record.data).__name__}, not a mapping"
-    found = _json_problem(record.data, "data")
-    if found:
-        return found
     if not isinstance(record.at, str) or (record.at and not _valid_at(record.at)):
-        return f"at {record.at!r} is not an ISO 8601 UTC time in seconds (YYYY-MM-DDTHH:MM:SSZ)"
+        return (f"at {record.at!r} is not an ISO 8601 UTC time "
+                "(YYYY-MM-DDTHH:MM:SS.ffffffZ, or without the fraction)")
     if not isinstance(record.by, str) or any(c in record.by for c in "\n\r\0"):
         return f"by {record.by!r} must be one line of text"
     return None
 
 
 def _valid_at(at: str) -> bool:
-    if not AT_RE.fullmatch(at):
+    from datetime import datetime
+
+    match = AT_RE.fullmatch(at)
+    if not match:
         return False
-    try:
-        datetime.strptime(at[:19], "%Y-%m-%dT%H:%M:%S")
+    try:  # the constructor checks the ranges (Feb 30 included), cheaper than strptime
+        y, mo, d, h, mi, sec = (int(g) for g in match.groups())
+        datetime(y, mo, d, h, mi, sec)
     except ValueError:
         return False
     return True
@@ -131,25 +152,36 @@ def _valid_at(at: str) -> bool:
 
 def now() -> str:
     """The current time as a record's `at`."""
+    from datetime import datetime, timezone
+
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _parse(content: bytes, path: str) -> Record | str:
-    """The record a ledger file holds, or why it holds none (read from disk: verified)."""
+    """The record a ledger file holds, or why it holds none. Read from disk, so verified:
+    the content must be the canonical form of a valid record, named by its digest."""
+    import json
+    from hashlib import sha256
+
     try:
-        raw = json.loads(content.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        raw = json.loads(content)
+    except ValueError as exc:  # UnicodeDecodeError included
         return f"not valid JSON ({exc})"
-    if not isinstance(raw, dict) or set(raw) != {"type", "at", "by", "data"}:
+    if not isinstance(raw, dict) or raw.keys() != {"type", "at", "by", "data"}:
         return "not a ledger record (expected the keys type, at, by, data)"
+    # json.loads gives plain JSON, NaN aside (canonical() refuses it): no deep walk needed.
     record = Record(type=raw["type"], data=raw["data"], at=raw["at"], by=raw["by"])
-    wrong = problem(record)
+    wrong = _shape_problem(record) or ("its time (at) is empty" if not record.at else None)
     if wrong:
         return wrong
-    if not record.at:
-        return "its time (at) is empty"
-    if record.path != path:
-        return f"its content does not match its name (it should be at {record.path})"
+    try:
+        canonical = record.canonical()
+    except ValueError:
+        return "it holds a number JSON cannot carry (NaN or infinity)"
+    ident = sha256(canonical).hexdigest()
+    if canonical != content or path != f"{record.type}/{ident[:2]}/{ident}.json":
+        return "its content does not match its name (edited, or not written by dasct)"
+    object.__setattr__(record, "_id", ident)
     return record
 
 
@@ -170,8 +202,7 @@ class Ledger:
             return git.run(*_PINS, *args, cwd=self.repo.root, env=env, input=input,
                            ok_codes=ok_codes)
         except GitError as exc:
-            raise LedgerError(redact.redact(
-                f"ledger {self.branch}: git {args[0]} failed: {_detail(exc)}")) from None
+            raise _error(f"ledger {self.branch}: git {args[0]} failed: {_detail(exc)}") from None
 
     def _tips(self) -> tuple[str | None, str | None]:
         """The local branch's commit and the remote-tracking ref's (None: absent)."""
@@ -189,7 +220,7 @@ class Ledger:
         try:
             return git.ls_tree(self.repo.root, commit, *types)
         except GitError as exc:
-            raise LedgerError(redact.redact(f"ledger {self.branch}: {exc}")) from None
+            raise _error(f"ledger {self.branch}: {_detail(exc)}") from None
 
     def records(self, *types: str) -> list[Record]:
         """The records of the given types (all when none), oldest first (at, then id):
@@ -208,7 +239,7 @@ class Ledger:
             blobs = git.cat_blobs(self.repo.root,
                                   (b for pairs in sides.values() for b, _ in pairs))
         except GitError as exc:
-            raise LedgerError(redact.redact(f"ledger {self.branch}: {exc}")) from None
+            raise _error(f"ledger {self.branch}: {_detail(exc)}") from None
         found: list[tuple[str, str, Record]] = []
         for path, pairs in sides.items():
             for blob, commit in pairs:
@@ -218,10 +249,10 @@ class Ledger:
                     at = parsed.at if len(parsed.at) > 20 else parsed.at[:-1] + ".000000Z"
                     found.append((at, path, parsed))
                     break
-                print(redact.redact(f"dasct: ledger commit {commit[:12]} {path}: {parsed}; "
-                                    "skipped"), file=sys.stderr)
-        # The file name is the id: sort by (at, path) orders by (at, type, id) without
-        # hashing every record again.
+                print(_clean(f"dasct: ledger commit {commit[:12]} {path}: {parsed}; skipped"),
+                      file=sys.stderr)
+        # The file name is the id: (at, file name) orders by (at, id) without hashing
+        # every record again.
         found.sort(key=lambda item: (item[0], item[1].rsplit("/", 1)[-1]))
         return [record for _, _, record in found]
 
@@ -245,6 +276,8 @@ class Ledger:
         """Store records (redacted, at and by filled) in one commit holding the union of
         the local and remote-tracking ledgers; returns them as stored. A record already
         present is not added again; an invalid one stops everything before any write."""
+        from dasct import redact
+
         secrets = redact.secret_values()
         stamp, actor = now(), ""
         stored: list[Record] = []
@@ -252,8 +285,7 @@ class Ledger:
             wrong = problem(record)
             if wrong:
                 what = getattr(record, "type", "?")
-                raise LedgerError(redact.redact(f"ledger record {n} ({what!r}): {wrong}; "
-                                                "nothing written"))
+                raise _error(f"ledger record {n} ({what!r}): {wrong}; nothing written")
             if not record.by and not actor:
                 actor = self.actor()
             stored.append(Record(
@@ -262,61 +294,92 @@ class Ledger:
         self._refuse_checked_out()
         for _ in range(_CAS_TRIES):
             if self._commit(stored):
+                if stored:
+                    self._tidy()
                 return stored
-            time.sleep(random.uniform(0.005, 0.05))  # another local writer won: re-read
+            time.sleep(_jitter(0.005, 0.05))  # another local writer won: re-read
         raise LedgerError(f"ledger {self.branch}: another process kept updating it; "
                           "nothing written, try again")
 
+    def _tidy(self) -> None:
+        """Pack the loose objects once there are LOOSE_LIMIT of them (see there)."""
+        out = self._git("count-objects").decode().split()  # "<n> objects, <k> kilobytes"
+        if out and out[0].isdigit() and int(out[0]) >= LOOSE_LIMIT:
+            self._git("repack", "-d", "-q")
+
     def _refuse_checked_out(self) -> None:
-        """Moving a checked-out branch would change the user's work tree under them."""
-        code, out = git.run_code("symbolic-ref", "-q", "HEAD", cwd=self.repo.root)
-        if code == 0 and out.decode().strip() == self.ref:
-            raise LedgerError(f"ledger: branch {self.branch} is checked out; switch to "
-                              "another branch first (dasct never writes a checked-out one)")
+        """Moving a branch checked out in any work tree would change that work tree's
+        files under its user."""
+        out = self._git("worktree", "list", "--porcelain", "-z").split(b"\0")
+        where = ""
+        for line in out:
+            if line.startswith(b"worktree "):
+                where = line[9:].decode("utf-8", "replace")
+            elif line == f"branch {self.ref}".encode():
+                raise _error(f"ledger: branch {self.branch} is checked out in {where}; switch "
+                             "to another branch first (dasct never writes a checked-out one)")
+
+    def _parents(self, local: str | None, remote: str | None) -> list[str]:
+        """The parents of the next ledger commit: the local tip; the remote-tracking one
+        instead when the local one is behind it (or absent); both when they diverged."""
+        if not remote or remote == local:
+            return [local] if local else []
+        if local is None:
+            return [remote]
+        merge_base = self._git("merge-base", local, remote, ok_codes=(0, 1)).decode().strip()
+        if merge_base == local:
+            return [remote]
+        return [local] if merge_base == remote else [local, remote]
+
+    def _listing(self, commit: str, dirs: Iterable[str] = ()) -> dict[str, dict[str, str]]:
+        """dir -> name -> "mode kind id" of the entries in each directory (all of the same
+        depth) of the ledger tree at commit; without dirs, its root ("")."""
+        wanted = [f"{d}/" for d in dirs]
+        out = self._git("ls-tree", "-z", "--full-tree", commit, "--", *wanted)
+        found: dict[str, dict[str, str]] = {}
+        for entry in out.decode("utf-8", "surrogateescape").split("\0"):
+            info, _, path = entry.partition("\t")
+            if info:
+                where, _, name = path.rpartition("/")
+                found.setdefault(where, {})[name] = info
+        return found
+
+    def _write_blobs(self, records: list[Record], tmp: str) -> list[str]:
+        """Store the records' blobs with one git fast-import: a pack for a big batch
+        (loose objects for fewer than transfer.unpackLimit, 100), not one file each."""
+        stream = b"".join(b"blob\nmark :%d\ndata %d\n%s\n" % (i, len(c), c)
+                          for i, c in enumerate((r.canonical() for r in records), 1))
+        from pathlib import Path
+
+        marks = Path(tmp, "marks")
+        self._git("fast-import", "--quiet", "--done", f"--export-marks={marks}",
+                  input=stream + b"done\n")
+        found = dict(line.split(" ", 1) for line in marks.read_text().splitlines())
+        try:
+            return [found[f":{i}"].strip() for i in range(1, len(records) + 1)]
+        except KeyError:
+            raise LedgerError(f"ledger {self.branch}: git fast-import stored "
+                              f"{len(found)} of {len(records)} records") from None
 
     def _commit(self, new: list[Record]) -> bool:
         """One attempt: union, new blobs, tree, commit, compare-and-swap the branch.
         False when another writer moved the branch in between."""
+        import tempfile
+
         local, remote = self._tips()
-        base, parents = local, [local] if local else []
-        if remote and remote != local:
-            if local is None:
-                base, parents = remote, [remote]
-            else:
-                merge_base = self._git("merge-base", local, remote,
-                                       ok_codes=(0, 1)).decode().strip()
-                if merge_base == local:  # behind: fast-forward
-                    base, parents = remote, [remote]
-                elif merge_base != remote:  # diverged: a merge commit
-                    parents = [local, remote]
-        entries: dict[str, str] = {}
-        for commit in reversed(parents):  # the first parent's blob wins a (damaged) clash
-            entries.update(self._entries(commit))
-        missing = {r.path: r for r in new if r.path not in entries}
-        if not missing and len(parents) < 2:
-            if base is None or base == local:
-                return True  # nothing to add, nothing to merge
-            return self._move(base, local)  # behind the remote: fast-forward
+        parents = self._parents(local, remote)
+        tree: str | None
         with tempfile.TemporaryDirectory(prefix="dasct-ledger-") as tmp:
-            if missing:
-                files = []
-                for i, record in enumerate(missing.values()):
-                    path = Path(tmp, f"{i}.json")
-                    path.write_bytes(record.canonical())
-                    files.append(str(path))
-                blobs = self._git("hash-object", "-w", "--no-filters", "--stdin-paths",
-                                  input="\n".join(files).encode() + b"\n").decode().split()
-                if len(blobs) != len(missing):
-                    raise LedgerError(f"ledger {self.branch}: git hash-object stored "
-                                      f"{len(blobs)} of {len(missing)} records")
-                entries.update(zip(missing, blobs, strict=True))
-            # A private index file: the user's index (GIT_INDEX_FILE) is never touched.
-            env = git.git_env({"GIT_INDEX_FILE": str(Path(tmp, "index"))})
-            listing = "".join(f"100644 blob {blob}\t{path}\n" for path, blob in entries.items())
-            self._git("update-index", "--add", "--index-info", env=env,
-                      input=listing.encode())
-            tree = self._git("write-tree", env=env).decode().strip()
-        message = (f"dasct ledger: {len(missing)} record(s)" if missing else
+            if len(parents) == 2:
+                tree, added = self._union(parents, new, tmp)
+            else:
+                tree, added = self._grow(parents[0] if parents else None, new, tmp)
+        if tree is None:  # nothing to add, nothing to merge
+            base = parents[0] if parents else None
+            if base is None or base == local:
+                return True
+            return self._move(base, local)  # behind the remote: fast-forward
+        message = (f"dasct ledger: {added} record(s)" if added else
                    "dasct ledger: union with the remote")
         # commit-tree reads no commit.gpgSign today; --no-gpg-sign keeps it so.
         args = ["commit-tree", "--no-gpg-sign", tree, "-m", message]
@@ -324,6 +387,57 @@ class Ledger:
             args += ["-p", parent]
         commit = self._git(*args, env=_identity_env(self.repo.root)).decode().strip()
         return self._move(commit, local)
+
+    def _grow(self, base: str | None, new: list[Record], tmp: str) -> tuple[str | None, int]:
+        """The tree of base (None: empty) plus the records it lacks, and how many those
+        are (None, 0: none). Only the directories they land in are rebuilt, a few
+        ls-tree and mktree calls whatever the ledger's size."""
+        leaves = sorted({r.path.rpartition("/")[0] for r in new})
+        types = sorted({leaf.split("/")[0] for leaf in leaves})
+        old_leaves = self._listing(base, leaves) if base else {}
+        missing = {}
+        for r in new:
+            leaf, _, name = r.path.rpartition("/")
+            if name not in old_leaves.get(leaf, {}):
+                missing[r.path] = r
+        if not missing:
+            return None, 0
+        old_types = self._listing(base, types) if base else {}
+        root = self._listing(base).get("", {}) if base else {}
+        grown: dict[str, dict[str, str]] = {leaf: dict(old_leaves.get(leaf, {})) for leaf in leaves}
+        blobs = self._write_blobs(list(missing.values()), tmp)
+        for path, blob in zip(missing, blobs, strict=True):
+            leaf, _, name = path.rpartition("/")
+            grown[leaf][name] = f"100644 blob {blob}"
+        leaf_ids = self._mktrees(grown[leaf] for leaf in leaves)
+        kinds = {t: dict(old_types.get(t, {})) for t in types}
+        for leaf, tree in zip(leaves, leaf_ids, strict=True):
+            kind, _, prefix = leaf.partition("/")
+            kinds[kind][prefix] = f"040000 tree {tree}"
+        for kind, tree in zip(types, self._mktrees(kinds[t] for t in types), strict=True):
+            root[kind] = f"040000 tree {tree}"
+        return self._mktrees([root])[0], len(missing)
+
+    def _mktrees(self, trees: Iterable[dict[str, str]]) -> list[str]:
+        """Write trees (name -> "mode kind id") with one `git mktree --batch`; their ids."""
+        text = "".join("".join(f"{info}\t{name}\n" for name, info in tree.items()) + "\n"
+                       for tree in trees)
+        return self._git("mktree", "--batch", input=text.encode()).decode().split()
+
+    def _union(self, parents: list[str], new: list[Record], tmp: str) -> tuple[str, int]:
+        """The tree holding both parents' records and the new ones (the first parent's
+        blob wins a clash), built in a private index, and how many records were added."""
+        entries = self._entries(parents[1])
+        entries.update(self._entries(parents[0]))
+        missing = {r.path: r for r in new if r.path not in entries}
+        if missing:
+            blobs = self._write_blobs(list(missing.values()), tmp)
+            entries.update(zip(missing, blobs, strict=True))
+        # A private index file: the user's index (GIT_INDEX_FILE) is never touched.
+        env = git.git_env({"GIT_INDEX_FILE": os.path.join(tmp, "index")})
+        listing = "".join(f"100644 blob {blob}\t{path}\n" for path, blob in entries.items())
+        self._git("update-index", "--add", "--index-info", env=env, input=listing.encode())
+        return self._git("write-tree", env=env).decode().strip(), len(missing)
 
     def _move(self, new: str, old: str | None) -> bool:
         """Point the branch at new if it still points at old (an empty old: absent)."""
@@ -357,14 +471,15 @@ class Ledger:
         except GitError as exc:
             if "couldn't find remote ref" in str(exc):
                 return
-            raise LedgerError(redact.redact(f"ledger: could not fetch {self.branch} from "
-                                            f"{self.remote}: {_detail(exc)}")) from None
+            raise _error(f"ledger: could not fetch {self.branch} from {self.remote}: "
+                         f"{_detail(exc)}") from None
 
     def push(self, attempts: int = 6) -> None:
         """Push the local branch to the remote's; when another writer pushed first, fetch,
         merge by union and try again (backoff with jitter). Nothing is lost locally."""
         if not self.remote:
             return
+        reason = ""
         for attempt in range(attempts):
             local = self.tip()
             if local is None:
@@ -374,21 +489,39 @@ class Ledger:
                               "--recurse-submodules=no", self.remote, f"{local}:{self.ref}",
                               cwd=self.repo.root, ok_codes=(0, 1)).decode("utf-8", "replace")
             except GitError as exc:  # not a rejection: the remote is unreachable or refuses us
-                raise LedgerError(redact.redact(f"ledger: could not push {self.branch} to "
-                                                f"{self.remote}: {_detail(exc)}")) from None
-            flags = [line.split("\t")[0] for line in out.splitlines()
-                     if line.split("\t")[1:2] == [f"{local}:{self.ref}"]]
-            if flags and flags[0] in (" ", "*", "=", "+"):
+                raise _error(f"ledger: could not push {self.branch} to {self.remote}: "
+                             f"{_detail(exc)}") from None
+            # --porcelain: "<flag>\t<from>:<to>\t<summary>" per ref; "!" is a rejection.
+            ours = [line.split("\t") for line in out.splitlines()
+                    if line.split("\t")[1:2] == [f"{local}:{self.ref}"]]
+            if ours and ours[0][0] in (" ", "*", "=", "+"):
                 self._git("update-ref", self.tracking, local)
                 return
+            reason = ours[0][-1] if ours else "no answer for the branch"
             if attempt + 1 < attempts:
-                time.sleep(min(0.2 * 2 ** attempt, 5.0) * random.uniform(0.5, 1.5))
+                time.sleep(min(0.2 * 2 ** attempt, 5.0) * _jitter(0.5, 1.5))
                 self.fetch()
                 self.append([])  # the union with what the other writer pushed
-        raise LedgerError(f"ledger: could not push {self.branch} to {self.remote} after "
-                          f"{attempts} attempts (other writers kept pushing first); the "
-                          "records are kept in the local branch: run `dasct ledger push` "
-                          "again")
+        raise _error(f"ledger: could not push {self.branch} to {self.remote} after "
+                     f"{attempts} attempts (last: {reason}); the records are kept in the "
+                     "local branch: run `dasct ledger push` again")
+
+
+def _clean(text: str) -> str:
+    """text without a secret (it may quote git, or a remote's URL with a token in it)."""
+    from dasct import redact
+
+    return redact.redact(text)
+
+
+def _error(message: str) -> LedgerError:
+    return LedgerError(_clean(message))
+
+
+def _jitter(low: float, high: float) -> float:
+    import random
+
+    return random.uniform(low, high)
 
 
 def _detail(exc: GitError) -> str:
