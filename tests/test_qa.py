@@ -199,7 +199,7 @@ def test_a_tracker_that_is_down_keeps_its_tickets_waiting(repo: GitRepo) -> None
 def test_a_request_record_that_holds_no_ticket_is_left_out(repo: GitRepo) -> None:
     from dasct.ledger import Record
 
-    base, _ = _history(repo)
+    _history(repo)
     Ledger(git.discover(repo.path), "dasct-ledger", "").append(
         [Record("request", {"key": "dasct-x", "defect": "PROJ-1", "ticket": "not one"})])
     listed = dasct(repo.path, "qa", "list", "--format", "json")
