@@ -188,3 +188,39 @@ def test_the_last_record_wins_within_one_second(repo: GitRepo) -> None:
     assert scanned(repo) == {}
     book.append([Record("link", {**link, "lines": [[2, 2]]})])
     assert scanned(repo) == {("a.txt", 2): {"PROJ-2"}}
+
+
+def test_a_link_change_replays_from_before_the_commit_it_names(
+        repo: GitRepo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checkpoints and snapshots older than every commit whose links changed still hold:
+    the index replays from the nearest of them, not the whole history."""
+    from dasct import index_checkpoints
+
+    monkeypatch.setattr(index_checkpoints, "MIN_SPACING", 3)
+    monkeypatch.setattr(index_checkpoints, "MAX_CHECKPOINTS", 8)
+    history = History(repo, 77)
+    for _ in range(24):
+        history.commit()
+    snap = _snapshot(repo, rebuild=True)
+    assert snap.stats["kind"] == 2
+    book = Ledger(git.discover(repo.path), "dasct-ledger", "")
+    recent = repo.git("rev-parse", "HEAD~2").strip()
+    path = repo.git("diff-tree", "--no-commit-id", "--name-only", "-r", recent).split()[0]
+    size = len(repo.git("show", f"{recent}:{path}").splitlines())
+    records = book.append([Record("link", {"defect": "PROJ-42", "commit": recent,
+                                           "path": path, "lines": [[1, size]]})])
+    snap = _snapshot(repo)
+    assert snap.stats["kind"] == 1 and 0 < snap.stats["commits"] <= 8, snap.stats
+    assert scanned(repo) == expected(repo, records)
+    # HEAD's own snapshot holds when the link names a commit HEAD does not contain.
+    repo.git("checkout", "-q", "-b", "side", "HEAD~5")
+    history.commit()
+    side = repo.head()
+    repo.git("checkout", "-q", "main")
+    _snapshot(repo)
+    records += book.append([Record("link", {"defect": "PROJ-43", "commit": side,
+                                            "path": path, "lines": [[1, 1]]})])
+    snap = _snapshot(repo)
+    assert snap.stats["kind"] == 1 and snap.stats["commits"] == 0, snap.stats
+    assert snap.lines.fp == book.links_fingerprint()
+    assert scanned(repo) == expected(repo, records)

@@ -475,12 +475,12 @@ def snapshot_at(
             # A refresh was bringing the index to HEAD (a commit right after a pull):
             # its snapshot, rather than the same replay a second time beside it.
             snap = _cached(repo, settings, commit, history_fp)
+        if snap is not None and want is not None and snap.lines.fp != want:
+            snap = None  # the ledger's links moved: _update sees whether it still holds
         if snap is None:
             found = _update(repo, settings, commit, history_fp, want)
             if found is not None:
                 (snap, from_checkpoint), kind = found, "incremental"
-    if snap is not None and want is not None and snap.lines.fp != want:
-        snap = None  # QA linked, unlinked or accepted lines since: replayed with them
     if snap is None:
         snap, kind = _full(repo, settings, commit, progress), "rebuilt"
     changed = kind != "cached"
@@ -538,6 +538,7 @@ def _update(repo: git.Repo, settings: Settings, commit: str, history_fp: str,
     directory = index_dir(repo)
     snaps = {p.stem: p for p in directory.glob("*.snap")} if directory.is_dir() else {}
     listed = index_checkpoints.listing(repo, history_fp)
+    fresh: LineLinks | None = None
     points = {sha: path for sha, (_, path) in listed.items() if sha not in snaps}
     while snaps or points:
         found = _nearest_snapshot(repo, commit, set(snaps) | set(points))
@@ -562,9 +563,14 @@ def _update(repo: git.Repo, settings: Settings, commit: str, history_fp: str,
             cache.discard(path)  # left over from another history: useless now
             continue
         if ledger is not None and base.lines.fp != ledger:
-            if is_point:
-                cache.discard(path)  # replayed with links the ledger no longer holds
-            continue
+            fresh = fresh or ledger_lines(repo, settings)
+            if not _still_holds(repo, base, sha, fresh):
+                if is_point:
+                    cache.discard(path)  # replayed with links the ledger no longer holds
+                continue
+            # No commit whose links changed is in base's history: base is what a replay
+            # with the new links gives, and the commits after it are replayed with them.
+            base.lines = LineLinks(fresh.fp, fresh.entries, base.lines.aliases)
         if not is_point:
             _touch(path)
         if distance == 0:
@@ -576,6 +582,18 @@ def _update(repo: git.Repo, settings: Settings, commit: str, history_fp: str,
         except IndexCorrupt as exc:
             cache.discard(path, str(exc))
     return None
+
+
+def _still_holds(repo: git.Repo, base: Snapshot, sha: str, fresh: LineLinks) -> bool:
+    """Whether base (at sha), replayed with other ledger links, is what fresh's give: no
+    commit whose entries differ is sha or one of its ancestors (a commit's links change
+    only the lines of that commit and of its descendants)."""
+    changed = {e[0] for e in set(base.lines.entries) ^ set(fresh.entries)}
+    for commit in changed:
+        code, _ = git.run_code("merge-base", "--is-ancestor", commit, sha, cwd=repo.root)
+        if code == 0:
+            return False  # (1: not an ancestor; 128: a commit this clone lacks)
+    return True
 
 
 def snapshot_size(repo: git.Repo) -> int:
