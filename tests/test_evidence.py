@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dasct import evidence, git
-from dasct.config import DEFAULT_TEST_PATHS, QaConfig
+from dasct.qaconfig import DEFAULT_TEST_PATHS, QaConfig
 from gitrepo import GitRepo
 
 PYTEST = f"{shlex.quote(sys.executable)} -m pytest -q -p no:cacheprovider {{tests}}"
@@ -452,7 +452,7 @@ def test_fix_tests_are_the_written_paths_matching_the_globs(
 
 def test_a_configured_credential_variable_never_reaches_the_tests(
         repo: GitRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dasct import config, redact
+    from dasct import config, qaconfig, redact
 
     # A name the secret patterns do not know: only the config says it is a credential.
     monkeypatch.setenv("JIRA_PAT_VALUE", "pat-0123456789")
@@ -460,7 +460,7 @@ def test_a_configured_credential_variable_never_reaches_the_tests(
     probe = ("import os\n\n\ndef test_env():\n"
              f"    open({str(seen)!r}, 'w').write(repr(sorted(os.environ)))\n")
     sha = repo.commit("Fixes #13", {"tests/test_env.py": probe})
-    qa = replace(cfg(), jira=config.JiraTracker(token_env="JIRA_PAT_VALUE"))
+    qa = replace(cfg(), jira=qaconfig.JiraTracker(token_env="JIRA_PAT_VALUE"))
     redact.configure(replace(config.Config(), qa=qa))
     try:
         out = evidence.run_tests(open_repo(repo), sha, ["tests/test_env.py"], qa)

@@ -19,13 +19,34 @@ import re
 import sys
 import types
 import typing
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
+from dasct.config_base import (
+    _INT_MAX,
+    DEFAULT_TEST_PATHS,
+    Check,
+    _between,
+    _command,
+    _commit_id,
+    _day_count,
+    _env_glob,
+    _env_var,
+    _environment_name,
+    _freeze,
+    _jira_project,
+    _line_kind,
+    _non_empty,
+    _recipient,
+    _system_name,
+    _time_zone,
+    _window,
+    checked,
+)
 from dasct.errors import ConfigError
+from dasct.qaconfig import QaConfig
 from dasct.refs import pathological
 from dasct.settings import DEFAULT_BUDGET
 
@@ -33,104 +54,6 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
-
-Check = Callable[[Any], None]  # raises ValueError naming what is wrong with one value
-_INT_MAX = 2**31 - 1
-
-
-def checked(check: Check) -> dict[str, Check]:
-    """Field metadata declaring a setting's validator (for each item of a list)."""
-    return {"check": check}
-
-
-def show(value: object, limit: int = 60) -> str:
-    """value for a one-line message: quoted, escaped, and cut at limit characters."""
-    text = repr(value)  # repr escapes newlines and every other unprintable character
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _matching(pattern: str, what: str) -> Check:
-    compiled = re.compile(pattern)
-
-    def check(value: str) -> None:
-        if not compiled.fullmatch(value):
-            raise ValueError(f"{show(value)} is not {what}")
-
-    return check
-
-
-def _between(low: int, high: int) -> Check:
-    def check(value: int) -> None:
-        if not low <= value <= high:
-            raise ValueError(f"must be between {low} and {high}, not {value}")
-
-    return check
-
-
-def _non_empty(value: str) -> None:
-    if not value.strip():
-        raise ValueError("must not be empty")
-
-
-def _time_zone(value: str) -> None:
-    from dasct.migrate import windows  # only when a zone is configured: off the hook path
-
-    windows.zone(value)
-
-
-def _window(value: str) -> None:
-    from dasct.migrate import windows
-
-    windows.parse_window(value)
-
-
-def _freeze(value: str) -> None:
-    from dasct.migrate import windows
-
-    windows.parse_freeze(value)
-
-
-def _command(value: str) -> None:
-    import shlex
-
-    try:
-        argv = shlex.split(value)
-    except ValueError as exc:  # an unclosed quote
-        raise ValueError(f"{show(value)} is not a command: {exc}") from None
-    if not argv:
-        raise ValueError(f"{show(value)} is not a command")
-
-
-def _environment_name(value: str) -> None:
-    # The name travels in trigger files and directory names: the trigger format's rule.
-    from dasct.migrate.trigger import ENV_PATTERN
-
-    if not ENV_PATTERN.fullmatch(value):
-        raise ValueError(f"{show(value)} is not an environment name "
-                         f"({ENV_PATTERN.pattern})")
-
-
-def _system_name(value: str) -> None:
-    from dasct.migrate.trigger import NAME_PATTERN
-
-    if not NAME_PATTERN.fullmatch(value):
-        raise ValueError(f"{show(value)} is not a system name ({NAME_PATTERN.pattern})")
-
-
-_jira_project = _matching(r"[A-Z][A-Z0-9_]+", "a Jira project key ([A-Z][A-Z0-9_]+, e.g. PROJ)")
-_recipient = _matching(r"[^\s\x00-\x1f\x7f]+", "a recipient (no spaces or control characters)")
-_env_var = _matching(r"[A-Za-z_][A-Za-z0-9_]*", "an environment variable name")
-_env_glob = _matching(r"[A-Za-z0-9_*?\[\]!-]+", "an environment variable name or glob")
-_day_count = _between(0, 36500)  # days: at most a century
-# Full or abbreviated commit ids (sha1 or sha256), at least 7 digits as git abbreviates.
-_commit_id = _matching(r"[0-9a-fA-F]{7,64}", "a commit id (7 to 64 hex digits)")
-
-
-def _line_kind(value: str) -> None:
-    from dasct.kinds import KINDS
-
-    if value not in KINDS:
-        raise ValueError(f"{show(value)} is not a line kind ({', '.join(KINDS)})")
 
 # Words shaped like Jira keys that are not defects: encodings, hashes, standards.
 _NOT_JIRA = (
@@ -197,9 +120,6 @@ class PathsConfig:
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE  # matching: see settings.Settings.excluded
 
 
-DEFAULT_TEST_PATHS = ("test/*", "*/test/*", "tests/*", "*/tests/*", "testing/*",
-                      "*/testing/*", "*_test.*", "test_*.py", "Test*.java", "*Test.java",
-                      "*Tests.java", "*IT.java")
 DEFAULT_DOC_PATHS = ("docs/*", "*/docs/*", "doc/*", "*/doc/*", "*.md", "*.rst", "*.txt",
                      "*.adoc")
 
@@ -288,94 +208,6 @@ class AuditConfig:
     checkpoint_key_env: str = field(default="DASCT_AUDIT_KEY", metadata=checked(_env_var))
     checkpoint_public_keys: tuple[str, ...] = ()  # Ed25519 verifier keys name+id+base64
     checkpoint_copy: str = ""  # a directory outside the state directory for a second copy
-
-
-_tracker_name = _matching(r"local|jira|github|email|webhook",
-                          "a tracker (local, jira, github, email, webhook)")
-
-
-@dataclass(frozen=True)
-class JiraTracker:
-    """Revalidation tickets as Jira issues (docs/qa.md); credentials from the environment."""
-
-    url: str = ""  # https://jira.example.com or https://example.atlassian.net
-    project: str = field(default="", metadata=checked(_jira_project))  # where tickets go
-    issue_type: str = "Task"
-    link_type: str = "Relates"  # the issue link type joining ticket and defect
-    # Cloud: email + API token (basic auth); Server/Data Center: a personal access token.
-    email_env: str = field(default="", metadata=checked(_env_var))  # set: Cloud
-    token_env: str = field(default="DASCT_JIRA_TOKEN", metadata=checked(_env_var))
-    owner_field: str = ""  # a custom field holding the defect's QA owner (else reporter)
-    accept_statuses: tuple[str, ...] = ("Done", "Closed", "Resolved")
-    reject_resolutions: tuple[str, ...] = ("Regression",)  # or a label below
-    reject_labels: tuple[str, ...] = ("regression",)
-    timeout_seconds: float = 20.0
-
-
-@dataclass(frozen=True)
-class GithubTracker:
-    """Revalidation tickets as GitHub issues (docs/qa.md)."""
-
-    repository: str = field(default="", metadata=checked(_matching(
-        r"([\w.-]+/[\w.-]+)?", "owner/name")))
-    base_url: str = ""  # GitHub Enterprise: https://HOST/api/v3; empty: api.github.com
-    token_env: str = field(default="DASCT_GITHUB_TOKEN", metadata=checked(_env_var))
-    labels: tuple[str, ...] = ("dasct-revalidation",)
-    reject_labels: tuple[str, ...] = ("regression",)
-    timeout_seconds: float = 20.0
-
-
-@dataclass(frozen=True)
-class EmailTracker:
-    """Revalidation requests by email (smtplib)."""
-
-    host: str = ""
-    port: int = field(default=0, metadata=checked(_between(0, 65535)))  # 0: by security
-    security: str = field(default="starttls", metadata=checked(_matching(
-        r"starttls|ssl|none", "starttls, ssl or none")))
-    user_env: str = field(default="", metadata=checked(_env_var))
-    password_env: str = field(default="DASCT_SMTP_PASSWORD", metadata=checked(_env_var))
-    sender: str = "dasct@localhost"
-    to: tuple[str, ...] = field(default=(), metadata=checked(_recipient))  # besides owners
-    # A PEM file of the CA that signed the server's certificate (an internal CA); empty:
-    # the system's. Certificates are always verified.
-    ca_file: str = ""
-    timeout_seconds: float = 20.0
-
-
-@dataclass(frozen=True)
-class WebhookTracker:
-    """Revalidation requests POSTed as JSON with a Slack-compatible `text` field."""
-
-    url: str = ""
-    # The whole URL may be a secret (Slack's carry their token): read from here when set.
-    url_env: str = field(default="", metadata=checked(_env_var))
-    timeout_seconds: float = 10.0
-
-
-@dataclass(frozen=True)
-class QaConfig:
-    """The QA loop: ledger, trackers, owners and evidence (docs/qa.md)."""
-
-    trackers: tuple[str, ...] = field(default=("local",), metadata=checked(_tracker_name))
-    ledger_branch: str = field(default="dasct-ledger", metadata=checked(_matching(
-        r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}", "a branch name")))
-    ledger_remote: str = "origin"  # where CI pushes the ledger; "" keeps it local
-    # QA owners: defect key or glob -> owner, when the tracker names none.
-    owners: dict[str, str] = field(default_factory=dict)
-    default_assignee: str = ""
-    # Tests: paths of a fix commit matching these are its tests (globs as [paths] exclude).
-    test_globs: tuple[str, ...] = DEFAULT_TEST_PATHS
-    # Run at the touching commit: {tests} (paths), {classes} (file stems), e.g.
-    # "python -m pytest {tests}"; empty: no evidence is run.
-    test_command: str = ""
-    test_timeout_seconds: float = 600.0
-    verify_trigger_tests: bool = False  # run only tests that fail before the fix, pass at it
-    record_post_commit: bool = False  # a local post-commit recorder (off: CI records)
-    jira: JiraTracker = field(default_factory=JiraTracker)
-    github: GithubTracker = field(default_factory=GithubTracker)
-    email: EmailTracker = field(default_factory=EmailTracker)
-    webhook: WebhookTracker = field(default_factory=WebhookTracker)
 
 
 @dataclass(frozen=True)

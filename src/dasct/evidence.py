@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 from dasct import git, redact
-from dasct.config import QaConfig
 from dasct.errors import GitError
 from dasct.migrate.steps import end_group
+from dasct.qaconfig import QaConfig
 from dasct.settings import matches_glob
 
 TAIL_LINES = 40

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dasct.config import EmailTracker as EmailConfig
-from dasct.config import QaConfig
 from dasct.notify import Outbox
+from dasct.qaconfig import EmailTracker as EmailConfig
+from dasct.qaconfig import QaConfig
 from dasct.trackers import CredentialsRefused, Filed, Ticket, TrackerError, make
 from dasct.trackers.email import message_id, recipients
 from dasct.trackers.transport import TicketTransport, regression_notification, ticket_notification

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dasct.config import GithubTracker, QaConfig
+from dasct.qaconfig import GithubTracker, QaConfig
 from dasct.trackers import CredentialsRefused, Filed, RetryLater, Ticket, TrackerError
 from dasct.trackers.github import GitHub, make
 from dasct.trackers.jira import marker

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dasct.config import JiraTracker, QaConfig
+from dasct.qaconfig import JiraTracker, QaConfig
 from dasct.trackers import CredentialsRefused, Filed, RetryLater, Ticket, TrackerError
 from dasct.trackers.http_errors import retry_after
 from dasct.trackers.jira import Jira, key_label, make, marker
@@ -291,7 +291,7 @@ def test_cfg_without_url_or_project_is_one_line() -> None:
 def test_importing_the_trackers_imports_no_client() -> None:
     probe = ("import sys\n"
              "import dasct.trackers, dasct.trackers.jira, dasct.trackers.github\n"
-             "from dasct.config import QaConfig, JiraTracker, GithubTracker\n"
+             "from dasct.qaconfig import QaConfig, JiraTracker, GithubTracker\n"
              "cfg = QaConfig(jira=JiraTracker(url='http://x', project='QA'),\n"
              "               github=GithubTracker(repository='o/r'))\n"
              "env = {'DASCT_JIRA_TOKEN': 't', 'DASCT_GITHUB_TOKEN': 't'}\n"
@@ -333,7 +333,7 @@ def test_retry_after_takes_seconds_or_a_reset_time(seconds: int, ahead: float) -
 
 KILLED_FILER = """
 import os, sys
-from dasct.config import JiraTracker, QaConfig
+from dasct.qaconfig import JiraTracker, QaConfig
 from dasct.trackers import Ticket
 from dasct.trackers.jira import make
 cfg = QaConfig(jira=JiraTracker(url=sys.argv[1], project="QA", timeout_seconds=60))
@@ -403,7 +403,7 @@ def test_an_answer_without_the_expected_field_files_nothing(server: FakeJira) ->
 def test_a_missing_client_library_is_one_line_naming_the_extra() -> None:
     probe = ("import sys\n"
              "sys.modules['jira'] = sys.modules['github'] = None  # as if not installed\n"
-             "from dasct.config import QaConfig, JiraTracker, GithubTracker\n"
+             "from dasct.qaconfig import QaConfig, JiraTracker, GithubTracker\n"
              "from dasct.trackers import TrackerError, make\n"
              "cfg = QaConfig(jira=JiraTracker(url='http://x', project='QA'),\n"
              "               github=GithubTracker(repository='o/r'))\n"

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from dasct import notify, trackers
-from dasct.config import QaConfig
 from dasct.notify import Notification, Outbox
+from dasct.qaconfig import QaConfig
 from dasct.trackers import Decision, Filed, Ticket, TrackerError
 from dasct.trackers.local import LocalTracker
 from dasct.trackers.transport import (

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dasct.config import QaConfig, WebhookTracker
 from dasct.notify import Outbox, Report
+from dasct.qaconfig import QaConfig, WebhookTracker
 from dasct.trackers import CredentialsRefused, Filed, RetryLater, Ticket, TrackerError, make
 from dasct.trackers.transport import TicketTransport, regression_notification, ticket_notification
 from dasct.trackers.webhook import SHORT_BODY, retry_after, slack_escape, text_of

@@ -28,7 +28,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dasct.config import show
+from dasct.config_base import show
 from dasct.errors import ConfigError
 
 T = TypeVar("T")

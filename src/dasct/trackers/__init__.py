@@ -113,7 +113,7 @@ Env = Mapping[str, str]  # where credentials are read: os.environ, or a test's o
 
 
 def make(name: str, cfg: Any, env: Env) -> Tracker:
-    """The tracker called name, configured by cfg (a config.QaConfig)."""
+    """The tracker called name, configured by cfg (a qaconfig.QaConfig)."""
     if name not in TRACKERS:
         raise TrackerError(f"no tracker called {name!r} (one of {', '.join(TRACKERS)})")
     module = importlib.import_module(f"dasct.trackers.{name}")

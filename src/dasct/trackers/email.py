@@ -40,7 +40,7 @@ class EmailTracker:
     name = "email"
 
     def __init__(self, cfg: Any, env: Env) -> None:
-        self.cfg = cfg  # a config.EmailTracker
+        self.cfg = cfg  # a qaconfig.EmailTracker
         self.env = env
 
     def file(self, ticket: Ticket) -> Filed:
@@ -145,5 +145,5 @@ def _line(text: str, secrets: list[str]) -> str:
 
 
 def make(cfg: Any, env: Env) -> EmailTracker:
-    """The email tracker of a config.QaConfig."""
+    """The email tracker of a qaconfig.QaConfig."""
     return EmailTracker(cfg.email, env)

@@ -20,7 +20,7 @@ from dasct.trackers.http_errors import NotFound, clean, require, status_error
 from dasct.trackers.jira import key_label, marker
 
 if TYPE_CHECKING:
-    from dasct.config import GithubTracker, QaConfig
+    from dasct.qaconfig import GithubTracker, QaConfig
 
 DEFAULT_API = "https://api.github.com"
 # "#45" (the configured repository) or "owner/name#45"

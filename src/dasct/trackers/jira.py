@@ -19,7 +19,7 @@ from dasct.trackers import Decision, Filed, Ticket, TrackerError
 from dasct.trackers.http_errors import NotFound, clean, require, status_error
 
 if TYPE_CHECKING:
-    from dasct.config import JiraTracker, QaConfig
+    from dasct.qaconfig import JiraTracker, QaConfig
 
 JIRA_KEY = re.compile(r"[A-Z][A-Z0-9_]*-[1-9][0-9]*")
 REOPEN = ("reopen", "reopen issue")  # the transition names of Jira's default workflows

@@ -54,7 +54,7 @@ class WebhookTracker:
     name = "webhook"
 
     def __init__(self, cfg: Any, env: Env) -> None:
-        self.cfg = cfg  # a config.WebhookTracker
+        self.cfg = cfg  # a qaconfig.WebhookTracker
         self.env = env
 
     def file(self, ticket: Ticket) -> Filed:
@@ -159,5 +159,5 @@ def _line(text: str, url: str) -> str:
 
 
 def make(cfg: Any, env: Env) -> WebhookTracker:
-    """The webhook tracker of a config.QaConfig."""
+    """The webhook tracker of a qaconfig.QaConfig."""
     return WebhookTracker(cfg.webhook, env)
