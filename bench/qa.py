@@ -1,7 +1,7 @@
 """The QA loop's figures (issue 9), ratios measured side by side.
 
     python bench/qa.py [--repo PATH] [--commits 1000] [--rounds 3]
-                       [--only record,hook,link] [--work DIR] [--profile warm,cold]
+                       [--only record,hook,link,bigledger] [--work DIR] [--profile warm,cold]
 
 On the generated 10,000-commit repository (bench/run.py makes it) or on a repository
 given with --repo (only read: every measurement runs in throw-away clones made with
@@ -24,6 +24,8 @@ of:
    The link is written the way `dasct link --no-push` writes it (link.owners, then
    Ledger.append) but in this process, because the command also starts a background
    refresh that would race the scan being timed.
+4. bigledger: the warm `ci record` of 1. in the clone with the 10,000-record ledger
+   (reset to it before each round) beside the clone without one.
 """
 
 from __future__ import annotations
@@ -320,13 +322,50 @@ def bench_link(work: Path, rounds: int) -> dict:
     return med
 
 
+def bench_record_ledger(work: Path, n: int, rounds: int) -> dict:
+    """ci record (warm) in the clone with the 10,000-record ledger beside the clone
+    without one: what a large ledger costs the recorder (every append reads its tree)."""
+    plain, booked = work / "warm", work / "ledger"
+    if not git(booked, "for-each-ref", LEDGER_REF):
+        raise SystemExit("--only bigledger needs the ledger clone of --only hook first")
+    tip = git(booked, "rev-parse", LEDGER_REF)
+    subprocess.run((*DASCT, "scan", "--format", "json"), cwd=booked, env=ENV, check=True,
+                   stdout=subprocess.DEVNULL)  # the index in step with the links
+    saved = work / "ledger.index"
+    shutil.rmtree(saved, ignore_errors=True)
+    shutil.copytree(booked / ".git" / "dasct" / "index", saved)
+    record = (*DASCT, "ci", "record", "--range", f"HEAD~{n}..HEAD", "--no-push",
+              "--format", "json")
+    samples: dict[str, list[tuple[float, float]]] = {"no ledger": [], "10,000 records": []}
+    filed = {}
+    for _ in range(rounds):
+        for key, repo in (("no ledger", plain), ("10,000 records", booked)):
+            fresh_ledger(repo)
+            if repo is booked:
+                git(booked, "update-ref", LEDGER_REF, tip)
+            restore_index(repo)
+            wall, cpu, out = measure(record, repo)
+            samples[key].append((wall, cpu))
+            filed[key] = len(json.loads(out)["requests"])
+    fresh_ledger(booked)
+    git(booked, "update-ref", LEDGER_REF, tip)
+    med = table(samples)
+    a, b = med["no ledger"], med["10,000 records"]
+    print(f"\n4. ci record --range HEAD~{n}..HEAD --no-push, warm, medians of {rounds} "
+          f"interleaved rounds, wall | CPU:")
+    for key, (w, c) in med.items():
+        print(f"   {key}: {w:.2f} s | {c:.2f} s, {filed[key]} requests")
+    print(f"   with / without the ledger: {b[0] / a[0]:.2f}x | {b[1] / a[1]:.2f}x")
+    return {"medians": med, "requests": filed}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--repo", type=Path, help="a repository (only read; default: "
                         "the generated one)")
     parser.add_argument("--commits", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--only", default="record,hook,link")
+    parser.add_argument("--only", default="record,hook,link,bigledger")
     parser.add_argument("--work", type=Path, help="where the clones go")
     parser.add_argument("--profile", default="warm,cold",
                         help="which record runs to profile afterwards ('' : none)")
@@ -348,8 +387,12 @@ def main() -> int:
         result["hook"] = bench_hook(src, work, args.rounds)
     if "link" in only:
         result["link"] = bench_link(work, args.rounds)
+    if "bigledger" in only:
+        result["bigledger"] = bench_record_ledger(work, args.commits, args.rounds)
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
-    (OUT / f"qa-{src.name}.json").write_text(json.dumps(result, indent=2, default=str))
+    saved = OUT / f"qa-{src.name}.json"  # the sections of earlier runs are kept
+    earlier = json.loads(saved.read_text()) if saved.exists() else {}
+    saved.write_text(json.dumps({**earlier, **result}, indent=2, default=str))
     return 0
 
 
