@@ -230,6 +230,8 @@ def build_ledger(repo: Path, total: int, links: int) -> float:
     tickets shaped like the ones ci record writes (a ticket body of ~1.5 kB each)."""
     from dasct import git as dgit
     from dasct.ledger import Ledger, Record
+    from dasct.tickets import ticket_key
+    from dasct.trackers import Ticket
 
     r = dgit.discover(repo)
     book = Ledger(r, remote="")
@@ -240,15 +242,18 @@ def build_ledger(repo: Path, total: int, links: int) -> float:
     book.append(link_records(repo, links))
     batch: list = []
     for i in range((total - links) // 2):
-        sha = shas[i % len(shas)]
-        key = f"dasct-{i:020x}"
+        # Defects ci record never finds here (OLD-n): the requests are history, not the
+        # ones the benchmark's ranges would file.
+        sha, defect = shas[i % len(shas)], f"OLD-{i + 1}"
+        ticket = Ticket(key=ticket_key(defect, sha), defect=defect, commit=sha,
+                        title=f"Revalidate {defect}: {sha[:12]} changed 2 protected lines",
+                        body=body, labels=("dasct", ticket_key(defect, sha)))
         batch.append(Record("request", {
-            "key": key, "defect": f"PROJ-{i % 1000 + 1}", "commit": sha, "parent": sha,
+            "key": ticket.key, "defect": defect, "commit": sha, "parent": sha,
             "author": "dev@example.com", "fixes": [shas[(i + 7) % len(shas)]],
-            "ticket": {"title": f"Revalidate PROJ-{i % 1000 + 1}: {sha[:12]} changed 2 "
-                                "protected lines", "body": body, "labels": ["dasct", key]}}))
-        batch.append(Record("filed", {"key": key, "tracker": "local", "id": key,
-                                      "url": ""}))
+            "ticket": ticket.to_dict()}))
+        batch.append(Record("filed", {"key": ticket.key, "tracker": "local",
+                                      "id": ticket.key, "url": ""}))
         if len(batch) >= 1000:
             book.append(batch)
             batch = []
