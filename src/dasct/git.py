@@ -338,6 +338,17 @@ def discover(cwd: str | Path | None = None) -> Repo:
     return Repo(root=Path(lines[2]), git_dir=git_dir, common_dir=common, head=head)
 
 
+def repo_path(repo: Repo, path: str) -> str:
+    """A path given on the command line (relative to the current directory) as a path
+    in the repository; a path outside the work tree is returned as given."""
+    from pathlib import Path
+
+    try:
+        return Path(os.path.abspath(path)).relative_to(repo.root.resolve()).as_posix()
+    except ValueError:
+        return path
+
+
 def rev_parse(repo: Repo, rev: str) -> str:
     """Resolve rev to a full commit sha."""
     out = run("rev-parse", "--verify", "-q", "--end-of-options", f"{rev}^{{commit}}",

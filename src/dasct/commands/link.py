@@ -10,8 +10,6 @@ manual link put it there.
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
 from dasct import config, git, redact, render
 from dasct.errors import DasctError
@@ -40,14 +38,6 @@ def run(args: argparse.Namespace) -> int:
         raise DasctError(f"{args.location}: the lines must be 1 <= START <= END")
     return main(defect=args.defect, path=path, start=start, end=end, rev=args.commit,
                 unlink=args.command == "unlink", push=not args.no_push)
-
-
-def _repo_path(repo: git.Repo, path: str) -> str:
-    full = Path(os.path.abspath(path))
-    try:
-        return full.relative_to(repo.root.resolve()).as_posix()
-    except ValueError:
-        return path
 
 
 def owners(repo: git.Repo, rev: str, path: str, start: int, end: int
@@ -86,7 +76,7 @@ def main(*, defect: str, path: str, start: int, end: int, rev: str, unlink: bool
     repo = git.discover()
     cfg = config.load(repo.root)
     redact.configure(cfg)
-    rel = _repo_path(repo, path)
+    rel = git.repo_path(repo, path)
     sha = git.rev_parse(repo, rev)
     found = owners(repo, sha, rel, start, end)
     boundary = repo.shallow_boundary()

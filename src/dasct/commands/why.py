@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-from pathlib import Path
 
 from dasct import git, index, kinds, render, settings
 from dasct.errors import DasctError
@@ -22,14 +20,6 @@ def run(args: argparse.Namespace) -> int:
     if not sep or not line.isdigit() or int(line) < 1:
         raise DasctError(f"expected PATH:LINE, got {args.location!r}")
     return main(path=path, line=int(line), fmt=args.format)
-
-
-def _repo_path(repo: git.Repo, path: str) -> str:
-    full = Path(os.path.abspath(path))
-    try:
-        return full.relative_to(repo.root.resolve()).as_posix()
-    except ValueError:
-        return path
 
 
 def hunk_of(repo: git.Repo, sha: str, path: str, line: int) -> tuple[str, int | None]:
@@ -102,7 +92,7 @@ def main(*, path: str, line: int, fmt: str) -> int:
     """Explain one line; exit 1 when no defect protects it."""
     repo = git.discover()
     cfg = settings.load(repo)
-    rel = _repo_path(repo, path)
+    rel = git.repo_path(repo, path)
     snap = index.snapshot_at(repo, cfg, repo.head)
     origins = snap.origins(rel)
     if line > len(origins):
