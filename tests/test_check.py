@@ -168,10 +168,17 @@ def test_skip_variable(fixed: GitRepo) -> None:
 
 def test_scan_why_show(fixed: GitRepo) -> None:
     scan = dasct(fixed.path, "scan", "--format", "json").json()
+
+    def blamed(n: int) -> str:
+        return fixed.git("blame", "-w", "--porcelain", f"-L{n},{n}", "x.py").split()[0]
+
     assert scan == {"lines": [
-        {"path": "x.py", "line": 3, "defects": ["PROJ-7"], "kind": "code"},
-        {"path": "x.py", "line": 4, "defects": ["PROJ-8", "PROJ-7"], "kind": "code"},
-        {"path": "x.py", "line": 8, "defects": ["#12"], "kind": "code"},
+        {"path": "x.py", "line": 3, "defects": ["PROJ-7"], "kind": "code",
+         "commit": blamed(3), "ledger": []},
+        {"path": "x.py", "line": 4, "defects": ["PROJ-8", "PROJ-7"], "kind": "code",
+         "commit": blamed(4), "ledger": []},
+        {"path": "x.py", "line": 8, "defects": ["#12"], "kind": "code",
+         "commit": blamed(8), "ledger": []},
     ]}
     why = dasct(fixed.path, "why", "x.py:4")
     assert why.code == 0 and "PROJ-8" in why.out and "+fixed FOUR" in why.out

@@ -152,6 +152,11 @@ def test_link_and_unlink_commands(repo: GitRepo) -> None:
     assert scanned(repo) == {("a.py", 2): {"PROJ-9"}, ("a.py", 3): {"PROJ-9"},
                              ("a.py", 4): {"PROJ-3", "PROJ-9"},
                              ("a.py", 5): {"PROJ-3", "PROJ-9"}}
+    # scan says where each line's protection comes from: its commit, and the ledger.
+    lines = {x["line"]: x for x in dasct(repo.path, "scan", "--format", "json").json()["lines"]}
+    assert (lines[2]["commit"], lines[2]["ledger"]) == (first, ["PROJ-9"])
+    assert (lines[4]["commit"], sorted(lines[4]["defects"]), lines[4]["ledger"]) == (
+        fix, ["PROJ-3", "PROJ-9"], ["PROJ-9"])
     assert dasct(repo.path, "unlink", "PROJ-3", "a.py:5", "--no-push").code == 0
     assert scanned(repo)[("a.py", 5)] == {"PROJ-9"}
     why = dasct(repo.path, "why", "a.py:2", "--format", "json").json()

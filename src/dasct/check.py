@@ -193,12 +193,24 @@ def run_check(repo: git.Repo, settings: Settings, change: Change) -> list[Findin
         return findings(repo, settings, change, out)
 
 
-def protected_lines(
-    snapshot: index.Snapshot, settings: Settings
-) -> Iterable[tuple[str, int, tuple[str, ...], str]]:
-    """Every protected line: (path, line, defects, linked commit sha), path order."""
+class Protected:
+    """A protected line: where, its defects, the commit it comes from, and which of the
+    defects the ledger (not that commit's message) linked it to. (A plain class: no
+    typing import on the commit-time path.)"""
+
+    __slots__ = ("commit", "defects", "ledger", "line", "path")
+
+    def __init__(self, path: str, line: int, defects: tuple[str, ...], commit: str,
+                 ledger: tuple[str, ...]) -> None:
+        self.path, self.line, self.defects, self.commit, self.ledger = (
+            path, line, defects, commit, ledger)
+
+
+def protected_lines(snapshot: index.Snapshot, settings: Settings) -> Iterable[Protected]:
+    """Every protected line, path order."""
     for path in sorted(snapshot.files.paths()):
         if settings.excluded(path):
             continue
         for n, (origin, defects) in sorted(snapshot.protected(path).items()):
-            yield path, n, defects, snapshot.sha(origin)
+            yield Protected(path, n, defects, snapshot.sha(origin),
+                            snapshot.ledger_linked(origin))

@@ -68,20 +68,34 @@ class Outcome(NamedTuple):
 def fix_tests(repo: git.Repo, fix_commits: Sequence[str], globs: Sequence[str]) -> list[str]:
     """The paths the fix commits added or modified (against their first parent, renames
     followed) that match the test globs, sorted and unique."""
-    found: set[str] = set()
-    for commit in fix_commits:
-        for change in git.raw_diff(repo.root, _base(repo, commit), commit, renames=True):
-            if (change.status in _LINKED and change.new_path is not None
+    found = fix_tests_of(repo, fix_commits, globs)
+    return sorted({t for tests in found.values() for t in tests})
+
+
+def fix_tests_of(repo: git.Repo, fix_commits: Sequence[str], globs: Sequence[str]
+                 ) -> dict[str, list[str]]:
+    """fix_tests of each fix commit on its own, from one `git log --no-walk` (a root
+    commit against the empty tree, a merge against its first parent)."""
+    wanted = list(dict.fromkeys(fix_commits))
+    if not wanted:
+        return {}
+    from dasct import diff
+
+    out = git.run("log", "--no-walk=unsorted", "--stdin", "-m", "--first-parent",
+                  "--oneline", "--no-abbrev-commit", "--no-decorate", "--raw", "--no-abbrev",
+                  "-M", "--root", "--no-ext-diff", "--no-relative", "--format=%H",
+                  cwd=repo.root, input="".join(f"{c}\n" for c in wanted).encode())
+    found: dict[str, set[str]] = {c: set() for c in wanted}
+    # Names that are not full shas (HEAD~2, a short sha) are known by the sha git prints.
+    full = {git.rev_parse(repo, c): c for c in wanted if len(c) != 40}
+    for section in diff.parse(diff.lines_of(out), commits=True):
+        mine = found.setdefault(full.get(section.commit, section.commit), set())
+        for change in section.files:
+            if (change.status[:1] in _LINKED and change.new_path is not None
                     and not change.is_gitlink
                     and matches_glob(change.new_path, tuple(globs))):
-                found.add(change.new_path)
-    return sorted(found)
-
-
-def _base(repo: git.Repo, commit: str) -> str:
-    """commit's first parent, or the empty tree for a root commit."""
-    parent = _parent(repo, commit)
-    return parent if parent is not None else git.empty_tree(repo.root)
+                mine.add(change.new_path)
+    return {c: sorted(found[c]) for c in wanted}
 
 
 def _parent(repo: git.Repo, commit: str) -> str | None:
@@ -182,12 +196,12 @@ def run_tests(repo: git.Repo, commit: str, tests: Sequence[str], cfg: QaConfig) 
     The child's environment is redact.child_env's: call redact.configure(config) first, so
     that credential variables known only from the config are withheld too.
     """
+    if not cfg.test_command.strip():
+        return Outcome("not-run", "no test_command configured", commit=commit)
     try:
         sha = git.rev_parse(repo, commit)
     except GitError as exc:
         return Outcome("not-run", redact.redact(str(exc)), commit=commit)
-    if not cfg.test_command.strip():
-        return Outcome("not-run", "no test_command configured", commit=sha)
     if not tests:
         return Outcome("not-run", "no tests among the fix commits' changes", commit=sha)
     present = _entries(repo, sha, tests)
@@ -207,10 +221,12 @@ def run_tests(repo: git.Repo, commit: str, tests: Sequence[str], cfg: QaConfig) 
 
 
 def evidence_at(repo: git.Repo, commit: str, fix_commits: Sequence[str], cfg: QaConfig,
-                verifications: Sequence[Mapping[str, Any]] = ()) -> Outcome:
+                verifications: Sequence[Mapping[str, Any]] = (), *,
+                tests: Sequence[str] | None = None) -> Outcome:
     """The evidence for a ticket: the fix tests run at commit; with `verify_trigger_tests`,
-    only those a verification (the ledger's verify_trigger_tests results) found."""
-    tests = fix_tests(repo, fix_commits, cfg.test_globs)
+    only those a verification (the ledger's verify_trigger_tests results) found. tests:
+    fix_tests(fix_commits) when the caller has it already."""
+    tests = fix_tests(repo, fix_commits, cfg.test_globs) if tests is None else list(tests)
     if cfg.verify_trigger_tests and tests:
         verified = {t for v in verifications for t in v.get("verified", ())}
         tests = [t for t in tests if t in verified]

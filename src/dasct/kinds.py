@@ -28,7 +28,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
-    from dasct.check import Finding
+    from dasct.check import Finding, Protected
     from dasct.settings import Settings
 
 CODE, COMMENT, BLANK, IMPORT = "code", "comment", "blank", "import"
@@ -305,9 +305,9 @@ def left_out_note(left_out: Sequence[Finding]) -> str:
 
 def protected_at_head(
     repo: git.Repo, cfg: Settings
-) -> list[tuple[str, int, tuple[str, ...], str, str]]:
-    """Every protected line at HEAD with its kind: (path, line, defects, linked commit,
-    kind), path order: what scan lists and stats counts, classified in one cat-file."""
+) -> list[tuple[Protected, str]]:
+    """Every protected line at HEAD with its kind, path order: what scan lists and stats
+    counts, classified in one cat-file."""
     import sys
 
     from dasct import check, index
@@ -315,7 +315,7 @@ def protected_at_head(
     snap = index.snapshot_at(repo, cfg, repo.head, progress=sys.stderr.isatty())
     lines = list(check.protected_lines(snap, cfg))
     wanted: dict[str, list[int]] = {}
-    for path, n, _, _ in lines:
-        wanted.setdefault(path, []).append(n)
+    for x in lines:
+        wanted.setdefault(x.path, []).append(x.line)
     found = at(repo.root, repo.head, wanted) if repo.head else {}
-    return [(p, n, d, sha, found.get(p, {}).get(n, CODE)) for p, n, d, sha in lines]
+    return [(x, found.get(x.path, {}).get(x.line, CODE)) for x in lines]

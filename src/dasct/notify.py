@@ -16,7 +16,7 @@ import json
 import re
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -63,6 +63,9 @@ _KEY_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS outbox_key ON outbox (key) WHERE
 # A wait a transport asks for (RetryLater.seconds) beyond this is taken as this: a bogus
 # Retry-After must not park a request for years.
 _MAX_ASKED_WAIT = 30 * 24 * 3600.0
+# With a settle hook, outcomes are written at least this often (seconds): well inside a
+# row's lease, so no slow tracker's batch outlives the claim of its first row.
+SETTLE_SECONDS = 20.0
 
 
 class NotifyError(DasctError):
@@ -226,29 +229,54 @@ class Outbox:
         With a key already in the outbox (delivered or not) nothing is added and the id of
         that row is returned: the same request queued twice is sent once.
         """
-        if not _KIND.fullmatch(notification.kind):
-            raise NotifyError(f"not a notification kind: {notification.kind!r}")
-        if key is not None and not _KEY.fullmatch(key):
-            raise NotifyError(f"not an idempotency key (1-200 printable ASCII characters, "
-                              f"no spaces): {key!r}")
-        if key is not None and redact.redact(key) != key:
-            # Stored as it is (redacting it would change it with the environment): a key
-            # must never be where a secret could hide.
-            raise NotifyError("not an idempotency key: it holds a secret or a URL password")
-        payload = notification.to_json()
+        return self.enqueue_many([(notification, key)], now=now)[0]
+
+    def enqueue_many(
+        self, items: Iterable[tuple[Notification, str | None]], *, now: float | None = None
+    ) -> list[int]:
+        """enqueue() for many notifications (each with its key or None) in one
+        transaction: one durable write for a thousand tickets, not a thousand. Every item
+        is checked before anything is stored."""
+        rows: list[tuple[str, str, str | None]] = []
+        for notification, key in items:
+            if not _KIND.fullmatch(notification.kind):
+                raise NotifyError(f"not a notification kind: {notification.kind!r}")
+            if key is not None and not _KEY.fullmatch(key):
+                raise NotifyError(f"not an idempotency key (1-200 printable ASCII "
+                                  f"characters, no spaces): {key!r}")
+            if key is not None and redact.redact(key) != key:
+                # Stored as it is (redacting it would change it with the environment): a
+                # key must never be where a secret could hide.
+                raise NotifyError("not an idempotency key: it holds a secret or a URL "
+                                  "password")
+            rows.append((notification.kind, notification.to_json(), key))
+        if not rows:
+            return []
         when = time.time() if now is None else now
+        ids: list[int] = []
         with self._db() as db:
-            cur = db.execute(
-                "INSERT INTO outbox (created, kind, payload, next_try, key) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (_iso(when), notification.kind, payload, when, key),
-            )
-            if cur.rowcount == 1:
-                assert cur.lastrowid is not None
-                return cur.lastrowid
-            # Only the key is unique, and rows are never deleted: the holder is there.
-            (row_id,) = db.execute("SELECT id FROM outbox WHERE key = ?", (key,)).fetchone()
-            return int(row_id)
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for kind, payload, key in rows:
+                    cur = db.execute(
+                        "INSERT INTO outbox (created, kind, payload, next_try, key) "
+                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        (_iso(when), kind, payload, when, key),
+                    )
+                    if cur.rowcount == 1:
+                        assert cur.lastrowid is not None
+                        ids.append(cur.lastrowid)
+                        continue
+                    # Only the key is unique, and rows are never deleted: the holder is
+                    # there.
+                    (row_id,) = db.execute("SELECT id FROM outbox WHERE key = ?",
+                                           (key,)).fetchone()
+                    ids.append(int(row_id))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return ids
 
     def find(self, key: str) -> Waiting | None:
         """The notification queued under key, delivered or not; None if there is none."""
@@ -283,11 +311,45 @@ class Outbox:
         return None if row is None else (int(row[0]), str(row[1]), int(row[2]))
 
     def deliver(
-        self, transport: Transport, *, now: float | None = None, limit: int | None = None
+        self, transport: Transport, *, now: float | None = None, limit: int | None = None,
+        settle: Callable[[], None] | None = None, batch: int = 1,
     ) -> Report:
-        """Send every due notification through transport; failures wait for a later try."""
+        """Send every due notification through transport; failures wait for a later try.
+
+        With settle, outcomes are written `batch` at a time (or after SETTLE_SECONDS),
+        each time after settle() returned: the caller stores what the sends produced (the
+        QA loop: the tickets filed, in one ledger commit) before the rows are marked
+        delivered. A process killed in between leaves its rows claimed, not delivered:
+        they are sent again once their lease expires, and an idempotent transport finds
+        what it already made."""
         delivered = failed = 0
+        pending: list[tuple[str, tuple[Any, ...]]] = []  # (SQL, parameters), in order
+        started = time.monotonic()
         with self._db() as db:
+
+            def write_pending() -> None:
+                nonlocal started
+                if not pending:
+                    return
+                if settle is not None:
+                    settle()
+                db.execute("PRAGMA synchronous=FULL")
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    for sql, params in pending:
+                        db.execute(sql, params)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                pending.clear()
+                started = time.monotonic()
+                db.execute("PRAGMA synchronous=NORMAL")
+
+            # A claim is only a lease: one lost to a power cut makes its row due again
+            # sooner, which an at-least-once outbox allows. It need not wait for the disk
+            # as an enqueue or an outcome does (FULL, in write_pending).
+            db.execute("PRAGMA synchronous=NORMAL")
             while limit is None or delivered + failed < limit:
                 when = time.time() if now is None else now
                 claimed = self._claim(db, when)
@@ -301,18 +363,19 @@ class Outbox:
                     # A transport that was told when to come back (HTTP 429 Retry-After)
                     # waits at least that long, and the backoff still grows.
                     wait = max(self.backoff(attempts + 1), _asked_wait(exc))
-                    db.execute(
+                    pending.append((
                         "UPDATE outbox SET attempts = ?, next_try = ?, last_error = ? "
+                        "WHERE id = ?", (attempts + 1, when + wait, _one_line(exc), row_id)))
+                else:
+                    delivered += 1
+                    pending.append((
+                        "UPDATE outbox SET attempts = ?, delivered = ?, last_error = NULL "
                         "WHERE id = ?",
-                        (attempts + 1, when + wait, _one_line(exc), row_id),
-                    )
-                    continue
-                delivered += 1
-                db.execute(
-                    "UPDATE outbox SET attempts = ?, delivered = ?, last_error = NULL "
-                    "WHERE id = ?",
-                    (attempts + 1, _iso(time.time() if now is None else now), row_id),
-                )
+                        (attempts + 1, _iso(time.time() if now is None else now), row_id)))
+                if (settle is None or len(pending) >= batch
+                        or time.monotonic() - started >= SETTLE_SECONDS):
+                    write_pending()
+            write_pending()
             (waiting,) = db.execute(
                 "SELECT count(*) FROM outbox WHERE delivered IS NULL"
             ).fetchone()

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from dasct import check, evidence, git, redact, tickets, walk
+from dasct import check, git, redact, tickets
 from dasct.config import Config
 from dasct.errors import DasctError
 from dasct.ledger import Ledger, Record
@@ -31,6 +31,9 @@ from dasct.trackers.transport import (
     ticket_notification,
 )
 
+# Filed tickets written to the ledger per commit at most this many at a time (and at
+# least every notify.SETTLE_SECONDS): a long flush stays one ledger commit per batch.
+SETTLE_BATCH = 500
 STATE = "qa"  # under the git dir's dasct/: the outbox of the QA loop
 NOTICES = "qa-notices"  # ... and of the notices to authors (notify.py's local transport)
 REQUEST, FILED, TOLD, ACCEPT, REJECT, CURSOR, EVIDENCE = (
@@ -192,11 +195,12 @@ def flush(repo: git.Repo, cfg: Config, book: Ledger | None = None, *,
     book = book or ledger_of(repo, cfg)
     box = outbox(repo)
     done = filed(book)
+    queue: list[tuple[Notification, str | None]] = []
     for key, r in requests(book).items():
         ticket = Ticket.from_dict(r.data["ticket"])
         for name in cfg.qa.trackers:
             if (key, name) not in done:
-                box.enqueue(ticket_notification(ticket, name), key=f"{key}/{name}")
+                queue.append((ticket_notification(ticket, name), f"{key}/{name}"))
     told = {(r.data.get("key"), r.data.get("tracker")) for r in book.records(TOLD)}
     regressions: list[tuple[str, str, str]] = []
     for r in book.records(REJECT):
@@ -206,16 +210,27 @@ def flush(repo: git.Repo, cfg: Config, book: Ledger | None = None, *,
         for name in cfg.qa.trackers:
             if (key, name) not in told:
                 box_key = f"{key}/reject/{name}"
-                box.enqueue(regression_notification(
-                    r.data["defect"], _regression_text(r), f"{key}/reject", name), key=box_key)
+                queue.append((regression_notification(
+                    r.data["defect"], _regression_text(r), f"{key}/reject", name), box_key))
                 regressions.append((key, name, box_key))
+    box.enqueue_many(queue)  # one transaction for them all
     trackers, problems = trackers_of(cfg, env)
+    made: list[Record] = []
 
     def on_filed(ticket: Ticket, where: Filed) -> None:
-        book.append([Record(FILED, {"key": ticket.key, "tracker": where.tracker,
-                                    "id": where.id, "url": where.url})])
+        made.append(Record(FILED, {"key": ticket.key, "tracker": where.tracker,
+                                   "id": where.id, "url": where.url}))
 
-    report = box.deliver(TicketTransport(trackers, on_filed=on_filed))
+    def settle() -> None:
+        # The filed tickets reach the ledger in one commit per batch, before the outbox
+        # marks them delivered: a run killed in between sends them again, and the
+        # tracker finds each by its key (docs/qa.md).
+        if made:
+            book.append(made)
+            made.clear()
+
+    report = box.deliver(TicketTransport(trackers, on_filed=on_filed), settle=settle,
+                         batch=SETTLE_BATCH)
     # A defect told it regressed is not told again by the next run in a fresh clone.
     now_told = [Record(TOLD, {"key": key, "tracker": name})
                 for key, name, box_key in regressions if box.delivered(box_key)]
@@ -232,140 +247,6 @@ def _regression_text(r: Record) -> str:
     d = r.data
     return (f"dasct: QA rejected commit {str(d.get('commit', ''))[:12]} for "
             f"{d.get('defect')}: the defect regressed. Reason: {d.get('reason', '')}")
-
-
-# ----------------------------------------------------------------------------- recording
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """What one `ci record` did."""
-
-    spec: str
-    commits: int
-    new: list[Record]  # the requests written
-    known: int  # requests the range asked for that the ledger already had
-    sent: Sent
-
-
-def branch_name(repo: git.Repo) -> str:
-    """The branch checked out, or HEAD when detached (CI checkouts often are)."""
-    code, out = git.run_code("symbolic-ref", "-q", "--short", "HEAD", cwd=repo.root)
-    return out.decode().strip() if code == 0 else "HEAD"
-
-
-def cursor(book: Ledger, branch: str) -> str | None:
-    """The last commit recorded on branch."""
-    found = [r for r in book.records(CURSOR) if r.data.get("branch") == branch]
-    return str(found[-1].data["commit"]) if found else None
-
-
-def record(repo: git.Repo, cfg: Config, settings: Settings, spec: str | None, *,
-           push: bool = True, env: Mapping[str, str] | None = None,
-           branch: str | None = None) -> Recorded:
-    """Record every commit of spec (A..B; None: after the last recorded one), oldest
-    first: per touched defect one revalidation request with its ticket and evidence.
-    Idempotent: a request the ledger has is not written or sent twice."""
-    redact.configure(cfg)  # the trackers' credentials: kept from the tests it runs, too
-    book = ledger_of(repo, cfg)
-    if book.remote and push:
-        book.fetch()
-    sent = flush(repo, cfg, book, env=env)  # what an earlier run left waiting goes first
-    branch = branch or branch_name(repo)
-    if spec is None:
-        last = cursor(book, branch)
-        if last is None:
-            raise DasctError(f"ci record: nothing recorded on {branch} yet: give the first "
-                             "range with --range A..B (e.g. the push's before..after)")
-        spec = f"{last}..HEAD"
-    steps = walk.each(repo, settings, spec)
-    have = requests(book)
-    new: list[Record] = []
-    known = 0
-    for step in steps:
-        by_defect: dict[str, list[check.Finding]] = {}
-        for f in step.findings:
-            by_defect.setdefault(f.defect, []).append(f)
-        for defect, found in by_defect.items():
-            key = tickets.ticket_key(defect, step.sha)
-            if key in have:
-                known += 1
-                continue
-            new.append(Record(REQUEST, _request(repo, cfg, book, step.sha, defect, found)))
-    end = git.rev_parse(repo, spec.partition("..")[2] or "HEAD")
-    moved = [] if cursor(book, branch) == end else [Record(CURSOR, {"branch": branch,
-                                                                     "commit": end})]
-    if new or moved:
-        book.append([*new, *moved])
-    if new:
-        sent = flush(repo, cfg, book, env=env)
-    if push and book.remote:
-        book.push()
-    return Recorded(spec, len(steps), new, known, sent)
-
-
-def record_locally(repo: git.Repo, cfg: Config, settings: Settings) -> Recorded | None:
-    """The local recorder (`[qa] record_post_commit`): after the last recorded commit of
-    the branch, or HEAD alone the first time; the ledger is not pushed (CI does)."""
-    book = ledger_of(repo, cfg)
-    last = cursor(book, branch_name(repo))
-    if last is None:
-        code, _ = git.run_code("rev-parse", "--verify", "-q", "HEAD~1", cwd=repo.root)
-        if code != 0:
-            return None  # the first commit touches nothing
-        last = "HEAD~1"
-    elif last == repo.head:
-        return None
-    return record(repo, cfg, settings, f"{last}..HEAD", push=False)
-
-
-def _request(repo: git.Repo, cfg: Config, book: Ledger, sha: str, defect: str,
-             found: Sequence[check.Finding]) -> dict[str, Any]:
-    """The ledger data of one revalidation request: the ticket and its evidence."""
-    parent = git.rev_parse(repo, f"{sha}^")
-    fixes = sorted({f.commit for f in found})
-    info = tickets.commit_info(repo, [sha, *fixes])
-    outcome = _evidence(repo, cfg, book, defect, fixes, sha)
-    ticket = tickets.compose(
-        defect=defect, touching=info[sha], parent=parent, found=found,
-        fixes=[info[c] for c in fixes if c in info],
-        change=tickets.change_text(repo, parent, sha, found),
-        evidence=evidence.ticket_section(outcome),
-        probable_regression=outcome.status == "failed", assignee="",
-        data={"findings": [f.as_dict() for f in found], "evidence": outcome.as_dict()},
-    )
-    return {"key": ticket.key, "defect": defect, "commit": sha, "parent": parent,
-            "author": info[sha].email, "fixes": fixes, "ticket": ticket.to_dict()}
-
-
-def _evidence(repo: git.Repo, cfg: Config, book: Ledger, defect: str, fixes: Sequence[str],
-              sha: str) -> evidence.Outcome:
-    """The fix commits' tests run at sha (only the verified trigger tests when asked)."""
-    checked: list[Mapping[str, Any]] = []
-    if cfg.qa.verify_trigger_tests and cfg.qa.test_command:
-        checked = verifications(repo, cfg, book, defect, fixes)
-    return evidence.evidence_at(repo, sha, fixes, cfg.qa, checked)
-
-
-def verifications(repo: git.Repo, cfg: Config, book: Ledger, defect: str,
-                  fixes: Sequence[str]) -> list[Mapping[str, Any]]:
-    """The trigger-test verification of each of defect's fixes: done once per fix and kept
-    in the ledger (an evidence record); one that could not decide is done again later."""
-    known = {r.data.get("fix"): r.data for r in book.records(EVIDENCE)
-             if r.data.get("defect") == defect}
-    out: list[Mapping[str, Any]] = []
-    fresh: list[Record] = []
-    for fix in fixes:
-        data = known.get(fix)
-        if data is None:
-            mine = evidence.fix_tests(repo, [fix], cfg.qa.test_globs)
-            data = {**evidence.verify_trigger_tests(repo, fix, mine, cfg.qa), "defect": defect}
-            if not data.get("not_run"):
-                fresh.append(Record(EVIDENCE, data))
-        out.append(data)
-    if fresh:
-        book.append(fresh)
-    return out
 
 
 # ----------------------------------------------------------------------------- deciding

@@ -64,9 +64,9 @@ def _record(repo: git.Repo) -> None:
 
     cfg = config.load(repo.root)
     if cfg.qa.record_post_commit:
-        from dasct import qa, settings
+        from dasct import qarecord, settings
 
-        qa.record_locally(repo, cfg, settings.load(repo))
+        qarecord.record_locally(repo, cfg, settings.load(repo))
 
 
 def locked_update(repo: git.Repo, *, wait: bool) -> bool:

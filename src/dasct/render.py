@@ -13,7 +13,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
-    from dasct.check import Finding
+    from dasct.check import Finding, Protected
 
 
 # git's C-style escapes (quote.c); every other byte to escape is written in octal.
@@ -210,13 +210,15 @@ def findings_sarif(findings: Sequence[Finding], subjects: Mapping[str, str]) -> 
     }, indent=2) + "\n"
 
 
-def lines_json(lines: Iterable[tuple[str, int, Sequence[str], str]]) -> str:
-    """{"lines": [{"path", "line", "defects", "kind"}]}: the protected lines of `dasct
-    scan`."""
+def lines_json(lines: Iterable[tuple[Protected, str]]) -> str:
+    """{"lines": [{"path", "line", "defects", "kind", "commit", "ledger"}]}: the protected
+    lines of `dasct scan` (ledger: the defects the ledger linked the line to, not its
+    commit's message)."""
     import json
 
     return json.dumps(
-        {"lines": [{"path": p, "line": n, "defects": list(d), "kind": k}
-                   for p, n, d, k in lines]},
+        {"lines": [{"path": x.path, "line": x.line, "defects": list(x.defects), "kind": k,
+                    "commit": x.commit, "ledger": list(x.ledger)}
+                   for x, k in lines]},
         indent=2, ensure_ascii=False,
     )

@@ -11,7 +11,7 @@ which is what makes filing it idempotent everywhere (outbox, trackers, ledger).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from dasct import diff, git
@@ -58,13 +58,16 @@ def commit_info(repo: git.Repo, shas: Sequence[str]) -> dict[str, CommitInfo]:
     return info
 
 
-def _hunks_touching(repo: git.Repo, parent: str, commit: str, found: Sequence[Finding]
+def _hunks_touching(repo: git.Repo, parent: str, commit: str, found: Sequence[Finding],
+                    changes: Sequence[diff.FileChange] | None = None
                     ) -> list[tuple[diff.FileChange, diff.Hunk]]:
-    """The -w hunks of commit (against parent) that remove or rewrite a found line."""
-    paths = sorted({f.path for f in found} | {f.after_path for f in found if f.after_path})
-    with git.stream("diff", *diff.PATCH_OPTIONS, parent, commit, "--", *paths,
-                    cwd=repo.root) as out:
-        changes = [c for s in diff.parse(out, commits=False) for c in s.files]
+    """The -w hunks of commit (against parent) that remove or rewrite a found line; from
+    changes when the caller parsed that diff already (walk.Step.changes)."""
+    if changes is None:
+        paths = sorted({f.path for f in found} | {f.after_path for f in found if f.after_path})
+        with git.stream("diff", *diff.PATCH_OPTIONS, parent, commit, "--", *paths,
+                        cwd=repo.root) as out:
+            changes = [c for s in diff.parse(out, commits=False) for c in s.files]
     lines = {(f.path, f.line) for f in found}
     picked = []
     for change in changes:
@@ -76,9 +79,36 @@ def _hunks_touching(repo: git.Repo, parent: str, commit: str, found: Sequence[Fi
 
 def change_text(repo: git.Repo, parent: str, commit: str, found: Sequence[Finding]) -> str:
     """The touching hunks as a unified diff, each protected line marked `# protected`."""
-    picked = _hunks_touching(repo, parent, commit, found)
-    blobs = git.cat_blobs(repo.root, [b for c, _ in picked for b in (c.old_blob, c.new_blob)
-                                      if b and set(b) != {"0"}])
+    return change_texts(repo, parent, commit, {"": found})[""]
+
+
+def change_texts(repo: git.Repo, parent: str, commit: str,
+                 by_defect: Mapping[str, Sequence[Finding]], *,
+                 changes: Sequence[diff.FileChange] | None = None,
+                 blobs: Mapping[str, bytes] | None = None) -> dict[str, str]:
+    """change_text for each defect commit touched, from one diff and one cat-file for the
+    whole commit (a commit touching twenty defects is one pair of git calls, not twenty);
+    none when the caller has the diff (changes) and the blobs (blobs_of) already."""
+    everything = [f for found in by_defect.values() for f in found]
+    picked = _hunks_touching(repo, parent, commit, everything, changes)
+    if blobs is None:
+        blobs = git.cat_blobs(repo.root, blobs_of(c for c, _ in picked))
+    out: dict[str, str] = {}
+    for defect, found in by_defect.items():
+        lines = {(f.path, f.line) for f in found}
+        mine = [(c, h) for c, h in picked
+                if any((c.old_path, n) in lines for n in h.old_lines)]
+        out[defect] = _render(mine, blobs, parent, commit, found)
+    return out
+
+
+def blobs_of(changes: Iterable[diff.FileChange]) -> list[str]:
+    """The blobs change_texts reads for changes (both sides, none for an absent side)."""
+    return [b for c in changes for b in (c.old_blob, c.new_blob) if b and set(b) != {"0"}]
+
+
+def _render(picked: Sequence[tuple[diff.FileChange, diff.Hunk]], blobs: Mapping[str, bytes],
+            parent: str, commit: str, found: Sequence[Finding]) -> str:
     protected = {(f.path, f.line): f for f in found}
     out: list[str] = []
     last_path = None

@@ -24,14 +24,19 @@ if TYPE_CHECKING:
 
 
 class Step:
-    """One walked commit: its sha, subject and findings (as check --commit gives them)."""
+    """One walked commit: its sha, subject, first parent ("" for a root commit) and
+    findings (as check --commit gives them)."""
 
-    __slots__ = ("findings", "left_out", "sha", "subject")
+    __slots__ = ("changes", "findings", "left_out", "parent", "sha", "subject")
 
     def __init__(self, sha: str, subject: str, findings: list[check.Finding],
-                 left_out: list[check.Finding] | None = None) -> None:
+                 left_out: list[check.Finding] | None = None, parent: str = "") -> None:
         self.sha = sha
         self.subject = subject
+        self.parent = parent
+        # The files of the commit's -w diff that hold a finding, as the walk parsed them:
+        # what a revalidation ticket shows (tickets.change_texts), without diffing again.
+        self.changes: list[diff.FileChange] = []
         self.findings = findings  # of the reported kinds (kinds.reported)
         self.left_out = left_out or []  # touched, but of kinds not reported
 
@@ -88,7 +93,13 @@ def each(repo: git.Repo, settings: Settings, spec: str, *, all_kinds: bool = Fal
                                        lines=builder.lines)
             found = check.touches(at_parent, section.files if section else [], settings)
             parent_of[commit.sha] = commit.parents[0]
-        ready.append(Step(commit.sha, commit.message.split("\n", 1)[0], found))
+        step = Step(commit.sha, commit.message.split("\n", 1)[0], found,
+                    parent=commit.parents[0] if commit.parents else "")
+        if found:
+            paths = {f.path for f in found}
+            step.changes = [c for c in (section.files if section else ())
+                            if c.old_path in paths]
+        ready.append(step)
 
     def after(commit: Commit, state: State) -> None:
         links.update(index.links_for([commit], builder, settings))

@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from dasct import config, git, qa, redact, render, settings
+from dasct import config, git, qarecord, redact, render, settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     repo = git.discover()
     cfg = config.load(repo.root)
     redact.configure(cfg)
-    done = qa.record(repo, cfg, settings.load(repo), args.range, push=not args.no_push)
+    done = qarecord.record(repo, cfg, settings.load(repo), args.range, push=not args.no_push)
     sent = done.sent
     delivered, failed, waiting = sent.delivered, sent.failed, sent.waiting
     if args.format == "json":

@@ -24,14 +24,14 @@ def main(*, fmt: str) -> int:
     lines = kinds.protected_at_head(repo, cfg)
 
     if fmt == "json":
-        print(render.lines_json((p, n, d, k) for p, n, d, _, k in lines))
+        print(render.lines_json(lines))
         return 0
     # One row per file, set of defects and kind: a line that protects two defects (one
     # commit naming both) is one row naming both, not the same range twice.
     grouped: dict[str, dict[tuple[tuple[str, ...], str], list[int]]] = defaultdict(
         lambda: defaultdict(list))
-    for path, n, defects, _, what in lines:
-        grouped[path][tuple(sorted(defects)), what].append(n)
+    for x, what in lines:
+        grouped[x.path][tuple(sorted(x.defects)), what].append(x.line)
     for path, by_defects in grouped.items():
         for (defects, what), numbers in sorted(by_defects.items(),
                                                key=lambda item: min(item[1])):

@@ -44,9 +44,9 @@ def main(*, defect: str, fmt: str) -> int:
         snap.sha(i) for i, keys in sorted(snap.links.items()) if defect in keys))
     history = _ledger_history(repo, defect)
     lines: dict[str, list[int]] = defaultdict(list)
-    for path, n, defects, _ in check.protected_lines(snap, cfg):
-        if defect in defects:
-            lines[path].append(n)
+    for x in check.protected_lines(snap, cfg):
+        if defect in x.defects:
+            lines[x.path].append(x.line)
     subjects = git.subjects(repo, commits)
     if fmt == "json":
         print(json.dumps({

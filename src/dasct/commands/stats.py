@@ -38,19 +38,19 @@ def path_class(path: str, stats: config.StatsConfig) -> str:
 def gather(repo: git.Repo, cfg: settings.Settings, stats: config.StatsConfig) -> dict[str, object]:
     """The figures of `dasct stats --format json` at HEAD."""
     lines = kinds.protected_at_head(repo, cfg)
-    files = {path for path, *_ in lines}
+    files = {x.path for x, _ in lines}
     by_defect: Counter[str] = Counter()
     by_kind: Counter[str] = Counter({k: 0 for k in kinds.KINDS})
     by_class: Counter[str] = Counter({c: 0 for c in CLASSES})
     by_commit: Counter[str] = Counter()
     commit_defects: dict[str, tuple[str, ...]] = {}
     classes = {path: path_class(path, stats) for path in files}
-    for path, _, defects, sha, kind in lines:
-        by_defect.update(defects)
+    for x, kind in lines:
+        by_defect.update(x.defects)
         by_kind[kind] += 1
-        by_class[classes[path]] += 1
-        by_commit[sha] += 1
-        commit_defects[sha] = defects
+        by_class[classes[x.path]] += 1
+        by_commit[x.commit] += 1
+        commit_defects[x.commit] = x.defects
     subjects = git.subjects(repo, by_commit)
     return {
         "head": repo.head,

@@ -79,12 +79,7 @@ def _written_at(hunk: list[str], line: int) -> int | None:
 def _origin(snap: index.Snapshot, origin: int, defects: tuple[str, ...]) -> str:
     """How the line came to protect its defects: its commit names them ("fix commit"), or
     the ledger linked it (an accepted touch or a manual link: linklines.py)."""
-    alias = snap.lines.aliases.get(origin)
-    if alias is None:
-        return "fix commit"
-    real, changes = alias
-    own = set(snap.links.get(real, ()))
-    added = [c[1:] for c in changes if c[0] == "+" and c[1:] in defects and c[1:] not in own]
+    added = [d for d in snap.ledger_linked(origin) if d in defects]
     return f"linked in the ledger to {', '.join(added)}" if added else "fix commit"
 
 

@@ -1,0 +1,196 @@
+"""Recording what lands: `dasct ci record` and the local post-commit recorder.
+
+Every commit of a range, oldest first, as `check --commit` sees it (one forward walk:
+walk.py), and per touched defect one revalidation request: its ticket (tickets.py) and
+its evidence (evidence.py) written to the ledger before anything is sent (qa.flush). The
+cost follows the range: one walk, one commit_info for every commit named, one diff and
+one cat-file per touching commit, each fix commit's tests found once, one ledger commit
+for all the requests (docs/benchmarks.md, "QA loop").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dasct import check, evidence, git, redact, tickets, walk
+from dasct.config import Config
+from dasct.errors import DasctError
+from dasct.ledger import Ledger, Record
+from dasct.qa import CURSOR, EVIDENCE, REQUEST, Sent, flush, ledger_of, requests
+from dasct.settings import Settings
+
+BLOB_BATCH = 50  # touching commits whose blobs are read in one cat-file
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What one `ci record` did."""
+
+    spec: str
+    commits: int
+    new: list[Record]  # the requests written
+    known: int  # requests the range asked for that the ledger already had
+    sent: Sent
+
+
+def branch_name(repo: git.Repo) -> str:
+    """The branch checked out, or HEAD when detached (CI checkouts often are)."""
+    code, out = git.run_code("symbolic-ref", "-q", "--short", "HEAD", cwd=repo.root)
+    return out.decode().strip() if code == 0 else "HEAD"
+
+
+def cursor(book: Ledger, branch: str) -> str | None:
+    """The last commit recorded on branch."""
+    found = [r for r in book.records(CURSOR) if r.data.get("branch") == branch]
+    return str(found[-1].data["commit"]) if found else None
+
+
+def record(repo: git.Repo, cfg: Config, settings: Settings, spec: str | None, *,
+           push: bool = True, env: Mapping[str, str] | None = None,
+           branch: str | None = None) -> Recorded:
+    """Record every commit of spec (A..B; None: after the last recorded one), oldest
+    first: per touched defect one revalidation request with its ticket and evidence.
+    Idempotent: a request the ledger has is not written or sent twice."""
+    redact.configure(cfg)  # the trackers' credentials: kept from the tests it runs, too
+    book = ledger_of(repo, cfg)
+    if book.remote and push:
+        book.fetch()
+    sent = flush(repo, cfg, book, env=env)  # what an earlier run left waiting goes first
+    branch = branch or branch_name(repo)
+    if spec is None:
+        last = cursor(book, branch)
+        if last is None:
+            raise DasctError(f"ci record: nothing recorded on {branch} yet: give the first "
+                             "range with --range A..B (e.g. the push's before..after)")
+        spec = f"{last}..HEAD"
+    steps = walk.each(repo, settings, spec)
+    have = requests(book)
+    todo: list[tuple[walk.Step, dict[str, list[check.Finding]]]] = []
+    known = 0
+    for step in steps:
+        by_defect: dict[str, list[check.Finding]] = {}
+        for f in step.findings:
+            by_defect.setdefault(f.defect, []).append(f)
+        wanted = {d: found for d, found in by_defect.items()
+                  if tickets.ticket_key(d, step.sha) not in have}
+        known += len(by_defect) - len(wanted)
+        if wanted:
+            todo.append((step, wanted))
+    new = _requests(repo, cfg, book, todo)
+    end = git.rev_parse(repo, spec.partition("..")[2] or "HEAD")
+    moved = [] if cursor(book, branch) == end else [Record(CURSOR, {"branch": branch,
+                                                                     "commit": end})]
+    if new or moved:
+        book.append([*new, *moved])
+    if new:
+        sent = flush(repo, cfg, book, env=env)
+    if push and book.remote:
+        book.push()
+    return Recorded(spec, len(steps), new, known, sent)
+
+
+def record_locally(repo: git.Repo, cfg: Config, settings: Settings) -> Recorded | None:
+    """The local recorder (`[qa] record_post_commit`): after the last recorded commit of
+    the branch, or HEAD alone the first time; the ledger is not pushed (CI does)."""
+    book = ledger_of(repo, cfg)
+    last = cursor(book, branch_name(repo))
+    if last is None:
+        code, _ = git.run_code("rev-parse", "--verify", "-q", "HEAD~1", cwd=repo.root)
+        if code != 0:
+            return None  # the first commit touches nothing
+        last = "HEAD~1"
+    elif last == repo.head:
+        return None
+    return record(repo, cfg, settings, f"{last}..HEAD", push=False)
+
+
+def _requests(repo: git.Repo, cfg: Config, book: Ledger,
+              todo: Sequence[tuple[walk.Step, Mapping[str, Sequence[check.Finding]]]]
+              ) -> list[Record]:
+    """The request records of each (step, defect -> its findings) asked for."""
+    if not todo:
+        return []
+    fixes_of = {(step.sha, d): sorted({f.commit for f in found})
+                for step, wanted in todo for d, found in wanted.items()}
+    info = tickets.commit_info(repo, [*(step.sha for step, _ in todo),
+                                      *sorted({c for v in fixes_of.values() for c in v})])
+    proof = _Evidence(repo, cfg, book)
+    proof.prefetch(sorted({c for v in fixes_of.values() for c in v}))
+    out: list[Record] = []
+    blobs: dict[str, bytes] = {}
+    for n, (step, wanted) in enumerate(todo):
+        if n % BLOB_BATCH == 0:
+            # The touched files' blobs for the next BLOB_BATCH commits in one cat-file:
+            # not one process per commit, nor every blob of a long range in memory.
+            blobs = git.cat_blobs(repo.root, tickets.blobs_of(
+                c for later, _ in todo[n : n + BLOB_BATCH] for c in later.changes))
+        texts = tickets.change_texts(repo, step.parent, step.sha, wanted,
+                                     changes=step.changes, blobs=blobs)
+        for defect, found in wanted.items():
+            fixes = fixes_of[step.sha, defect]
+            outcome = proof.at(step.sha, defect, fixes)
+            ticket = tickets.compose(
+                defect=defect, touching=info[step.sha], parent=step.parent, found=found,
+                fixes=[info[c] for c in fixes if c in info], change=texts[defect],
+                evidence=evidence.ticket_section(outcome),
+                probable_regression=outcome.status == "failed", assignee="",
+                data={"findings": [f.as_dict() for f in found],
+                      "evidence": outcome.as_dict()},
+            )
+            out.append(Record(REQUEST, {
+                "key": ticket.key, "defect": defect, "commit": step.sha,
+                "parent": step.parent, "author": info[step.sha].email, "fixes": fixes,
+                "ticket": ticket.to_dict()}))
+    return out
+
+
+class _Evidence:
+    """The evidence of one recording: each fix commit's tests found once, each defect's
+    trigger-test verifications read from the ledger once (and made once when missing)."""
+
+    def __init__(self, repo: git.Repo, cfg: Config, book: Ledger) -> None:
+        self.repo, self.cfg, self.book = repo, cfg, book
+        self._tests: dict[str, list[str]] = {}
+        self._verified: dict[tuple[str, str], Mapping[str, Any]] | None = None
+
+    def prefetch(self, fixes: Sequence[str]) -> None:
+        """Find the tests of all these fix commits in one git call."""
+        self._tests.update(evidence.fix_tests_of(
+            self.repo, [f for f in fixes if f not in self._tests], self.cfg.qa.test_globs))
+
+    def tests(self, fixes: Sequence[str]) -> list[str]:
+        for fix in fixes:
+            if fix not in self._tests:
+                self._tests[fix] = evidence.fix_tests(self.repo, [fix], self.cfg.qa.test_globs)
+        return sorted({t for fix in fixes for t in self._tests[fix]})
+
+    def at(self, sha: str, defect: str, fixes: Sequence[str]) -> evidence.Outcome:
+        """The fix commits' tests run at sha (only the verified trigger tests when asked)."""
+        checked: list[Mapping[str, Any]] = []
+        if self.cfg.qa.verify_trigger_tests and self.cfg.qa.test_command:
+            checked = self.verifications(defect, fixes)
+        return evidence.evidence_at(self.repo, sha, fixes, self.cfg.qa, checked,
+                                    tests=self.tests(fixes))
+
+    def verifications(self, defect: str, fixes: Sequence[str]) -> list[Mapping[str, Any]]:
+        if self._verified is None:
+            self._verified = {(str(r.data.get("defect")), str(r.data.get("fix"))): r.data
+                              for r in self.book.records(EVIDENCE)}
+        out: list[Mapping[str, Any]] = []
+        fresh: list[Record] = []
+        for fix in fixes:
+            data = self._verified.get((defect, fix))
+            if data is None:
+                data = {**evidence.verify_trigger_tests(
+                    self.repo, fix, self.tests([fix]), self.cfg.qa),
+                    "defect": defect}
+                if not data.get("not_run"):
+                    fresh.append(Record(EVIDENCE, data))
+                    self._verified[defect, fix] = data
+            out.append(data)
+        if fresh:
+            self.book.append(fresh)
+        return out
+
