@@ -341,3 +341,39 @@ def test_unreadable_outbox_is_one_line(tmp_path: Path) -> None:
     (tmp_path / notify.OUTBOX).write_bytes(b"not a database at all, " * 100)
     with pytest.raises(NotifyError, match="cannot open the outbox"):
         Outbox(tmp_path).waiting()
+
+
+def test_enqueue_many_is_one_batch_with_keys_once(tmp_path: Path) -> None:
+    box = Outbox(tmp_path, base_delay=0)
+    ids = box.enqueue_many([(N, "a"), (N, "b"), (N, "a"), (N, None)], now=0)
+    assert ids[0] == ids[2] and len(set(ids)) == 3
+    with pytest.raises(NotifyError, match="not an idempotency key"):
+        box.enqueue_many([(N, "c"), (N, "has space")])
+    assert box.find("c") is None  # checked before anything was stored
+    assert box.deliver(Flaky(0)).delivered == 3
+
+
+def test_settle_runs_before_outcomes_are_written(tmp_path: Path) -> None:
+    """With settle, rows become delivered only after settle returned, batch at a time: a
+    settle that fails (the ledger could not be written) leaves them leased, not delivered,
+    so a later run sends them again."""
+    box = Outbox(tmp_path, base_delay=0, lease=100)
+    box.enqueue_many([(N, f"k{i}") for i in range(5)], now=0)
+    seen: list[int] = []
+    transport = Flaky(0)
+
+    def settle() -> None:
+        seen.append(len(transport.sent))
+
+    report = box.deliver(transport, now=1, settle=settle, batch=2)
+    assert report.delivered == 5 and seen == [2, 4, 5]
+    box.enqueue_many([(N, f"j{i}") for i in range(3)], now=1)
+
+    def broken() -> None:
+        raise OSError("ledger not writable")
+
+    with pytest.raises(OSError):
+        box.deliver(Flaky(0), now=2, settle=broken, batch=10)
+    assert [w.key for w in box.waiting()] == ["j0", "j1", "j2"]  # none marked delivered
+    assert box.deliver(Flaky(0), now=50).delivered == 0  # still leased
+    assert box.deliver(Flaky(0), now=200).delivered == 3  # the lease over: sent again
