@@ -5,6 +5,7 @@ where tests stand on."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,3 +80,13 @@ def build(repo: GitRepo) -> Sample:
     dasct(repo, "trigger", "create", "--range", f"{fix}..{feature}", "--env", "production",
           "--id", "feat-8", "--at", LATER)
     return sample
+
+
+def copy(sample: Sample, into: Path) -> Sample:
+    """A copy of sample (repository, targets, state) under into, for a test that changes it.
+
+    Every configured path is relative to the repository, so the copy is independent.
+    """
+    shutil.copytree(sample.repo.path.parent, into / "copy", symlinks=True)
+    return Sample(GitRepo(into / "copy" / sample.repo.path.name, init=False), sample.base,
+                  sample.fix, sample.feature)

@@ -19,6 +19,7 @@ from dasct.migrate import inventory, journal, lock
 from dasct.migrate import trigger as trig
 from dasct.migrate.database import DatabaseError, connect
 from dasct.migrate.environment import EngineError, Environment, sqlite_file
+from dasct.migrate.status import settled_trigger
 
 
 @dataclass
@@ -53,14 +54,14 @@ def _file_problem(root: Path, rel: str, want: str) -> str | None:
 
 def _trigger(env: Environment, tid: str) -> trig.Trigger | None:
     """The trigger tid was migrated with: its settled file, else its archived copy."""
-    candidates = [env.state_dir / "triggers" / "migrated" / f"{tid}.json",
-                  env.state_dir / "archives" / tid / "trigger.json"]
-    for path in candidates:
-        try:
-            return trig.load(path, environments=[env.name], key=None, require_signature=False)
-        except trig.TriggerError:
-            continue
-    return None
+    found = settled_trigger(env, env.state_dir / "triggers" / "migrated" / f"{tid}.json")
+    if found is not None:
+        return found
+    try:
+        return trig.load(env.state_dir / "archives" / tid / "trigger.json",
+                         environments=[env.name], key=None, require_signature=False)
+    except trig.TriggerError:
+        return None
 
 
 def _verify_script(env: Environment, tid: str, name: str) -> tuple[bytes | None, str]:
@@ -70,12 +71,11 @@ def _verify_script(env: Environment, tid: str, name: str) -> tuple[bytes | None,
     change = next((c for c in t.sql if c.name == name), None)
     if change is None or change.verify is None:
         return None, f"{tid} has no verify script for it"
-    for staging in (t.staging, env.staging):
-        try:
-            return trig.read_payload(staging, change.verify), ""
-        except trig.TriggerError:
-            continue
-    return None, f"its verify script is no longer in staging ({env.staging})"
+    # The archive keeps deploy and revert scripts only: a verify script lives in staging.
+    try:
+        return trig.read_payload(env.staging, change.verify), ""
+    except trig.TriggerError:
+        return None, f"its verify script is no longer in staging ({env.staging})"
 
 
 def verify(env: Environment) -> Verification:

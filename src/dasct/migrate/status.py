@@ -110,14 +110,26 @@ class Facts:
         return sorted(found)
 
 
+def settled_trigger(env: Environment, path: Path) -> trig.Trigger | None:
+    """A trigger file the engine settled (state/triggers/<outcome>/<id>.json), or None.
+
+    Its integrity is checked as the engine checks an archived trigger (digest, no key).
+    trigger.parse refuses a file under `triggers/<dir>/` whose dir is not its environment
+    (a staging rule), and there dir is the outcome: so it is given the file's name alone.
+    """
+    try:
+        return trig.parse(trig.read_document(path), Path(path.name), environments=[env.name],
+                          key=None, require_signature=False)
+    except trig.TriggerError:
+        return None
+
+
 def _settled_triggers(env: Environment) -> dict[str, Enhancement]:
     found: dict[str, Enhancement] = {}
     for path in sorted((env.state_dir / "triggers").glob("*/*.json")):
-        try:
-            t = trig.load(path, environments=[env.name], key=None, require_signature=False)
-        except trig.TriggerError:
-            continue  # shown from its outcome; its defects are unknown
-        found[t.id] = Enhancement(t.id, t.defects, t.commits)
+        t = settled_trigger(env, path)
+        if t is not None:  # else shown from its outcome alone; its defects are unknown
+            found[t.id] = Enhancement(t.id, t.defects, t.commits)
     return found
 
 
