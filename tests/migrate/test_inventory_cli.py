@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from engine_kit import cli
+from engine_kit import cli, make_env, quiet, stage
 from inventory_kit import FEATURE, FIX, Sample, build, copy, dasct, sha
 
 from gitrepo import GitRepo
@@ -121,3 +121,21 @@ def test_unknown_environment_and_missing_env_are_one_line(built: Sample) -> None
     assert "unknown environment 'staging'" in proc.stderr
     bare = cli(built.repo.path, "inventory")
     assert bare.returncode == 1 and "--env ENV is required" in bare.stderr
+
+
+def test_verify_runs_the_verify_scripts_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    import psycopg
+
+    from dasct.migrate import drift
+
+    env = make_env(tmp_path, database=pg_url)
+    stage(env, "E1", sql=[("items", "CREATE TABLE items (id int, name text);",
+                           "DROP TABLE items;", "SELECT id, name FROM items WHERE false;")])
+    assert quiet(env).migrated == ["E1"]
+    clean = drift.verify(env)
+    assert (clean.sql_checked, clean.drift, clean.unchecked) == (1, [], [])
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE items RENAME COLUMN name TO label")
+    found = drift.verify(env)
+    assert [item for item, _ in found.drift] == ["sql:items"]
+    assert "name" in found.drift[0][1]
