@@ -15,6 +15,7 @@ from inventory_kit import build, dasct
 
 from dasct import config
 from dasct.migrate import engine, revert, status
+from dasct.migrate import trigger as trig
 from dasct.migrate.environment import Environment, environment
 from gitrepo import GitRepo
 
@@ -148,3 +149,18 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
                           env={**os.environ, "PYTHONPATH": str(SRC)}, check=False)
     assert proc.stdout.startswith("enhancements in model, production")
     assert proc.stderr == ""
+
+
+def test_a_failed_restore_shows_escalated(tmp_path: Path) -> None:
+    model, _ = envs(tmp_path)
+    archived = model.state_dir / "archives" / "E-bad" / "files"
+    # The health check fails and, on its way out, corrupts the archived pre-image, so the
+    # restore cannot match the archive (as in test_engine).
+    script = (f"import pathlib\nfor p in pathlib.Path({str(archived)!r}).iterdir():\n"
+              "    p.write_bytes(b'corrupt')\nraise SystemExit(1)")
+    cmd = trig.StepCommand("health", (sys.executable, "-c", script), "health", 30.0)
+    stage(model, "E-bad", files=[("modify", "a.txt", b"a2\n", None)], commands=[cmd])
+    assert quiet(model).stats.escalated == 1
+    found = status.report(config.load(tmp_path), tmp_path, now=NOW).state("E-bad", "model")
+    assert found.state == "escalated" and found.date is not None
+    assert "health" in found.detail
