@@ -53,6 +53,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "uninstall": ("dasct.commands.install", "remove dasct's git hooks"),
     "trigger": ("dasct.commands.trigger", "build and inspect trigger files for enhancements"),
     "migrate": ("dasct.commands.migrate", "apply due triggers to an environment, revert, resolve"),
+    "status": ("dasct.commands.status", "every enhancement and its state in each environment"),
+    "inventory": ("dasct.commands.inventory", "what an environment has deployed; diff two; "
+                  "verify (drift)"),
+    "where": ("dasct.commands.where", "where an enhancement, a defect's fix or a file is "
+              "deployed"),
     "audit": ("dasct.commands.audit", "verify the audit log and its signed checkpoints"),
     "ci": ("dasct.commands.ci", "CI jobs: record what landed and file revalidation tickets"),
     "qa": ("dasct.commands.qa", "open revalidations; accept, reject, sync, flush, evidence"),
