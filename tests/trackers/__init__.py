@@ -67,6 +67,7 @@ class FakeServer:
         self.faults: list[Fault] = []
         self.lock = threading.RLock()
         self._httpd: ThreadingHTTPServer | None = None
+        self.port = 0  # 0: any free port; set before entering to come up on a known one
 
     # -- faults ---------------------------------------------------------------------
 
@@ -156,7 +157,7 @@ class FakeServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._httpd.daemon_threads = True
         # A short poll: shutdown() waits up to one poll interval, in every test.
         threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
