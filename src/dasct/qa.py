@@ -427,23 +427,39 @@ def reject(repo: git.Repo, cfg: Config, defect: str, rev: str, reason: str, *,
     return stored
 
 
+@dataclass(frozen=True)
+class Synced:
+    """What one sync took: [(defect, commit, verdict)], and one line per tracker that could
+    not be asked (its tickets are asked again by the next sync)."""
+
+    decided: list[tuple[str, str, str]]
+    problems: tuple[str, ...] = ()
+
+
 def sync(repo: git.Repo, cfg: Config, settings: Settings, *,
-         env: Mapping[str, str] | None = None) -> list[tuple[str, str, str]]:
+         env: Mapping[str, str] | None = None) -> Synced:
     """Decisions made in the trackers (a ticket resolved as done, or marked a
-    regression) become ledger decisions: [(defect, commit, verdict)]."""
+    regression) become ledger decisions. A tracker that cannot be made or fails is left
+    out of this sync, with one line: the others' decisions are taken all the same."""
     book = ledger_of(repo, cfg)
     if book.remote:
         book.fetch()
     trackers, problems = trackers_of(cfg, env)
-    if problems:
-        raise DasctError(f"qa sync: {problems[0]}")
     decided = decisions(book)
     asked = requests(book)
     out: list[tuple[str, str, str]] = []
     for (key, name), r in filed(book).items():
         if key in decided or key not in asked or name not in trackers:
             continue
-        found = trackers[name].decision(Filed(name, str(r.data["id"]), str(r.data["url"])))
+        try:
+            found = trackers[name].decision(Filed(name, str(r.data["id"]),
+                                                  str(r.data["url"])))
+        except TrackerError as exc:
+            # Down, refusing or rate-limiting: asking it about its other tickets would
+            # only repeat that (and lock an account, or deepen a rate limit).
+            problems.append(redact.redact(" ".join(str(exc).split())))
+            del trackers[name]
+            continue
         if found is None:
             continue
         req = asked[key].data
@@ -458,7 +474,7 @@ def sync(repo: git.Repo, cfg: Config, settings: Settings, *,
             continue
         decided[key] = r
         out.append((req["defect"], req["commit"], found.verdict))
-    return out
+    return Synced(out, tuple(dict.fromkeys(problems)))
 
 
 def history_of(book: Ledger, defect: str) -> Iterable[Record]:
