@@ -166,8 +166,8 @@ def test_two_ci_clones_recording_at_once_file_each_ticket_once_in_jira(
     world = World(tmp_path, repo, config(trackers=("jira",), jira=jira.url)
                   + "\n[defects]\ngithub = false\n")
     # Both searches answer "none yet" before either create lands, as when two jobs
-    # start together (answered late, so the interleaving is the same on every run).
-    jira.stall(3.0, when=r"GET /rest/api/2/search", times=2)
+    # start together (each answered once both have arrived: the same on every run).
+    jira.gate(2, when=r"GET /rest/api/2/search")
     _record_at_once(world)
     assert len(jira.calls("GET", "/rest/api/2/search")) == 2
     assert len(jira.calls("POST", f"{CREATE}$")) == 1
