@@ -226,8 +226,14 @@ def test_refused_credentials_are_one_line_and_the_token_is_never_shown(
     wrong = "jira-pat-WRONGxK2mQ9vL4"
     world = World(tmp_path, repo, config(trackers=("jira",), jira=jira.url))
     ci = world.clone("ci")
-    result = run(ci, "ci", "record", "--range", f"{world.base}..{world.touch}",
-                 env={"DASCT_JIRA_TOKEN": wrong})
+    unset = run(ci, "ci", "record", "--range", f"{world.base}..{world.touch}",
+                env={"DASCT_JIRA_TOKEN": ""})
+    assert unset.code == 0 and "0 sent, 2 failed, 2 waiting" in unset.out, unset.err
+    assert unset.err.splitlines() == [
+        "dasct: waiting: jira: DASCT_JIRA_TOKEN is not set (the Jira API token)"]
+    assert jira.requests == []
+    time_passes(ci)
+    result = run(ci, "qa", "flush", env={"DASCT_JIRA_TOKEN": wrong})
     assert result.code == 0, result.err
     assert result.err.splitlines() == [
         f"dasct: waiting: jira: credentials refused for {jira.url} (check DASCT_JIRA_TOKEN)"]

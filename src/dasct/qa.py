@@ -92,10 +92,33 @@ def owner_of(cfg: Config, defect: str) -> str:
     return cfg.qa.default_assignee
 
 
+class _Unmade:
+    """A configured tracker that cannot be made (its credentials unset, its library
+    missing): every call raises why, so its requests wait with that line (and not with
+    "not configured", which it is)."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        self.name = name
+        self.problem = problem
+
+    def file(self, ticket: Ticket) -> Filed:
+        raise TrackerError(self.problem)
+
+    def decision(self, filed: Filed) -> Decision | None:
+        raise TrackerError(self.problem)
+
+    def regressed(self, defect: str, text: str, key: str) -> None:
+        raise TrackerError(self.problem)
+
+    def owner(self, defect: str) -> str | None:
+        raise TrackerError(self.problem)
+
+
 def trackers_of(cfg: Config, env: Mapping[str, str] | None = None
                 ) -> tuple[dict[str, Tracker], list[str]]:
-    """The configured trackers that can be made, each asking for owners as owner_of says,
-    and one line for each that cannot (its requests wait: nothing is lost)."""
+    """Every configured tracker, each asking for owners as owner_of says, and one line for
+    each that cannot be made (it stands in raising that line: its requests wait, nothing
+    is lost)."""
     env = os.environ if env is None else env
     made: dict[str, Tracker] = {}
     problems: list[str] = []
@@ -103,7 +126,12 @@ def trackers_of(cfg: Config, env: Mapping[str, str] | None = None
         try:
             made[name] = _Owned(make(name, cfg.qa, env), cfg)
         except TrackerError as exc:
-            problems.append(redact.redact(f"{name}: {exc}"))
+            # The trackers' own lines name them already ("jira: DASCT_JIRA_TOKEN is not
+            # set"): named once.
+            text = str(exc)
+            problems.append(redact.redact(text if text.startswith(f"{name}: ")
+                                          else f"{name}: {text}"))
+            made[name] = _Unmade(name, problems[-1])
     return made, problems
 
 
