@@ -1,7 +1,7 @@
 """QA's decisions through the `dasct` CLI against real tracker clients: `qa sync` takes
 what was decided in Jira and GitHub (a failing tracker does not hold back the others),
-`qa reject` says which trackers were told, and two CI clones recording into one bare
-remote at once lose nothing."""
+`qa reject` says which trackers were told (Jira, email and a webhook), and two CI clones
+recording into one bare remote at once lose nothing."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from gitrepo import GitRepo
 from trackers.fake_ci import (
     GITHUB_TOKEN,
     JIRA_TOKEN,
+    Hook,
     World,
     config,
     records,
@@ -45,8 +46,8 @@ def _filed(clone: GitRepo) -> dict[tuple[str, str], str]:
             for r in records(clone, "filed")}
 
 
-def _record(world: World, ci: GitRepo) -> None:
-    result = run(ci, "ci", "record", "--range", f"{world.base}..{world.touch}")
+def _record(world: World, ci: GitRepo, env: dict[str, str] | None = None) -> None:
+    result = run(ci, "ci", "record", "--range", f"{world.base}..{world.touch}", env=env)
     assert result.code == 0 and "2 revalidation requests" in result.out, result.err
 
 
@@ -106,29 +107,37 @@ def test_sync_takes_the_decisions_made_in_jira_and_github(
 
 def test_reject_says_which_trackers_were_told(repo: GitRepo, tmp_path: Path,
                                               jira: FakeJira) -> None:
-    with smtp_server(tmp_path) as smtp:
-        world = World(tmp_path, repo, config(trackers=("jira", "email"), jira=jira.url,
-                                             smtp=smtp.port))
+    with smtp_server(tmp_path) as smtp, Hook() as hook:
+        world = World(tmp_path, repo, config(trackers=("jira", "email", "webhook"),
+                                             jira=jira.url, smtp=smtp.port))
         ci = world.clone("ci")
-        _record(world, ci)
+        env = {"DASCT_WEBHOOK_URL": hook.hook_url}
+        _record(world, ci, env)
         jira.fail(503, when=r"GET /rest/api/2/issue/PROJ-1/comment")
         result = run(ci, "qa", "reject", "PROJ-1", "--commit", world.touch[:10],
-                     "--reason", "parse(None) crashes again")
+                     "--reason", "parse(None) crashes again", env=env)
         assert result.code == 0, result.err
         assert result.out.strip() == (
             f"dasct: rejected {world.touch[:12]} for PROJ-1: recorded as a regression; told: "
-            f"email and the author (dev@example.com); waiting: jira (jira: reading the "
-            f"comments of PROJ-1: HTTP 503 from {jira.url})")
+            f"email, webhook and the author (dev@example.com); waiting: jira (jira: reading "
+            f"the comments of PROJ-1: HTTP 503 from {jira.url})")
         (mail,) = [m for m in smtp.messages if m.message["Subject"] == "PROJ-1 regressed"]
         assert mail.rcpt_tos == ["qa-team@example.com"]
+        posted = [r.body for r in hook.calls("POST")]
+        assert len(posted) == 3  # the two tickets, then the regression
+        assert posted[-1]["text"].startswith("*PROJ-1 regressed*\n")
+        assert posted[-1]["dasct"]["regressed"] is True
+        assert "parse(None) crashes again" in posted[-1]["dasct"]["text"]
+        assert "s3cr3tW3bh00kT0k3n" not in result.out + result.err
         assert jira.issues["PROJ-1"]["fields"]["status"]["name"] == "Closed"
         time_passes(ci)
-        flushed = run(ci, "qa", "flush")
+        flushed = run(ci, "qa", "flush", env=env)
         assert "1 sent, 0 failed, 0 waiting" in flushed.out, flushed.err
         (comment,) = [c["body"] for c in jira.comments["PROJ-1"] if "regressed" in c["body"]]
         assert "parse(None) crashes again" in comment
         assert jira.issues["PROJ-1"]["fields"]["status"]["name"] == "Reopened"
-        assert sorted(r.data["tracker"] for r in records(ci, "told")) == ["email", "jira"]
+        told = sorted(r.data["tracker"] for r in records(ci, "told"))
+        assert told == ["email", "jira", "webhook"]
 
 
 def _record_at_once(world: World) -> list[GitRepo]:

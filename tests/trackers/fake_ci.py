@@ -7,6 +7,7 @@ them as a subprocess with the trackers' credentials in its environment.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from dasct import git
 from dasct.ledger import Ledger, Record
 from dasct_run import Result, dasct
 from gitrepo import GitRepo
+from trackers import Answer, FakeServer, Request
 
 JIRA_TOKEN = "jira-pat-Zq8xW3vR5tY1e2e"  # long enough that the redaction knows them
 GITHUB_TOKEN = "ghp_e2eR4nd0mT0k3nQw7Zx9"
@@ -42,7 +44,25 @@ def config(*, trackers: tuple[str, ...], jira: str = "", github: str = "", smtp:
             'timeout_seconds = 5\n\n'
             f'[qa.email]\nhost = "127.0.0.1"\nport = {smtp}\nsecurity = "none"\n'
             'sender = "dasct@example.com"\nto = ["qa-team@example.com"]\n'
-            'timeout_seconds = 5\n')
+            'timeout_seconds = 5\n\n'
+            '[qa.webhook]\nurl_env = "DASCT_WEBHOOK_URL"\ntimeout_seconds = 5\n')
+
+
+class Hook(FakeServer):
+    """An incoming webhook (Slack's shape: the token is the URL's path) answering 200."""
+
+    path = "/services/T0E2E/B0E2E/s3cr3tW3bh00kT0k3n"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.routes = [("POST", re.compile(re.escape(self.path)), self.receive)]
+
+    def receive(self, request: Request) -> Answer:
+        return 200, None, {}
+
+    @property
+    def hook_url(self) -> str:
+        return self.url + self.path
 
 
 class World:
