@@ -73,7 +73,7 @@ def test_one_record_files_each_touched_defect_in_jira_github_and_email(
         ci = world.clone("ci")
         result = run(ci, "ci", "record", "--range", f"{world.base}..{world.touch}",
                      "--format", "json")
-        assert result.code == 0, result.err
+        assert result.code == 0 and result.err == "", result.err
         out = result.json()
         assert sorted(r["defect"] for r in out["requests"]) == ["#1", "PROJ-1"]
         assert out["sent"] == {"delivered": 6, "failed": 0, "waiting": 0}
