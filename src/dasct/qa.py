@@ -95,10 +95,33 @@ def owner_of(cfg: Config, defect: str) -> str:
     return cfg.qa.default_assignee
 
 
+class _Unmade:
+    """A configured tracker that cannot be made (its credentials unset, its library
+    missing): every call raises why, so its requests wait with that line (and not with
+    "not configured", which it is)."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        self.name = name
+        self.problem = problem
+
+    def file(self, ticket: Ticket) -> Filed:
+        raise TrackerError(self.problem)
+
+    def decision(self, filed: Filed) -> Decision | None:
+        raise TrackerError(self.problem)
+
+    def regressed(self, defect: str, text: str, key: str) -> None:
+        raise TrackerError(self.problem)
+
+    def owner(self, defect: str) -> str | None:
+        raise TrackerError(self.problem)
+
+
 def trackers_of(cfg: Config, env: Mapping[str, str] | None = None
                 ) -> tuple[dict[str, Tracker], list[str]]:
-    """The configured trackers that can be made, each asking for owners as owner_of says,
-    and one line for each that cannot (its requests wait: nothing is lost)."""
+    """Every configured tracker, each asking for owners as owner_of says, and one line for
+    each that cannot be made (it stands in raising that line: its requests wait, nothing
+    is lost)."""
     env = os.environ if env is None else env
     made: dict[str, Tracker] = {}
     problems: list[str] = []
@@ -106,7 +129,12 @@ def trackers_of(cfg: Config, env: Mapping[str, str] | None = None
         try:
             made[name] = _Owned(make(name, cfg.qa, env), cfg)
         except TrackerError as exc:
-            problems.append(redact.redact(f"{name}: {exc}"))
+            # The trackers' own lines name them already ("jira: DASCT_JIRA_TOKEN is not
+            # set"): named once.
+            text = str(exc)
+            problems.append(redact.redact(text if text.startswith(f"{name}: ")
+                                          else f"{name}: {text}"))
+            made[name] = _Unmade(name, problems[-1])
     return made, problems
 
 
@@ -308,23 +336,39 @@ def reject(repo: git.Repo, cfg: Config, defect: str, rev: str, reason: str, *,
     return stored
 
 
+@dataclass(frozen=True)
+class Synced:
+    """What one sync took: [(defect, commit, verdict)], and one line per tracker that could
+    not be asked (its tickets are asked again by the next sync)."""
+
+    decided: list[tuple[str, str, str]]
+    problems: tuple[str, ...] = ()
+
+
 def sync(repo: git.Repo, cfg: Config, settings: Settings, *,
-         env: Mapping[str, str] | None = None) -> list[tuple[str, str, str]]:
+         env: Mapping[str, str] | None = None) -> Synced:
     """Decisions made in the trackers (a ticket resolved as done, or marked a
-    regression) become ledger decisions: [(defect, commit, verdict)]."""
+    regression) become ledger decisions. A tracker that cannot be made or fails is left
+    out of this sync, with one line: the others' decisions are taken all the same."""
     book = ledger_of(repo, cfg)
     if book.remote:
         book.fetch()
     trackers, problems = trackers_of(cfg, env)
-    if problems:
-        raise DasctError(f"qa sync: {problems[0]}")
     decided = decisions(book)
     asked = requests(book)
     out: list[tuple[str, str, str]] = []
     for (key, name), r in filed(book).items():
         if key in decided or key not in asked or name not in trackers:
             continue
-        found = trackers[name].decision(Filed(name, str(r.data["id"]), str(r.data["url"])))
+        try:
+            found = trackers[name].decision(Filed(name, str(r.data["id"]),
+                                                  str(r.data["url"])))
+        except TrackerError as exc:
+            # Down, refusing or rate-limiting: asking it about its other tickets would
+            # only repeat that (and lock an account, or deepen a rate limit).
+            problems.append(redact.redact(" ".join(str(exc).split())))
+            del trackers[name]
+            continue
         if found is None:
             continue
         req = asked[key].data
@@ -339,7 +383,7 @@ def sync(repo: git.Repo, cfg: Config, settings: Settings, *,
             continue
         decided[key] = r
         out.append((req["defect"], req["commit"], found.verdict))
-    return out
+    return Synced(out, tuple(dict.fromkeys(problems)))
 
 
 def history_of(book: Ledger, defect: str) -> Iterable[Record]:

@@ -51,6 +51,9 @@ class Fault:
     body: Any = None
     when: str = ""  # a regex on "METHOD /path"; empty: any request
     times: int = 1
+    # handle the request, then answer only once `times` matching requests have all been
+    # handled (two clients racing, made to interleave the same way on every run)
+    gate: threading.Barrier | None = None
 
 
 Answer = tuple[int, Any, Mapping[str, str]]  # status, JSON body (None: empty), headers
@@ -67,6 +70,7 @@ class FakeServer:
         self.faults: list[Fault] = []
         self.lock = threading.RLock()
         self._httpd: ThreadingHTTPServer | None = None
+        self.port = 0  # 0: any free port; set before entering to come up on a known one
 
     # -- faults ---------------------------------------------------------------------
 
@@ -79,6 +83,12 @@ class FakeServer:
     def stall(self, seconds: float, *, times: int = 1, when: str = "") -> None:
         """The next matching requests are handled, then answered only after `seconds`."""
         self.faults.append(Fault(stall=seconds, times=times, when=when))
+
+    def gate(self, parties: int, *, when: str = "", seconds: float = 20.0) -> None:
+        """The next `parties` matching requests are handled, and each answered only once
+        all of them have been handled (or after `seconds`, to fail rather than hang)."""
+        self.faults.append(Fault(times=parties, when=when,
+                                 gate=threading.Barrier(parties, timeout=seconds)))
 
     def _fault(self, method: str, path: str) -> Fault | None:
         with self.lock:
@@ -138,6 +148,11 @@ class FakeServer:
                     status, body, headers = server.dispatch(request)
                 if fault and fault.stall:
                     time.sleep(fault.stall)
+                if fault and fault.gate:
+                    try:
+                        fault.gate.wait()
+                    except threading.BrokenBarrierError:
+                        pass  # the others never came: answer, and let the test say so
                 data = b"" if body is None else json.dumps(body).encode()
                 try:
                     self.send_response(status)
@@ -156,7 +171,7 @@ class FakeServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._httpd.daemon_threads = True
         # A short poll: shutdown() waits up to one poll interval, in every test.
         threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},

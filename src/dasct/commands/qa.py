@@ -49,17 +49,23 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if action == "reject":
         stored = qa.reject(repo, cfg, args.defect, args.commit, args.reason)
+        told, waiting = _told(repo, cfg, stored.data["key"])
+        who = [*told, f"the author ({stored.data['author']})"]
         print(f"dasct: rejected {stored.data['commit'][:12]} for "
-              f"{render.printable(args.defect)}: recorded as a regression; "
-              f"{', '.join(cfg.qa.trackers)} and the author ({stored.data['author']}) told")
+              f"{render.printable(args.defect)}: recorded as a regression; told: "
+              + (f"{', '.join(who[:-1])} and {who[-1]}" if told else who[0])
+              + (f"; waiting: {', '.join(waiting)}" if waiting else ""))
         return 0
     if action == "sync":
-        done = qa.sync(repo, cfg, settings.load(repo))
-        for defect, commit, verdict in done:
+        synced = qa.sync(repo, cfg, settings.load(repo))
+        for defect, commit, verdict in synced.decided:
             print(f"dasct: {render.printable(defect)} at {commit[:12]}: {verdict} in the "
                   "tracker")
-        print(f"dasct: {render.plural(len(done), 'decision')} taken from the trackers")
-        if any(verdict == "accepted" for _, _, verdict in done):
+        print(f"dasct: {render.plural(len(synced.decided), 'decision')} taken from the "
+              "trackers")
+        for problem in synced.problems:
+            print(f"dasct: qa sync: {problem}", file=sys.stderr)
+        if any(verdict == "accepted" for _, _, verdict in synced.decided):
             _refresh(repo)
         return 0
     if action == "flush":
@@ -71,6 +77,23 @@ def run(args: argparse.Namespace) -> int:
     if action == "evidence":
         return _evidence(repo, cfg, args.defect, args.format)
     raise DasctError(f"unknown qa action {action!r}")  # argparse allows no other
+
+
+def _told(repo: git.Repo, cfg: config.Config, key: str) -> tuple[list[str], list[str]]:
+    """The trackers the regression of request key reached (the ledger's told records, so a
+    tracker told by an earlier run counts), and the others, each with why it waits."""
+    book = qa.ledger_of(repo, cfg)
+    reached = {r.data.get("tracker") for r in book.records(qa.TOLD) if r.data.get("key") == key}
+    box = qa.outbox(repo)
+    told: list[str] = []
+    waiting: list[str] = []
+    for name in cfg.qa.trackers:
+        if name in reached:
+            told.append(name)
+            continue
+        row = box.find(f"{key}/reject/{name}")  # flush's outbox key of that regression
+        waiting.append(f"{name} ({row.last_error})" if row and row.last_error else name)
+    return told, waiting
 
 
 def _refresh(repo: git.Repo) -> None:
