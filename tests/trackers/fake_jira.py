@@ -34,11 +34,13 @@ class FakeJira(FakeServer):
         self.comments: dict[str, list[dict[str, Any]]] = {}
         self.links: list[dict[str, Any]] = []
         self._next = 10000
+        self.can_delete = True  # the "Delete Issues" permission
         self.routes = [
             ("GET", _r("/search"), self.search),
             ("GET", _r("/search/jql"), self.search_jql),
             ("POST", _r("/issue"), self.create),
             ("GET", _r(r"/issue/([^/]+)"), self.get_issue),
+            ("DELETE", _r(r"/issue/([^/]+)"), self.delete_issue),
             ("POST", _r("/issueLink"), self.link),
             ("GET", _r(r"/issue/([^/]+)/comment"), self.list_comments),
             ("POST", _r(r"/issue/([^/]+)/comment"), self.add_comment),
@@ -130,6 +132,16 @@ class FakeJira(FakeServer):
         wanted = [f for f in request.arg("fields").split(",") if f] or list(issue["fields"])
         return 200, {"id": issue["id"], "key": key, "self": issue["self"],
                      "fields": {f: issue["fields"].get(f) for f in wanted}}, {}
+
+    def delete_issue(self, request: Request, key: str) -> Answer:
+        if key not in self.issues:
+            return self._missing(key)
+        if not self.can_delete:
+            return 403, {"errorMessages": ["You do not have permission to delete issues in "
+                                           "this project."], "errors": {}}, {}
+        del self.issues[key]
+        self.comments.pop(key, None)
+        return 204, None, {}
 
     def link(self, request: Request) -> Answer:
         body = request.body

@@ -138,7 +138,7 @@ class Jira:
         if found:
             key, links = found[0]["key"], found[0]["fields"].get("issuelinks") or []
         else:
-            key, links = self._create(ticket, label), []
+            key, links = self._first_of_a_race(label, self._create(ticket, label))
         url = f"{self.url}/browse/{key}"
         if JIRA_KEY.fullmatch(ticket.defect) and ticket.defect != key:
             try:
@@ -149,6 +149,35 @@ class Jira:
                 self._comment_once(key, f"missing:{ticket.key}", (
                     f"dasct: could not link or comment on {ticket.defect}: {e}"))
         return Filed(self.name, key, url)
+
+    def _first_of_a_race(self, label: str, mine: str) -> tuple[str, list[dict[str, Any]]]:
+        """After a create, the oldest ticket with the label: two recorders that searched
+        before either created (two CI jobs on one push) each made one. The later one
+        sees the earlier, deletes its own and files under the earlier; without the right
+        to delete, it says on its own ticket which one holds the revalidation."""
+        with self._errors(f"looking for {label} again"):
+            found = self._search(f'project = "{self.cfg.project}" AND labels = "{label}" '
+                                 "ORDER BY created ASC", ["labels", "issuelinks"])
+        if not found or found[0]["key"] == mine:
+            return mine, []
+        first = str(found[0]["key"])
+        from jira.exceptions import JIRAError
+
+        client = self.client
+        refused = False
+        with self._errors(f"deleting {mine}, a duplicate of {first}"):
+            try:
+                client._session.delete(client._get_url(f"issue/{mine}"))
+            except JIRAError as e:
+                if e.status_code not in (403, 404):
+                    raise
+                refused = e.status_code == 403  # 404: gone already
+        if refused:
+            with self._errors(f"commenting on {mine}"):
+                self.client.add_comment(mine, f"dasct: duplicate of {first}, made by two "
+                                        "recorders at once; the revalidation is there: close "
+                                        "this one.")
+        return first, found[0]["fields"].get("issuelinks") or []
 
     def _tell_defect(self, ticket: Ticket, key: str, url: str,
                      links: list[dict[str, Any]]) -> None:
