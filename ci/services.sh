@@ -123,6 +123,36 @@ stop_services() {
     fi
 }
 
+# Chromium (headless) for the report tests (tests/test_report.py): Debian's chromium and
+# chromium-driver, installed with apt-get when running as root and missing. Exports
+#   DASCT_TEST_CHROMIUM        the browser's path
+# or DASCT_TEST_CHROMIUM_SKIP_REASON (the browser tests skip with it, locally only; with
+# CI set a missing browser is an error here and a failure in the tests).
+start_chromium() {
+    local found
+    found=$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)
+    if [ -z "$found" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "services: installing Chromium with apt-get" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends \
+            chromium chromium-driver >/dev/null; } || true
+        found=$(command -v chromium || true)
+    fi
+    if [ -z "$found" ]; then
+        export DASCT_TEST_CHROMIUM_SKIP_REASON="no chromium found and it could not be installed (needs root and apt-get)"
+        unset DASCT_TEST_CHROMIUM
+        echo "services: Chromium not available: $DASCT_TEST_CHROMIUM_SKIP_REASON" >&2
+        if [ -n "${CI:-}" ]; then
+            echo "services: CI is set, so a missing Chromium is an error" >&2
+            return 1
+        fi
+        return 0
+    fi
+    export DASCT_TEST_CHROMIUM="$found"
+    unset DASCT_TEST_CHROMIUM_SKIP_REASON
+}
+
 start_services() {
     start_postgres
+    start_chromium
 }
