@@ -101,7 +101,9 @@ def _report(repo: GitRepo, *args: str) -> tuple[Path, str]:
     out = repo.path / "report.html"
     result = dasct(repo.path, "report", "-o", str(out), *args)
     assert result.code == 0, result.err
-    assert result.out.startswith(f"dasct: report written to {out} (")
+    assert re.fullmatch(rf"dasct: report written to {re.escape(str(out))} \(\d+ protected "
+                        r"lines? in \d+ files?, \d+ revalidations?, \d+ environments?\)\n",
+                        result.out), result.out
     return out, out.read_text()
 
 
@@ -176,6 +178,26 @@ def test_an_empty_repository_says_so(repo: GitRepo) -> None:
     assert "<rect" not in text
     figures = _embedded(text)
     assert figures["defects"]["lines"] == 0 and figures["revalidations"]["days"] == []
+
+
+def test_top_stdout_and_a_name_that_is_not_utf8(repo: GitRepo) -> None:
+    repo.write(".dasct.toml", "")
+    names = [b"caf\xe9.py", b"a.py", b"b.py"]
+    for name in names:
+        (repo.path / os.fsdecode(name)).write_bytes(b"x = 1\n")
+    repo.commit("initial")
+    for name in names:
+        (repo.path / os.fsdecode(name)).write_bytes(b"x = 2\ny = 3\n" if name == b"a.py"
+                                                    else b"x = 2\n")
+    repo.commit("PROJ-1: fix")
+    result = dasct(repo.path, "report", "-o", "-", "--top", "2")
+    assert result.code == 0, result.err
+    d = _embedded(result.out)["defects"]
+    assert (d["lines"], d["files"], d["more_files"]) == (4, 3, 1)
+    assert [f["path"] for f in d["top"]] == ["a.py", "b.py"]
+    assert "1 more file(s) not shown" in result.out
+    everything = dasct(repo.path, "report", "-o", "-").out
+    assert "caf\\xe9.py" in everything  # its bytes, shown as Python escapes them
 
 
 def test_the_output_must_be_writable(repo: GitRepo) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from dasct import durable, git
 from dasct.errors import DasctError
+from dasct.render import plural
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +40,7 @@ def main(*, output: str, top: int) -> int:
     except OSError as exc:
         raise DasctError(f"{output}: cannot write the report: {exc.strerror}") from None
     d, r = figures["defects"], figures["revalidations"]
-    print(f"dasct: report written to {output} ({d['lines']} protected lines in {d['files']} "
-          f"files, {r['opened']} revalidations, {len(figures['environments'])} environments)")
+    print(f"dasct: report written to {output} ({plural(d['lines'], 'protected line')} in "
+          f"{plural(d['files'], 'file')}, {plural(r['opened'], 'revalidation')}, "
+          f"{plural(len(figures['environments']), 'environment')})")
     return 0

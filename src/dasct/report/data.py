@@ -42,7 +42,7 @@ def collect(repo: git.Repo, *, top: int = TOP_FILES, now: float | None = None
     cfg = config.load(repo.root)
     targets = audit_cmd.targets(None, repo.root)
     envs = [environment(cfg, name, repo.root) for name in targets]
-    return {
+    figures: dict[str, Any] = _shown({
         "generated_at": iso(now),
         "repository": repo.root.name,
         "head": repo.head or "",
@@ -55,7 +55,20 @@ def collect(repo: git.Repo, *, top: int = TOP_FILES, now: float | None = None
             for env in envs
         ],
         "warranty": [row for env in envs for row in warranty(env, now=now)],
-    }
+    })
+    return figures
+
+
+def _shown(value: Any) -> Any:
+    """value with every string valid Unicode: a file name that is not UTF-8 (read as
+    surrogate escapes) shows its bytes as \\xNN, as Python writes them."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if isinstance(value, dict):
+        return {_shown(k): _shown(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shown(v) for v in value]
+    return value
 
 
 def defects(repo: git.Repo, cfg: settings.Settings, *, top: int) -> dict[str, Any]:
