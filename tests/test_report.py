@@ -115,7 +115,7 @@ def _embedded(text: str) -> dict[str, Any]:
     return figures
 
 
-def test_the_figures_come_from_the_repository(full: GitRepo) -> None:
+def test_the_figures_come_from_the_repository_and_user_data_stays_text(full: GitRepo) -> None:
     _, text = _report(full)
     figures = _embedded(text)
     d = figures["defects"]
@@ -136,37 +136,42 @@ def test_the_figures_come_from_the_repository(full: GitRepo) -> None:
     assert all(e["audit"]["ok"] and e["audit"]["records"] > 0 for e in envs.values())
     assert [(w["environment"], w["enhancement"], w["status"]) for w in figures["warranty"]] == [
         ("model", "ENH-1", "WP"), ("production", "ENH-1", "WP")]
-
-
-def test_a_tampered_audit_log_shows_as_failed(full: GitRepo) -> None:
-    log = full.path / "env/production/state/audit.jsonl"
-    log.write_text(log.read_text().replace('"migrated"', '"forged"', 1))
-    _, text = _report(full)
-    prod = {e["name"]: e for e in _embedded(text)["environments"]}["production"]["audit"]
-    assert not prod["ok"] and any("edited" in p for p in prod["problems"])
-    assert "FAILED: " in text
-
-
-def test_an_interrupted_migration_shows(full: GitRepo) -> None:
-    env = environment(config.load(full.path), "model", full.path)
-    stage(env, "ENH-3", sql=[("add-v", "CREATE TABLE v (x INTEGER);", "DROP TABLE v;", None)])
-    assert migrate_run(full.path, kill_at="sql-deploy:0:intent").returncode == -9
-    _, text = _report(full)
-    model = {e["name"]: e for e in _embedded(text)["environments"]}["model"]
-    assert model["state"] == {"in_flight": "ENH-3", "needs_attention": None}
-    assert "A migration of ENH-3 was interrupted: the next run recovers it." in text
-
-
-def test_user_data_is_escaped_and_nothing_is_external(full: GitRepo) -> None:
     # A hostile defect key and path are protected lines and revalidations: both land in
     # the page, as text.
     full.commit("BUG-<b>bold</b>&amp; again", {HOSTILE_PATH: "a = 10\nb = 5\n"})
     _, text = _report(full)
     assert "<script>alert" not in text and "<img" not in text and "<b>bold" not in text
     assert "&lt;img src=x onerror=alert(2)&gt;" in text
+    assert "BUG-&lt;b&gt;bold&lt;/b&gt;&amp;amp;" in text  # the new fix's key, as text
     assert HOSTILE_KEY in json.dumps(_embedded(text))  # the figures keep the value itself
     assert text.count("<script") == 1
     assert not re.search(r"(?i)(https?|ftp|wss?|file):|//[\w.-]+\.|url\(|@import", text)
+
+
+def test_damaged_and_interrupted_environments_show(full: GitRepo) -> None:
+    """A tampered audit log, a damaged inventory and an interrupted migration: each is
+    shown, none stops the report (one repository: building one costs seconds)."""
+    env = environment(config.load(full.path), "model", full.path)
+    stage(env, "ENH-3", sql=[("add-v", "CREATE TABLE v (x INTEGER);", "DROP TABLE v;", None)])
+    assert migrate_run(full.path, kill_at="sql-deploy:0:intent").returncode == -9
+    log = full.path / "env/production/state/audit.jsonl"
+    log.write_text(log.read_text().replace('"migrated"', '"forged"', 1))
+    broken = full.path / "env/model/state/inventory.json"
+    broken.write_text("{not json")
+    out = full.path / "report.html"
+    result = dasct(full.path, "report", "-o", str(out))
+    assert result.code == 0
+    assert result.err.startswith(f"dasct: {broken}: unreadable (JSONDecodeError: ")
+    text = out.read_text()
+    figures = _embedded(text)
+    envs = {e["name"]: e for e in figures["environments"]}
+    prod = envs["production"]["audit"]
+    assert not prod["ok"] and any("edited" in p for p in prod["problems"])
+    assert envs["model"]["audit"]["ok"] and "FAILED: " in text
+    assert [w["environment"] for w in figures["warranty"]] == ["production"]
+    assert f'<p class="bad problem">{broken}: unreadable' in text
+    assert envs["model"]["state"] == {"in_flight": "ENH-3", "needs_attention": None}
+    assert "A migration of ENH-3 was interrupted: the next run recovers it." in text
 
 
 def test_an_empty_repository_says_so(repo: GitRepo) -> None:

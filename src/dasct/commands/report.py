@@ -9,13 +9,14 @@ from pathlib import Path
 from dasct import durable, git
 from dasct.errors import DasctError
 from dasct.render import plural
+from dasct.report import TOP_FILES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", default="report.html", metavar="FILE",
                         help="where the page is written (default report.html; - for stdout)")
-    parser.add_argument("--top", type=int, default=20, metavar="N",
-                        help="how many files the defect heat map shows (default 20)")
+    parser.add_argument("--top", type=int, default=TOP_FILES, metavar="N",
+                        help=f"how many files the defect heat map shows (default {TOP_FILES})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,6 +40,8 @@ def main(*, output: str, top: int) -> int:
         durable.atomic_write(path, text.encode("utf-8"), mode=0o644, strict=False)
     except OSError as exc:
         raise DasctError(f"{output}: cannot write the report: {exc.strerror}") from None
+    for problem in figures["problems"]:
+        print(f"dasct: {problem}", file=sys.stderr)
     d, r = figures["defects"], figures["revalidations"]
     print(f"dasct: report written to {output} ({plural(d['lines'], 'protected line')} in "
           f"{plural(d['files'], 'file')}, {plural(r['opened'], 'revalidation')}, "

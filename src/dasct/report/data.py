@@ -20,8 +20,8 @@ from dasct import config, git, kinds, qa, settings
 from dasct.commands import audit as audit_cmd
 from dasct.migrate import engine, inventory, journal
 from dasct.migrate.environment import Environment, environment
+from dasct.report import TOP_FILES
 
-TOP_FILES = 20  # files the heat map shows; the rest are counted, not drawn
 # What the engine records per trigger (inventory.set_outcome) and how the report counts it.
 ATTEMPTS = ("migrated", "rolled-back", "escalated")
 
@@ -42,6 +42,15 @@ def collect(repo: git.Repo, *, top: int = TOP_FILES, now: float | None = None
     cfg = config.load(repo.root)
     targets = audit_cmd.targets(None, repo.root)
     envs = [environment(cfg, name, repo.root) for name in targets]
+    problems: list[str] = []
+    deployed: list[dict[str, Any]] = []
+    for env in envs:
+        try:
+            deployed += warranty(env, now=now)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            # A damaged inventory costs its section one line, not the whole report.
+            problems.append(f"{env.state_dir / inventory.INVENTORY}: unreadable "
+                            f"({type(exc).__name__}: {exc}); its warranty is not shown")
     figures: dict[str, Any] = _shown({
         "generated_at": iso(now),
         "repository": repo.root.name,
@@ -54,7 +63,8 @@ def collect(repo: git.Repo, *, top: int = TOP_FILES, now: float | None = None
              "audit": audit_check(env.state_dir, targets[env.name][1], now=now)}
             for env in envs
         ],
-        "warranty": [row for env in envs for row in warranty(env, now=now)],
+        "warranty": deployed,
+        "problems": problems,
     })
     return figures
 

@@ -187,6 +187,7 @@ def render(figures: dict[str, Any]) -> str:
         f"<h1>{escape(title)}</h1>",
         f'<p class="meta">HEAD <code>{escape(head)}</code>, generated '
         f"{escape(figures['generated_at'])} (UTC)</p>", intro,
+        "".join(f'<p class="bad problem">{escape(p)}</p>' for p in figures["problems"]),
         _defects(figures["defects"]), _revalidations(figures["revalidations"]),
         _migrations(figures["environments"]), _warranty(figures["warranty"]),
         _audit(figures["environments"]),
