@@ -239,6 +239,12 @@ def test_revalidations_are_grouped_by_day() -> None:
                  request("k3", "2026-11-03T09:00:00.000001Z"),
                  Record("reject", {"key": "k1"}, at="2026-11-03T12:00:00Z")])
     got = data.revalidations(book)
+    # More days than a chart draws: the latest are drawn, the JSON keeps every one.
+    many = Book([request(f"m{i}", f"2026-{1 + i // 28:02}-{1 + i % 28:02}T10:00:00Z")
+                 for i in range(page.MAX_DAYS + 5)])
+    section = page._revalidations(data.revalidations(many))
+    assert section.count('<rect class="bar"') == 2 * page.MAX_DAYS
+    assert f"The latest {page.MAX_DAYS} of {page.MAX_DAYS + 5} days" in section
     assert got["days"] == [{"day": "2026-11-01", "opened": 2, "closed": 0, "open": 2},
                            {"day": "2026-11-03", "opened": 1, "closed": 1, "open": 2}]
     assert (got["rejected"], got["accepted"], got["open"]) == (1, 0, 2)

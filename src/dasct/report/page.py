@@ -16,6 +16,7 @@ from typing import Any
 
 from dasct.report import charts
 
+MAX_DAYS = 60  # days a time chart draws (the latest); the JSON holds every day
 # Inline styles only; no script may run and nothing may be fetched.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 _STYLE = """
@@ -83,11 +84,21 @@ def _revalidations(r: dict[str, Any]) -> str:
            _figure("rejected", r["rejected"]), "</div>"]
     if not r["days"]:
         return "".join([*out, _empty("No revalidation request in the ledger."), "</section>"])
-    out.append(charts.bars(r["days"], ("opened", "closed"), line="open",
+    days, older = _latest(r["days"])
+    out.append(charts.bars(days, ("opened", "closed"), line="open",
                            label="revalidations opened and closed per day"))
     out.append(f'<p class="note">{charts.legend(("opened", "closed", "open"))} (open: '
-               "requests not yet accepted or rejected at the end of the day; UTC days)</p>")
+               "requests not yet accepted or rejected at the end of the day; UTC days)"
+               f"{escape(older)}</p>")
     return "".join([*out, "</section>"])
+
+
+def _latest(days: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """The days a chart draws, and a note when older ones are left out."""
+    if len(days) <= MAX_DAYS:
+        return days, ""
+    return days[-MAX_DAYS:], (f" The latest {MAX_DAYS} of {len(days)} days with activity "
+                              "are drawn; the embedded JSON holds them all.")
 
 
 def _percent(value: object) -> str:
@@ -117,9 +128,12 @@ def _migrations(envs: list[dict[str, Any]]) -> str:
             out.append(f'<p class="bad">A migration of {escape(st["in_flight"])} was '
                        "interrupted: the next run recovers it.</p>")
         if m["days"]:
-            days = [{**day, "success": _percent(day["success_percent"])} for day in m["days"]]
+            days, older = _latest(m["days"])
+            days = [{**day, "success": _percent(day["success_percent"])} for day in days]
             out.append(charts.bars(days, series, caption="success",
                                    label=f"migrations into {env['name']} per day"))
+            if older:
+                out.append(f'<p class="note">{escape(older.strip())}</p>')
         else:
             out.append(_empty(f"No migration has run in {env['name']}."))
         out.append("</div>")
