@@ -255,8 +255,10 @@ def test_revalidations_are_grouped_by_day() -> None:
 
 def _browser() -> tuple[str, str]:
     """(chromium, chromedriver), or a skip with the reason (a failure in CI)."""
-    chromium = os.environ.get("DASCT_TEST_CHROMIUM") or shutil.which("chromium") or ""
-    driver = shutil.which("chromedriver") or ""
+    chromium = os.environ.get("DASCT_TEST_CHROMIUM") or next(
+        (found for name in ("chromium", "chromium-browser", "google-chrome")
+         if (found := shutil.which(name))), "")
+    driver = os.environ.get("DASCT_TEST_CHROMEDRIVER") or shutil.which("chromedriver") or ""
     if chromium and driver:
         return chromium, driver
     reason = os.environ.get("DASCT_TEST_CHROMIUM_SKIP_REASON") or (
