@@ -187,7 +187,7 @@ def test_an_empty_repository_says_so(repo: GitRepo) -> None:
 
 def test_top_stdout_and_a_name_that_is_not_utf8(repo: GitRepo) -> None:
     repo.write(".dasct.toml", "")
-    names = [b"caf\xe9.py", b"a.py", b"b.py"]
+    names = [b"caf\xe9.py", b"a.py", b"b.py", b"s3cr3t-value-42.py"]
     for name in names:
         (repo.path / os.fsdecode(name)).write_bytes(b"x = 1\n")
     repo.commit("initial")
@@ -195,14 +195,18 @@ def test_top_stdout_and_a_name_that_is_not_utf8(repo: GitRepo) -> None:
         (repo.path / os.fsdecode(name)).write_bytes(b"x = 2\ny = 3\n" if name == b"a.py"
                                                     else b"x = 2\n")
     repo.commit("PROJ-1: fix")
-    result = dasct(repo.path, "report", "-o", "-", "--top", "2")
+    secret = {"REPORT_API_TOKEN": "s3cr3t-value-42"}  # a secret variable's value
+    result = dasct(repo.path, "report", "-o", "-", "--top", "2", env=secret)
     assert result.code == 0, result.err
     d = _embedded(result.out)["defects"]
-    assert (d["lines"], d["files"], d["more_files"]) == (4, 3, 1)
+    assert (d["lines"], d["files"], d["more_files"]) == (5, 4, 2)
     assert [f["path"] for f in d["top"]] == ["a.py", "b.py"]
-    assert "1 more file(s) not shown" in result.out
-    everything = dasct(repo.path, "report", "-o", "-").out
+    assert "2 more file(s) not shown" in result.out
+    out = repo.path / "report.html"
+    assert dasct(repo.path, "report", "-o", str(out), env=secret).code == 0
+    everything = out.read_text()
     assert "caf\\xe9.py" in everything  # its bytes, shown as Python escapes them
+    assert "s3cr3t" not in everything and "[redacted].py" in everything
 
 
 def test_the_output_must_be_writable(repo: GitRepo) -> None:

@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from dasct import config, git, kinds, qa, settings
+from dasct import config, git, kinds, qa, redact, settings
 from dasct.commands import audit as audit_cmd
 from dasct.migrate import engine, inventory, journal
 from dasct.migrate.environment import Environment, environment
@@ -51,7 +51,8 @@ def collect(repo: git.Repo, *, top: int = TOP_FILES, now: float | None = None
             # A damaged inventory costs its section one line, not the whole report.
             problems.append(f"{env.state_dir / inventory.INVENTORY}: unreadable "
                             f"({type(exc).__name__}: {exc}); its warranty is not shown")
-    figures: dict[str, Any] = _shown({
+    # The page is a sink like any other: every string through the one redaction.
+    figures: dict[str, Any] = _shown(redact.scrub({
         "generated_at": iso(now),
         "repository": repo.root.name,
         "head": repo.head or "",
@@ -65,7 +66,7 @@ def collect(repo: git.Repo, *, top: int = TOP_FILES, now: float | None = None
         ],
         "warranty": deployed,
         "problems": problems,
-    })
+    }))
     return figures
 
 
