@@ -123,6 +123,45 @@ stop_services() {
     fi
 }
 
+# Chromium (headless) and its chromedriver for the report tests (tests/test_report.py):
+# Debian's chromium and chromium-driver, installed with apt-get when running as root and
+# either is missing. Exports
+#   DASCT_TEST_CHROMIUM, DASCT_TEST_CHROMEDRIVER   the browser's and the driver's paths
+# or DASCT_TEST_CHROMIUM_SKIP_REASON (the browser tests skip with it, locally only; with
+# CI set a missing browser is an error here and a failure in the tests).
+_dasct_chromium() {
+    command -v chromium || command -v chromium-browser || command -v google-chrome || true
+}
+
+start_chromium() {
+    local browser driver
+    browser=$(_dasct_chromium)
+    driver=$(command -v chromedriver || true)
+    if { [ -z "$browser" ] || [ -z "$driver" ]; } && [ "$(id -u)" = 0 ] \
+            && command -v apt-get >/dev/null 2>&1; then
+        echo "services: installing Chromium with apt-get" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends \
+            chromium chromium-driver >/dev/null; } || true
+        browser=$(_dasct_chromium)
+        driver=$(command -v chromedriver || true)
+    fi
+    if [ -z "$browser" ] || [ -z "$driver" ]; then
+        export DASCT_TEST_CHROMIUM_SKIP_REASON="no chromium and chromedriver found and they could not be installed (needs root and apt-get)"
+        unset DASCT_TEST_CHROMIUM DASCT_TEST_CHROMEDRIVER
+        echo "services: Chromium not available: $DASCT_TEST_CHROMIUM_SKIP_REASON" >&2
+        if [ -n "${CI:-}" ]; then
+            echo "services: CI is set, so a missing Chromium is an error" >&2
+            return 1
+        fi
+        return 0
+    fi
+    export DASCT_TEST_CHROMIUM="$browser" DASCT_TEST_CHROMEDRIVER="$driver"
+    unset DASCT_TEST_CHROMIUM_SKIP_REASON
+    echo "services: $("$browser" --version 2>/dev/null | head -n 1) (headless, for the report tests)" >&2
+}
+
 start_services() {
     start_postgres
+    start_chromium
 }

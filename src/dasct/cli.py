@@ -64,6 +64,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "link": ("dasct.commands.link", "link lines to a defect by hand (the ledger)"),
     "unlink": ("dasct.commands.link", "remove a defect from lines (the ledger)"),
     "ledger": ("dasct.commands.ledger", "the QA ledger: log its records, push or fetch it"),
+    "report": ("dasct.commands.report", "write a static HTML report: defects per file, "
+               "revalidations, migrations, warranty, audit"),
     "demo": ("dasct.commands.demo", "build a sample repository and show dasct at work"),
 }
 

@@ -38,13 +38,15 @@ def _has_state(state_dir: Path) -> bool:
     return state_dir.is_dir() and any(state_dir.iterdir())
 
 
-def targets(env: str | None) -> dict[str, tuple[Path, checkpoint.Anchor]]:
+def targets(env: str | None, root: Path | None = None
+            ) -> dict[str, tuple[Path, checkpoint.Anchor]]:
     """label -> (state directory, anchor) of the environment(s), from the repository's config.
 
     Without env: the environments the config names, when it names any; otherwise (the
-    built-in model and production) only those that have state on disk.
+    built-in model and production) only those that have state on disk. root: the
+    repository's (default: the one around the working directory).
     """
-    root = git.discover().root
+    root = git.discover().root if root is None else root
     cfg = config_mod.load(root)
     explicit = cfg.environments != config_mod.Config().environments
     out = {}
@@ -101,6 +103,16 @@ def unlogged_deployments(state_dir: Path, records: list[dict[str, Any]]) -> str 
             "the log was deleted or truncated")
 
 
+def check(state_dir: Path, anchor: checkpoint.Anchor) -> tuple[list[str], str, int]:
+    """Everything `audit verify` checks of one log: (problems, what its checkpoints prove,
+    how many records it holds). Also what `dasct report` shows."""
+    problems = audit.verify(state_dir)
+    anchored, proves = checkpoint.check(state_dir, anchor)
+    records = audit.records(state_dir)
+    traces = unlogged_deployments(state_dir, records)
+    return problems + anchored + ([traces] if traces else []), proves, len(records)
+
+
 def verify(*, state_dir: Path | None, env: str | None) -> int:
     """Print every problem of the chosen logs; 1 when there is one."""
     dirs = ({str(state_dir): (state_dir, _bare(state_dir))} if state_dir else targets(env))
@@ -108,17 +120,12 @@ def verify(*, state_dir: Path | None, env: str | None) -> int:
         print("no environment is configured or has state on disk: no audit log to verify")
     failed = False
     for label, (path, anchor) in dirs.items():
-        problems = audit.verify(path)
-        anchored, proves = checkpoint.check(path, anchor)
-        records = audit.records(path)
-        traces = unlogged_deployments(path, records)
-        problems += anchored + ([traces] if traces else [])
+        problems, proves, count = check(path, anchor)
         if problems:
             failed = True
             for problem in problems:
                 print(f"{label}: {problem}")
             continue
-        count = len(records)
         print((f"{label}: audit log ok ({count} record(s))" if count else
                f"{label}: no audit log yet") + (f"; {proves}" if proves else ""))
     return 1 if failed else 0
