@@ -54,7 +54,7 @@ def github(findings: Sequence[Finding], subjects: Mapping[str, str], label: str)
         hidden = count - ANNOTATIONS_PER_STEP
         # A notice is counted apart from warnings, so this one line is always shown.
         out += (
-            f"::notice title=dasct: {count} annotations::GitHub shows {ANNOTATIONS_PER_STEP} "
+            f"::notice title={count} dasct annotations::GitHub shows {ANNOTATIONS_PER_STEP} "
             f"warnings per step (and {ANNOTATIONS_PER_JOB} per job): {hidden} of these "
             f"{count} are not shown on the diff. The job summary and the code scanning "
             f"alerts (SARIF) list every finding; {_everything(label)}."
