@@ -303,7 +303,6 @@ def test_github_workflows_run_in_order_on_a_sample(sample: Sample) -> None:
     called = sample.calls()
     for line in every:  # each line of every workflow ran (or is NOT_YET) at least once
         assert any(is_call_of(c["argv"], line) for c in called), line
-    assert len(called) >= len(set(every)) - 1
 
 
 GITLAB_PIPELINES = {  # which jobs each pipeline source runs, by the template's rules
