@@ -131,7 +131,7 @@ def _escape(text: str, prop: bool = False) -> str:
     return text
 
 
-def _annotations(
+def annotations_of(
     findings: Sequence[Finding], subjects: Mapping[str, str]
 ) -> list[tuple[str, int, str, str]]:
     """(path, line, title, message) per defect and file, placed in the new version."""
@@ -167,7 +167,7 @@ def findings_github(findings: Sequence[Finding], subjects: Mapping[str, str]) ->
     lines = [
         f"::warning file={_escape(path, True)},line={line},"
         f"title={_escape(title, True)}::{_escape(message)}"
-        for path, line, title, message in _annotations(findings, subjects)
+        for path, line, title, message in annotations_of(findings, subjects)
     ]
     return "\n".join(lines) + ("\n" if lines else "")
 
@@ -192,7 +192,7 @@ def findings_sarif(findings: Sequence[Finding], subjects: Mapping[str, str]) -> 
             }}],
             "partialFingerprints": {"dasct/defect-path": f"{title}:{path}"},
         }
-        for path, line, title, message in _annotations(findings, subjects)
+        for path, line, title, message in annotations_of(findings, subjects)
     ]
     rule = {
         "id": "dasct/protected-line",

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     import argparse
     from types import FrameType, TracebackType
 
-FORMATS = ("text", "json", "github", "sarif")
+FORMATS = ("text", "json", "github", "sarif", "markdown", "codequality")
+# Formats that always write a document, empty or not (a CI step reads the file).
+DOCUMENTS = ("sarif", "markdown", "codequality")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format", choices=FORMATS, default="text",
         help="text for people (default); json, the findings for tools; github, workflow "
-             "annotations; sarif, a SARIF 2.1.0 document for code scanning",
+             "annotations; sarif, a SARIF 2.1.0 document for code scanning; markdown, a "
+             "job summary; codequality, a GitLab code quality report (docs/ci.md)",
     )
     parser.add_argument(
         "--all", action="store_true", dest="all_kinds",
@@ -187,14 +190,23 @@ def main(
                   f"{kinds.left_out_note(left_out)}")
         else:
             print(f"dasct: {change.label}: no protected lines touched")
-    elif findings or fmt == "sarif":  # SARIF always writes a document, empty or not
-        from dasct import kinds, render
+    elif findings or fmt in DOCUMENTS:
+        from dasct import ci_formats, kinds, render
 
         subjects = git.subjects(repo, (f.commit for f in findings))
         if fmt == "github":
-            sys.stdout.write(render.findings_github(findings, subjects))
+            sys.stdout.write(ci_formats.github(findings, subjects, change.label))
         elif fmt == "sarif":
-            sys.stdout.write(render.findings_sarif(findings, subjects))
+            document, cut = ci_formats.sarif(findings, subjects, change.label)
+            sys.stdout.write(document)
+            if cut:
+                print(f"dasct: {cut} SARIF results left out (code scanning's limits); "
+                      "the document says so", file=sys.stderr)
+        elif fmt == "markdown":
+            sys.stdout.write(ci_formats.markdown(findings, subjects, change.label,
+                                                 len(left_out)))
+        elif fmt == "codequality":
+            sys.stdout.write(ci_formats.codequality(findings, subjects))
         else:
             sys.stdout.write(render.findings_text(findings, subjects, change.label, strict,
                                                   kinds.left_out_note(left_out)))
