@@ -100,7 +100,7 @@ def test_create_from_range(history: tuple[Path, str, str], tmp_path: Path) -> No
     root, base, head = history
     staging = tmp_path / "staging"
     trig = build(root, f"{base}..{head}", staging, depends_on=["E-0"])
-    assert trig.id == f"{base[:10]}-{head[:10]}"
+    assert trig.id == f"PROJ-7-issue12-PROJ-8-{head[:7]}"  # what a person recognises
     assert trig.path == staging / "triggers" / "model" / f"{trig.id}.json"
     assert trig.defects == ("PROJ-7", "#12", "PROJ-8")
     assert len(trig.commits) == 3 and trig.commits[-1] == head
@@ -398,3 +398,13 @@ def test_cli_create_takes_a_range_or_a_baseline_not_both(repo: Path) -> None:
                   "--env", "model"])
     with pytest.raises(SystemExit):
         cli.main(["trigger", "create", "--env", "model"])
+
+
+def test_default_ids() -> None:
+    from dasct.migrate.create import default_id
+
+    head = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
+    assert default_id([], head) == "a1b2c3d"
+    assert default_id(["PROJ-42"], head) == "PROJ-42-a1b2c3d"
+    assert default_id(["#7", "PROJ-1", "PROJ-2", "PROJ-3"], head) == (
+        "issue7-PROJ-1-PROJ-2-and1more-a1b2c3d")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -84,10 +84,11 @@ def create(
     repo = git.discover(repo_root)
     base, head = git.rev_parse(repo, base_rev), git.rev_parse(repo, head_rev)
     commits, messages = _range_log(repo.root, base, head, where)
+    defects = find_defects(messages, defect_patterns)
     return _build(
         repo.root, base, head, head_rev, where=where, environment=environment,
-        staging=staging, migrate=migrate, tid=tid or f"{base[:10]}-{head[:10]}",
-        commits=commits, defects=find_defects(messages, defect_patterns), at=at,
+        staging=staging, migrate=migrate, tid=tid or default_id(defects, head),
+        commits=commits, defects=defects, at=at,
         depends_on=depends_on, conflicts_with=conflicts_with, key=key, state_paths=state_paths,
     )
 
@@ -123,6 +124,17 @@ def baseline(
         tid=tid or f"baseline-{head[:10]}", commits=[head], defects=[], at=at,
         depends_on=depends_on, conflicts_with=conflicts_with, key=key, state_paths=state_paths,
     )
+
+
+def default_id(defects: Sequence[str], head: str) -> str:
+    """The id a person recognises: the enhancement's defect keys (at most three, `#7` as
+    `issue7`) and the short sha of its last commit, e.g. `PROJ-42-a1b2c3d`; the short sha
+    alone when the range names no defect."""
+    names = [re.sub(r"[^A-Za-z0-9_.-]", "", d.replace("#", "issue")) for d in defects]
+    names = [n for n in dict.fromkeys(names) if n][:3]
+    more = len(defects) - len(names)
+    parts = [*names, *([f"and{more}more"] if more > 0 and names else []), head[:7]]
+    return "-".join(parts)
 
 
 def _check_names(where: str, environment: str, tid: str | None, depends_on: Iterable[str],
