@@ -89,10 +89,10 @@ def defects(repo: git.Repo, cfg: settings.Settings, *, top: int) -> dict[str, An
     by_file: dict[str, Counter[str]] = {}
     named: dict[str, set[str]] = {}
     all_defects: set[str] = set()
-    for path, _, keys, _, kind in lines:
-        by_file.setdefault(path, Counter())[kind] += 1
-        named.setdefault(path, set()).update(keys)
-        all_defects.update(keys)
+    for x, kind in lines:
+        by_file.setdefault(x.path, Counter())[kind] += 1
+        named.setdefault(x.path, set()).update(x.defects)
+        all_defects.update(x.defects)
     ranked = sorted(by_file, key=lambda p: (-sum(by_file[p].values()), p))
     return {
         "lines": len(lines),
