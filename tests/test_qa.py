@@ -207,3 +207,27 @@ def test_a_request_record_that_holds_no_ticket_is_left_out(repo: GitRepo) -> Non
     assert "(request) does not hold a ticket: left out" in listed.err
     flushed = dasct(repo.path, "qa", "flush")
     assert flushed.code == 0 and "0 sent, 0 failed, 0 waiting" in flushed.out
+
+
+def test_a_mass_rewrite_makes_a_ticket_a_tracker_takes(repo: GitRepo) -> None:
+    """A commit rewriting 1,500 protected lines, one hunk each: the change shown is cut
+    (Jira refuses a description over 32,767 characters) and names the commit; the ledger
+    keeps the lines as ranges."""
+    repo.write(".dasct.toml", "[qa]\n")
+    repo.commit("initial", {"src/big.py": "".join(f"x{i} = {i}\n" for i in range(4000))})
+    repo.commit("PROJ-5: every value off by one", {"src/big.py": "".join(
+        f"x{i} = {i + 1 if i < 3000 else i}\n" for i in range(4000))})
+    base = repo.head()
+    touch = repo.commit("rename every other", {"src/big.py": "".join(
+        f"{'y' if i % 2 == 0 else 'x'}{i} = {i + 1 if i < 3000 else i}\n"
+        for i in range(4000))})
+    result = dasct(repo.path, "ci", "record", "--range", f"{base}..HEAD", "--format", "json")
+    assert result.code == 0, result.err
+    (request,) = _requests(repo)
+    ticket = request["ticket"]
+    assert isinstance(ticket, dict)
+    assert len(ticket["body"]) < 32_767
+    assert f"the whole change is `git show {touch[:12]}`" in ticket["body"]
+    assert ticket["data"]["lines"] == {"src/big.py": [[n, n] for n in range(1, 3000, 2)]}
+    assert ticket["data"]["touched"] == 1500
+    assert "changed 1500 protected lines" in ticket["title"]

@@ -136,7 +136,7 @@ def _requests(repo: git.Repo, cfg: Config, book: Ledger,
                 fixes=[info[c] for c in fixes if c in info], change=texts[defect],
                 evidence=evidence.ticket_section(outcome),
                 probable_regression=outcome.status == "failed", assignee="",
-                data={"findings": [f.as_dict() for f in found],
+                data={"lines": tickets.line_ranges(found), "touched": len(found),
                       "evidence": outcome.as_dict()},
             )
             out.append(Record(REQUEST, {

@@ -20,6 +20,10 @@ from dasct.trackers import Ticket
 
 CONTEXT = 2  # unchanged lines shown around a touching hunk
 MAX_HUNK_LINES = 60  # a hunk longer than this is cut (the commit has the rest)
+# The whole change shown is cut past this many characters: Jira refuses a description
+# over 32,767 and GitHub an issue body over 65,536, and a ticket for a commit that
+# rewrote a thousand protected lines is read in the commit, not in the ticket.
+MAX_CHANGE_CHARS = 20_000
 LABEL = "dasct-revalidation"
 
 
@@ -107,6 +111,24 @@ def blobs_of(changes: Iterable[diff.FileChange]) -> list[str]:
     return [b for c in changes for b in (c.old_blob, c.new_blob) if b and set(b) != {"0"}]
 
 
+def line_ranges(found: Sequence[Finding]) -> dict[str, list[list[int]]]:
+    """The found lines by path, as 1-based inclusive ranges: a compact record of what a
+    ticket is about (a commit may touch thousands of protected lines)."""
+    by_path: dict[str, list[int]] = {}
+    for f in found:
+        by_path.setdefault(f.path, []).append(f.line)
+    out: dict[str, list[list[int]]] = {}
+    for path, numbers in sorted(by_path.items()):
+        spans: list[list[int]] = []
+        for n in sorted(set(numbers)):
+            if spans and n == spans[-1][1] + 1:
+                spans[-1][1] = n
+            else:
+                spans.append([n, n])
+        out[path] = spans
+    return out
+
+
 def _render(picked: Sequence[tuple[diff.FileChange, diff.Hunk]], blobs: Mapping[str, bytes],
             parent: str, commit: str, found: Sequence[Finding]) -> str:
     protected = {(f.path, f.line): f for f in found}
@@ -136,7 +158,12 @@ def _render(picked: Sequence[tuple[diff.FileChange, diff.Hunk]], blobs: Mapping[
         if len(body) > MAX_HUNK_LINES:
             body = [*body[:MAX_HUNK_LINES], f"... ({len(body) - MAX_HUNK_LINES} more lines)"]
         out += body
-    return "\n".join(out)
+    text = "\n".join(out)
+    if len(text) > MAX_CHANGE_CHARS:
+        cut = text.rfind("\n", 0, MAX_CHANGE_CHARS)
+        text = (f"{text[:max(cut, 0)]}\n... (cut at {MAX_CHANGE_CHARS:,} characters: the whole "
+                f"change is `git show {commit[:12]}`)")
+    return text
 
 
 def accepted_lines(repo: git.Repo, parent: str, commit: str, found: Sequence[Finding]
