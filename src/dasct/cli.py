@@ -53,6 +53,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "uninstall": ("dasct.commands.install", "remove dasct's git hooks"),
     "trigger": ("dasct.commands.trigger", "build and inspect trigger files for enhancements"),
     "migrate": ("dasct.commands.migrate", "apply due triggers to an environment, revert, resolve"),
+    "signoff": ("dasct.commands.signoff", "sign off (or reject) an enhancement migrated in "
+                "model; promotes it to production"),
+    "warranty": ("dasct.commands.warranty", "warranty of migrated enhancements: check, claim"),
     "audit": ("dasct.commands.audit", "verify the audit log and its signed checkpoints"),
     "ci": ("dasct.commands.ci", "CI jobs: record what landed and file revalidation tickets"),
     "qa": ("dasct.commands.qa", "open revalidations; accept, reject, sync, flush, evidence"),

@@ -98,6 +98,11 @@ def create(
     cfg = config_mod.load(repo.root)
     where = environment(cfg, env, repo.root)
     key = where.key
+    if where.gate is not None:
+        raise DasctError(
+            f"{env} is gated by {where.gate.name}: its triggers are written by `dasct signoff "
+            f"ID --env {where.gate.name}` from the one {where.gate.name} migrated, never "
+            "built from git (docs/promotion.md)")
     if where.require_signature and key is None:
         raise DasctError(
             f"signatures are required but ${cfg.migrate.signing_key_env} is not set"

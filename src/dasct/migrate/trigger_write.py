@@ -163,6 +163,24 @@ def as_document(trigger: Trigger) -> dict[str, Any]:
     return doc
 
 
+def retargeted(
+    trigger: Trigger,
+    environment: str,
+    *,
+    not_before: datetime | None = None,
+    expiry: timedelta | None = None,
+    key: bytes | None = None,
+) -> dict[str, Any]:
+    """The document retarget writes, written nowhere: the same id and steps for another
+    environment; the schedule keeps its length unless given."""
+    if not ENV_PATTERN.fullmatch(environment):
+        raise TriggerError(f"{trigger.path}: not an environment name: {clip(environment)}")
+    start = not_before or trigger.not_before
+    length = expiry if expiry is not None else trigger.expires - trigger.not_before
+    promoted = replace(trigger, environment=environment, not_before=start, expires=start + length)
+    return _resealed(promoted, key=key)
+
+
 def retarget(
     trigger: Trigger,
     environment: str,
@@ -174,17 +192,14 @@ def retarget(
 ) -> Trigger:
     """Write the same enhancement (same id and steps) as a trigger for another environment.
 
-    Payloads are copied when the target staging differs; the schedule keeps its length
-    unless given. This is what promotion to production uses.
+    Payloads are copied when the target staging differs (each verified on the way); the
+    document is `retargeted`'s, so the same arguments always write the same bytes. This is
+    what promotion to production uses.
     """
-    if not ENV_PATTERN.fullmatch(environment):
-        raise TriggerError(f"{trigger.path}: not an environment name: {clip(environment)}")
+    doc = retargeted(trigger, environment, not_before=not_before, expiry=expiry, key=key)
     target = staging or trigger.staging
-    start = not_before or trigger.not_before
-    length = expiry if expiry is not None else trigger.expires - trigger.not_before
     for name in trigger.payloads():
         data = read_payload(trigger.staging, name)
         if target != trigger.staging:
             write_payload(target, data)
-    promoted = replace(trigger, environment=environment, not_before=start, expires=start + length)
-    return write(target, _resealed(promoted, key=key), key=key)
+    return write(target, doc, key=key)

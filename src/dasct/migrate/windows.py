@@ -212,9 +212,11 @@ def _parsed(parser: Callable[[str], T], kind: str, spec: str) -> T:
 
 
 def check(now: datetime, *, windows: tuple[str, ...], freeze: tuple[str, ...],
-          timezone: str) -> Decision:
+          timezone: str, require_window: str | None = None) -> Decision:
     """Decide whether `now` (an aware datetime) is inside an allowed window and no freeze.
 
+    With require_window (the environment's name: one promoted into, like production), no
+    configured window means "not without --now" rather than "any time".
     config.load already refused bad specs; one built by hand is a ConfigError here.
     """
     try:
@@ -228,6 +230,9 @@ def check(now: datetime, *, windows: tuple[str, ...], freeze: tuple[str, ...],
     for spec, f in frozen:
         if f.contains(now, local):
             return Decision(False, f"{stamp} is inside freeze `{spec}`")
+    if not allowed and require_window:
+        return Decision(False, f"{stamp}: {require_window} has no window configured, so it "
+                        "runs only when asked explicitly")
     if not allowed:
         return Decision(True, f"{stamp}: no window configured, any time is allowed")
     for spec, w in allowed:
