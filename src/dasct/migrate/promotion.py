@@ -18,6 +18,8 @@ Read API (for status and reports; none of them locks or writes):
   with when and who (for `signed off`, the last approver; None while tid has not been
   migrated in gate, or was reverted or rolled back there).
 - `refusal(env, trigger) -> str | None`: why env's engine refuses trigger (one line).
+- `migrated_trigger(gate, tid) -> Trigger`: the trigger gate migrated, checked against the
+  digest its audit log recorded (what sign-off promotes).
 """
 
 from __future__ import annotations
@@ -252,6 +254,14 @@ def _migrated_trigger(gate: Environment, tid: str, digest: str) -> trig.Trigger:
         raise PromotionError(f"{settled}: not the trigger {gate.name}'s audit log says was "
                              f"migrated (digest {t.digest[:12]}, logged {digest[:12]})")
     return t
+
+
+def migrated_trigger(gate: Environment, tid: str) -> trig.Trigger:
+    """The trigger gate migrated as tid, verified against its audit log's digest."""
+    digest = _history(gate, tid).migrated
+    if digest is None:
+        raise PromotionError(f"{tid} has not been migrated in {gate.name}")
+    return _migrated_trigger(gate, tid, digest)
 
 
 def _owner() -> str:
