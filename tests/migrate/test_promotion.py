@@ -98,8 +98,9 @@ def test_a_rebuilt_trigger_is_refused_even_with_the_sign_off(s: Setup) -> None:
     # Someone replaces the promoted file with one built anew (other schedule, so other
     # digest): the sign-off recorded the promoted digest, not the id.
     prod_t.path.unlink()
-    trigw.write(s.root / "staging", trigw.retargeted(prod_t, "production", expiry=prod_t.expires
-                                                      - prod_t.not_before + timedelta(hours=1)), key=None)
+    longer = prod_t.expires - prod_t.not_before + timedelta(hours=1)
+    trigw.write(s.root / "staging", trigw.retargeted(prod_t, "production", expiry=longer),
+                key=None)
     result = s.run("production")
     assert result.migrated == [] and result.stats.refused == 1
     assert "is not the trigger `dasct signoff` promoted from model" in "\n".join(
@@ -109,7 +110,7 @@ def test_a_rebuilt_trigger_is_refused_even_with_the_sign_off(s: Setup) -> None:
 def test_signoff_refuses_before_model_migrated(s: Setup) -> None:
     s.stage_model()
     with pytest.raises(promotion.PromotionError,
-                       match="^cannot sign off: E1 has not been migrated in model$"):
+                       match=r"^cannot sign off: E1 has not been migrated in model$"):
         _sign(s)
     assert not (s.root / "staging/triggers/production").exists()
 
@@ -120,7 +121,7 @@ def test_signoff_refuses_a_rolled_back_migration(s: Setup) -> None:
     s.stage_model(rev_range=f"{s.base}..{head}")
     assert s.run("model").rolled_back == ["E1"]
     with pytest.raises(promotion.PromotionError,
-                       match="^cannot sign off: E1 failed in model and was rolled back"):
+                       match=r"^cannot sign off: E1 failed in model and was rolled back"):
         _sign(s)
 
 
@@ -238,8 +239,8 @@ def test_promote_from_none_removes_the_gate(tmp_path: Path,
     (bad / ".dasct.toml").write_text('[environments.production]\npromote_from = "qa"\n')
     from dasct import config
 
-    with pytest.raises(DasctError, match="`environments.production.promote_from`: 'qa' is "
-                       "not a configured environment"):
+    with pytest.raises(DasctError, match=r"`environments\.production\.promote_from`: 'qa' is "
+                       r"not a configured environment"):
         config.load(bad)
 
 
