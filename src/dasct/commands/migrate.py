@@ -21,8 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("run", help="migrate every due trigger (what the nightly CI calls); "
                        "exit 1 when one was refused, held, expired, rolled back or escalated")
     p.add_argument("--env", required=True, help="environment name (model, production, ...)")
-    p.add_argument("--now", action="store_true", help="run even outside the allowed windows "
-                   "(a freeze still wins)")
+    p.add_argument("--now", action="store_true", help="run even outside the allowed windows, "
+                   "or in a gated environment (production) that has none (a freeze still wins)")
     p.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
     p.add_argument("--break-stale-lock", action="store_true",
                    help="break a lock whose holder is provably gone (dead pid here, or expired)")

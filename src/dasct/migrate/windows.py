@@ -16,6 +16,9 @@ in any zone; both ends carry an offset or neither does.
 Every spec is parsed at configuration load (config.py calls `parse_window` and
 `parse_freeze` per entry), so a bad one is refused before any trigger is due.
 
+No window means any time, except for an environment promoted into (production, gated
+by model: `check(require_window=...)`), which then runs only on an explicit `--now`.
+
 The clock rule for `--at` (`instant`): an ISO 8601 time, UTC unless it carries an offset.
 """
 
