@@ -5,6 +5,7 @@ clock (the tests replace warranty.clock, the one clock it is decided on)."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -53,6 +54,10 @@ def test_production_starts_the_warranty_model_keeps_none(s: Setup) -> None:
     assert [n["subject"] for n in _notes(s, "warranty")] == [
         "[production] E1 under warranty (WP)"]
     assert warranty.state(s.model, "E1") is None and _events(s, "model") == []
+    prod = cli(s.root, "migrate", "status", "--env", "production").stdout
+    assert re.search(r"^  E1\s+deployed\s+WP\s", prod, re.MULTILINE), prod
+    model = cli(s.root, "migrate", "status", "--env", "model").stdout
+    assert re.search(r"^  E1\s+deployed\s+signed off\s", model, re.MULTILINE), model
 
 
 def test_the_next_run_completes_a_due_warranty(s: Setup,

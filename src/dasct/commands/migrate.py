@@ -100,20 +100,30 @@ def status(*, env: Environment) -> int:
     kept = [a.id for a in archive.all_archives(env.state_dir)]
     print(f"archives retained: {', '.join(kept) or 'none'}")
     data = inv.load(env.state_dir)
-    now = time.time()
     deployments = [
-        (tid, dep["status"],
-         inv.warranty_status(dep, warranty_days=env.config.warranty_days, now=now),
+        (tid, dep["status"], _standing(env, tid),
          time.strftime("%Y-%m-%d %H:%M", time.gmtime(dep["deployed_at"])), str(len(dep["items"])))
         for tid, dep in sorted(data["deployments"].items(), key=lambda kv: kv[1]["deployed_at"])
     ]
-    print("deployments (warranty WP/CP; UTC):")
+    print("deployments (warranty WP/claimed/CP as recorded, or the sign-off in an environment "
+          "that gates another; UTC):")
     _print_table(("ENHANCEMENT", "STATUS", "WARRANTY", "DEPLOYED", "ITEMS"), deployments)
     print("inventory:")
     _print_table(("ITEM", "ENHANCEMENT", "SHA256"),
                  [(item, entry["enhancement"], entry["sha256"][:12])
                   for item, entry in sorted(data["items"].items())])
     return 0
+
+
+def _standing(env: Environment, tid: str) -> str:
+    """The recorded warranty of tid in env, or its sign-off where env gates another."""
+    from dasct.migrate import promotion, warranty
+
+    if env.gates:
+        signed = promotion.state(env, tid)
+        return signed.state if signed else "-"
+    held = warranty.state(env, tid)
+    return held.state if held else "-"
 
 
 def _print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
