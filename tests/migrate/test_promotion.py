@@ -259,3 +259,17 @@ def test_signoff_cli_one_line_refusal_and_success(s: Setup) -> None:
     prod = cli(s.root, "migrate", "run", "--env", "production", "--now")
     assert prod.returncode == 0, prod.stdout + prod.stderr
     assert "migrated E1" in prod.stdout
+
+
+def test_the_promoted_trigger_is_signed_with_the_key(s: Setup,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DASCT_TRIGGER_KEY", "k3y-for-tests")
+    _migrated_in_model(s)
+    [prod_t] = _sign(s)
+    loaded = trig.load(prod_t.path, environments=["production"], key=b"k3y-for-tests",
+                       require_signature=True)
+    assert loaded.signed_by == 0
+    with pytest.raises(trig.TriggerError, match="bad signature"):
+        trig.load(prod_t.path, environments=["production"], key=b"another key",
+                  require_signature=True)
+    assert s.run("production").migrated == ["E1"]

@@ -280,6 +280,10 @@ def signoff(gate: Environment, tid: str, *, into: Iterable[Environment], repo_ro
     if not targets:
         raise PromotionError(f"{gate.name} gates no environment: there is nothing to sign off "
                              "for (see `promote_from` in docs/promotion.md)")
+    unsigned = [env.name for env in targets if env.require_signature and env.key is None]
+    if unsigned:
+        raise PromotionError(f"cannot sign off: {unsigned[0]} requires signed triggers and no "
+                             "signing key is set")
     who, email = identity(repo_root)
     gate.state_dir.mkdir(parents=True, exist_ok=True)
     with lock.held(gate.state_dir, owner=_owner()):
