@@ -273,3 +273,16 @@ def test_the_promoted_trigger_is_signed_with_the_key(s: Setup,
         trig.load(prod_t.path, environments=["production"], key=b"another key",
                   require_signature=True)
     assert s.run("production").migrated == ["E1"]
+
+
+def test_a_sign_off_that_died_before_writing_writes_the_same_trigger(s: Setup) -> None:
+    _migrated_in_model(s)
+    [first] = _sign(s)
+    data = first.path.read_bytes()
+    first.path.unlink()  # as if the process died between the `promoted` record and the file
+    assert s.run("production").migrated == []  # nothing staged: nothing runs
+    [again] = _sign(s)  # the same approver again: nothing new recorded, the file rewritten
+    assert again.path.read_bytes() == data
+    assert len(promotion.signoffs(s.model, "E1")) == 1
+    assert [r["event"] for r in audit.records(s.model.state_dir)].count("promoted") == 1
+    assert s.run("production").migrated == ["E1"]
