@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from dasct.migrate import archive, steps
 from dasct.migrate import trigger as trig
+from dasct.migrate import trigger_write as trigw
 
 CHANGED = 10
 
@@ -42,13 +43,13 @@ def make_trigger(root: Path, staging: Path, files: int) -> trig.Trigger:
         i = n * step
         rel = f"pkg{i // 100:04d}/mod{i:06d}.py"
         pre = trig.file_sha256(root / rel)
-        post = trig.write_payload(staging, f"# changed {i}\n".encode())
+        post = trigw.write_payload(staging, f"# changed {i}\n".encode())
         changes.append(trig.FileChange("modify", rel, None, pre, post, 0o644))
     now = datetime.now(timezone.utc)
-    doc = trig.document(id=f"BENCH{files}", system="app", environment="model",
+    doc = trigw.document(id=f"BENCH{files}", system="app", environment="model",
                         not_before=now, expires=now + timedelta(days=1), defects=[],
                         commits=[], sql=[], files=changes, commands=[])
-    return trig.write(staging, doc, key=None)
+    return trigw.write(staging, doc, key=None)
 
 
 def one_run(state: Path, root: Path, t: trig.Trigger) -> tuple[float, float]:

@@ -23,6 +23,7 @@ from dasct.audit import AuditError, AuditLog
 from dasct.checkpoint import CHECKPOINT, Anchor
 from dasct.migrate import engine
 from dasct.migrate import trigger as trig
+from dasct.migrate import trigger_write as trigw
 from dasct.migrate.environment import Environment, environment
 
 # golang.org/x/mod/sumdb/note: the package documentation's example, signed by PeterNeumann.
@@ -274,12 +275,12 @@ def _repo(tmp_path: Path, extra: str = "") -> Environment:
 
 
 def _deploy(env: Environment, tid: str) -> None:
-    payload = trig.write_payload(env.staging, f"{tid}\n".encode())
-    doc = trig.document(
+    payload = trigw.write_payload(env.staging, f"{tid}\n".encode())
+    doc = trigw.document(
         id=tid, system="app", environment=env.name, not_before=NOW - timedelta(hours=1),
         expires=NOW + timedelta(days=1), defects=[], commits=[], sql=[],
         files=[trig.FileChange("add", f"{tid}.txt", None, None, payload, 0o644)], commands=[])
-    trig.write(env.staging, doc, key=None)
+    trigw.write(env.staging, doc, key=None)
     result = engine.run(env, now=NOW, write=lambda _: None)
     assert result.migrated == [tid]
 

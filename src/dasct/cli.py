@@ -58,6 +58,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
                   "verify (drift)"),
     "where": ("dasct.commands.where", "where an enhancement, a defect's fix or a file is "
               "deployed"),
+    "signoff": ("dasct.commands.signoff", "sign off (or reject) an enhancement migrated in "
+                "model; promotes it to production"),
+    "warranty": ("dasct.commands.warranty", "warranty of migrated enhancements: check, claim"),
     "audit": ("dasct.commands.audit", "verify the audit log and its signed checkpoints"),
     "ci": ("dasct.commands.ci", "CI jobs: record what landed and file revalidation tickets"),
     "qa": ("dasct.commands.qa", "open revalidations; accept, reject, sync, flush, evidence"),

@@ -164,6 +164,10 @@ class EnvironmentConfig:
     retention_count: int = 5
     retention_days: int = field(default=30, metadata=checked(_day_count))
     warranty_days: int = field(default=30, metadata=checked(_day_count))
+    # The environment that must have migrated and signed off what this one runs (see
+    # gate_of; docs/promotion.md): "" the default (production is gated by model when both
+    # are configured), "none" no gate, or an environment's name.
+    promote_from: str = ""
 
 
 def _default_environments() -> dict[str, EnvironmentConfig]:
@@ -211,6 +215,14 @@ class AuditConfig:
 
 
 @dataclass(frozen=True)
+class PromotionConfig:
+    """What promotion from a gate environment (model) into the next one takes."""
+
+    # distinct approvers `dasct signoff` needs; an author of the enhancement cannot approve
+    approvals: int = field(default=1, metadata=checked(_between(1, 100)))
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; `source` names the file it came from (or 'defaults')."""
 
@@ -224,6 +236,7 @@ class Config:
     security: SecurityConfig = field(default_factory=SecurityConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     qa: QaConfig = field(default_factory=QaConfig)
+    promotion: PromotionConfig = field(default_factory=PromotionConfig)
     source: str = "defaults"
 
 
@@ -342,7 +355,45 @@ def parse(data: dict[str, Any], where: str) -> Config:
             raise ConfigError(f"{where}: `defects.patterns[{i}]` {slow}")
     if not config.check.budget_seconds > 0:
         raise ConfigError(f"{where}: `check.budget_seconds` must be more than 0")
+    _check_gates(config, where)
     return dataclasses.replace(config, source=where)
+
+
+NO_GATE = "none"
+
+
+def gate_of(config: Config, name: str) -> str | None:
+    """The environment that gates environment `name` (promotion), or None.
+
+    By default production is gated by model when both are configured; `promote_from`
+    names another gate, or "none" for no gate.
+    """
+    chosen = config.environments[name].promote_from if name in config.environments else ""
+    if chosen == NO_GATE:
+        return None
+    if chosen:
+        return chosen
+    both = "model" in config.environments and "production" in config.environments
+    return "model" if name == "production" and both else None
+
+
+def gated_by(config: Config, gate: str) -> list[str]:
+    """The environments that environment `gate` gates (where its sign-offs promote to)."""
+    return sorted(n for n in config.environments if gate_of(config, n) == gate)
+
+
+def _check_gates(config: Config, where: str) -> None:
+    for name in config.environments:
+        gate, seen = gate_of(config, name), [name]
+        key = f"environments.{name}.promote_from"
+        if gate is not None and gate not in config.environments:
+            raise ConfigError(f"{where}: `{key}`: {gate!r} is not a configured environment")
+        while gate is not None:  # a cycle would gate every environment on another forever
+            if gate in seen:
+                raise ConfigError(f"{where}: `{key}`: the gates form a cycle "
+                                  f"({' -> '.join([*seen, gate])})")
+            seen.append(gate)
+            gate = gate_of(config, gate)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

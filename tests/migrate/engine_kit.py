@@ -17,6 +17,7 @@ from typing import Any
 from dasct import config
 from dasct.migrate import engine, journal
 from dasct.migrate import trigger as trig
+from dasct.migrate import trigger_write as trigw
 from dasct.migrate.environment import Environment, environment
 
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc)
@@ -82,24 +83,24 @@ def stage(env: Environment, tid: str, *, sql: Sequence[Sql] = (),
     """Write a trigger for env whose pre-images are the target's current contents."""
     staging = env.staging
     changes = [
-        trig.SqlChange(name, trig.write_payload(staging, deploy.encode()),
-                       trig.write_payload(staging, revert.encode()),
-                       trig.write_payload(staging, verify.encode()) if verify else None)
+        trig.SqlChange(name, trigw.write_payload(staging, deploy.encode()),
+                       trigw.write_payload(staging, revert.encode()),
+                       trigw.write_payload(staging, verify.encode()) if verify else None)
         for name, deploy, revert, verify in sql
     ]
     fcs = []
     for op, path, content, old in files:
         source = env.root / (old if op == "rename" and old else path)
         pre = sha(source.read_bytes()) if op != "add" else None
-        post = trig.write_payload(staging, content) if content is not None else None
+        post = trigw.write_payload(staging, content) if content is not None else None
         fcs.append(trig.FileChange(op, path, old, pre, post, mode))  # type: ignore[arg-type]
     start = not_before or NOW - timedelta(hours=1)
-    doc = trig.document(
+    doc = trigw.document(
         id=tid, system="app", environment=env.name, not_before=start,
         expires=expires or start + timedelta(days=3), defects=["PROJ-1"], commits=[],
         sql=changes, files=fcs, commands=commands, depends_on=depends_on,
         conflicts_with=conflicts_with)
-    return trig.write(staging, doc, key=None)
+    return trigw.write(staging, doc, key=None)
 
 
 def snapshot(root: Path) -> dict[str, Any]:

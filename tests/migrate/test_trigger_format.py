@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from dasct.migrate import trigger as t
+from dasct.migrate import trigger_write as tw
 from dasct.migrate.trigger import FileChange, SqlChange, StepCommand, TriggerError
 
 KEY = b"not-a-real-key"
@@ -18,11 +19,11 @@ T0 = datetime(2026, 11, 23, 23, 0, tzinfo=timezone.utc)
 
 def make(staging: Path, *, key: bytes | None = None, env: str = "model") -> t.Trigger:
     """A trigger with one SQL change, three file operations and a command."""
-    deploy = t.write_payload(staging, b"create table x (a int);\n")
-    revert = t.write_payload(staging, b"drop table x;\n")
-    new = t.write_payload(staging, b"print('new')\n")
+    deploy = tw.write_payload(staging, b"create table x (a int);\n")
+    revert = tw.write_payload(staging, b"drop table x;\n")
+    new = tw.write_payload(staging, b"print('new')\n")
     old = t.sha256_hex(b"print('old')\n")
-    doc = t.document(
+    doc = tw.document(
         id="E-1", system="app", environment=env, not_before=T0,
         expires=T0 + timedelta(hours=72), defects=["PROJ-1"], commits=["a" * 40],
         sql=[SqlChange("x", deploy, revert, None)],
@@ -34,7 +35,7 @@ def make(staging: Path, *, key: bytes | None = None, env: str = "model") -> t.Tr
         commands=[StepCommand("restart", ("true",), "restart", 30.0)],
         key=key,
     )
-    return t.write(staging, doc, key=key)
+    return tw.write(staging, doc, key=key)
 
 
 def test_round_trip(tmp_path: Path) -> None:
@@ -149,7 +150,7 @@ def test_retarget(tmp_path: Path) -> None:
     trig = make(tmp_path, key=KEY)
     prod_staging = tmp_path / "prod-staging"
     later = T0 + timedelta(days=7)
-    promoted = t.retarget(trig, "production", staging=prod_staging, not_before=later, key=KEY)
+    promoted = tw.retarget(trig, "production", staging=prod_staging, not_before=later, key=KEY)
     assert promoted.environment == "production"
     assert promoted.path == prod_staging / "triggers" / "production" / "E-1.json"
     assert (promoted.sql, promoted.files, promoted.commands) == (
@@ -163,24 +164,24 @@ def test_retarget(tmp_path: Path) -> None:
 
 def test_write_refuses_an_invalid_document_and_writes_nothing(tmp_path: Path) -> None:
     trig = make(tmp_path)
-    doc = t.as_document(trig)
+    doc = tw.as_document(trig)
     doc["id"] = "E-2"
     doc["defects"] = ["PROJ-1\nInjected: yes"]
     doc["digest"] = t.compute_digest(doc)
     with pytest.raises(TriggerError, match="defects"):
-        t.write(tmp_path, doc, key=None)
+        tw.write(tmp_path, doc, key=None)
     assert not t.trigger_path(tmp_path, "model", "E-2").exists()
     doc["environment"] = "../../outside"
     with pytest.raises(TriggerError, match="not an environment name"):
-        t.write(tmp_path, doc, key=None)
+        tw.write(tmp_path, doc, key=None)
 
 
 def test_write_refuses_missing_payloads(tmp_path: Path) -> None:
     trig = make(tmp_path)
-    doc = t.as_document(trig)
+    doc = tw.as_document(trig)
     doc["id"] = "E-3"
     doc["steps"]["files"][0]["post_sha256"] = "f" * 64
     doc["digest"] = t.compute_digest(doc)
     with pytest.raises(TriggerError, match="payload missing"):
-        t.write(tmp_path, doc, key=None)
+        tw.write(tmp_path, doc, key=None)
     assert t.pending(tmp_path, "model") == [trig.path]

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from dasct.migrate import trigger as t
+from dasct.migrate import trigger_write as tw
 from dasct.migrate.trigger import FileChange, SqlChange, TriggerError
 
 KEY = b"property-key"
@@ -49,11 +50,11 @@ def _template(key: bytes | None) -> Path:
         return _TEMPLATES[key]
     where = Path(tempfile.mkdtemp(prefix="dasct-prop-template-"))
     staging = where / "staging"
-    deploy = t.write_payload(staging, b"create table x (a int);\n")
-    revert = t.write_payload(staging, b"drop table x;\n")
-    new = t.write_payload(staging, NEW)
-    old = t.write_payload(staging, OLD)  # the renamed file keeps its content
-    doc = t.document(
+    deploy = tw.write_payload(staging, b"create table x (a int);\n")
+    revert = tw.write_payload(staging, b"drop table x;\n")
+    new = tw.write_payload(staging, NEW)
+    old = tw.write_payload(staging, OLD)  # the renamed file keeps its content
+    doc = tw.document(
         id="E-1", system="app", environment="model", not_before=T0,
         expires=T0 + timedelta(hours=1), defects=["PROJ-1"], commits=["b" * 40],
         sql=[SqlChange("x", deploy, revert, None)],
@@ -65,7 +66,7 @@ def _template(key: bytes | None) -> Path:
         ],
         commands=[], key=key,
     )
-    trig = t.write(staging, doc, key=key)
+    trig = tw.write(staging, doc, key=key)
     target = where / "target"
     for rel in ("src/deep/app.py", "lib/a.txt", "gone.txt"):
         (target / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -159,7 +160,7 @@ def test_mutated_bytes_never_crash(data: st.DataObject) -> None:
             assert "\n" not in str(exc) and str(trig.path) in str(exc)
         else:
             # Only a change the digest does not cover (whitespace) may pass.
-            assert t.as_document(again) == t.as_document(trig)
+            assert tw.as_document(again) == tw.as_document(trig)
 
 
 @EXAMPLES

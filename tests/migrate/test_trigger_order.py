@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dasct.migrate import trigger as trig
+from dasct.migrate import trigger_write as trigw
 from gitrepo import GitRepo
 
 PLAN = "%project=app\n\nusers 2026-11-01T00:00:00Z a <a@b>\n"
@@ -130,7 +131,7 @@ def _changes(staging: Path, old: dict[str, bytes | None], new: dict[str, bytes |
         if before == after:
             continue
         pre = trig.sha256_hex(before) if before is not None else None
-        post = trig.write_payload(staging, after) if after is not None else None
+        post = trigw.write_payload(staging, after) if after is not None else None
         op = "add" if before is None else "delete" if after is None else "modify"
         out.append(trig.FileChange(op, p, None, pre, post, 0o644))  # type: ignore[arg-type]
     return out
@@ -152,12 +153,12 @@ def test_a_staged_chain_runs_in_an_order_that_applies(
     with tempfile.TemporaryDirectory() as tmp:
         env = make_env(Path(tmp))
         for i, version in enumerate(versions):
-            doc = trig.document(
+            doc = trigw.document(
                 id=ids[i], system="app", environment="model", not_before=NOW - timedelta(1),
                 expires=NOW + timedelta(1), defects=[], commits=[], sql=[],
                 files=_changes(env.staging, versions[i - 1] if i else empty, version),
                 commands=[], depends_on=[ids[i - 1]] if i and declare[i] else [])
-            trig.write(env.staging, doc, key=None)
+            trigw.write(env.staging, doc, key=None)
         result = quiet(env, ignore_window=True)
         assert result.stats.refused == 0 and result.stats.rolled_back == 0, result
         if not result.held:

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dasct.migrate import trigger as t
+from dasct.migrate import trigger_write as tw
 from gitrepo import GitRepo
 
 NEW, OLD = "new-key-2026", "old-key-2025"
@@ -99,7 +100,7 @@ def test_a_previous_key_that_is_unset_is_skipped(repo: GitRepo) -> None:
 
 def document(key: bytes | None) -> dict[str, object]:
     start = datetime(2026, 11, 23, 23, 0, tzinfo=timezone.utc)
-    return t.document(id="E1", system="app", environment="model", not_before=start,
+    return tw.document(id="E1", system="app", environment="model", not_before=start,
                       expires=start + timedelta(hours=1), defects=[], commits=[], sql=[],
                       files=[], commands=[], key=key)
 

@@ -21,8 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("run", help="migrate every due trigger (what the nightly CI calls); "
                        "exit 1 when one was refused, held, expired, rolled back or escalated")
     p.add_argument("--env", required=True, help="environment name (model, production, ...)")
-    p.add_argument("--now", action="store_true", help="run even outside the allowed windows "
-                   "(a freeze still wins)")
+    p.add_argument("--now", action="store_true", help="run even outside the allowed windows, "
+                   "or in a gated environment (production) that has none (a freeze still wins)")
     p.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
     p.add_argument("--break-stale-lock", action="store_true",
                    help="break a lock whose holder is provably gone (dead pid here, or expired)")
@@ -100,20 +100,30 @@ def status(*, env: Environment) -> int:
     kept = [a.id for a in archive.all_archives(env.state_dir)]
     print(f"archives retained: {', '.join(kept) or 'none'}")
     data = inv.load(env.state_dir)
-    now = time.time()
     deployments = [
-        (tid, dep["status"],
-         inv.warranty_status(dep, warranty_days=env.config.warranty_days, now=now),
+        (tid, dep["status"], _standing(env, tid),
          time.strftime("%Y-%m-%d %H:%M", time.gmtime(dep["deployed_at"])), str(len(dep["items"])))
         for tid, dep in sorted(data["deployments"].items(), key=lambda kv: kv[1]["deployed_at"])
     ]
-    print("deployments (warranty WP/CP; UTC):")
+    print("deployments (warranty WP/claimed/CP as recorded, or the sign-off in an environment "
+          "that gates another; UTC):")
     _print_table(("ENHANCEMENT", "STATUS", "WARRANTY", "DEPLOYED", "ITEMS"), deployments)
     print("inventory:")
     _print_table(("ITEM", "ENHANCEMENT", "SHA256"),
                  [(item, entry["enhancement"], entry["sha256"][:12])
                   for item, entry in sorted(data["items"].items())])
     return 0
+
+
+def _standing(env: Environment, tid: str) -> str:
+    """The recorded warranty of tid in env, or its sign-off where env gates another."""
+    from dasct.migrate import promotion, warranty
+
+    if env.gates:
+        signed = promotion.state(env, tid)
+        return signed.state if signed else "-"
+    held = warranty.state(env, tid)
+    return held.state if held else "-"
 
 
 def _print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:

@@ -18,6 +18,7 @@ from dasct import git
 from dasct.config import Config
 from dasct.errors import DasctError, GitError
 from dasct.migrate import trigger as trig
+from dasct.migrate import trigger_write as trigw
 from dasct.migrate.create import baseline as baseline_trigger
 from dasct.migrate.create import create as create_trigger
 from dasct.migrate.create import parse_time
@@ -97,6 +98,11 @@ def create(
     cfg = config_mod.load(repo.root)
     where = environment(cfg, env, repo.root)
     key = where.key
+    if where.gate is not None:
+        raise DasctError(
+            f"{env} is gated by {where.gate.name}: its triggers are written by `dasct signoff "
+            f"ID --env {where.gate.name}` from the one {where.gate.name} migrated, never "
+            "built from git (docs/promotion.md)")
     if where.require_signature and key is None:
         raise DasctError(
             f"signatures are required but ${cfg.migrate.signing_key_env} is not set"
@@ -191,7 +197,7 @@ def show(*, file: Path, fmt: str) -> int:
                        key=signing_key(cfg), require_signature=False,
                        previous_keys=[key for _, key in previous_keys(cfg)])
     if fmt == "json":
-        print(json.dumps(trig.as_document(loaded), sort_keys=True, indent=2, ensure_ascii=False))
+        print(json.dumps(trigw.as_document(loaded), sort_keys=True, indent=2, ensure_ascii=False))
     else:
         print(describe(loaded, cfg))
     return 0

@@ -35,12 +35,10 @@ from dasct.migrate.trigger import (
     StepCommand,
     Trigger,
     TriggerError,
-    document,
     path_problem,
     sha256_hex,
-    write,
-    write_payload,
 )
+from dasct.migrate.trigger_write import document, write, write_payload
 from dasct.settings import matches_glob
 
 if sys.version_info >= (3, 11):

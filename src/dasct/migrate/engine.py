@@ -25,7 +25,17 @@ from typing import Any
 
 from dasct import durable, redact
 from dasct.errors import DasctError
-from dasct.migrate import archive, inventory, journal, lock, retention, steps, windows
+from dasct.migrate import (
+    archive,
+    inventory,
+    journal,
+    lock,
+    promotion,
+    retention,
+    steps,
+    warranty,
+    windows,
+)
 from dasct.migrate import trigger as trig
 from dasct.migrate.archive import ArchiveError
 from dasct.migrate.database import Database, DatabaseError, connect, require_driver
@@ -482,6 +492,7 @@ def _run_locked(ctx: Session, *, now: datetime, ignore_window: bool) -> Result:
     if result.recovered:
         write(f"recovered: {result.recovered}")
         refuse_if_attention(ctx)
+    warranty.check(env, ctx.report)  # warranties due to end become CP (real clock only)
     found = scan(env, now)
     for path, outcome in found.settled:
         _settle_file(env, path, outcome)
@@ -489,6 +500,12 @@ def _run_locked(ctx: Session, *, now: datetime, ignore_window: bool) -> Result:
         stats.refused += 1
         ctx.log("trigger-refused", path=str(path), reason=why)
         ctx.report.held(path.stem, reason=f"refused: {why}")
+        write(f"refused: {why}")
+    for t, why in list(promotion.refused(env, found.due)):  # the gate: before any step
+        found.due.remove(t)
+        stats.refused += 1
+        ctx.log("trigger-refused", trigger=t.id, reason=why)
+        ctx.report.held(t.id, reason=why)
         write(f"refused: {why}")
     real_now = datetime.now(timezone.utc)
     for t in found.expired:
@@ -553,6 +570,7 @@ def _run_locked(ctx: Session, *, now: datetime, ignore_window: bool) -> Result:
             stats.migrated += 1
             result.migrated.append(t.id)
             write(f"migrated {t.id}")
+            warranty.start(env, ctx.report, t)
         elif outcome == "rolled-back":
             stats.rolled_back += 1
             result.rolled_back.append(t.id)
@@ -566,8 +584,10 @@ def _run_locked(ctx: Session, *, now: datetime, ignore_window: bool) -> Result:
 
 
 def _window(env: Environment, now: datetime) -> windows.Decision:
+    # An environment promoted into (production) runs without a window only on --now.
     return windows.check(now, windows=env.config.windows, freeze=env.config.freeze,
-                         timezone=env.config.timezone)
+                         timezone=env.config.timezone,
+                         require_window=env.name if env.gate is not None else None)
 
 
 def _blocked(decision: windows.Decision, ignore_window: bool) -> bool:
@@ -610,6 +630,9 @@ def _dry_run(env: Environment, *, now: datetime, ignore_window: bool, write: Wri
         write(f"  expired, would not run: {t.id}")
     for t in found.waiting:
         write(f"  not due yet: {t.id} (not before {trig.format_time(t.not_before)})")
+    for t, why in list(promotion.refused(env, found.due)):
+        found.due.remove(t)
+        write(f"  would refuse {t.id}: {why}")
     if not found.due:
         write("  nothing to migrate")
         return result

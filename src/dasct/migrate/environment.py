@@ -17,7 +17,7 @@ from pathlib import Path
 
 from dasct import durable, redact
 from dasct.checkpoint import Anchor, anchor
-from dasct.config import Config, EnvironmentConfig
+from dasct.config import Config, EnvironmentConfig, gate_of, gated_by
 from dasct.errors import DasctError
 
 STATE_HOME = ".dasct"  # dasct's default home inside a repository: state, staging, roots
@@ -45,6 +45,10 @@ class Environment:
     anchor: Anchor | None = None  # how its audit log is checkpointed (dasct.checkpoint)
     home: Path | None = None  # the repository's .dasct/ (None: not resolved from a repo)
     previous_keys: tuple[bytes, ...] = ()  # verify, never sign (see previous_keys())
+    # The environment whose migration and sign-off this one's triggers need (promotion.py).
+    gate: Environment | None = None
+    gates: tuple[str, ...] = ()  # the environments this one gates (no warranty here)
+    approvals: int = 1  # distinct sign-offs the gate must hold ([promotion] approvals)
 
 
 def signing_key(cfg: Config) -> bytes | None:
@@ -100,6 +104,8 @@ def environment(cfg: Config, name: str, repo_root: Path) -> Environment:
         require_signature=cfg.migrate.require_signature, home=repo_root / STATE_HOME,
         previous_keys=tuple(key for _, key in previous_keys(cfg)),
         anchor=anchor(cfg.audit, name, repo_root),
+        gate=None if (gate := gate_of(cfg, name)) is None else environment(cfg, gate, repo_root),
+        gates=tuple(gated_by(cfg, name)), approvals=cfg.promotion.approvals,
     )
 
 

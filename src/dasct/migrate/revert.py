@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 from dasct.migrate import archive, inventory
 from dasct.migrate import trigger as trig
+from dasct.migrate import trigger_write as trigw
 from dasct.migrate.archive import ArchiveError
 from dasct.migrate.engine import (
     Result,
@@ -62,8 +63,8 @@ def reverse_trigger(env: Environment, tid: str, now: datetime,
     staging = env.state_dir / "revert-staging"
     sql = [
         trig.SqlChange(name=f"revert.{s['name']}"[:128],
-                       deploy=trig.write_payload(staging, archive.script(a, s["revert"])),
-                       revert=trig.write_payload(staging, archive.script(a, s["deploy"])),
+                       deploy=trigw.write_payload(staging, archive.script(a, s["revert"])),
+                       revert=trigw.write_payload(staging, archive.script(a, s["deploy"])),
                        verify=None)
         for s in reversed(a.manifest["sql"])
     ]
@@ -71,7 +72,7 @@ def reverse_trigger(env: Environment, tid: str, now: datetime,
     for e in a.manifest["files"]:
         post = a.manifest["post"].get(e["path"])
         mode = 0o755 if (e["mode"] or 0) & 0o111 else 0o644
-        content = (trig.write_payload(staging, archive.blob(a, e["sha256"]))
+        content = (trigw.write_payload(staging, archive.blob(a, e["sha256"]))
                    if e["existed"] else None)
         if e["existed"] and post is not None:
             files.append(trig.FileChange("modify", e["path"], None, post, content, mode))
@@ -79,12 +80,12 @@ def reverse_trigger(env: Environment, tid: str, now: datetime,
             files.append(trig.FileChange("add", e["path"], None, None, content, mode))
         elif post is not None:
             files.append(trig.FileChange("delete", e["path"], None, post, None, mode))
-    doc = trig.document(
+    doc = trigw.document(
         id=f"revert-{tid}-{int(now.timestamp())}"[:128], system=original.system,
         environment=env.name, not_before=now - timedelta(minutes=1),
         expires=now + timedelta(hours=1), defects=original.defects, commits=original.commits,
         sql=sql, files=files, commands=commands)
-    return trig.write(staging, doc, key=None)
+    return trigw.write(staging, doc, key=None)
 
 
 def revert(env: Environment, tid: str, *, cascade: bool = False, write: Write = print,

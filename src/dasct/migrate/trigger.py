@@ -5,9 +5,10 @@ payloads `objects/<aa>/<sha256>` they name (file contents and SQL scripts), so t
 needs no git access. The format is documented, versioned, in docs/triggers.md. Everything
 read from disk is hostile until verified: every problem is a one-line TriggerError.
 
-This module is the format only: the records, the canonical JSON, digest and signature,
-reading and verifying, payloads, the check against a target, writing. Building a trigger
-from a git range is create.py's job.
+This module is the format and its reading side: the records, the canonical JSON, digest
+and signature, reading and verifying, payloads, the check against a target, where a
+trigger lives. Writing one (the document, payloads, retarget for promotion) is
+trigger_write.py; building one from a git range is create.py's job.
 """
 
 from __future__ import annotations
@@ -19,12 +20,11 @@ import os
 import re
 import stat
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from dasct import durable
 from dasct.errors import DasctError
 
 FORMAT = "dasct-trigger"
@@ -134,7 +134,8 @@ class Trigger:
 # --------------------------------------------------------------------------- helpers
 
 
-def _show(value: object, limit: int = 60) -> str:
+def clip(value: object, limit: int = 60) -> str:
+    """repr(value), cut to limit characters: a hostile value in a one-line message."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -206,7 +207,7 @@ class _Reader:
             raise self.fail(f"`{key}` must be an object, not {type(value).__name__}")
         unknown = sorted(set(value) - set(allowed))
         if unknown:
-            raise self.fail(f"unknown key `{_join(key, _show(unknown[0])[1:-1])}`")
+            raise self.fail(f"unknown key `{_join(key, clip(unknown[0])[1:-1])}`")
         missing = sorted(set(allowed) - set(value))
         if missing:
             raise self.fail(f"missing key `{_join(key, missing[0])}`")
@@ -216,7 +217,7 @@ class _Reader:
         if not isinstance(value, str):
             raise self.fail(f"`{key}` must be a string, not {type(value).__name__}")
         if pattern is not None and not pattern.fullmatch(value):
-            raise self.fail(f"`{key}` is not valid: {_show(value)}")
+            raise self.fail(f"`{key}` is not valid: {clip(value)}")
         return value
 
     def opt_str(self, value: object, key: str, pattern: re.Pattern[str]) -> str | None:
@@ -237,17 +238,17 @@ class _Reader:
     def time(self, value: object, key: str) -> datetime:
         text = self.str_(value, key)
         if not _TIME.fullmatch(text):
-            raise self.fail(f"`{key}` must be a UTC time like 2026-01-31T23:00:00Z: {_show(text)}")
+            raise self.fail(f"`{key}` must be a UTC time like 2026-01-31T23:00:00Z: {clip(text)}")
         try:
             return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
         except ValueError:
-            raise self.fail(f"`{key}` is not a valid time: {_show(text)}") from None
+            raise self.fail(f"`{key}` is not a valid time: {clip(text)}") from None
 
     def path(self, value: object, key: str) -> str:
         text = self.str_(value, key)
         problem = path_problem(text)
         if problem:
-            raise self.fail(f"path `{key}` {problem}: {_show(text)}")
+            raise self.fail(f"path `{key}` {problem}: {clip(text)}")
         return text
 
 
@@ -302,10 +303,10 @@ def _parse_file(r: _Reader, value: object, key: str) -> FileChange:
     d = r.obj(value, key, _FILE)
     op = r.str_(d["op"], f"{key}.op")
     if op not in FILE_OPS:
-        raise r.fail(f"`{key}.op` must be one of {', '.join(FILE_OPS)}: {_show(op)}")
+        raise r.fail(f"`{key}.op` must be one of {', '.join(FILE_OPS)}: {clip(op)}")
     mode = r.str_(d["mode"], f"{key}.mode")
     if mode not in MODES:
-        raise r.fail(f"`{key}.mode` must be \"644\" or \"755\": {_show(mode)}")
+        raise r.fail(f"`{key}.mode` must be \"644\" or \"755\": {clip(mode)}")
     change = FileChange(
         op=op,
         path=r.path(d["path"], f"{key}.path"),
@@ -340,12 +341,12 @@ def _parse_command(r: _Reader, value: object, key: str) -> StepCommand:
         raise r.fail(f"`{key}.argv` contains NUL")
     kind = r.str_(d["kind"], f"{key}.kind")
     if kind not in COMMAND_KINDS:
-        raise r.fail(f"`{key}.kind` must be restart or health: {_show(kind)}")
+        raise r.fail(f"`{key}.kind` must be restart or health: {clip(kind)}")
     timeout = d["timeout"]
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise r.fail(f"`{key}.timeout` must be a number, not {type(timeout).__name__}")
     if not 0 < timeout <= 86400:
-        raise r.fail(f"`{key}.timeout` must be between 0 and 86400 seconds: {_show(timeout)}")
+        raise r.fail(f"`{key}.timeout` must be between 0 and 86400 seconds: {clip(timeout)}")
     return StepCommand(
         name=r.str_(d["name"], f"{key}.name", NAME_PATTERN), argv=args,
         kind=kind, timeout=float(timeout),
@@ -360,7 +361,7 @@ def _check_unique_paths(r: _Reader, files: Iterable[FileChange]) -> None:
             if p is None:
                 continue
             if p in seen:
-                raise r.fail(f"path {_show(p)} appears in more than one file change")
+                raise r.fail(f"path {clip(p)} appears in more than one file change")
             seen.add(p)
 
 
@@ -377,12 +378,12 @@ def parse(
     r = _Reader(path)
     d = r.obj(doc, "", _TOP)
     if d["format"] != FORMAT:
-        raise r.fail(f"not a trigger: `format` is {_show(d['format'])}, not {FORMAT!r}")
+        raise r.fail(f"not a trigger: `format` is {clip(d['format'])}, not {FORMAT!r}")
     version = d["version"]
     if isinstance(version, bool) or not isinstance(version, int):
         raise r.fail(f"`version` must be an integer, not {type(version).__name__}")
     if version != FORMAT_VERSION:
-        raise r.fail(f"unknown trigger format version {_show(version)} "
+        raise r.fail(f"unknown trigger format version {clip(version)} "
                      f"(this dasct reads version {FORMAT_VERSION})")
     digest = r.str_(d["digest"], "digest", _SHA)
     try:
@@ -397,7 +398,7 @@ def parse(
     environment = r.str_(d["environment"], "environment", ENV_PATTERN)
     if environment not in environments:
         allowed = ", ".join(sorted(environments)) or "none"
-        raise r.fail(f"environment {_show(environment)} is not one of: {allowed}")
+        raise r.fail(f"environment {clip(environment)} is not one of: {allowed}")
     tid = r.str_(d["id"], "id", ID_PATTERN)
     steps = r.obj(d["steps"], "steps", _STEPS)
     files = tuple(
@@ -498,7 +499,7 @@ def object_path(staging: Path, sha256: str) -> Path:
 def read_payload(staging: Path, sha256: str) -> bytes:
     """The payload named sha256, verified; TriggerError when missing or corrupt."""
     if not _SHA.fullmatch(sha256):
-        raise TriggerError(f"{staging}: not a payload name: {_show(sha256)}")
+        raise TriggerError(f"{staging}: not a payload name: {clip(sha256)}")
     where = object_path(staging, sha256)
     try:
         data = where.read_bytes()
@@ -569,7 +570,7 @@ def check_target(trigger: Trigger, root: Path) -> None:
     for change in trigger.files:
         for rel in (change.path, change.old_path):
             if rel is not None and (problem := path_problem(rel)):
-                raise TriggerError(f"{where}: path {_show(rel)} {problem}")
+                raise TriggerError(f"{where}: path {clip(rel)} {problem}")
         if change.op in ("modify", "delete", "rename"):
             source = change.old_path if change.op == "rename" else change.path
             assert source is not None and change.pre_sha256 is not None
@@ -614,157 +615,6 @@ def pending(staging: Path, environment: str) -> list[Path]:
     )
 
 
-# --------------------------------------------------------------------------- writing
-
-
-def document(
-    *,
-    id: str,
-    system: str,
-    environment: str,
-    not_before: datetime,
-    expires: datetime,
-    defects: Iterable[str],
-    commits: Iterable[str],
-    sql: Iterable[SqlChange],
-    files: Iterable[FileChange],
-    commands: Iterable[StepCommand],
-    depends_on: Iterable[str] = (),
-    conflicts_with: Iterable[str] = (),
-    key: bytes | None = None,
-) -> dict[str, Any]:
-    """The JSON document of a trigger, with its digest and (with key) signature."""
-    mode_names = {v: k for k, v in MODES.items()}
-    doc: dict[str, Any] = {
-        "format": FORMAT,
-        "version": FORMAT_VERSION,
-        "id": id,
-        "system": system,
-        "environment": environment,
-        "not_before": format_time(not_before),
-        "expires": format_time(expires),
-        "defects": list(defects),
-        "commits": list(commits),
-        "steps": {
-            "sql": [
-                {"name": c.name, "deploy": c.deploy, "revert": c.revert, "verify": c.verify}
-                for c in sql
-            ],
-            "files": [
-                {
-                    "op": f.op, "path": f.path, "old_path": f.old_path,
-                    "pre_sha256": f.pre_sha256, "post_sha256": f.post_sha256,
-                    "mode": mode_names[f.mode],
-                }
-                for f in files
-            ],
-            "commands": [
-                {"name": c.name, "argv": list(c.argv), "kind": c.kind, "timeout": c.timeout}
-                for c in commands
-            ],
-        },
-        "depends_on": list(depends_on),
-        "conflicts_with": list(conflicts_with),
-    }
-    doc["digest"] = compute_digest(doc)
-    doc["signature"] = sign(doc["digest"], key) if key is not None else None
-    return doc
-
-
-def render(doc: Mapping[str, Any]) -> bytes:
-    """The bytes of a trigger file: sorted keys, indented for people, UTF-8."""
-    return (json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
-
-
-def write_payload(staging: Path, data: bytes) -> str:
-    """Store data as a content-addressed payload (once); return its sha256."""
-    name = sha256_hex(data)
-    where = object_path(staging, name)
-    if not (where.is_file() and file_sha256(where) == name):
-        _write_staged(where, data)
-    return name
-
-
-def _write_staged(path: Path, data: bytes) -> None:
-    # The directory fsync is best effort here: the file itself is fsynced, and a staging
-    # directory that cannot be opened or fsynced (some file systems refuse, e.g. a CI
-    # artifact mount) must not fail the write.
-    durable.atomic_write(path, data, strict=False)
-
-
 def trigger_path(staging: Path, environment: str, tid: str) -> Path:
     """Where the trigger id for environment lives in a staging directory."""
     return staging / "triggers" / environment / f"{tid}.json"
-
-
-def write(staging: Path, doc: Mapping[str, Any], *, key: bytes | None) -> Trigger:
-    """Verify a trigger document and its payloads, then write it atomically.
-
-    Nothing invalid is ever written. An identical existing file is fine (re-running CI);
-    a different one under the same id is an error.
-    """
-    env, tid = doc.get("environment"), doc.get("id")
-    if not (isinstance(env, str) and ENV_PATTERN.fullmatch(env)):
-        raise TriggerError(f"{staging}: not an environment name: {_show(env)}")
-    if not (isinstance(tid, str) and ID_PATTERN.fullmatch(tid)):
-        raise TriggerError(f"{staging}: not a trigger id: {_show(tid)}")
-    path = trigger_path(staging, env, tid)
-    data = render(doc)
-    trigger = parse(json.loads(data), path, environments=[env], key=key, require_signature=False)
-    check_payloads(trigger)
-    if path.exists():
-        try:
-            same = path.read_bytes() == data
-        except OSError:
-            same = False
-        if not same:
-            raise TriggerError(f"{path}: a different trigger with this id already exists")
-    else:
-        _write_staged(path, data)
-    return trigger
-
-
-def _resealed(trigger: Trigger, *, key: bytes | None) -> dict[str, Any]:
-    # as_document keeps the stored signature and retarget signs anew; both need every
-    # field of the trigger written out and digested again.
-    return document(
-        id=trigger.id, system=trigger.system, environment=trigger.environment,
-        not_before=trigger.not_before, expires=trigger.expires, defects=trigger.defects,
-        commits=trigger.commits, sql=trigger.sql, files=trigger.files,
-        commands=trigger.commands, depends_on=trigger.depends_on,
-        conflicts_with=trigger.conflicts_with, key=key,
-    )
-
-
-def as_document(trigger: Trigger) -> dict[str, Any]:
-    """The JSON document of a loaded trigger (as written, digest and signature included)."""
-    doc = _resealed(trigger, key=None)
-    doc["signature"] = trigger.signature
-    return doc
-
-
-def retarget(
-    trigger: Trigger,
-    environment: str,
-    *,
-    staging: Path | None = None,
-    not_before: datetime | None = None,
-    expiry: timedelta | None = None,
-    key: bytes | None = None,
-) -> Trigger:
-    """Write the same enhancement (same id and steps) as a trigger for another environment.
-
-    Payloads are copied when the target staging differs; the schedule keeps its length
-    unless given. This is what promotion to production uses.
-    """
-    if not ENV_PATTERN.fullmatch(environment):
-        raise TriggerError(f"{trigger.path}: not an environment name: {_show(environment)}")
-    target = staging or trigger.staging
-    start = not_before or trigger.not_before
-    length = expiry if expiry is not None else trigger.expires - trigger.not_before
-    for name in trigger.payloads():
-        data = read_payload(trigger.staging, name)
-        if target != trigger.staging:
-            write_payload(target, data)
-    promoted = replace(trigger, environment=environment, not_before=start, expires=start + length)
-    return write(target, _resealed(promoted, key=key), key=key)

@@ -16,6 +16,9 @@ in any zone; both ends carry an offset or neither does.
 Every spec is parsed at configuration load (config.py calls `parse_window` and
 `parse_freeze` per entry), so a bad one is refused before any trigger is due.
 
+No window means any time, except for an environment promoted into (production, gated
+by model: `check(require_window=...)`), which then runs only on an explicit `--now`.
+
 The clock rule for `--at` (`instant`): an ISO 8601 time, UTC unless it carries an offset.
 """
 
@@ -212,9 +215,11 @@ def _parsed(parser: Callable[[str], T], kind: str, spec: str) -> T:
 
 
 def check(now: datetime, *, windows: tuple[str, ...], freeze: tuple[str, ...],
-          timezone: str) -> Decision:
+          timezone: str, require_window: str | None = None) -> Decision:
     """Decide whether `now` (an aware datetime) is inside an allowed window and no freeze.
 
+    With require_window (the environment's name: one promoted into, like production), no
+    configured window means "not without --now" rather than "any time".
     config.load already refused bad specs; one built by hand is a ConfigError here.
     """
     try:
@@ -228,6 +233,9 @@ def check(now: datetime, *, windows: tuple[str, ...], freeze: tuple[str, ...],
     for spec, f in frozen:
         if f.contains(now, local):
             return Decision(False, f"{stamp} is inside freeze `{spec}`")
+    if not allowed and require_window:
+        return Decision(False, f"{stamp}: {require_window} has no window configured, so it "
+                        "runs only when asked explicitly")
     if not allowed:
         return Decision(True, f"{stamp}: no window configured, any time is allowed")
     for spec, w in allowed:

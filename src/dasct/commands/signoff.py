@@ -1,0 +1,51 @@
+"""`dasct signoff ID --env model`: record a sign-off (or a rejection) of a migrated enhancement.
+
+When the `[promotion] approvals` are met, the trigger of every environment the gate
+environment gates (production) is written from the one it migrated (see
+dasct.migrate.promotion and docs/promotion.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from dasct import config, git
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `dasct signoff`."""
+    parser.add_argument("id", metavar="ID", help="the enhancement's trigger id")
+    parser.add_argument("--env", required=True, metavar="ENV",
+                        help="the environment it was migrated into and tested in (model)")
+    parser.add_argument("--comment", default="", metavar="TEXT",
+                        help="what was tested, for the audit log")
+    parser.add_argument("--reject", action="store_true",
+                        help="return it to its developers instead (needs --reason); blocks "
+                        "its promotion")
+    parser.add_argument("--reason", default="", metavar="TEXT", help="why it is rejected")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Sign off or reject; exit 0 when recorded (a refusal is one line, exit 1)."""
+    return signoff(tid=args.id, env=args.env, comment=args.comment, reject=args.reject,
+                   reason=args.reason)
+
+
+def signoff(*, tid: str, env: str, comment: str, reject: bool, reason: str) -> int:
+    """Record the caller's sign-off (or rejection) of tid in env."""
+    from dasct.errors import DasctError
+    from dasct.migrate import promotion
+    from dasct.migrate.environment import environment
+
+    repo = git.discover()
+    cfg = config.load(repo.root)
+    gate = environment(cfg, env, repo.root)
+    if reject:
+        promotion.reject(gate, tid, reason=reason, repo_root=repo.root)
+        return 0
+    if reason:
+        raise DasctError("--reason goes with --reject; a sign-off takes --comment")
+    into = [environment(cfg, name, repo.root) for name in config.gated_by(cfg, env)]
+    promotion.signoff(gate, tid, into=into, repo_root=repo.root, comment=comment,
+                      expiry_hours=cfg.migrate.expiry_hours)
+    return 0
