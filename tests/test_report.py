@@ -17,12 +17,14 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dasct import config
+from dasct.migrate import promotion
 from dasct.migrate.environment import Environment, environment
 from dasct.report import data, page
 from dasct_run import dasct
@@ -63,9 +65,9 @@ def _environments(root: Path) -> dict[str, Environment]:
     return envs
 
 
-def _migrate(envs: dict[str, Environment]) -> None:
+def _migrate(envs: dict[str, Environment], root: Path) -> None:
     """model: one enhancement migrates, one fails its verify and is rolled back;
-    production: the one that passed."""
+    production: the one that passed, signed off in model and promoted."""
     good = [("add-t", "CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);",
              "DROP TABLE t;", "SELECT count(*) = 1 FROM t;")]
     bad = [("add-u", "CREATE TABLE u (x INTEGER);", "DROP TABLE u;",
@@ -73,8 +75,11 @@ def _migrate(envs: dict[str, Environment]) -> None:
     stage(envs["model"], "ENH-1", sql=good)
     stage(envs["model"], "ENH-2", sql=bad)
     assert quiet(envs["model"]).stats.rolled_back == 1
-    stage(envs["production"], "ENH-1", sql=good)
-    assert quiet(envs["production"]).stats.migrated == 1
+    promotion.signoff(envs["model"], "ENH-1", into=[envs["production"]], repo_root=root,
+                      comment="accepted", write=lambda _: None)
+    # --now; at the real time: sign-off schedules the promoted trigger from now.
+    assert quiet(envs["production"], ignore_window=True,
+                 now=datetime.now(timezone.utc)).stats.migrated == 1
 
 
 def _history(repo: GitRepo) -> None:
@@ -93,7 +98,7 @@ def _history(repo: GitRepo) -> None:
 @pytest.fixture
 def full(repo: GitRepo) -> GitRepo:
     _history(repo)
-    _migrate(_environments(repo.path))
+    _migrate(_environments(repo.path), repo.path)
     return repo
 
 
@@ -134,8 +139,9 @@ def test_the_figures_come_from_the_repository_and_user_data_stays_text(full: Git
     assert (model["attempted"], model["migrated"], model["rolled_back"]) == (2, 1, 1)
     assert model["success_percent"] == 50.0 and prod["success_percent"] == 100.0
     assert all(e["audit"]["ok"] and e["audit"]["records"] > 0 for e in envs.values())
+    # Model gates production: warranties are production's (migrate/warranty.py).
     assert [(w["environment"], w["enhancement"], w["status"]) for w in figures["warranty"]] == [
-        ("model", "ENH-1", "WP"), ("production", "ENH-1", "WP")]
+        ("production", "ENH-1", "WP")]
     # A hostile defect key and path are protected lines and revalidations: both land in
     # the page, as text.
     full.commit("BUG-<b>bold</b>&amp; again", {HOSTILE_PATH: "a = 10\nb = 5\n"})

@@ -13,10 +13,12 @@ from engine_kit import cli
 
 from gitrepo import GitRepo
 
+# Production ungated (promote_from = "none"): inventory and where are about what each
+# environment has, whichever way it got there (promotion: test_promotion.py).
 TOML = "".join(
     f'[environments.{name}]\nroot = "../{d}/root"\ndatabase = "sqlite:///../{d}/db.sqlite"\n'
-    f'state_dir = "../{d}/state"\n'
-    for name, d in (("model", "model"), ("production", "prod"))
+    f'state_dir = "../{d}/state"\n{gate}'
+    for name, d, gate in (("model", "model", ""), ("production", "prod", 'promote_from = "none"\n'))
 )
 BASE = {"app/main.py": "print('v1')\n", "README": "demo\n"}
 FIX = {

@@ -286,3 +286,26 @@ def test_a_sign_off_that_died_before_writing_writes_the_same_trigger(s: Setup) -
     assert len(promotion.signoffs(s.model, "E1")) == 1
     assert [r["event"] for r in audit.records(s.model.state_dir)].count("promoted") == 1
     assert s.run("production").migrated == ["E1"]
+
+
+def test_status_shows_sign_off_and_warranty_states(s: Setup) -> None:
+    """`dasct status` from the same records: awaiting sign-off and signed off in model, the
+    recorded warranty (WP, then claimed) in production."""
+    from dasct import config
+    from dasct.migrate import status, warranty
+
+    _migrated_in_model(s)
+    cfg = config.load(s.root)
+    assert status.report(cfg, s.root).state("E1", "model").state == "awaiting sign-off"
+    assert status.report(cfg, s.root).state("E1", "production").state == "absent"
+    _sign(s)
+    signed = status.report(cfg, s.root).state("E1", "model")
+    assert signed.state == "signed off" and "Quinn Assurance" in signed.detail
+    assert status.report(cfg, s.root).state("E1", "production").state == "due"
+    assert s.run("production").migrated == ["E1"]
+    prod = status.report(cfg, s.root).state("E1", "production")
+    assert (prod.state, prod.warranty) == ("migrated", "WP")
+    warranty.claim(s.production, "E1", reason="totals wrong again", repo_root=s.root,
+                   write=lambda _: None)
+    claimed = status.report(cfg, s.root).state("E1", "production")
+    assert claimed.warranty == "claimed" and "1 claim(s)" in claimed.detail

@@ -14,16 +14,19 @@ from engine_kit import AT, NOW, SRC, cli, quiet, stage
 from inventory_kit import build, dasct
 
 from dasct import config
-from dasct.migrate import engine, revert, status
+from dasct.migrate import engine, revert, status, warranty
 from dasct.migrate import trigger as trig
 from dasct.migrate.environment import Environment, environment
 from gitrepo import GitRepo
 
 # model runs any time; production only 03:00-04:00 UTC, so at NOW (01:00) it waits.
+# Production is ungated here (promote_from = "none"): these are the states the engine
+# records; those of sign-off and promotion are test_signoff_and_warranty_states'.
 TOML = ('[environments.model]\nroot = "target"\ndatabase = "sqlite:///db.sqlite"\n'
         'state_dir = "state"\nstaging = "staging"\n'
         '[environments.production]\nroot = "ptarget"\ndatabase = "sqlite:///pdb.sqlite"\n'
-        'state_dir = "pstate"\nstaging = "staging"\nwindows = ["03:00-04:00"]\n')
+        'state_dir = "pstate"\nstaging = "staging"\nwindows = ["03:00-04:00"]\n'
+        'promote_from = "none"\n')
 
 
 def envs(tmp: Path) -> tuple[Environment, Environment]:
@@ -80,14 +83,21 @@ def test_each_state_comes_from_what_the_engine_recorded(tmp_path: Path) -> None:
     assert [e.defects for e in found.enhancements] == [("PROJ-1",)] * len(found.enhancements)
 
 
-def test_warranty_is_wp_then_cp_as_inventory_computes_it(tmp_path: Path) -> None:
-    every_state(tmp_path)
+def test_warranty_is_the_recorded_one(tmp_path: Path) -> None:
+    """WP from the run that migrated it, CP once `warranty check` recorded the end (an
+    environment that gates none keeps warranties: model, here, with production ungated)."""
+    model, _ = every_state(tmp_path)
     cfg = config.load(tmp_path)
     real = datetime.now(timezone.utc)
-    assert status.report(cfg, tmp_path, now=real).state("E-kept", "model").warranty == "WP"
-    later = status.report(cfg, tmp_path, now=real + timedelta(days=31))
-    assert later.state("E-kept", "model").warranty == "CP"
-    assert later.state("E-reverted", "model").warranty is None
+    kept = status.report(cfg, tmp_path, now=real).state("E-kept", "model")
+    assert kept.warranty == "WP" and "warranty WP since" in kept.detail
+    later = real + timedelta(days=31)
+    # Time passing is not a transition: nothing changes until one is recorded.
+    assert status.report(cfg, tmp_path, now=later).state("E-kept", "model").warranty == "WP"
+    assert warranty.check_now(model, now=later, write=lambda _: None) == ["E-kept"]
+    after = status.report(cfg, tmp_path, now=later)
+    assert after.state("E-kept", "model").warranty == "CP"
+    assert after.state("E-reverted", "model").warranty is None
 
 
 def test_held_is_only_what_the_last_run_decided(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from dasct import audit
 from dasct.config import Config
-from dasct.migrate import engine, inventory, journal, windows
+from dasct.migrate import engine, inventory, journal, promotion, warranty, windows
 from dasct.migrate import trigger as trig
 from dasct.migrate.environment import Environment, environment
 
@@ -27,8 +27,11 @@ SOURCES: tuple[tuple[str, str], ...] = (
     ("journal.jsonl", "a migration in flight, or left by a run that died (migrating)"),
     ("outcomes/<id>.json", "what a run settled: migrated, rolled-back, expired, withdrawn, "
      "escalated"),
-    ("inventory.json", "deployed or reverted, with dates; warranty WP/CP "
-     "(inventory.warranty_status)"),
+    ("inventory.json", "deployed or reverted, with dates"),
+    ("audit.jsonl (gate)", "in an environment that gates another (model): the sign-off of "
+     "a migrated enhancement, awaiting sign-off / signed off / rejected (promotion.state)"),
+    ("audit.jsonl (warranty)", "in one that gates none (production): the recorded warranty "
+     "of a migrated enhancement, WP / claimed / CP (warranty.state)"),
     ("staging triggers/<env>/<id>.json", "pending: scheduled, due, refused, expired"),
     ("audit.jsonl", "the last decision about a pending trigger: held (with why) or refused"),
     ("[environments.ENV] windows, freeze", "waiting-for-window, for a due trigger"),
@@ -37,7 +40,8 @@ SOURCES: tuple[tuple[str, str], ...] = (
 
 # Every state, in the order a trigger usually passes through them.
 STATES = ("scheduled", "due", "waiting-for-window", "held", "refused", "migrating",
-          "migrated", "rolled-back", "reverted", "withdrawn", "expired", "escalated", "absent")
+          "migrated", "awaiting sign-off", "signed off", "rejected", "rolled-back",
+          "reverted", "withdrawn", "expired", "escalated", "absent")
 
 # Audit events that say what the last run decided about a pending trigger.
 _DECISIONS = {"held": "held", "trigger-refused": "refused", "not-run": "waiting-for-window",
@@ -102,6 +106,8 @@ class Facts:
     decisions: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # kind, time, why
     window: windows.Decision = field(default_factory=lambda: windows.Decision(True, ""))
     enhancements: dict[str, Enhancement] = field(default_factory=dict)
+    signoff: dict[str, promotion.State] = field(default_factory=dict)  # a gate's, by id
+    warranty: dict[str, warranty.State] = field(default_factory=dict)  # recorded, by id
 
     def ids(self) -> list[str]:
         """The enhancements this environment knows of (revert triggers are not ones)."""
@@ -176,6 +182,16 @@ def facts(env: Environment, now: datetime | None = None) -> Facts:
     for tid, dep in f.deployments.items():
         f.enhancements.setdefault(tid, Enhancement(tid, tuple(dep.get("defects", ())),
                                                    tuple(dep.get("commits", ()))))
+    deployed = [t for t, d in f.deployments.items() if d.get("status") == "deployed"]
+    for tid in deployed:
+        if env.gates:
+            signed = promotion.state(env, tid)
+            if signed is not None:
+                f.signoff[tid] = signed
+        if warranty.applies(env):
+            kept = warranty.state(env, tid)
+            if kept is not None:
+                f.warranty[tid] = kept
     for path in trig.pending(env.staging, env.name):
         if path.stem in f.outcomes:
             continue  # settled; the next run moves the file out of staging
@@ -211,9 +227,19 @@ def state_of(f: Facts, tid: str) -> State:
         return made("reverted", dep.get("reverted_at"),
                     f"deployed {iso(dep['deployed_at'])}, then reverted")
     if dep is not None and dep["status"] == "deployed":
-        warranty = inventory.warranty_status(dep, warranty_days=f.env.config.warranty_days,
-                                             now=f.now.timestamp())
-        return made("migrated", dep["deployed_at"], warranty=warranty)
+        signed = f.signoff.get(tid)
+        if signed is not None:  # in a gate: what QA decided about it
+            who = f" by {signed.who}" if signed.who else ""
+            return made(signed.state, signed.when or dep["deployed_at"],
+                        f"migrated {iso(dep['deployed_at'])}{who}"
+                        + (f": {signed.reason}" if signed.reason else ""))
+        kept = f.warranty.get(tid)
+        if kept is not None:
+            return made("migrated", dep["deployed_at"], f"warranty {kept.state} since "
+                        f"{kept.since}, until {kept.until}"
+                        + (f", {kept.claims} claim(s)" if kept.claims else ""),
+                        warranty=kept.state)
+        return made("migrated", dep["deployed_at"])
     if done is not None:
         outcome = str(done.get("outcome"))
         detail = str(done.get("reason") or (f"expired {done['expires']}" if "expires" in done

@@ -188,19 +188,18 @@ def state(state_dir: Path) -> dict[str, Any]:
 
 
 def warranty(env: Environment, *, now: float) -> list[dict[str, Any]]:
-    """The deployed enhancements of env and their warranty status (WP or CP).
+    """The deployed enhancements of env and their recorded warranty (WP, claimed or CP:
+    migrate/warranty.py, from env's audit log), in an environment that keeps warranties."""
+    from dasct.migrate import warranty as kept
 
-    The one source of the warranty figures: today inventory.warranty_status, from the
-    deployment time and `warranty_days`.
-    """
     rows = []
     for tid, dep in inventory.load(env.state_dir)["deployments"].items():
-        status = inventory.warranty_status(dep, warranty_days=env.config.warranty_days, now=now)
-        if status == "-":
+        found = kept.state(env, tid)
+        if found is None:
             continue
-        ends = float(dep["deployed_at"]) + env.config.warranty_days * 86400
-        rows.append({"environment": env.name, "enhancement": tid, "status": status,
-                     "deployed_at": iso(float(dep["deployed_at"])), "warranty_ends": iso(ends),
+        rows.append({"environment": env.name, "enhancement": tid, "status": found.state,
+                     "deployed_at": iso(float(dep["deployed_at"])),
+                     "warranty_ends": found.until, "claims": found.claims,
                      "defects": [str(d) for d in dep.get("defects", [])]})
     return sorted(rows, key=lambda r: (r["environment"], r["deployed_at"], r["enhancement"]))
 
