@@ -46,6 +46,12 @@ _SQLITE_TRIGGER = re.compile(
     r"(?is)^\s*create\s+(?:temp(?:orary)?\s+)?trigger\s+(?:if\s+not\s+exists\s+)?"
     r"(?P<name>\S+)\s.*?\bon\s+(?P<table>[^\s(]+)\s.*?\bbegin\b(?P<body>.*)\bend\s*;?\s*$")
 
+_SQLITE_PART = r'(?:"(?:[^"]|"")*"|`[^`]*`|\[[^\]]*\]|[^\s;.]+)'
+_SQLITE_NAME = rf"{_SQLITE_PART}(?:\s*\.\s*{_SQLITE_PART})?"
+_SQLITE_ALTER = re.compile(
+    rf"(?is)^\s*alter\s+table\s+(?P<name>{_SQLITE_NAME})\s+"
+    rf"(?:rename\s+to\s+(?P<new>{_SQLITE_NAME})|add|drop|rename)\b")
+
 
 @dataclass
 class Analysis:
@@ -112,9 +118,18 @@ def table_name(node: exp.Expr, dialect: str) -> Name | None:
 
 
 def parse_name(text: str, dialect: str) -> Name:
-    """A declared `schema.name` or `name` (double quotes keep case on PostgreSQL)."""
-    parts = re.findall(r'"(?:[^"]|"")*"|[^."]+', text.strip())
-    fixed = [p[1:-1].replace('""', '"') if p.startswith('"') else p.lower() for p in parts]
+    """A written `schema.name` or `name`: quotes ("", and SQLite's `` and []) keep case on
+    PostgreSQL; unquoted parts are lower case."""
+    parts = re.findall(r'"(?:[^"]|"")*"|`[^`]*`|\[[^\]]*\]|[^."`\[\s]+', text.strip())
+    fixed = []
+    for p in parts:
+        if p[0] in '"`[':
+            inner = p[1:-1].replace('""', '"') if p[0] == '"' else p[1:-1]
+            fixed.append(inner if dialect == "postgres" else inner.lower())
+        else:
+            fixed.append(p.lower())
+    if not fixed:
+        return "", ""
     return ("", fixed[0]) if len(fixed) == 1 else (fixed[-2], fixed[-1])
 
 
@@ -153,6 +168,12 @@ def _sqlite_statement(text: str, label: str, found: Analysis) -> None:
         # sqlglot does not read SQLite trigger bodies; the body is statements of its own.
         found.names.add(parse_name(trigger["name"], "sqlite"))
         _script(trigger["body"], label, "sqlite", found)
+        return
+    alter = _SQLITE_ALTER.match(text)
+    if alter:
+        # SQLite's ALTER TABLE has four forms, all on one table (sqlglot refuses some, such
+        # as ADD COLUMN without a type).
+        found.tables |= {parse_name(n, "sqlite") for n in alter.group("name", "new") if n}
         return
     if re.match(r"(?is)\s*replace\s+into\b", text):
         text = re.sub(r"(?is)^\s*replace", "INSERT OR REPLACE", text, count=1)
