@@ -160,8 +160,10 @@ def backup(conn: sqlite3.Connection, dest: Path, s: scope.Scope) -> dict[str, An
             descriptor = {"kind": "sqlite", "file": COPY_FILE, "scope": s.to_json(),
                           "objects": sorted(entries.values()), "rows": rows,
                           "fingerprint": fingerprint(conn, s)}
-        finally:
-            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
     finally:
         conn.execute(f"DETACH DATABASE {_ALIAS}")
     return descriptor
@@ -200,9 +202,10 @@ def _put_back(conn: sqlite3.Connection, s: scope.Scope, archived: dict[str, Entr
                if current.get(k) != archived.get(k) or k in rebuilt
                or (current.get(k) or archived.get(k) or ("", "", "", None))[2].lower() in rebuilt}
     for key in sorted(changed & current.keys(), key=lambda k: _DROP_ORDER.get(current[k][0], 9)):
-        kind, name = current[key][0], current[key][1]
-        if kind in _DROP_ORDER and (kind == "table" or current[key][2].lower() not in rebuilt
-                                    or kind == "view"):
+        kind, name, _tbl, sql = current[key]
+        # IF EXISTS: what belongs to a table dropped before it is gone already. An
+        # automatic index (no sql) goes and comes back with its table.
+        if kind in _DROP_ORDER and sql is not None:
             conn.execute(f"DROP {kind.upper()} IF EXISTS main.{_q(name)}")
     for key in sorted(changed & archived.keys(),
                       key=lambda k: (_CREATE_ORDER.get(archived[k][0], 9), k)):
