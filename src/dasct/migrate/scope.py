@@ -22,13 +22,13 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
-
-import sqlglot
-from sqlglot import exp
+from typing import TYPE_CHECKING, Any
 
 from dasct.migrate import plan, sqltext
 from dasct.migrate import trigger as trig
+
+if TYPE_CHECKING:  # sqlglot costs ~250 ms to import: only a run that archives SQL pays it
+    from sqlglot import exp
 
 # (schema, name), lower case unless quoted; schema "" when the script does not qualify it
 # (the database resolves it: SQLite's main, PostgreSQL's search_path).
@@ -39,8 +39,6 @@ DIALECTS = {"sqlite": "sqlite", "postgresql": "postgres"}
 # Kinds of CREATE whose effect is the object itself (PostgreSQL's catalogue, SQLite's
 # sqlite_master); any other kind (FUNCTION, PROCEDURE, RULE...) falls back.
 _CREATE_NAMES = {"INDEX", "VIEW", "SEQUENCE", "TYPE", "SCHEMA", "TRIGGER"}
-# Statements with no effect on rows or definitions the scope misses.
-_HARMLESS = (exp.Select, exp.Pragma, exp.Comment, exp.Grant, exp.Analyze, exp.Union)
 
 _SQLITE_TRIGGER = re.compile(
     r"(?is)^\s*create\s+(?:temp(?:orary)?\s+)?trigger\s+(?:if\s+not\s+exists\s+)?"
@@ -100,6 +98,8 @@ def _quiet() -> Iterator[None]:
 
 
 def _ident(node: exp.Expr | None, dialect: str) -> str:
+    from sqlglot import exp
+
     if node is None:
         return ""
     if isinstance(node, exp.Identifier):
@@ -110,6 +110,8 @@ def _ident(node: exp.Expr | None, dialect: str) -> str:
 
 def table_name(node: exp.Expr, dialect: str) -> Name | None:
     """(schema, name) of a table reference (or of the table a Schema node wraps)."""
+    from sqlglot import exp
+
     if isinstance(node, exp.Schema):
         node = node.this
     if not isinstance(node, exp.Table) or not node.name:
@@ -147,6 +149,8 @@ def analyse(scripts: Iterable[tuple[str, str]], dialect: str) -> Analysis:
 
 
 def _script(text: str, label: str, dialect: str, found: Analysis) -> None:
+    import sqlglot
+
     if dialect == "sqlite":
         for piece in sqltext.sqlite_statements(text):
             _sqlite_statement(piece, label, found)
@@ -163,6 +167,8 @@ def _script(text: str, label: str, dialect: str, found: Analysis) -> None:
 
 
 def _sqlite_statement(text: str, label: str, found: Analysis) -> None:
+    import sqlglot
+
     trigger = _SQLITE_TRIGGER.match(text)
     if trigger:
         # sqlglot does not read SQLite trigger bodies; the body is statements of its own.
@@ -194,6 +200,10 @@ def _head(statement: exp.Expr) -> str:
 
 def _statement(statement: exp.Expr, label: str, dialect: str, found: Analysis) -> None:
     """Add what one parsed statement touches to found (or fall back)."""
+    from sqlglot import exp
+
+    # Statements with no effect on rows or definitions the scope misses.
+    harmless = (exp.Select, exp.Pragma, exp.Comment, exp.Grant, exp.Analyze, exp.Union)
     if dialect == "postgres":
         for call in statement.find_all(exp.Anonymous):
             found.functions.add(("", call.name.lower()))
@@ -212,12 +222,14 @@ def _statement(statement: exp.Expr, label: str, dialect: str, found: Analysis) -
         if "search_path" in statement.sql().lower():
             found.fall_back(f"{label}: changes search_path (`{_head(statement)}`)")
     elif not isinstance(statement, (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Copy,
-                                    *_HARMLESS)):
+                                    *harmless)):
         found.fall_back(f"{label}: cannot analyse `{_head(statement)}`")
 
 
 def _ddl(statement: exp.Create | exp.Drop | exp.Alter, label: str, dialect: str,
          found: Analysis) -> None:
+    from sqlglot import exp
+
     kind = str(statement.args.get("kind") or "").upper()
     if isinstance(statement, exp.Create) and kind not in {"TABLE", *_CREATE_NAMES}:
         found.fall_back(f"{label}: cannot analyse `{_head(statement)}`")
