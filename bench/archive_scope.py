@@ -114,7 +114,8 @@ def measure(label: str, envs: dict[str, Environment], sizes: dict[str, int], run
     for key, env in envs.items():
         ok = run_once(env, "KEEP", fail=False)
         write(f"{label:<10} {key:<6} database {sizes[key] / 2**20:>9,.1f} MiB  "
-              f"migration+rollback {medians[key] * 1000:>8.1f} ms (median of {runs})  "
+              f"migration+rollback {medians[key] * 1000:>8.1f} ms (median of {runs}, "
+              f"min {min(times[key]) * 1000:.1f})  "
               f"successful migration {ok * 1000:>8.1f} ms  "
               f"archive {archive_bytes(env, 'KEEP') / 1024:>8.1f} KiB")
     return medians
