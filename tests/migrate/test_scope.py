@@ -159,3 +159,24 @@ def test_whole_database_fallback_is_said_in_plan_and_audit(tmp_path: Path) -> No
     assert dump(tmp_path / "db.sqlite") == before
     events = [r["fields"] for r in audit.records(env.state_dir) if r["event"] == "archive-scope"]
     assert events[0]["database"] == "whole" and "declares" in events[0]["reason"]
+
+
+def test_a_rename_with_a_view_and_a_trigger_naming_it_is_put_back(tmp_path: Path) -> None:
+    env = sqlite_env(tmp_path, "CREATE TABLE small (id INTEGER PRIMARY KEY, v TEXT);\n"
+                               "INSERT INTO small (v) VALUES ('a');\n"
+                               "CREATE TABLE log (what TEXT);\n"
+                               "CREATE VIEW small_v AS SELECT v FROM small;\n"
+                               "CREATE TRIGGER big_log AFTER DELETE ON big BEGIN "
+                               "INSERT INTO small (v) VALUES (old.pad); END;")
+    db = tmp_path / "db.sqlite"
+    before = dump(db)
+    # SQLite rewrites the view and the trigger to name small2; the revert undoes nothing.
+    stage(env, "E1", sql=[("r", "ALTER TABLE small RENAME TO small2;\n"
+                               "INSERT INTO small2 (v) VALUES ('b');", "SELECT 1;", None)],
+          commands=[health(1)])
+    assert quiet(env).rolled_back == ["E1"]
+    assert dump(db) == before
+    event = next(r["fields"] for r in audit.records(env.state_dir)
+                 if r["event"] == "archive-scope")
+    assert event["tables"] == ["small", "small2"]
+    assert event["objects"] == ["big_log", "small_v"]  # big's rows are not in the archive
