@@ -133,3 +133,23 @@ def test_a_migrated_archive_records_its_scope(tmp_path: Path, pg_url: str) -> No
     assert quiet(env).migrated == ["E1"]
     desc = json.loads((env.state_dir / "archives/E1/manifest.json").read_text())["database"]
     assert desc["scope"] == {"tables": ["public.small"], "names": []}
+
+
+def test_called_functions_are_followed_or_fall_back(tmp_path: Path, pg_url: str) -> None:
+    pg_env(tmp_path, pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE counter (n int);\n"
+                     "CREATE FUNCTION bump_inner() RETURNS void LANGUAGE sql AS "
+                     "'UPDATE counter SET n = n + 1';\n"
+                     "CREATE FUNCTION bump() RETURNS void LANGUAGE plpgsql AS "
+                     "$$ BEGIN PERFORM bump_inner(); END $$;\n"
+                     "CREATE FUNCTION wild(t text) RETURNS void LANGUAGE plpgsql AS "
+                     "$$ BEGIN EXECUTE 'DELETE FROM ' || t; END $$;")
+    db = database.connect(pg_url)
+    try:
+        followed = db.scope_of(scope.analyse([("d", "SELECT bump();")], "postgres"))
+        assert isinstance(followed, scope.Scope) and followed.tables == ("public.counter",)
+        dynamic = db.scope_of(scope.analyse([("d", "SELECT wild('big');")], "postgres"))
+        assert dynamic == "function wild(text) runs dynamic SQL (EXECUTE)"
+    finally:
+        db.close()
