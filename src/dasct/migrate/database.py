@@ -133,12 +133,18 @@ class SQLite:
 
     def scope_of(self, found: scope.Analysis) -> scope.Scope | str:
         """What found reaches here (triggers, foreign keys), or why the whole database."""
-        return sqlitescope.resolve(self.conn, found)
+        try:
+            return sqlitescope.resolve(self.conn, found)
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"archive scope: {exc}") from None
 
     def backup(self, dest: Path, within: scope.Scope | None = None) -> dict[str, Any]:
         """Copy the database (or only what within covers) into dest/db.sqlite."""
         if within is not None:
-            return sqlitescope.backup(self.conn, dest, within)
+            try:
+                return sqlitescope.backup(self.conn, dest, within)
+            except sqlite3.Error as exc:
+                raise DatabaseError(f"archive: {exc}") from None
         copy = sqlite3.connect(dest / "db.sqlite")
         try:
             self.conn.backup(copy)
