@@ -5,7 +5,9 @@ existed, its sha256 and mode, the directories an add will create), the pre-image
 contents under files/, the trigger's deploy and revert scripts under sql/ (so a revert still works
 after staging is cleaned), and the database backup. It is built in a `.partial` folder and
 renamed into place, so an archive either exists whole or not at all. Its cost follows the
-number of files the trigger changes, never the size of the target.
+number of files the trigger changes, never the size of the target, and the size of the
+database objects its SQL touches (scope.py), unless those scripts cannot be read: then the
+whole database is archived and the manifest says why (`database.whole_reason`).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from typing import Any
 
 from dasct import durable
 from dasct.errors import DasctError
+from dasct.migrate import scope
 from dasct.migrate import trigger as trig
-from dasct.migrate.database import Database
+from dasct.migrate.database import Database, kind_of
 
 NEW_SUFFIX = ".dasct-new"
 
@@ -122,7 +125,7 @@ def create(state_dir: Path, t: trig.Trigger, *, root: Path, db: Database | None)
     manifest = {
         "trigger": t.id, "environment": t.environment, "created": time.time(),
         "files": entries, "post": post, "sql": sql,
-        "database": db.backup(work) if db is not None else None,
+        "database": _database(db, t, work) if db is not None else None,
     }
     shutil.copyfile(t.path, work / "trigger.json")
     (work / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
@@ -134,6 +137,40 @@ def create(state_dir: Path, t: trig.Trigger, *, root: Path, db: Database | None)
     os.replace(work, final)
     durable.fsync_dir(final.parent)
     return Archive(final, manifest)
+
+
+def _database(db: Database, t: trig.Trigger, work: Path) -> dict[str, Any]:
+    """Back up what t's SQL touches, or the whole database (saying why) when unknown."""
+    within = db.scope_of(scope.analyse_trigger(t, db.kind))
+    if isinstance(within, str):
+        return {**db.backup(work), "whole_reason": within}
+    return db.backup(work, within)
+
+
+def database_scope(descriptor: dict[str, Any]) -> scope.Scope | None:
+    """What an archive's database part covers; None: the whole database."""
+    return scope.Scope.from_json(descriptor.get("scope"))
+
+
+def scope_record(a: Archive) -> dict[str, Any]:
+    """The audit fields saying what the archive's database part covers."""
+    desc = a.manifest["database"]
+    if desc is None:
+        return {"database": "none"}
+    within = database_scope(desc)
+    if within is None:
+        return {"database": "whole", "reason": desc.get("whole_reason")}
+    return {"database": "scope", "tables": list(within.tables), "objects": list(within.names)}
+
+
+def plan_line(t: trig.Trigger, url: str) -> str:
+    """What the archive of t's database will cover, as the plan says it (read from the
+    scripts only: what triggers and foreign keys reach is asked of the database at run
+    time)."""
+    try:
+        return scope.describe(scope.analyse_trigger(t, kind_of(url)))
+    except trig.TriggerError as exc:
+        return f"unknown ({exc})"
 
 
 def load(state_dir: Path, tid: str) -> Archive:

@@ -8,7 +8,9 @@ way to raise from plain SQL). No row at all passes, as `SELECT ... WHERE 0` does
 A script that controls transactions itself is refused before any of it runs (sqltext.py).
 
 The archive (`backup`) and the check of a restore (`fingerprint`; PostgreSQL's in
-pgschema.py) differ per engine; see docs/migration.md ("PostgreSQL strategy").
+pgschema.py) differ per engine; see docs/migration.md ("PostgreSQL strategy"). Each covers
+either the whole database or a scope: what the enhancement's scripts touch (scope.py,
+sqlitescope.py, pgscope.py; docs/migration.md, "What the archive covers").
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any, Protocol
 
 from dasct import redact
 from dasct.errors import DasctError
-from dasct.migrate import sqltext
+from dasct.migrate import scope, sqlitescope, sqltext
 
 # Not "dasct": a role of that name would put its unqualified tables there ($user first).
 BOOKKEEPING_SCHEMA = "dasct_bookkeeping"
@@ -46,11 +48,13 @@ class Database(Protocol):
 
     def deployed_changes(self, trigger_id: str) -> list[str] | None: ...
 
-    def backup(self, dest: Path) -> dict[str, Any]: ...
+    def scope_of(self, found: scope.Analysis) -> scope.Scope | str: ...
+
+    def backup(self, dest: Path, within: scope.Scope | None = None) -> dict[str, Any]: ...
 
     def restore(self, src: Path, descriptor: dict[str, Any]) -> bool: ...
 
-    def fingerprint(self) -> str: ...
+    def fingerprint(self, within: scope.Scope | None = None) -> str: ...
 
     def close(self) -> None: ...
 
@@ -70,19 +74,8 @@ def _falsy(value: object) -> bool:
     return value is None or value is False or value == 0 or value == "0" or value == "f"
 
 
-def _sqlite_statements(sql: str) -> list[str]:
-    # Cut at each ';' that ends a complete statement (not one inside a string or a
-    # CREATE TRIGGER body): several statements may share a line.
-    statements, buf = [], ""
-    for char in sql:
-        buf += char
-        if char == ";" and sqlite3.complete_statement(buf):
-            if buf.strip().strip(";").strip():
-                statements.append(buf)
-            buf = ""
-    if buf.strip():
-        statements.append(buf)
-    return statements
+# The splitter lives in sqltext (the scope analysis reads scripts with it too).
+_sqlite_statements = sqltext.sqlite_statements
 
 
 def sqlite_dump_hash(conn: sqlite3.Connection) -> str:
@@ -122,7 +115,7 @@ class SQLite:
         last: Any = ()
         try:
             self.conn.execute("BEGIN")
-            for statement in _sqlite_statements(sql):
+            for statement in sqltext.sqlite_statements(sql):
                 cur = self.conn.execute(statement)
                 if cur.description is not None:
                     last = cur.fetchone()
@@ -138,18 +131,35 @@ class SQLite:
         """Unknown here: SQLite is restored from its backup, which covers every case."""
         return None
 
-    def backup(self, dest: Path) -> dict[str, Any]:
-        """Copy the database with the backup API into dest/db.sqlite."""
+    def scope_of(self, found: scope.Analysis) -> scope.Scope | str:
+        """What found reaches here (triggers, foreign keys), or why the whole database."""
+        try:
+            return sqlitescope.resolve(self.conn, found)
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"archive scope: {exc}") from None
+
+    def backup(self, dest: Path, within: scope.Scope | None = None) -> dict[str, Any]:
+        """Copy the database (or only what within covers) into dest/db.sqlite."""
+        if within is not None:
+            try:
+                return sqlitescope.backup(self.conn, dest, within)
+            except sqlite3.Error as exc:
+                raise DatabaseError(f"archive: {exc}") from None
         copy = sqlite3.connect(dest / "db.sqlite")
         try:
             self.conn.backup(copy)
             fingerprint = sqlite_dump_hash(copy)
         finally:
             copy.close()
-        return {"kind": self.kind, "file": "db.sqlite", "fingerprint": fingerprint}
+        return {"kind": self.kind, "file": "db.sqlite", "fingerprint": fingerprint,
+                "scope": None}
 
     def restore(self, src: Path, descriptor: dict[str, Any]) -> bool:
-        """Copy the archived database back over the target (the backup API, page by page)."""
+        """Copy the archived database back over the target (the backup API, page by page),
+        or, for a scoped archive, put back what differs of the objects it covers."""
+        if descriptor.get("scope") is not None:
+            sqlitescope.restore(self.conn, src, descriptor)
+            return True
         copy = sqlite3.connect(src / descriptor["file"])
         try:
             copy.backup(self.conn)
@@ -157,8 +167,10 @@ class SQLite:
             copy.close()
         return True
 
-    def fingerprint(self) -> str:
+    def fingerprint(self, within: scope.Scope | None = None) -> str:
         """The hash the archive recorded, recomputed on the live database."""
+        if within is not None:
+            return sqlitescope.fingerprint(self.conn, within)
         return sqlite_dump_hash(self.conn)
 
     def close(self) -> None:
@@ -251,10 +263,22 @@ class PostgreSQL:
             "ORDER BY deployed_at, change", (trigger_id,)).fetchall()
         return [r[0] for r in rows]
 
-    def backup(self, dest: Path) -> dict[str, Any]:
-        """Fingerprint the database and, when pg_dump is available, dump it for a DBA."""
-        descriptor: dict[str, Any] = {"kind": self.kind, "fingerprint": self.fingerprint(),
-                                      "file": None, "dump_error": None}
+    def scope_of(self, found: scope.Analysis) -> scope.Scope | str:
+        """What found reaches here (triggers, foreign keys, children), or why the whole
+        database."""
+        from dasct.migrate import pgscope
+
+        try:
+            return pgscope.resolve(self.conn, found)
+        except self._psycopg.Error as exc:
+            raise DatabaseError(f"archive scope: {str(exc).strip()}") from None
+
+    def backup(self, dest: Path, within: scope.Scope | None = None) -> dict[str, Any]:
+        """Fingerprint the database (or what within covers) and, when pg_dump is available,
+        dump it (or within's tables) for a DBA."""
+        descriptor: dict[str, Any] = {"kind": self.kind, "fingerprint": self.fingerprint(within),
+                                      "file": None, "dump_error": None,
+                                      "scope": within.to_json() if within else None}
         pg_dump = find_pg_dump()
         if pg_dump is None:
             descriptor["dump_error"] = "pg_dump not found"
@@ -262,8 +286,13 @@ class PostgreSQL:
         # pg_dump is a child like any other: no secret of dasct's environment, and the
         # password through PGPASSWORD, not on a command line every local user can read.
         url, password = _split_password(self.url)
+        if within is None:
+            what = [f"--exclude-schema={BOOKKEEPING_SCHEMA}"]
+        else:  # the existing tables only (a pattern matching nothing is an error)
+            existing = self._existing(within.tables)
+            what = [f"--table={t}" for t in existing] if existing else ["--schema-only"]
         proc = subprocess.run(
-            (pg_dump, "--no-owner", "--format=custom", f"--exclude-schema={BOOKKEEPING_SCHEMA}",
+            (pg_dump, "--no-owner", "--format=custom", *what,
              "--file", str(dest / "db.pgdump"), "--dbname", url),
             capture_output=True, check=False, stdin=subprocess.DEVNULL,
             env=redact.child_env({"PGPASSWORD": password} if password else {}),
@@ -278,12 +307,21 @@ class PostgreSQL:
         """Nothing to copy: the revert scripts undid the changes; the fingerprint decides."""
         return False
 
-    def fingerprint(self) -> str:
-        """sha256 over what a schema dump of the user's schemas shows, and every table's rows."""
-        from dasct.migrate import pgschema
+    def _existing(self, tables: tuple[str, ...]) -> list[str]:
+        # Quoted as pg_dump's patterns want them: "schema"."name".
+        from dasct.migrate import pgscope
+
+        return [".".join('"' + p.replace('"', '""') + '"' for p in pair)
+                for pair in pgscope.existing(self.conn, tables)]
+
+    def fingerprint(self, within: scope.Scope | None = None) -> str:
+        """sha256 over what a schema dump of the user's schemas shows, and every table's rows
+        (or only the rows of within's tables)."""
+        from dasct.migrate import pgschema, pgscope
 
         try:
-            return pgschema.fingerprint(self.conn, _SKIP)
+            rows = None if within is None else pgscope.existing(self.conn, within.tables)
+            return pgschema.fingerprint(self.conn, _SKIP, tables=rows)
         except (self._psycopg.Error, ValueError) as exc:
             raise DatabaseError(f"fingerprint: {str(exc).strip()}") from None
 
@@ -307,6 +345,11 @@ def _split_password(url: str) -> tuple[str, str | None]:
     host = parts.netloc.rpartition("@")[2]
     user = parts.netloc.rpartition("@")[0].partition(":")[0]
     return urlunsplit(parts._replace(netloc=f"{user}@{host}")), unquote(parts.password)
+
+
+def kind_of(url: str) -> str:
+    """The Database.kind a resolved URL opens (sqlite for anything else: connect refuses it)."""
+    return "postgresql" if url.startswith(("postgresql://", "postgres://")) else "sqlite"
 
 
 def connect(url: str) -> Database:

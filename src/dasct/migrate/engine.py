@@ -198,7 +198,8 @@ def migrate_one(ctx: Session, t: trig.Trigger, *, kind: str = "migrate",
             steps=planned)
     try:
         with _step(ctx, j, t.id, "archive"):
-            archive.create(env.state_dir, t, root=env.root, db=ctx.db if t.sql else None)
+            made = archive.create(env.state_dir, t, root=env.root, db=ctx.db if t.sql else None)
+            ctx.log("archive-scope", trigger=t.id, **archive.scope_record(made))
         for i, change in enumerate(t.sql):
             with _step(ctx, j, t.id, f"sql-deploy:{i}", change=change.name):
                 steps.sql_deploy(ctx.db, t, i)
@@ -323,7 +324,7 @@ def _restore(ctx: Session, records: list[dict[str, Any]], tid: str) -> list[str]
         try:
             if ctx.db.restore(a.path, desc):
                 ctx.log("database-restored", trigger=tid, file=desc["file"])
-            if ctx.db.fingerprint() != desc["fingerprint"]:
+            if ctx.db.fingerprint(archive.database_scope(desc)) != desc["fingerprint"]:
                 problems.append("database: differs from the archive after the restore")
         except (DatabaseError, OSError, sqlite3.Error) as exc:
             problems.append(f"database: restore failed: {exc}")
@@ -648,6 +649,8 @@ def _dry_run(env: Environment, *, now: datetime, ignore_window: bool, write: Wri
         write(f"  would hold {tid}: {why}")
     for t in order:
         _print_plan(write, t, steps.commands(t, env.config.verify))
+        if t.sql:
+            write(f"    archive: {archive.plan_line(t, env.database)}")
     result.held = held
     return result
 

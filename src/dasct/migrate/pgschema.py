@@ -238,18 +238,22 @@ def _queries(server_version: int, catalogs: set[str]) -> list[str]:
     return [*queries, _IDENTITY.format(objects=objects)]
 
 
-def fingerprint(conn: Any, skip: tuple[str, ...]) -> str:
+def fingerprint(conn: Any, skip: tuple[str, ...],
+                tables: list[tuple[str, str]] | None = None) -> str:
     """sha256 over the definitions of the user's schemas and every table's rows.
 
-    conn is an autocommit psycopg connection; skip names schemas to leave out. Raises
-    ValueError on a server older than MIN_SERVER_VERSION.
+    conn is an autocommit psycopg connection; skip names schemas to leave out; tables, when
+    given, are the only (schema, name) whose rows are read (an archive's scope: the
+    definitions stay whole, their cost follows the number of objects, not of rows).
+    Raises ValueError on a server older than MIN_SERVER_VERSION.
     """
     from psycopg import ClientCursor, sql
 
     if conn.info.server_version < MIN_SERVER_VERSION:
         raise ValueError(f"PostgreSQL 12 or newer is needed (the server is "
                          f"{conn.info.server_version})")
-    digest = hashlib.sha256(b"pg-fingerprint 2\n")
+    digest = hashlib.sha256(b"pg-fingerprint 2\n" if tables is None else b"pg-scope 1\n")
+    only = None if tables is None else set(tables)
     params = {"skip": list(skip)}
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -271,6 +275,8 @@ def fingerprint(conn: Any, skip: tuple[str, ...]) -> str:
                     break
         cur.execute(_CONTENT.encode(), params)
         for schema, table, readable in sorted(cur.fetchall()):
+            if only is not None and (schema, table) not in only:
+                continue
             if not readable:
                 digest.update(f"{schema}.{table}=unreadable\n".encode())
                 continue

@@ -57,12 +57,30 @@ _DDL = re.compile(
 )
 
 
+# What a change declares its scripts touch beyond what reading them finds (a table written
+# by a function, say): comment lines `-- dasct-archive: schema.table, other` in its deploy
+# or revert script. `-- dasct-archive: whole-database` archives the whole database.
+_DECLARED = re.compile(r"(?im)^[ \t]*--[ \t]*dasct-archive:[ \t]*(.*?)[ \t]*$")
+WHOLE_DATABASE = "whole-database"
+
+
+def declared_objects(text: str) -> list[str]:
+    """The objects a script declares with `-- dasct-archive:` lines, in order."""
+    names: list[str] = []
+    for m in _DECLARED.finditer(text):
+        names += [n.strip() for n in m.group(1).split(",") if n.strip()]
+    return list(dict.fromkeys(names))
+
+
 def sql_objects(t: trig.Trigger) -> set[str]:
-    """The SQL changes of t and the objects its deploy scripts create, alter or drop."""
+    """The SQL changes of t and the objects its deploy scripts create, alter, drop or
+    declare."""
     objects = {f"change {c.name}" for c in t.sql}
     for change in t.sql:
         text = trig.read_payload(t.staging, change.deploy).decode(errors="replace")
         objects |= {f"object {m.lower().replace(chr(34), '')}" for m in _DDL.findall(text)}
+        objects |= {f"object {n.lower().replace(chr(34), '')}" for n in declared_objects(text)
+                    if n != WHOLE_DATABASE}
     return objects
 
 

@@ -18,6 +18,7 @@ not looked at: PostgreSQL itself refuses COMMIT there while a transaction block 
 from __future__ import annotations
 
 import re
+import sqlite3
 
 _IDENT_START = r"A-Za-z_\u0080-\U0010ffff"
 _IDENT_CHAR = _IDENT_START + r"0-9$"
@@ -117,3 +118,19 @@ def refusal(sql: str) -> str | None:
         return None
     return (f"transaction control ({found}) is not allowed: dasct runs each script in a "
             "transaction of its own")
+
+
+def sqlite_statements(sql: str) -> list[str]:
+    """sql cut into SQLite statements, each ending with its ';' (the last may lack it)."""
+    # Cut at each ';' that ends a complete statement (not one inside a string or a
+    # CREATE TRIGGER body): several statements may share a line.
+    statements, buf = [], ""
+    for char in sql:
+        buf += char
+        if char == ";" and sqlite3.complete_statement(buf):
+            if buf.strip().strip(";").strip():
+                statements.append(buf)
+            buf = ""
+    if buf.strip():
+        statements.append(buf)
+    return statements
