@@ -1,163 +1,135 @@
-"""`dasct demo`: the end-to-end demo on embedded defaults, in a temp dir, no server.
+"""`dasct demo`: the whole story on embedded defaults, in a temp dir, no server.
 
-It builds a sample repository with a real history (fix commits naming Jira keys and
-GitHub issues, one with a test), stages a change to a fixed line and shows the
-commit-time warning; the change lands, `ci record` files a revalidation ticket in the
-local tracker with the fix's test run at the change, QA accepts it, and the next change
-to the same line warns against the new baseline. Then it runs the migration engine's
-demo. Everything it prints comes from the real commands.
+A sample repository with a real history (fix commits naming Jira keys and GitHub issues,
+one with a test); a change to a fixed line and the commit-time warning; the change lands,
+`ci record` files a revalidation ticket (local tracker) with the fix's test run at the
+change, QA accepts it, and the next change warns against the new baseline. Then two
+enhancements are merged and become triggers; the model migration rolls back the one whose
+verify fails and migrates the other; QA signs that one off, which promotes the same
+trigger to production; production migrates it and it is under warranty; the report is
+written. Everything it prints comes from the real commands (demo_sample.py builds the
+sample).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
-SAMPLE = {
-    "src/parser.py": [
-        "def parse(text):",
-        "    tokens = text.split()",
-        "    if not tokens:",
-        "        return []",
-        "    return [t.lower() for t in tokens]",
-    ],
-    "src/billing.py": [
-        "def total(items):",
-        "    amount = sum(i.price for i in items)",
-        "    return round(amount, 2)",
-    ],
-}
-
-
-TEST = [
-    "import sys, unittest",
-    "sys.path.insert(0, 'src')",
-    "from parser import parse",
-    "",
-    "class ParseTest(unittest.TestCase):",
-    "    def test_none_is_no_tokens(self):",
-    "        self.assertEqual(parse(None), [])",
-]
+from dasct import demo_sample as story
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--keep", metavar="DIR", help="build the demo in DIR and keep it")
+    parser.add_argument("--keep", metavar="DIR", help="build the demo in DIR and keep it "
+                        "(the sample repository, the environments, the report)")
 
 
 def run(args: argparse.Namespace) -> int:
     return main(keep=args.keep)
 
 
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(("git", *args), cwd=repo, check=True, capture_output=True)
+def _show(repo: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
+    """Run `dasct ARGS` in repo, its output shown as it comes; returns its stdout."""
+    print(f"\n$ dasct {shlex.join(args)}", flush=True)
+    done = subprocess.run((sys.executable, "-m", "dasct", *args), cwd=repo, check=False,
+                          env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+                          text=True)
+    print(done.stdout, end="", flush=True)
+    return done.stdout
 
 
-def _write(repo: Path, path: str, lines: list[str]) -> None:
-    full = repo / path
-    full.parent.mkdir(parents=True, exist_ok=True)
-    full.write_text("\n".join(lines) + "\n")
-
-
-def _commit(repo: Path, message: str) -> None:
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", message)
-
-
-def _show(repo: Path, *args: str) -> None:
-    print(f"\n$ dasct {' '.join(args)}", flush=True)
-    subprocess.run((sys.executable, "-m", "dasct", *args), cwd=repo, check=False)
-
-
-def build_sample(repo: Path) -> None:
-    """A small repository whose history fixes PROJ-101, PROJ-102 and GitHub issue #7."""
-    repo.mkdir(parents=True, exist_ok=True)
-    _git(repo, "init", "-q", "-b", "main")
-    # The QA loop's evidence: the fix commits' tests, run at the touching commit.
-    _write(repo, ".dasct.toml", [
-        "[qa]", f"test_command = {json.dumps(sys.executable + ' -m unittest {tests}')}"])
-    for path, lines in SAMPLE.items():
-        _write(repo, path, lines)
-    _commit(repo, "Initial import")
-    parser = list(SAMPLE["src/parser.py"])
-    parser[1] = "    tokens = text.split() if text else []"
-    _write(repo, "src/parser.py", parser)
-    _write(repo, "tests/test_parser.py", TEST)  # the fix's test: QA's evidence later
-    _commit(repo, "PROJ-101: parse(None) crashed the importer")
-    billing = list(SAMPLE["src/billing.py"])
-    billing[1] = "    amount = sum(i.price * i.quantity for i in items)"
-    _write(repo, "src/billing.py", billing)
-    _write(repo, "CHANGELOG.md", ["- PROJ-102: totals ignored quantities"])
-    _commit(repo, "Totals ignored quantities\n\nFixes PROJ-102")
-    _git(repo, "checkout", "-q", "-b", "feature")
-    parser.append("# tokens are lower-cased for lookups")
-    _write(repo, "src/parser.py", parser)
-    _commit(repo, "Document lower-casing")
-    _git(repo, "checkout", "-q", "main")
-    billing[2] = "    return round(amount + 0.0, 2)"
-    _write(repo, "src/billing.py", billing)
-    _commit(repo, "Round totals consistently (#12)\n\nfixes #7")
-    _git(repo, "merge", "-q", "--no-ff", "-m", "Merge branch 'feature'", "feature")
+def _say(text: str) -> None:
+    print(f"\n{text}", flush=True)
 
 
 def main(*, keep: str | None) -> int:
-    """Run the demo in a temporary directory (or in `keep`)."""
-    os.environ.setdefault("GIT_AUTHOR_NAME", "Demo Developer")
-    os.environ.setdefault("GIT_AUTHOR_EMAIL", "dev@example.com")
-    os.environ.setdefault("GIT_COMMITTER_NAME", "Demo Developer")
-    os.environ.setdefault("GIT_COMMITTER_EMAIL", "dev@example.com")
+    """Run the demo in a temporary directory (or in `keep`, kept)."""
+    for var, value in story.DEVELOPER.items():
+        os.environ.setdefault(var, value)
     with tempfile.TemporaryDirectory(prefix="dasct-demo-") as tmp:
         root = Path(keep).resolve() if keep else Path(tmp)
         repo = root / "sample"
-        print(f"dasct demo: building a sample repository in {repo}")
-        build_sample(repo)
-        print("History (fix commits name PROJ-101, PROJ-102 and GitHub issue #7):")
-        log = subprocess.run(("git", "log", "--oneline", "--graph"), cwd=repo,
-                             capture_output=True, text=True, check=True)
-        print(log.stdout, end="")
+        print(f"dasct demo: a sample repository in {repo}, its model and production "
+              f"environments in {root / 'envs'}")
+        story.build_sample(repo)
+        _say("Its history, and the defects each commit's message names (subject or body):")
+        print(story.history(repo), end="")
         _show(repo, "index")
         _show(repo, "scan")
         _show(repo, "why", "src/parser.py:2")
-        print("\nA developer now rewrites the line that fixed PROJ-101 and stages it:")
-        parser = (repo / "src/parser.py").read_text().replace(
-            "text.split() if text else []", "text.split() if text is not None else []"
-        )
-        (repo / "src/parser.py").write_text(parser)
-        _git(repo, "add", "src/parser.py")
-        _show(repo, "check", "--staged")
-        _show(repo, "check", "--staged", "--format", "json")
-        print("\nThe same change as the pre-commit hook sees it (installed with `dasct install`):")
-        _show(repo, "install")
-        commit = subprocess.run(("git", "commit", "-m", "Simplify parse"), cwd=repo,
-                                capture_output=True, text=True, check=False)
-        print(commit.stderr, end="")
-        print(f"git commit exit code: {commit.returncode} (warned, not blocked)")
-        print("\nThe change lands; CI records it and files a revalidation ticket for QA "
-              "(the local tracker: the ledger branch dasct-ledger), with the fix's test run "
-              "at the change:")
-        _show(repo, "ci", "record", "--range", "HEAD~1..HEAD")
-        _show(repo, "qa", "list")
-        print("\nQA revalidates: the defect still holds, so the new line becomes the "
-              "baseline of PROJ-101:")
-        _show(repo, "qa", "accept", "PROJ-101", "--commit", "HEAD")
-        _show(repo, "index")
-        _show(repo, "why", "src/parser.py:2")
-        print("\nThe next change to that line warns against the new baseline:")
-        parser = (repo / "src/parser.py").read_text().replace(
-            "text.split() if text is not None else []", "(text or '').split()")
-        (repo / "src/parser.py").write_text(parser)
-        _git(repo, "add", "src/parser.py")
-        _show(repo, "check", "--staged")
-        _show(repo, "show", "PROJ-101")
-        _git(repo, "reset", "-q", "--hard")
-        from dasct.migrate.demo import run_demo
-
-        print()
-        run_demo(root / "migration", lambda text: print(text, flush=True))
+        _developer_and_qa(repo)
+        _enhancements(repo, root)
         if keep:
-            print(f"\nThe demo is kept in {root}")
+            print(f"\nThe demo is kept in {root}: the sample repository, its environments "
+                  f"(envs/) and the report ({root / 'report.html'}).")
+        else:
+            print("\nAll of it was built in a temporary directory, deleted now; "
+                  "`dasct demo --keep DIR` keeps it.")
     return 0
+
+
+def _developer_and_qa(repo: Path) -> None:
+    _say("A developer rewrites the line that fixed PROJ-101 and commits it; the pre-commit "
+         "hook (`dasct install`) warns, and the commit goes on:")
+    _show(repo, "install")
+    story.edit(repo, "src/parser.py", "text.split() if text else []",
+               "text.split() if text is not None else []")
+    commit = subprocess.run(("git", "commit", "-q", "-am", "Simplify parse"), cwd=repo,
+                            capture_output=True, text=True, check=False)
+    print(commit.stderr, end="")
+    print(f"git commit exit code: {commit.returncode} (warned, not blocked)")
+    _say("The change lands on main; CI records it and files a revalidation ticket for QA "
+         "(the local tracker: the ledger branch dasct-ledger), with the fix's test run at "
+         "the change:")
+    _show(repo, "ci", "record", "--range", "HEAD~1..HEAD")
+    _show(repo, "qa", "list")
+    _say("QA revalidates: PROJ-101 still holds, so the new line becomes its baseline:")
+    _show(repo, "qa", "accept", "PROJ-101", "--commit", "HEAD")
+    _say("The next change to that line warns against the new baseline:")
+    story.edit(repo, "src/parser.py", "text.split() if text is not None else []",
+               "(text or '').split()")
+    subprocess.run(("git", "add", "src/parser.py"), cwd=repo, check=True)
+    _show(repo, "check", "--staged")
+    subprocess.run(("git", "reset", "-q", "--hard"), cwd=repo, check=True)
+
+
+def _enhancements(repo: Path, root: Path) -> None:
+    _say("Two enhancements are developed on branches and merged. CI turns each merge into a "
+         "trigger for model (its id: the defect keys its commits name and the short sha of "
+         "its last commit):")
+    ids = []
+    for name in ("PROJ-42", "PROJ-43"):
+        before, after = story.merge_enhancement(repo, name)
+        print(f"\n  merged {name}: {story.describe(repo, before, after)}")
+        out = _show(repo, "trigger", "create", "--range", f"{before[:7]}..{after[:7]}",
+                    "--env", "model")
+        ids.append(story.trigger_id(out))
+    good, bad = ids
+    _say("The nightly job migrates model. Each trigger is archived first; PROJ-43's SQL "
+         "verify fails, so it is rolled back from its archive and checked against it; "
+         "PROJ-42 goes in:")
+    _show(repo, "migrate", "run", "--env", "model")
+    _show(repo, "status")
+    _say(f"QA runs the acceptance test in model and signs {good} off. An author of its "
+         "commits may not; Quinn from QA does, and the sign-off writes production's "
+         "trigger from the very trigger model ran (same steps, same payload digests):")
+    _show(repo, "signoff", good, "--env", "model", "--comment",
+          "acceptance test passed in model", env=story.QA)
+    _say(f"Production refuses what model has not passed and signed off ({bad} never reaches "
+         "it), and without a configured window it runs only with an explicit --now:")
+    _show(repo, "migrate", "run", "--env", "production")
+    _show(repo, "migrate", "run", "--env", "production", "--now")
+    _say(f"{good} is under warranty in production (WP, for its 30 days), then complete "
+         "(CP). Where is everything, and what does production lack?")
+    _show(repo, "status")
+    _show(repo, "where", "PROJ-42")
+    _show(repo, "inventory", "diff", "model", "production")
+    _show(repo, "warranty", "show", "--env", "production")
+    _say("And one static page for the team, no server needed:")
+    _show(repo, "report", "-o", str(root / "report.html"))

@@ -230,13 +230,14 @@ def state_of(f: Facts, tid: str) -> State:
         signed = f.signoff.get(tid)
         if signed is not None:  # in a gate: what QA decided about it
             who = f" by {signed.who}" if signed.who else ""
-            return made(signed.state, signed.when or dep["deployed_at"],
+            return made(signed.state, _audit_time(signed.when or "") or dep["deployed_at"],
                         f"migrated {iso(dep['deployed_at'])}{who}"
                         + (f": {signed.reason}" if signed.reason else ""))
         kept = f.warranty.get(tid)
         if kept is not None:
             return made("migrated", dep["deployed_at"], f"warranty {kept.state} since "
-                        f"{kept.since}, until {kept.until}"
+                        f"{_audit_time(kept.since) or kept.since}, until "
+                        f"{_audit_time(kept.until) or kept.until}"
                         + (f", {kept.claims} claim(s)" if kept.claims else ""),
                         warranty=kept.state)
         return made("migrated", dep["deployed_at"])
