@@ -33,6 +33,7 @@ class Recorded:
     new: list[Record]  # the requests written
     known: int  # requests the range asked for that the ledger already had
     sent: Sent
+    claims: tuple[str, ...] = ()  # warranty claims the range's fix commits recorded
 
 
 def branch_name(repo: git.Repo) -> str:
@@ -88,7 +89,28 @@ def record(repo: git.Repo, cfg: Config, settings: Settings, spec: str | None, *,
         sent = flush(repo, cfg, book, env=env)
     if push and book.remote:
         book.push()
-    return Recorded(spec, len(steps), new, known, sent)
+    return Recorded(spec, len(steps), new, known, sent, _claims(repo, cfg, steps))
+
+
+def _claims(repo: git.Repo, cfg: Config, steps: Sequence[walk.Step]) -> tuple[str, ...]:
+    """The warranty claims of the walked commits (migrate/warranty.py: a fix naming a
+    defect of an enhancement under warranty), one line each."""
+    if not steps:
+        return ()
+    from dasct import refs
+    from dasct.migrate import warranty
+
+    out = git.run("log", "--no-walk=unsorted", "--stdin", "-z", "--format=%H%x1f%B",
+                  cwd=repo.root, input="".join(f"{s.sha}\n" for s in steps).encode())
+    patterns = cfg.defects.compiled()
+    fixes = []
+    for record in out.decode("utf-8", "replace").split("\0"):
+        sha, _, message = record.strip("\n").partition("\x1f")
+        if sha:
+            fixes.append((sha, refs.defect_keys(message, patterns)))
+    lines: list[str] = []
+    warranty.claims_from_fixes(cfg, repo.root, fixes, write=lines.append)
+    return tuple(lines)
 
 
 def record_locally(repo: git.Repo, cfg: Config, settings: Settings) -> Recorded | None:

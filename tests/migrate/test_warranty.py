@@ -118,3 +118,23 @@ def test_no_claim_and_no_completion_after_a_revert(s: Setup) -> None:
         warranty.claim(s.production, "E1", reason="x", repo_root=s.root, write=lambda _: None)
     assert warranty.check_now(s.production, now=later(31), write=lambda _: None) == []
     assert "warranty-complete" not in _events(s, "production")
+
+
+def test_ci_record_claims_for_a_fix_naming_a_defect_under_warranty(s: Setup) -> None:
+    """A commit that lands fixing PROJ-7 again while E1 (which brought PROJ-7) is under
+    warranty in production: `ci record` records the claim there, once."""
+    s.repo.commit("PROJ-7: the report page crashed on empty reports", {
+        "app/report.py": "print('report' or 'empty')\n"})
+    done = cli(s.root, "ci", "record", "--range", "HEAD~1..HEAD", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    (line,) = json.loads(done.stdout)["warranty_claims"]
+    assert line.startswith("E1: claim recorded in production (1 so far)")
+    state = warranty.state(s.production, "E1")
+    assert state is not None and (state.state, state.claims) == ("claimed", 1)
+    assert _events(s, "production") == ["warranty-start", "warranty-claim"]
+    [note] = _notes(s, "warranty-claim")
+    assert f"fix commit {s.repo.head()[:12]} names PROJ-7" in str(note["body"])
+    # The same commit again claims nothing; the enhancement's own commits never did.
+    again = cli(s.root, "ci", "record", "--range", f"{s.base}..HEAD", "--format", "json")
+    assert json.loads(again.stdout)["warranty_claims"] == []
+    assert warranty.state(s.production, "E1").claims == 1  # type: ignore[union-attr]

@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
                          for r in done.new],
             "sent": {"delivered": delivered, "failed": failed, "waiting": waiting},
             "waiting_because": list(sent.reasons),
+            "warranty_claims": list(done.claims),
         }, indent=2, ensure_ascii=False))
         return 0
     for r in done.new:
@@ -43,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
           f"{render.plural(len(done.new), 'revalidation request')}"
           + (f" ({done.known} already recorded)" if done.known else "")
           + f"; tickets: {delivered} sent, {failed} failed, {waiting} waiting")
+    for line in done.claims:
+        print(f"dasct: warranty: {line}")
     for reason in sent.reasons:
         print(f"dasct: waiting: {reason}", file=sys.stderr)
     return 0

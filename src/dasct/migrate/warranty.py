@@ -21,13 +21,14 @@ Read API (no lock, no write):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from dasct import audit
+from dasct.config import Config
 from dasct.errors import DasctError
 from dasct.migrate import inventory, lock, promotion
 from dasct.migrate import trigger as trig
@@ -203,3 +204,36 @@ def claim(env: Environment, tid: str, *, reason: str, repo_root: Path | None,
     write(f"{tid}: claim recorded in {env.name} ({after.claims} so far); the warranty still "
           f"ends at {after.until}")
     return after
+
+
+def claims_from_fixes(cfg: Config, repo_root: Path, fixes: Iterable[tuple[str, Sequence[str]]],
+                      *, write: Write = print) -> list[tuple[str, str, str]]:
+    """`ci record`'s half of the warranty: a new fix commit (sha, the defects its message
+    names) naming a defect of an enhancement under warranty in an environment whose state
+    is at hand records a claim there, once per commit. The enhancement's own commits claim
+    nothing. Returns (environment, enhancement, commit) for each claim recorded."""
+    from dasct.migrate.environment import environment
+
+    named = [(sha, set(defects)) for sha, defects in fixes if defects]
+    made: list[tuple[str, str, str]] = []
+    if not named:
+        return made
+    for name in cfg.environments:
+        env = environment(cfg, name, repo_root)
+        if not applies(env) or not (env.state_dir / inventory.INVENTORY).is_file():
+            continue  # kept elsewhere (a runner of its own), or never migrated
+        kept = _warranties(env)
+        for tid, dep in inventory.load(env.state_dir)["deployments"].items():
+            w = kept.get(tid)
+            if dep.get("status") != "deployed" or w is None or w.complete is not None:
+                continue
+            told = " ".join(str(c.get("reason", "")) for c in w.claims)
+            own = set(dep.get("commits", ()))
+            for sha, defects in named:
+                hit = sorted(defects & set(dep.get("defects", ())))
+                if not hit or sha in own or sha[:12] in told:
+                    continue
+                claim(env, tid, reason=f"fix commit {sha[:12]} names {', '.join(hit)}",
+                      repo_root=repo_root, write=write)
+                made.append((name, tid, sha))
+    return made
