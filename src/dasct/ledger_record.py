@@ -2,7 +2,7 @@
 check of one read back from git; the ledger's one-line, redacted error.
 
 Separate from the ledger itself (ledger_read.py reads it, ledger.py writes it) because both
-sides and the QA modules that build records need this, and none of git.
+sides and the QA modules that build records need it, and it runs no git.
 """
 
 from __future__ import annotations
@@ -162,7 +162,6 @@ def parse(content: bytes, path: str) -> Record | str:
         return "its content does not match its name (edited, or not written by dasct)"
     object.__setattr__(record, "_id", ident)
     return record
-
 
 
 def clean(text: str) -> str:
