@@ -26,7 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dasct import git
-from dasct.ledger import Ledger, Record
+from dasct.ledger import Ledger
+from dasct.ledger_record import Record
 
 TYPES = ("link", "accept", "unlink", "request", "filed", "owner", "evidence", "reject")
 WEIGHTS = (30, 8, 2, 25, 20, 5, 8, 2)  # of 100

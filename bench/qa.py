@@ -207,7 +207,7 @@ def link_records(repo: Path, count: int, salt: int = 0) -> list:
     """count link records of real lines at HEAD, as `dasct link` writes them."""
     from dasct import git as dgit
     from dasct.commands.link import _spans, owners
-    from dasct.ledger import Record
+    from dasct.ledger_record import Record
 
     r = dgit.discover(repo)
     names = _small_files(repo)
@@ -229,7 +229,8 @@ def build_ledger(repo: Path, total: int, links: int) -> float:
     """A ledger of `total` records: `links` link records, the rest requests and filed
     tickets shaped like the ones ci record writes (a ticket body of ~1.5 kB each)."""
     from dasct import git as dgit
-    from dasct.ledger import Ledger, Record
+    from dasct.ledger import Ledger
+    from dasct.ledger_record import Record
     from dasct.tickets import ticket_key
     from dasct.trackers import Ticket
 

@@ -6,7 +6,7 @@ Interleaves, `--runs` times, so that machine noise hits all of them alike:
 
 1. `dasct index --rebuild --format json` in REPO (its `ignored_revs_seconds`: the time
    spent on the commits of `.git-blame-ignore-revs`);
-2. the git stream the index reads, exactly as replay.py asks for it (`git log
+2. the git stream the index reads, exactly as replay_log.py asks for it (`git log
    --topo-order --reverse -m -p --raw -U0 -w -M ...` through dasct's own git runner, so
    with the same pinned settings), read to the end;
 3. `git log -p --first-parent` of HEAD (what a person calls "the history");
@@ -55,7 +55,7 @@ def _drain(*args: str, repo: Path) -> float:
 
 
 def stream(repo: Path) -> float:
-    # replay.sections' command, word for word.
+    # replay_log.sections' command, word for word.
     return _drain("log", "--topo-order", "--reverse", "-m", "--oneline", "--no-abbrev-commit",
                   "--no-decorate", *diff.PATCH_OPTIONS, "HEAD", "--", repo=repo)
 

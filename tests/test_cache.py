@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dasct import cache, index, snapfile
+from dasct.origins import IndexCorrupt
 from dasct.refs import valid_key
-from dasct.replay import IndexCorrupt
 from dasct_run import dasct
 from gitrepo import GitRepo
 

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from dasct import git
 from dasct import ledger as ledger_mod
-from dasct.ledger import Ledger, LedgerError, Record
+from dasct.ledger import Ledger
+from dasct.ledger_record import LedgerError, Record
 from dasct_run import dasct
 from gitrepo import GitRepo
 
@@ -266,7 +267,8 @@ WRITER = """
 import sys, time
 from dasct import git
 from dasct import ledger as ledger_mod
-from dasct.ledger import Ledger, Record
+from dasct.ledger import Ledger
+from dasct.ledger_record import Record
 name, start = sys.argv[1], float(sys.argv[2])
 ledger = Ledger(git.discover())
 while time.time() < start:
@@ -300,7 +302,8 @@ def test_two_concurrent_writers_lose_nothing(remote: Path, tmp_path: Path) -> No
 LOCAL_WRITER = """
 import sys, time
 from dasct import git
-from dasct.ledger import Ledger, Record
+from dasct.ledger import Ledger
+from dasct.ledger_record import Record
 name, start = sys.argv[1], float(sys.argv[2])
 ledger = Ledger(git.discover())
 while time.time() < start:

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from dasct import git, index, settings
-from dasct.ledger import Ledger, Record
+from dasct.ledger import Ledger
+from dasct.ledger_record import Record
 from dasct_run import dasct
 from gitrepo import GitRepo
 from test_index_oracle import History

@@ -197,7 +197,7 @@ def test_a_tracker_that_is_down_keeps_its_tickets_waiting(repo: GitRepo) -> None
 
 
 def test_a_request_record_that_holds_no_ticket_is_left_out(repo: GitRepo) -> None:
-    from dasct.ledger import Record
+    from dasct.ledger_record import Record
 
     _history(repo)
     Ledger(git.discover(repo.path), "dasct-ledger", "").append(

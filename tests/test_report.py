@@ -237,7 +237,7 @@ def test_revalidations_are_grouped_by_day() -> None:
         def records(self, *types: str) -> list[Any]:
             return [r for r in self.all if r.type in types]
 
-    from dasct.ledger import Record
+    from dasct.ledger_record import Record
 
     def request(key: str, at: str) -> Record:
         ticket = {"key": key, "defect": "PROJ-1", "commit": "c" * 40, "title": "t",

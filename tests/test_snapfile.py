@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from dasct import cache, git, index, snapfile
 from dasct import settings as dasct_settings
-from dasct.replay import FullState, decode, encode
+from dasct.origins import FullState, decode, encode
 from gitrepo import GitRepo
 
 # Two paths with one CRC-32: the record's own path tells them apart.
@@ -238,11 +238,9 @@ def test_protected_among_lines_is_the_whole_answer_restricted(
 ) -> None:
     """A change asks only about the lines it touches; the answer is exactly what asking
     about the whole file and keeping those lines gives, encoded or not."""
-    from dasct import replay
-
-    state = replay.FullState()
+    state = FullState()
     if origins:
-        state["f.py"] = replay.encode(tuple(origins)) if encoded else tuple(origins)
+        state["f.py"] = encode(tuple(origins)) if encoded else tuple(origins)
     snap = index.Snapshot("a" * 40, [c * 40 for c in "abcde"], state,
                           {1: ("PROJ-1",), 3: ("PROJ-2", "PROJ-3")})
     wanted = sorted(set(among))

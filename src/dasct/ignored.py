@@ -7,13 +7,14 @@ blame's own fuzzy matching sends them, so git is asked (docs/protected-lines.md)
 from __future__ import annotations
 
 from dasct import diff, git
+from dasct.origins import IndexCorrupt
 
 TYPE_CHECKING = False  # typing costs import time on the hook path
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
-    from dasct.replay import Origins, State
+    from dasct.origins import Origins, State
 
 
 def origins(
@@ -57,8 +58,6 @@ def origins(
                     continue
                 old = states[origin].get(source)
                 if old is None or source_line - 1 + count > len(old):
-                    from dasct.replay import IndexCorrupt  # replay imports this module
-
                     raise IndexCorrupt(
                         f"blame of {sha}:{path} names lines {source} does not have")
                 for k in range(count):

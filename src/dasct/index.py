@@ -13,10 +13,11 @@ import os
 import time
 import zlib
 
-from dasct import cache, git, index_checkpoints, refresh, replay, snapfile
+from dasct import cache, git, index_checkpoints, refresh, replay, replay_log, snapfile
 from dasct.linklines import LineLinks, with_aliases
+from dasct.origins import FullState, IndexCorrupt
 from dasct.refs import defect_keys
-from dasct.replay import IGNORE_REVS_FILE, FullState, IndexCorrupt
+from dasct.replay import IGNORE_REVS_FILE
 from dasct.snapshot import Snapshot, read_snapshot, write_snapshot
 
 TYPE_CHECKING = False  # typing, dataclasses and hashlib cost import time on the hook path
@@ -104,7 +105,7 @@ def _touch(path: Path) -> None:
 
 
 def links_for(
-    commits: Iterable[replay.Commit], builder: replay.Builder, settings: Settings
+    commits: Iterable[replay_log.Commit], builder: replay.Builder, settings: Settings
 ) -> dict[int, tuple[str, ...]]:
     patterns = settings.compiled()
     named: dict[str, tuple[str, ...]] = {}
@@ -168,11 +169,11 @@ def _nearest_snapshot(repo: git.Repo, head: str, have: set[str]) -> tuple[str, i
 
 def _full(repo: git.Repo, settings: Settings, head: str, progress: bool) -> Snapshot:
     ignore, boundary, history_fp = history(repo)
-    todo = replay.log_commits(repo, [head])
+    todo = replay_log.log_commits(repo, [head])
     builder = replay.Builder(repo, [c.sha for c in todo], ignore, boundary,
                              ledger_lines(repo, settings))
     points = index_checkpoints.Writer(repo, settings, builder, todo, {}, history_fp, 0)
-    states = builder.replay(todo, replay.sections(repo, [head]), {}, progress=progress,
+    states = builder.replay(todo, replay_log.sections(repo, [head]), {}, progress=progress,
                             after=points.after)
     # A rebuild for HEAD replaces every checkpoint; one for an older commit (a question
     # on a cold index) adds its own beside HEAD's.
@@ -190,7 +191,7 @@ def _incremental(
 ) -> Snapshot:
     assert base.head is not None
     ignore, boundary, _ = history(repo)
-    todo = replay.log_commits(repo, [head, f"^{base.head}"])
+    todo = replay_log.log_commits(repo, [head, f"^{base.head}"])
     builder = replay.Builder(repo, base.commits, ignore, boundary, base.lines)
     points = None
     if head == repo.head:  # an update for HEAD may pass checkpoint boundaries
@@ -199,7 +200,7 @@ def _incremental(
         points = index_checkpoints.Writer.after_base(
             repo, settings, builder, todo, base, len(base.commits) if start is None else start)
     states = builder.replay(
-        todo, replay.sections(repo, [head, f"^{base.head}"]), {base.head: base.files},
+        todo, replay_log.sections(repo, [head, f"^{base.head}"]), {base.head: base.files},
         after=points.after if points is not None else None,
     )
     if points is not None:
@@ -221,7 +222,7 @@ def _relink(repo: git.Repo, settings: Settings, snap: Snapshot) -> None:
     _, boundary, _ = history(repo)
     builder = replay.Builder(repo, snap.commits, frozenset(), boundary)
     known = set(snap.commits)
-    commits = [c for c in replay.log_commits(repo, [snap.head]) if c.sha in known]
+    commits = [c for c in replay_log.log_commits(repo, [snap.head]) if c.sha in known]
     snap.links = with_aliases(links_for(commits, builder, settings), snap.lines.aliases)
     snap.links_fp = settings.links_fingerprint
 

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import os
 
-from dasct import cache, replay
+from dasct import cache
 from dasct.linklines import with_aliases
-from dasct.replay import FullState
+from dasct.origins import FullState, encode
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -34,7 +34,9 @@ if TYPE_CHECKING:
 
     from dasct import git
     from dasct.index import Snapshot
-    from dasct.replay import Builder, Commit, Origins, State
+    from dasct.origins import Origins, State
+    from dasct.replay import Builder
+    from dasct.replay_log import Commit
     from dasct.settings import Settings
 
 MAX_CHECKPOINTS = 32
@@ -175,7 +177,7 @@ class Writer:
             if not value:
                 continue  # an empty file has no entry in a saved snapshot
             known = self.encoded.get(path)
-            data = known[1] if known is not None and known[0] is value else replay.encode(value)
+            data = known[1] if known is not None and known[0] is value else encode(value)
             encoded[path] = (value, data)
             files[path] = data
         self.encoded = encoded

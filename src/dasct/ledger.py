@@ -7,40 +7,30 @@ named by the digest of its content, so the union of two ledgers is the union of 
 tree entries and never conflicts; diverged tips get a merge commit with both as parents.
 A plain `git fetch` brings the remote's branch as refs/remotes/<remote>/<branch>, and
 every read is the union of that and the local branch (docs/ledger.md).
+
+Three modules: ledger_record.py (what a record is), ledger_read.py (reading: the union of
+both tips, the links' fingerprint) and this one, the Ledger: writing (append, the union
+merge, the compare-and-swap of the branch), fetch and push.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import sys
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 
 from dasct import git
-from dasct.errors import DasctError, GitError
+from dasct.errors import GitError
+from dasct.ledger_read import PINS, LedgerReader
+from dasct.ledger_record import LedgerError, Record, detail, error, now, problem
 
-# The index asks for links_fingerprint() whenever it builds: json, hashlib, tempfile,
-# datetime, random, pathlib and dasct.redact (~17 ms of imports together) are imported by
-# the functions that read or write records, not by the module.
+# tempfile, random, pathlib and dasct.redact are imported by the functions that use them
+# (ledger_record.py says why).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
-    from typing import Any
 
-TYPE_RE = re.compile(r"[a-z][a-z0-9-]{0,39}")
-# Microseconds: the records of one actor keep their order (a link and the unlink right
-# after it: the last one wins); seconds alone are accepted too.
-AT_RE = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.\d{6})?Z")
 ACTOR_VARS = ("DASCT_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN")
-LINK_TYPES = ("link", "unlink", "accept")  # what links_fingerprint covers
-# A user's config must not change how the ledger is written: a signing program that is
-# absent in CI, and hooks: plumbing runs none but reference-transaction, which update-ref,
-# fetch and push all run (a failing one aborts the update), so the hooks directory is
-# pointed at nothing; push is told --no-verify besides.
-_PINS = ("-c", "commit.gpgSign=false", "-c", "push.gpgSign=false",
-         "-c", "core.hooksPath=/dev/null")
 # Reading loose objects costs several times what packed ones do (docs/ledger.md: 10,000
 # records loose ~1.8 s, packed ~0.33 s), and git's own `gc --auto` waits for 6,700 of them:
 # past this many loose objects an append packs them (`git repack -d`, incremental).
@@ -48,229 +38,8 @@ LOOSE_LIMIT = 1000
 _CAS_TRIES = 50  # local writers racing on update-ref; each loser re-reads and retries
 
 
-class LedgerError(DasctError):
-    """The ledger could not be read, written, fetched or pushed (one line, redacted)."""
-
-
-@dataclass(frozen=True)
-class Record:
-    """One fact. The ledger stores it and never interprets `type` or `data`."""
-
-    type: str
-    data: Mapping[str, Any] = field(default_factory=dict)
-    at: str = ""  # ISO 8601 UTC with microseconds (seconds alone accepted); append fills it
-    by: str = ""  # who; append fills it (see actor)
-
-    def __hash__(self) -> int:  # data is a dict: hash by what the record says
-        return hash(self.id)
-
-    def canonical(self) -> bytes:
-        """The stored bytes: sorted keys, no spaces, UTF-8, one line."""
-        import json
-
-        return (json.dumps({"type": self.type, "at": self.at, "by": self.by,
-                            "data": self.data}, sort_keys=True, separators=(",", ":"),
-                           ensure_ascii=False, allow_nan=False) + "\n").encode()
-
-    @property
-    def id(self) -> str:
-        """The digest of the canonical content: the same fact written twice is one record.
-        Computed once per record (data is a fact: it is not changed after creation)."""
-        ident: str | None = self.__dict__.get("_id")
-        if ident is None:
-            from hashlib import sha256
-
-            ident = sha256(self.canonical()).hexdigest()
-            object.__setattr__(self, "_id", ident)  # a cache, not a field: not compared
-        return ident
-
-    @property
-    def path(self) -> str:
-        """Where the record lives in the ledger's tree."""
-        ident = self.id
-        return f"{self.type}/{ident[:2]}/{ident}.json"
-
-
-def _json_problem(value: Any, where: str) -> str | None:
-    """Why value is not plain JSON (str keys; str, int, finite float, bool, None,
-    list, dict), or None."""
-    if value is None or isinstance(value, (str, bool, int)):
-        return None
-    if isinstance(value, float):
-        return None if value == value and abs(value) != float("inf") else f"{where} is {value}"
-    if isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            problem = _json_problem(item, f"{where}[{i}]")
-            if problem:
-                return problem
-        return None
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                return f"{where} has a key {key!r} that is not a string"
-            problem = _json_problem(item, f"{where}.{key}")
-            if problem:
-                return problem
-        return None
-    return f"{where} is a {type(value).__name__}, not JSON"
-
-
-def problem(record: Any) -> str | None:
-    """What is wrong with a record (one phrase), or None when it may be stored."""
-    if not isinstance(record, Record):
-        return f"is a {type(record).__name__}, not a ledger Record"
-    return _shape_problem(record) or _json_problem(record.data, "data")
-
-
-def _shape_problem(record: Record) -> str | None:
-    """What is wrong with a record's type, at and by, and whether data is a mapping."""
-    if not isinstance(record.type, str) or not TYPE_RE.fullmatch(record.type):
-        return f"type {record.type!r} must match [a-z][a-z0-9-]* (40 characters at most)"
-    if not isinstance(record.data, Mapping):
-        return f"data is a {type(record.data).__name__}, not a mapping"
-    if not isinstance(record.at, str) or (record.at and not _valid_at(record.at)):
-        return (f"at {record.at!r} is not an ISO 8601 UTC time "
-                "(YYYY-MM-DDTHH:MM:SS.ffffffZ, or without the fraction)")
-    if not isinstance(record.by, str) or any(c in record.by for c in "\n\r\0"):
-        return f"by {record.by!r} must be one line of text"
-    return None
-
-
-def _valid_at(at: str) -> bool:
-    from datetime import datetime
-
-    match = AT_RE.fullmatch(at)
-    if not match:
-        return False
-    try:  # the constructor checks the ranges (Feb 30 included), cheaper than strptime
-        y, mo, d, h, mi, sec = (int(g) for g in match.groups())
-        datetime(y, mo, d, h, mi, sec)
-    except ValueError:
-        return False
-    return True
-
-
-def now() -> str:
-    """The current time as a record's `at`."""
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _parse(content: bytes, path: str) -> Record | str:
-    """The record a ledger file holds, or why it holds none. Read from disk, so verified:
-    the content must be the canonical form of a valid record, named by its digest."""
-    import json
-    from hashlib import sha256
-
-    try:
-        raw = json.loads(content)
-    except ValueError as exc:  # UnicodeDecodeError included
-        return f"not valid JSON ({exc})"
-    if not isinstance(raw, dict) or raw.keys() != {"type", "at", "by", "data"}:
-        return "not a ledger record (expected the keys type, at, by, data)"
-    # json.loads gives plain JSON, NaN aside (canonical() refuses it): no deep walk needed.
-    record = Record(type=raw["type"], data=raw["data"], at=raw["at"], by=raw["by"])
-    wrong = _shape_problem(record) or ("its time (at) is empty" if not record.at else None)
-    if wrong:
-        return wrong
-    try:
-        canonical = record.canonical()
-    except ValueError:
-        return "it holds a number JSON cannot carry (NaN or infinity)"
-    ident = sha256(canonical).hexdigest()
-    if canonical != content or path != f"{record.type}/{ident[:2]}/{ident}.json":
-        return "its content does not match its name (edited, or not written by dasct)"
-    object.__setattr__(record, "_id", ident)
-    return record
-
-
-class Ledger:
+class Ledger(LedgerReader):
     """The ledger of one repository: its local branch and the remote's tracking ref."""
-
-    def __init__(self, repo: git.Repo, branch: str = "dasct-ledger",
-                 remote: str = "origin") -> None:
-        self.repo = repo
-        self.branch = branch
-        self.remote = remote
-        self.ref = f"refs/heads/{branch}"
-        self.tracking = f"refs/remotes/{remote}/{branch}" if remote else ""
-
-    def _git(self, *args: str, env: dict[str, str] | None = None,
-             input: bytes | None = None, ok_codes: tuple[int, ...] = (0,)) -> bytes:
-        try:
-            return git.run(*_PINS, *args, cwd=self.repo.root, env=env, input=input,
-                           ok_codes=ok_codes)
-        except GitError as exc:
-            raise _error(f"ledger {self.branch}: git {args[0]} failed: {_detail(exc)}") from None
-
-    def _tips(self) -> tuple[str | None, str | None]:
-        """The local branch's commit and the remote-tracking ref's (None: absent)."""
-        refs = [r for r in (self.ref, self.tracking) if r]
-        out = self._git("for-each-ref", "--format=%(refname) %(objectname)", *refs)
-        found = dict(line.split(" ", 1) for line in out.decode().splitlines() if " " in line)
-        return found.get(self.ref), found.get(self.tracking) if self.tracking else None
-
-    def tip(self) -> str | None:
-        """The local branch's commit (None: no ledger yet)."""
-        return self._tips()[0]
-
-    def _entries(self, commit: str, types: tuple[str, ...] = ()) -> dict[str, str]:
-        """path -> blob of the records at a ledger commit (of the given types: all)."""
-        try:
-            return git.ls_tree(self.repo.root, commit, *types)
-        except GitError as exc:
-            raise _error(f"ledger {self.branch}: {_detail(exc)}") from None
-
-    def records(self, *types: str) -> list[Record]:
-        """The records of the given types (all when none), oldest first (at, then id):
-        the union of the local branch and the remote-tracking ref."""
-        for t in types:
-            if not TYPE_RE.fullmatch(t):
-                raise LedgerError(f"ledger: record type {t!r} must match [a-z][a-z0-9-]*")
-        # path -> (blob, commit) for each side; the local side is tried first.
-        sides: dict[str, list[tuple[str, str]]] = {}
-        for commit in dict.fromkeys(t for t in self._tips() if t):
-            for path, blob in self._entries(commit, types).items():
-                sides.setdefault(path, []).append((blob, commit))
-        if not sides:
-            return []
-        try:
-            blobs = git.cat_blobs(self.repo.root,
-                                  (b for pairs in sides.values() for b, _ in pairs))
-        except GitError as exc:
-            raise _error(f"ledger {self.branch}: {_detail(exc)}") from None
-        found: list[tuple[str, str, Record]] = []
-        for path, pairs in sides.items():
-            for blob, commit in pairs:
-                parsed = _parse(blobs[blob], path)
-                if isinstance(parsed, Record):
-                    # "...:05Z" is "...:05.000000Z" (a "Z" sorts after every digit).
-                    at = parsed.at if len(parsed.at) > 20 else parsed.at[:-1] + ".000000Z"
-                    found.append((at, path, parsed))
-                    break
-                print(_clean(f"dasct: ledger commit {commit[:12]} {path}: {parsed}; skipped"),
-                      file=sys.stderr)
-        # The file name is the id: (at, file name) orders by (at, id) without hashing
-        # every record again.
-        found.sort(key=lambda item: (item[0], item[1].rsplit("/", 1)[-1]))
-        return [record for _, _, record in found]
-
-    def links_fingerprint(self) -> str:
-        """A string that changes whenever the link, unlink or accept records change (local
-        and remote-tracking); "" when there are none. One git call: the trees' ids."""
-        names = [f"{tip}:{t}" for tip in (self.ref, self.tracking) if tip for t in LINK_TYPES]
-        out = self._git("cat-file", "--batch-check=%(objectname) %(objecttype)",
-                        input="".join(f"{n}\n" for n in names).encode())
-        # One answer line per name, in order: "<id> tree", or "<name> missing".
-        per_type: dict[str, set[str]] = {t: set() for t in LINK_TYPES}
-        for i, line in enumerate(out.decode().splitlines()[: len(names)]):
-            if line.endswith(" tree"):
-                per_type[LINK_TYPES[i % len(LINK_TYPES)]].add(line.split(" ")[0])
-        # The distinct trees per type, so equal tips count once.
-        if not any(per_type.values()):
-            return ""
-        return " ".join(",".join(sorted(ids)) for ids in per_type.values())
 
     def append(self, records: Iterable[Record]) -> list[Record]:
         """Store records (redacted, at and by filled) in one commit holding the union of
@@ -285,7 +54,7 @@ class Ledger:
             wrong = problem(record)
             if wrong:
                 what = getattr(record, "type", "?")
-                raise _error(f"ledger record {n} ({what!r}): {wrong}; nothing written")
+                raise error(f"ledger record {n} ({what!r}): {wrong}; nothing written")
             if not record.by and not actor:
                 actor = self.actor()
             stored.append(Record(
@@ -316,7 +85,7 @@ class Ledger:
             if line.startswith(b"worktree "):
                 where = line[9:].decode("utf-8", "replace")
             elif line == f"branch {self.ref}".encode():
-                raise _error(f"ledger: branch {self.branch} is checked out in {where}; switch "
+                raise error(f"ledger: branch {self.branch} is checked out in {where}; switch "
                              "to another branch first (dasct never writes a checked-out one)")
 
     def _parents(self, local: str | None, remote: str | None) -> list[str]:
@@ -330,19 +99,6 @@ class Ledger:
         if merge_base == local:
             return [remote]
         return [local] if merge_base == remote else [local, remote]
-
-    def _listing(self, commit: str, dirs: Iterable[str] = ()) -> dict[str, dict[str, str]]:
-        """dir -> name -> "mode kind id" of the entries in each directory (all of the same
-        depth) of the ledger tree at commit; without dirs, its root ("")."""
-        wanted = [f"{d}/" for d in dirs]
-        out = self._git("ls-tree", "-z", "--full-tree", commit, "--", *wanted)
-        found: dict[str, dict[str, str]] = {}
-        for entry in out.decode("utf-8", "surrogateescape").split("\0"):
-            info, _, path = entry.partition("\t")
-            if info:
-                where, _, name = path.rpartition("/")
-                found.setdefault(where, {})[name] = info
-        return found
 
     def _write_blobs(self, records: list[Record], tmp: str) -> list[str]:
         """Store the records' blobs with one git fast-import: a pack for a big batch
@@ -442,7 +198,7 @@ class Ledger:
     def _move(self, new: str, old: str | None) -> bool:
         """Point the branch at new if it still points at old (an empty old: absent)."""
         try:
-            git.run(*_PINS, "update-ref", "-m", "dasct ledger", self.ref, new, old or "",
+            git.run(*PINS, "update-ref", "-m", "dasct ledger", self.ref, new, old or "",
                     cwd=self.repo.root)
         except GitError:
             return False
@@ -465,14 +221,14 @@ class Ledger:
         if not self.remote:
             return
         try:
-            git.run(*_PINS, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head",
+            git.run(*PINS, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head",
                     "--recurse-submodules=no", self.remote,
                     f"+{self.ref}:{self.tracking}", cwd=self.repo.root)
         except GitError as exc:
             if "couldn't find remote ref" in str(exc):
                 return
-            raise _error(f"ledger: could not fetch {self.branch} from {self.remote}: "
-                         f"{_detail(exc)}") from None
+            raise error(f"ledger: could not fetch {self.branch} from {self.remote}: "
+                         f"{detail(exc)}") from None
 
     def push(self, attempts: int = 6) -> None:
         """Push the local branch to the remote's; when another writer pushed first, fetch,
@@ -485,12 +241,12 @@ class Ledger:
             if local is None:
                 return  # nothing written here: nothing to push
             try:
-                out = git.run(*_PINS, "push", "--porcelain", "--no-verify", "--no-follow-tags",
+                out = git.run(*PINS, "push", "--porcelain", "--no-verify", "--no-follow-tags",
                               "--recurse-submodules=no", self.remote, f"{local}:{self.ref}",
                               cwd=self.repo.root, ok_codes=(0, 1)).decode("utf-8", "replace")
             except GitError as exc:  # not a rejection: the remote is unreachable or refuses us
-                raise _error(f"ledger: could not push {self.branch} to {self.remote}: "
-                             f"{_detail(exc)}") from None
+                raise error(f"ledger: could not push {self.branch} to {self.remote}: "
+                             f"{detail(exc)}") from None
             # --porcelain: "<flag>\t<from>:<to>\t<summary>" per ref; "!" is a rejection.
             ours = [line.split("\t") for line in out.splitlines()
                     if line.split("\t")[1:2] == [f"{local}:{self.ref}"]]
@@ -502,31 +258,16 @@ class Ledger:
                 time.sleep(min(0.2 * 2 ** attempt, 5.0) * _jitter(0.5, 1.5))
                 self.fetch()
                 self.append([])  # the union with what the other writer pushed
-        raise _error(f"ledger: could not push {self.branch} to {self.remote} after "
+        raise error(f"ledger: could not push {self.branch} to {self.remote} after "
                      f"{attempts} attempts (last: {reason}); the records are kept in the "
                      "local branch: run `dasct ledger push` again")
 
-
-def _clean(text: str) -> str:
-    """text without a secret (it may quote git, or a remote's URL with a token in it)."""
-    from dasct import redact
-
-    return redact.redact(text)
-
-
-def _error(message: str) -> LedgerError:
-    return LedgerError(_clean(message))
 
 
 def _jitter(low: float, high: float) -> float:
     import random
 
     return random.uniform(low, high)
-
-
-def _detail(exc: GitError) -> str:
-    """git's own first error line, without the command line (long with our pins)."""
-    return str(exc).split("` failed: ", 1)[-1]
 
 
 def _identity_env(cwd: Path) -> dict[str, str]:

@@ -21,7 +21,8 @@ from typing import Any
 from dasct import check, git, redact, tickets
 from dasct.config import Config
 from dasct.errors import DasctError
-from dasct.ledger import Ledger, Record
+from dasct.ledger import Ledger
+from dasct.ledger_record import Record
 from dasct.notify import Notification, Outbox, local_transport
 from dasct.settings import Settings, matches_glob
 from dasct.trackers import Decision, Filed, Ticket, Tracker, TrackerError, make

@@ -17,7 +17,8 @@ from typing import Any
 from dasct import check, evidence, git, redact, tickets, walk
 from dasct.config import Config
 from dasct.errors import DasctError
-from dasct.ledger import Ledger, Record
+from dasct.ledger import Ledger
+from dasct.ledger_record import Record
 from dasct.qa import CURSOR, EVIDENCE, REQUEST, Sent, flush, ledger_of, requests
 from dasct.settings import Settings
 

@@ -13,65 +13,27 @@ applies (see docs/protected-lines.md):
 * a commit listed in `.git-blame-ignore-revs` gets, for the files it changes, exactly what
   `git blame -w --ignore-revs-file` says at that commit.
 
-A state is, per path, a tuple holding for each line the index of the commit blame names.
+A state is, per path, a tuple holding for each line the index of the commit blame names
+(origins.py: the state types, their encoding, a diff applied to a file's origins).
 """
 
 from __future__ import annotations
 
-import itertools
 import sys
 import time
-from array import array
 
 from dasct import diff, git, ignored, linklines, renames
-from dasct.errors import DasctError
+from dasct.origins import FullState, IndexCorrupt, Overlay, apply_hunks, unchanged_lines
 
 TYPE_CHECKING = False  # typing costs import time on the hook path
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Sequence
-    from typing import Protocol
+    from collections.abc import Callable, Iterator, Sequence
 
-    class State(Protocol):
-        """The line origins of every path at one commit."""
-
-        def get(self, path: str) -> Origins | None: ...
+    from dasct.origins import Origins, State
+    from dasct.replay_log import Commit
 
 
 IGNORE_REVS_FILE = ".git-blame-ignore-revs"
-
-Origins = tuple[int, ...]
-
-
-class IndexCorrupt(DasctError):
-    """A snapshot that cannot be read or does not fit the history: rebuilt, not trusted."""
-
-
-class FullState(dict[str, "Origins | bytes"]):
-    """Every path's origins; values may still be run-length encoded (decoded on access)."""
-
-    def get(self, path: str) -> Origins | None:  # type: ignore[override]
-        value = dict.get(self, path)
-        if isinstance(value, bytes):
-            value = decode(value)
-            self[path] = value
-        return value
-
-    def paths(self) -> Iterable[str]:
-        """All paths with lines."""
-        return self.keys()
-
-
-class Overlay(dict[str, "Origins | None"]):
-    """A state derived from a lazily known one: own changes first (None = deleted)."""
-
-    def __init__(self, base: State) -> None:
-        super().__init__()
-        self.base = base
-
-    def get(self, path: str) -> Origins | None:  # type: ignore[override]
-        if path in self:
-            return dict.__getitem__(self, path)
-        return self.base.get(path)
 
 
 class BlameState:
@@ -88,84 +50,9 @@ class BlameState:
         return self.cache[path]
 
 
-def encode(origins: Origins) -> bytes:
-    """Run-length encoding of a file's origins, as snapshots store it."""
-    runs = array("I")
-    for origin, group in itertools.groupby(origins):
-        runs.append(origin)
-        runs.append(sum(1 for _ in group))
-    return runs.tobytes()
-
-
-def decode(data: bytes) -> Origins:
-    """The origins back from their run-length encoding."""
-    runs = array("I")
-    runs.frombytes(data)
-    out: list[int] = []
-    for i in range(0, len(runs), 2):
-        out.extend(itertools.repeat(runs[i], runs[i + 1]))
-    return tuple(out)
-
-
-def _apply(old: Origins, hunks: Sequence[diff.Hunk], origin: int, where: str) -> Origins:
-    """The origins after a diff: unchanged lines keep theirs, new lines get `origin`."""
-    pieces: list[Origins] = []
-    pos = 0
-    for h in hunks:
-        begin = h.old_start - 1 if h.old_len else h.old_start
-        if begin < pos or begin + h.old_len > len(old):
-            raise IndexCorrupt(f"diff of {where} does not fit the indexed file")
-        pieces.append(old[pos:begin])
-        pieces.append((origin,) * h.new_len)
-        pos = begin + h.old_len
-    pieces.append(old[pos:])
-    return tuple(itertools.chain.from_iterable(pieces))
-
-
-def _unchanged(hunks: Sequence[diff.Hunk], old_count: int) -> Iterator[tuple[int, int]]:
-    """(new line, old line) pairs, 0-based, of the lines a diff leaves unchanged."""
-    old_pos = new_pos = 0
-    for h in hunks:
-        old_begin = h.old_start - 1 if h.old_len else h.old_start
-        for k in range(old_begin - old_pos):
-            yield new_pos + k, old_pos + k
-        new_pos += old_begin - old_pos + h.new_len
-        old_pos = old_begin + h.old_len
-    for k in range(old_count - old_pos):
-        yield new_pos + k, old_pos + k
-
-
 def unknown_origin(width: int) -> str:
     """The commit id standing for "beyond the shallow boundary": no commit has it."""
     return "0" * width
-
-
-class Commit:
-    """A commit to replay: its sha, parents and full message."""
-
-    __slots__ = ("message", "parents", "sha")
-
-    def __init__(self, sha: str, parents: list[str], message: str) -> None:
-        self.sha = sha
-        self.parents = parents
-        self.message = message
-
-
-def log_commits(repo: git.Repo, revs: Sequence[str]) -> list[Commit]:
-    """Commits of revs, parents before children, with their full messages."""
-    out = git.run(
-        "log", "-z", "--topo-order", "--reverse", "--format=%H%x00%P%x00%B", *revs, "--",
-        cwd=repo.root,
-    )
-    tokens = out.split(b"\0")
-    commits = []
-    for i in range(0, len(tokens) - 2, 3):
-        sha = tokens[i].decode().strip()
-        if not sha:
-            continue
-        parents = tokens[i + 1].decode().split()
-        commits.append(Commit(sha, parents, tokens[i + 2].decode("utf-8", "replace")))
-    return commits
 
 
 class Builder:
@@ -332,7 +219,7 @@ class Builder:
                 raise IndexCorrupt(f"{change.old_path} at the parent of {sha} is not indexed")
             if status == "R":
                 drops.append(change.old_path)
-            reads[change.new_path] = _apply(old, change.hunks, n, f"{sha}:{change.new_path}")
+            reads[change.new_path] = apply_hunks(old, change.hunks, n, f"{sha}:{change.new_path}")
         self._write(sha, state, drops, reads,
                     [] if parent is None or parent_sha is None else [(parent_sha, parent)])
 
@@ -471,7 +358,7 @@ class Builder:
             if count is None:
                 count = len(old) + sum(h.new_len - h.old_len for h in hunks)
                 result = [None] * count
-            for new_line, old_line in _unchanged(hunks, len(old)):
+            for new_line, old_line in unchanged_lines(hunks, len(old)):
                 if new_line >= count or old_line >= len(old):
                     raise IndexCorrupt(f"diff of {sha}:{path} does not fit the indexed file")
                 if result[new_line] is None:
@@ -504,12 +391,3 @@ class _Peekable:
             raise StopIteration
         self.loaded = False
         return value
-
-
-def sections(repo: git.Repo, revs: Sequence[str]) -> Iterator[diff.Section]:
-    """The per-parent diffs of revs, parents first, as the replay consumes them."""
-    with git.stream(
-        "log", "--topo-order", "--reverse", "-m", "--oneline", "--no-abbrev-commit",
-        "--no-decorate", *diff.PATCH_OPTIONS, *revs, "--", cwd=repo.root,
-    ) as out:
-        yield from diff.parse(out, commits=True)

@@ -9,7 +9,7 @@ three regions, each checked in pieces before a byte of it is believed:
   sorted by hash and path, in 2**bits buckets by the hash's top bits; the head holds each
   bucket's first entry and CRC-32: a path costs one bucket (about BUCKET entries);
 * records: per file, CRC-32 of the rest, the path's length, the path (UTF-8), its runs
-  (origin, count), as replay.encode makes them. The path is in the record, so that two
+  (origin, count), as origins.encode makes them. The path is in the record, so that two
   paths with one hash are told apart; its origins are checked against the commit count.
 
 Numbers are native-order uint32 (the head names the byte order: a snapshot is a local
@@ -27,19 +27,19 @@ from array import array
 
 from dasct import cache
 from dasct.linklines import LineLinks
+from dasct.origins import FullState, IndexCorrupt, encode
 from dasct.refs import MAX_KEY_LENGTH
-from dasct.replay import FullState, IndexCorrupt, encode
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from dasct.linklines import Entry
-    from dasct.replay import Origins
+    from dasct.origins import Origins
 
 KIND = b"ix"  # cache.py file kind of a snapshot
 # 1: bare marshal, no header; 2: no history key; 3: one checked marshal payload (all three
 # are read as damaged, then rebuilt); 4: no ledger links
 FORMAT = 5
-RUN_BYTES = 8  # one run: two uint32 (origin, count), see replay.encode
+RUN_BYTES = 8  # one run: two uint32 (origin, count), see origins.encode
 ENTRY = 12  # a lookup entry: three uint32 (path hash, record offset, record length)
 CHUNK = 256  # commit ids per checked chunk of the commit table
 BUCKET = 64  # files per lookup bucket, about (the bucket count is a power of two)

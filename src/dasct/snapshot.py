@@ -10,16 +10,16 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left
 
-from dasct import cache, replay, snapfile
+from dasct import cache, snapfile
 from dasct.linklines import LineLinks
-from dasct.replay import FullState, IndexCorrupt
+from dasct.origins import FullState, IndexCorrupt, decode
 
 TYPE_CHECKING = False  # typing costs import time on the hook path
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
     from pathlib import Path
 
-    from dasct.replay import Origins
+    from dasct.origins import Origins
 
 
 class Snapshot:
@@ -111,7 +111,7 @@ class Snapshot:
         """Per line of path (index 0 = line 1), the index of the commit blame names."""
         value = self._value(path)
         if isinstance(value, bytes):
-            return replay.decode(value)
+            return decode(value)
         return value or ()
 
     def protected(

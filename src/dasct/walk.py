@@ -12,14 +12,15 @@ is matched against its parent's state just before the replay moves past it.
 
 from __future__ import annotations
 
-from dasct import check, diff, git, index, replay
+from dasct import check, diff, git, index, replay, replay_log
 from dasct.errors import DasctError
 from dasct.linklines import with_aliases
-from dasct.replay import FullState
+from dasct.origins import FullState
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from dasct.replay import Commit, State
+    from dasct.origins import State
+    from dasct.replay_log import Commit
     from dasct.settings import Settings
 
 
@@ -71,7 +72,7 @@ def each(repo: git.Repo, settings: Settings, spec: str, *, all_kinds: bool = Fal
     start = index.snapshot_at(repo, settings, base)
     head = commits[-1]
     revs = [head, f"^{base}"] if base is not None else [head]
-    todo = replay.log_commits(repo, revs)
+    todo = replay_log.log_commits(repo, revs)
     ignore, boundary, _ = index.history(repo)
     builder = replay.Builder(repo, start.commits, ignore, boundary, start.lines)
     links = dict(start.links)
@@ -107,7 +108,7 @@ def each(repo: git.Repo, settings: Settings, spec: str, *, all_kinds: bool = Fal
             with_aliases(links, builder.lines.aliases)
 
     known: dict[str, State] = {base: start.files} if base is not None else {}
-    builder.replay(todo, replay.sections(repo, revs), known, before=before, after=after)
+    builder.replay(todo, replay_log.sections(repo, revs), known, before=before, after=after)
     touched = [s for s in ready if s.findings]
     if touched:
         from dasct import kinds  # only a walk that touches something pays

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dasct import git
-from dasct.ledger import Ledger, Record
+from dasct.ledger import Ledger
+from dasct.ledger_record import Record
 from dasct_run import Result, dasct
 from gitrepo import GitRepo
 from trackers import Answer, FakeServer, Request

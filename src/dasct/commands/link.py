@@ -13,7 +13,7 @@ import argparse
 
 from dasct import config, git, redact, render
 from dasct.errors import DasctError
-from dasct.ledger import Record
+from dasct.ledger_record import Record
 from dasct.refs import valid_key
 from dasct.replay import IGNORE_REVS_FILE
 

@@ -109,7 +109,7 @@ def defects(repo: git.Repo, cfg: settings.Settings, *, top: int) -> dict[str, An
 def _epoch(at: str) -> float:
     from datetime import datetime, timezone
 
-    # A ledger `at` (ledger.AT_RE): seconds, optionally microseconds, always Z.
+    # A ledger `at` (ledger_record.AT_RE): seconds, optionally microseconds, always Z.
     stamp = datetime.strptime(at[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
     return stamp.timestamp()
 
