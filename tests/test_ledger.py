@@ -146,6 +146,23 @@ def test_loose_objects_are_packed_past_the_limit(repo: GitRepo,
     assert len(ledger.records()) == 8
 
 
+def test_packing_takes_the_ledgers_objects_only(repo: GitRepo,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the limit the ledger packs what its branch reaches, not the repository's own
+    loose objects (walking every ref for those would cost what the repository costs)."""
+    repo.commit("initial", {f"loose{i}.txt": f"user blob {i}\n" for i in range(20)})
+    # The user's history, loose as git commit leaves it (repack -d would pack it).
+    mine = repo.git("ls-tree", "--object-only", "HEAD").split()
+    monkeypatch.setattr(ledger_mod, "LOOSE_LIMIT", 12)
+    ledger = _ledger(repo)
+    ledger.append([Record("request", {"n": n}) for n in range(3)])
+    objects = repo.path / ".git" / "objects"
+    assert all((objects / b[:2] / b[2:]).is_file() for b in mine)  # still loose, untouched
+    tip = ledger.tip()
+    assert tip is not None and not (objects / tip[:2] / tip[2:]).exists()  # packed
+    assert len(ledger.records()) == 3
+
+
 @pytest.mark.parametrize(("record", "message"), [
     (Record("Link", {}), "type 'Link' must match"),
     (Record("link", {"lines": {1, 2}}), "data.lines is a set, not JSON"),
