@@ -223,11 +223,11 @@ def verify(*, file: Path, env: str, staging: Path | None, root: Path | None) -> 
 
 def withdraw(*, tid: str, env: str, reason: str) -> int:
     """Withdraw pending trigger tid from env; print where its file went."""
-    from dasct.migrate import engine
+    from dasct.migrate import manual
 
     repo = git.discover()
     where = environment(config_mod.load(repo.root), env, repo.root)
-    moved = engine.withdraw(where, tid, reason=reason or "withdrawn on request")
+    moved = manual.withdraw(where, tid, reason=reason or "withdrawn on request")
     print(f"withdrew {tid} from {env}: {moved}")
     return 0
 

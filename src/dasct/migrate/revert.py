@@ -17,16 +17,10 @@ from dasct.migrate import archive, inventory
 from dasct.migrate import trigger as trig
 from dasct.migrate import trigger_write as trigw
 from dasct.migrate.archive import ArchiveError
-from dasct.migrate.engine import (
-    Result,
-    Write,
-    archived_trigger,
-    migrate_one,
-    recover,
-    refuse_if_attention,
-    session,
-)
+from dasct.migrate.engine import Result, migrate_one
 from dasct.migrate.environment import EngineError, Environment
+from dasct.migrate.recovery import recover
+from dasct.migrate.session import Write, archived_trigger, refuse_if_attention, session
 
 
 def restored_commands(env: Environment, tid: str) -> tuple[list[trig.StepCommand], list[str]]:

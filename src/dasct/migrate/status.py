@@ -17,7 +17,7 @@ from typing import Any
 
 from dasct import audit
 from dasct.config import Config
-from dasct.migrate import engine, inventory, journal, promotion, warranty, windows
+from dasct.migrate import inventory, journal, promotion, session, warranty, windows
 from dasct.migrate import trigger as trig
 from dasct.migrate.environment import Environment, environment
 
@@ -170,7 +170,7 @@ def facts(env: Environment, now: datetime | None = None) -> Facts:
     now = now or datetime.now(timezone.utc)
     f = Facts(env=env, now=now)
     state = env.state_dir
-    f.attention = engine.needs_attention(state)
+    f.attention = session.needs_attention(state)
     records = journal.pending(state)
     f.in_flight = str(records[0].get("trigger")) if records else None
     f.outcomes = _outcomes(state)
