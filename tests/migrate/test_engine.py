@@ -212,13 +212,13 @@ def test_verify_script_statements_may_share_a_line(tmp_path: Path) -> None:
 
 def test_crash_between_archive_rename_and_its_journal_record(tmp_path: Path) -> None:
     from dasct.migrate import archive, journal
-    from dasct.migrate import trigger as trig
+    from dasct.migrate import trigger_read as trigr
 
     env = seed(tmp_path)
     full_trigger(env)
     before = snapshot(env.root)
-    t = trig.load(env.staging / "triggers/model/E1.json", environments=["model"], key=None,
-                  require_signature=False)
+    t = trigr.load(env.staging / "triggers/model/E1.json", environments=["model"], key=None,
+                   require_signature=False)
     j = journal.Journal.begin(env.state_dir, trigger="E1", kind="migrate", reverts=None,
                               path=str(t.path), steps=["archive", "file:0"])
     j.record("archive", "intent")

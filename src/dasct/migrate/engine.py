@@ -32,6 +32,7 @@ from dasct.migrate import (
     windows,
 )
 from dasct.migrate import trigger as trig
+from dasct.migrate import trigger_check as trigc
 from dasct.migrate.archive import ArchiveError
 from dasct.migrate.database import DatabaseError
 from dasct.migrate.environment import Environment
@@ -249,8 +250,8 @@ def _run_locked(ctx: Session, *, now: datetime, ignore_window: bool) -> Result:
             write(f"held: {t.id}: {result.held[t.id]}")
             continue
         try:
-            trig.check_payloads(t)
-            trig.check_target(t, env.root)
+            trigc.check_payloads(t)
+            trigc.check_target(t, env.root)
         except trig.TriggerError as exc:
             stats.refused += 1
             ctx.log("trigger-refused", trigger=t.id, reason=str(exc))

@@ -22,6 +22,7 @@ from typing import Any
 from dasct.errors import DasctError
 from dasct.migrate import archive, lock
 from dasct.migrate import trigger as trig
+from dasct.migrate import trigger_read as trigr
 from dasct.migrate.database import Database, DatabaseError, connect, require_driver
 from dasct.migrate.environment import EngineError, Environment, ensure_ignored, sqlite_file
 from dasct.migrate.report import Reporter
@@ -98,7 +99,7 @@ def settle_file(env: Environment, path: Path, outcome: str) -> None:
 def archived_trigger(env: Environment, tid: str) -> trig.Trigger:
     """The trigger as it was run, from its archive."""
     a = archive.load(env.state_dir, tid)
-    return trig.load(a.path / "trigger.json", environments=[env.name], key=None,
+    return trigr.load(a.path / "trigger.json", environments=[env.name], key=None,
                      require_signature=False)
 
 
