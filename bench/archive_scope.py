@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from dasct import config
 from dasct.migrate import engine
 from dasct.migrate import trigger as trig
+from dasct.migrate import trigger_write as trigw
 from dasct.migrate.environment import Environment, environment
 
 ROW = 1000  # bytes of payload per row of the wide table
@@ -78,14 +79,14 @@ def make_env(base: Path, database: str) -> Environment:
 
 def stage(env: Environment, tid: str, *, verify: str) -> None:
     s = env.staging
-    change = trig.SqlChange("small_w", trig.write_payload(s, DEPLOY.encode()),
-                            trig.write_payload(s, REVERT.encode()),
-                            trig.write_payload(s, verify.encode()))
+    change = trig.SqlChange("small_w", trigw.write_payload(s, DEPLOY.encode()),
+                            trigw.write_payload(s, REVERT.encode()),
+                            trigw.write_payload(s, verify.encode()))
     now = datetime.now(timezone.utc)
-    doc = trig.document(id=tid, system="app", environment=env.name,
-                        not_before=now - timedelta(hours=1), expires=now + timedelta(days=1),
-                        defects=[], commits=[], sql=[change], files=[], commands=[])
-    trig.write(s, doc, key=None)
+    doc = trigw.document(id=tid, system="app", environment=env.name,
+                         not_before=now - timedelta(hours=1), expires=now + timedelta(days=1),
+                         defects=[], commits=[], sql=[change], files=[], commands=[])
+    trigw.write(s, doc, key=None)
 
 
 def run_once(env: Environment, tid: str, *, fail: bool) -> float:

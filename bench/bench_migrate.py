@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from dasct.migrate import archive, steps
 from dasct.migrate import trigger as trig
+from dasct.migrate import trigger_check as trigc
 from dasct.migrate import trigger_write as trigw
 
 CHANGED = 10
@@ -42,7 +43,7 @@ def make_trigger(root: Path, staging: Path, files: int) -> trig.Trigger:
     for n in range(CHANGED):
         i = n * step
         rel = f"pkg{i // 100:04d}/mod{i:06d}.py"
-        pre = trig.file_sha256(root / rel)
+        pre = trigc.file_sha256(root / rel)
         post = trigw.write_payload(staging, f"# changed {i}\n".encode())
         changes.append(trig.FileChange("modify", rel, None, pre, post, 0o644))
     now = datetime.now(timezone.utc)

@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from dasct import audit, checkpoint, cli, config, note
 from dasct.audit import AuditError, AuditLog
 from dasct.checkpoint import CHECKPOINT, Anchor
-from dasct.migrate import engine
+from dasct.migrate import engine, manual, session
 from dasct.migrate import trigger as trig
 from dasct.migrate import trigger_write as trigw
-from dasct.migrate.environment import Environment, environment
+from dasct.migrate.environment import EngineError, Environment, environment
 
 # golang.org/x/mod/sumdb/note: the package documentation's example, signed by PeterNeumann.
 GO_SKEY = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"
@@ -443,15 +443,15 @@ def test_a_failed_run_and_a_decision_outside_a_run_are_signed_too(
         tmp_path: Path, key: str) -> None:
     env = _repo(tmp_path)
     _deploy(env, "E-1")
-    (env.state_dir / engine.NEEDS_ATTENTION).write_text(
+    (env.state_dir / session.NEEDS_ATTENTION).write_text(
         json.dumps({"trigger": "E-1", "problems": ["hand-made"]}))
-    with pytest.raises(engine.EngineError, match="needs attention"):
+    with pytest.raises(EngineError, match="needs attention"):
         engine.run(env, now=NOW, write=lambda _: None)
     events = [r["event"] for r in audit.records(env.state_dir)]
     assert events[-1] == "refused"
     assert checkpoint.check(env.state_dir, env.anchor or anchor())[1] == (
         f"signed checkpoint covers {len(events)} of {len(events)} record(s)")
-    assert engine.resolve(env, note="checked by hand", write=lambda _: None)
+    assert manual.resolve(env, note="checked by hand", write=lambda _: None)
     assert audit.records(env.state_dir)[-1]["event"] == "resolved"
     assert checkpoint.check(env.state_dir, env.anchor or anchor())[1] == (
         f"signed checkpoint covers {len(events) + 1} of {len(events) + 1} record(s)")

@@ -12,7 +12,7 @@ import pytest
 from engine_kit import NOW, SEED_FILES, dump, health, make_env, quiet, seed, snapshot, stage
 
 from dasct.audit import verify as audit_verify
-from dasct.migrate import engine, inventory, lock
+from dasct.migrate import engine, inventory, lock, manual, session
 from dasct.migrate.environment import EngineError, Environment
 
 CREATE = ("users", "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);\n"
@@ -167,12 +167,12 @@ def test_failed_restore_escalates_and_blocks_until_resolve(tmp_path: Path) -> No
     stage(env, "E1", files=[("modify", "app/main.py", b"v2\n", None)], commands=[cmd])
     result = run(env)
     assert result.stats.escalated == 1 and result.exit_code == 1
-    assert engine.needs_attention(env.state_dir) is not None
+    assert session.needs_attention(env.state_dir) is not None
     stage(env, "E2", files=[("add", "x.txt", b"x", None)])
     with pytest.raises(EngineError, match="needs attention"):
         run(env)
     assert lock.read(env.state_dir) is None
-    assert engine.resolve(env, note="restored by hand", write=lambda _: None)
+    assert manual.resolve(env, note="restored by hand", write=lambda _: None)
     assert run(env).migrated == ["E2"]
 
 
@@ -212,13 +212,13 @@ def test_verify_script_statements_may_share_a_line(tmp_path: Path) -> None:
 
 def test_crash_between_archive_rename_and_its_journal_record(tmp_path: Path) -> None:
     from dasct.migrate import archive, journal
-    from dasct.migrate import trigger as trig
+    from dasct.migrate import trigger_read as trigr
 
     env = seed(tmp_path)
     full_trigger(env)
     before = snapshot(env.root)
-    t = trig.load(env.staging / "triggers/model/E1.json", environments=["model"], key=None,
-                  require_signature=False)
+    t = trigr.load(env.staging / "triggers/model/E1.json", environments=["model"], key=None,
+                   require_signature=False)
     j = journal.Journal.begin(env.state_dir, trigger="E1", kind="migrate", reverts=None,
                               path=str(t.path), steps=["archive", "file:0"])
     j.record("archive", "intent")

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_postgres import fingerprint
 
-from dasct.migrate import database, engine
+from dasct.migrate import database, engine, session
 
 OTHER_ROLE = "dasct_fp_other"
 
@@ -282,7 +282,7 @@ def run_engine(url: str, picked: Sequence[tuple[str, str, bool]], *, undo: bool)
         stage(env, "E1", sql=sql)
         result = quiet(env)
         if result.stats.escalated:
-            marker = engine.needs_attention(env.state_dir)
+            marker = session.needs_attention(env.state_dir)
             assert marker is not None and any("database" in p for p in marker["problems"])
         return result
 

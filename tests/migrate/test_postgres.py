@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from engine_kit import health, kill_points, make_env, migrate_run, quiet, snapshot, stage
 
-from dasct.migrate import database, engine, inventory, revert
+from dasct.migrate import database, inventory, revert, session
 from dasct.migrate.environment import Environment
 
 USERS = ("users", "CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL);\n"
@@ -91,7 +91,7 @@ def test_revert_that_does_not_undo_escalates(tmp_path: Path, pg_url: str) -> Non
     stage(env, "E1", sql=[leaky], commands=[health(1)])
     result = quiet(env)
     assert result.stats.escalated == 1
-    marker = engine.needs_attention(env.state_dir)
+    marker = session.needs_attention(env.state_dir)
     assert marker is not None and "database" in marker["problems"][0]
 
 

@@ -17,6 +17,7 @@ from dasct import audit, notify
 from dasct.errors import DasctError
 from dasct.migrate import inventory, promotion, revert
 from dasct.migrate import trigger as trig
+from dasct.migrate import trigger_read as trigr
 from dasct.migrate import trigger_write as trigw
 
 QA = ("Quinn Assurance", "qa@example.com")
@@ -70,7 +71,7 @@ def test_production_refuses_what_model_has_not_migrated(s: Setup) -> None:
     # A second enhancement staged for production by hand (here: a copy of the promoted one
     # under another id, as a rebuild from git would be): model never saw it.
     doc = json.loads((s.root / "staging/triggers/production/E1.json").read_text())
-    t = trig.parse(doc, s.root / "x.json", environments=["production"], key=None,
+    t = trigr.parse(doc, s.root / "x.json", environments=["production"], key=None,
                    require_signature=False)
     trigw.write(s.root / "staging", trigw.retargeted(replace(t, id="E2"), "production"),
                 key=None)
@@ -266,11 +267,11 @@ def test_the_promoted_trigger_is_signed_with_the_key(s: Setup,
     monkeypatch.setenv("DASCT_TRIGGER_KEY", "k3y-for-tests")
     _migrated_in_model(s)
     [prod_t] = _sign(s)
-    loaded = trig.load(prod_t.path, environments=["production"], key=b"k3y-for-tests",
+    loaded = trigr.load(prod_t.path, environments=["production"], key=b"k3y-for-tests",
                        require_signature=True)
     assert loaded.signed_by == 0
     with pytest.raises(trig.TriggerError, match="bad signature"):
-        trig.load(prod_t.path, environments=["production"], key=b"another key",
+        trigr.load(prod_t.path, environments=["production"], key=b"another key",
                   require_signature=True)
     assert s.run("production").migrated == ["E1"]
 

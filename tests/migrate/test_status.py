@@ -14,7 +14,7 @@ from engine_kit import AT, NOW, SRC, cli, quiet, stage
 from inventory_kit import build, dasct
 
 from dasct import config
-from dasct.migrate import engine, revert, status, warranty
+from dasct.migrate import manual, revert, status, warranty
 from dasct.migrate import trigger as trig
 from dasct.migrate.environment import Environment, environment
 from gitrepo import GitRepo
@@ -52,7 +52,7 @@ def every_state(tmp: Path) -> tuple[Environment, Environment]:
     stage(model, "E-kept", files=[("add", "b.txt", b"b\n", None)])
     stage(model, "E-expired", files=[("add", "x.txt", b"x\n", None)],
           not_before=NOW - timedelta(days=3), expires=NOW - timedelta(hours=1))
-    engine.withdraw(model, "E-withdrawn", reason="not wanted", write=lambda _: None)
+    manual.withdraw(model, "E-withdrawn", reason="not wanted", write=lambda _: None)
     result = quiet(model)
     assert sorted(result.migrated) == ["E-kept", "E-reverted"], result
     assert result.rolled_back == ["E-rolled"] and "E-held" in result.held

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from dasct.config import DefectsConfig, MigrateConfig
 from dasct.migrate import trigger as t
+from dasct.migrate import trigger_check as trigc
 from dasct.migrate.create import create
 from gitrepo import GitRepo
 
@@ -54,7 +55,7 @@ def apply(trig: t.Trigger, root: Path) -> None:
         if change.post_sha256 is not None:
             path = root / change.path
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(t.read_payload(trig.staging, change.post_sha256))
+            path.write_bytes(trigc.read_payload(trig.staging, change.post_sha256))
             path.chmod(change.mode)
 
 
@@ -85,6 +86,6 @@ def test_trigger_turns_tree_a_into_tree_b(
         )
         for change in trig.files:
             event(change.op)
-        t.check_target(trig, target)
+        trigc.check_target(trig, target)
         apply(trig, target)
         assert snapshot(target) == snapshot(repo.path)

@@ -13,6 +13,7 @@ import pytest
 from dasct import cli
 from dasct.config import DefectsConfig, MigrateConfig
 from dasct.migrate import trigger as t
+from dasct.migrate import trigger_check as trigc
 from dasct.migrate.create import baseline, create, find_defects, parse_time
 from dasct.migrate.trigger import TriggerError
 
@@ -109,7 +110,7 @@ def test_create_from_range(history: tuple[Path, str, str], tmp_path: Path) -> No
     # Plan order, not name order; users was not touched by the range.
     assert [c.name for c in trig.sql] == ["orders", "accounts"]
     orders = trig.sql[0]
-    assert t.read_payload(staging, orders.deploy) == b"create table orders (id int);\n"
+    assert trigc.read_payload(staging, orders.deploy) == b"create table orders (id int);\n"
     assert orders.verify is not None and trig.sql[1].verify is None
     files = {f.path: f for f in trig.files}
     assert set(files) == {"src/app.py", "bin/run", "gone.txt", "src/new_name.py"}
@@ -117,7 +118,7 @@ def test_create_from_range(history: tuple[Path, str, str], tmp_path: Path) -> No
     assert app.op == "modify" and app.mode == 0o644
     assert app.pre_sha256 == t.sha256_hex(b"print('v1')\n")
     assert app.post_sha256 is not None
-    assert t.read_payload(staging, app.post_sha256) == b"print('v2')\n"
+    assert trigc.read_payload(staging, app.post_sha256) == b"print('v2')\n"
     assert files["bin/run"].op == "add" and files["bin/run"].mode == 0o755
     assert files["gone.txt"].op == "delete" and files["gone.txt"].post_sha256 is None
     moved = files["src/new_name.py"]
@@ -142,10 +143,10 @@ def test_created_trigger_applies_to_the_base_tree(
     trig = build(root, f"{base}..{head}", tmp_path / "s")
     target = tmp_path / "target"
     git(root, "worktree", "add", "-q", "--detach", str(target), base)
-    t.check_target(trig, target)
+    trigc.check_target(trig, target)
     (target / "src" / "app.py").write_text("hand edit\n")
     with pytest.raises(TriggerError, match="changed on the target by hand"):
-        t.check_target(trig, target)
+        trigc.check_target(trig, target)
 
 
 def test_sql_without_plan_in_name_order(repo: Path, tmp_path: Path) -> None:
@@ -170,7 +171,8 @@ def test_reworked_sqitch_change_is_the_change_itself(repo: Path, tmp_path: Path)
     })
     trig = build(repo, f"{base}..{head}", tmp_path / "s")
     assert [c.name for c in trig.sql] == ["f"]
-    assert t.read_payload(trig.staging, trig.sql[0].deploy) == b"create or replace function f v2"
+    assert (trigc.read_payload(trig.staging, trig.sql[0].deploy)
+            == b"create or replace function f v2")
 
 
 def test_sql_change_without_revert_is_refused(repo: Path, tmp_path: Path) -> None:
@@ -375,20 +377,20 @@ def test_baseline_is_everything_at_rev_as_adds(repo: Path, tmp_path: Path) -> No
     assert trig.id == f"baseline-{first[:10]}"
     assert trig.commits == (first,) and trig.defects == ()
     assert [c.name for c in trig.sql] == ["users", "items", "extra"]  # plan order, then name
-    assert t.read_payload(staging, trig.sql[0].verify or "") == b"?u"
+    assert trigc.read_payload(staging, trig.sql[0].verify or "") == b"?u"
     assert sorted((f.op, f.path, f.mode, f.pre_sha256) for f in trig.files) == [
         ("add", "bin/run", 0o755, None), ("add", "src/app.py", 0o644, None)]
-    assert t.read_payload(staging, trig.files[1].post_sha256 or "") == b"print('v1')\n"
+    assert trigc.read_payload(staging, trig.files[1].post_sha256 or "") == b"print('v1')\n"
     assert [c.name for c in trig.commands] == ["up"]
     target = tmp_path / "target"
     target.mkdir()
-    t.check_target(trig, target)  # an empty target takes it
+    trigc.check_target(trig, target)  # an empty target takes it
     (target / "src").mkdir()
     (target / "src/app.py").write_text("anything\n")
     with pytest.raises(TriggerError, match=r"1 of its 2 new file\(s\) already exist on the "
                        r"target \('src/app.py'\); a trigger that only adds files, like a "
                        "baseline, applies only to a target that has none of them"):
-        t.check_target(trig, target)
+        trigc.check_target(trig, target)
 
 
 def test_cli_create_takes_a_range_or_a_baseline_not_both(repo: Path) -> None:

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from dasct.migrate import trigger as t
+from dasct.migrate import trigger_check as trigc
+from dasct.migrate import trigger_read as trigr
 from dasct.migrate import trigger_write as tw
 from dasct.migrate.trigger import FileChange, SqlChange, StepCommand, TriggerError
 
@@ -40,7 +42,7 @@ def make(staging: Path, *, key: bytes | None = None, env: str = "model") -> t.Tr
 
 def test_round_trip(tmp_path: Path) -> None:
     trig = make(tmp_path)
-    again = t.load(trig.path, environments=["model"], key=None, require_signature=False)
+    again = trigr.load(trig.path, environments=["model"], key=None, require_signature=False)
     assert again == trig
     assert again.path == tmp_path / "triggers" / "model" / "E-1.json"
     assert again.staging == tmp_path
@@ -48,7 +50,7 @@ def test_round_trip(tmp_path: Path) -> None:
     assert again.files[1].mode == 0o755
     assert t.pending(tmp_path, "model") == [trig.path]
     assert t.pending(tmp_path, "production") == []
-    t.check_payloads(trig)
+    trigc.check_payloads(trig)
 
 
 def test_file_is_canonical_json(tmp_path: Path) -> None:
@@ -67,23 +69,23 @@ def test_rewriting_the_same_trigger_is_idempotent(tmp_path: Path) -> None:
 def test_signature(tmp_path: Path) -> None:
     trig = make(tmp_path, key=KEY)
     assert trig.signature == t.sign(trig.digest, KEY)
-    t.load(trig.path, environments=["model"], key=KEY, require_signature=True)
+    trigr.load(trig.path, environments=["model"], key=KEY, require_signature=True)
     with pytest.raises(TriggerError, match="bad signature"):
-        t.load(trig.path, environments=["model"], key=b"other", require_signature=True)
+        trigr.load(trig.path, environments=["model"], key=b"other", require_signature=True)
     with pytest.raises(TriggerError, match="no signing key"):
-        t.load(trig.path, environments=["model"], key=None, require_signature=True)
+        trigr.load(trig.path, environments=["model"], key=None, require_signature=True)
 
 
 def test_unsigned_refused_when_required(tmp_path: Path) -> None:
     trig = make(tmp_path)
     with pytest.raises(TriggerError, match="unsigned"):
-        t.load(trig.path, environments=["model"], key=KEY, require_signature=True)
+        trigr.load(trig.path, environments=["model"], key=KEY, require_signature=True)
 
 
 def test_unknown_environment(tmp_path: Path) -> None:
     trig = make(tmp_path)
     with pytest.raises(TriggerError, match="not one of: production"):
-        t.load(trig.path, environments=["production"], key=None, require_signature=False)
+        trigr.load(trig.path, environments=["production"], key=None, require_signature=False)
 
 
 def test_copied_into_another_environment_folder_is_refused(tmp_path: Path) -> None:
@@ -92,7 +94,7 @@ def test_copied_into_another_environment_folder_is_refused(tmp_path: Path) -> No
     copy.parent.mkdir(parents=True)
     copy.write_bytes(trig.path.read_bytes())
     with pytest.raises(TriggerError, match="lies under triggers/production/"):
-        t.load(copy, environments=["model", "production"], key=None, require_signature=False)
+        trigr.load(copy, environments=["model", "production"], key=None, require_signature=False)
 
 
 def rewrite(path: Path, change: Any) -> None:
@@ -109,21 +111,21 @@ def test_edit_without_resealing_breaks_the_digest(tmp_path: Path) -> None:
     doc["steps"]["files"][0]["path"] = "src/other.py"
     trig.path.write_text(json.dumps(doc))
     with pytest.raises(TriggerError, match="digest mismatch"):
-        t.load(trig.path, environments=["model"], key=None, require_signature=False)
+        trigr.load(trig.path, environments=["model"], key=None, require_signature=False)
 
 
 def test_resealed_forgery_fails_the_signature(tmp_path: Path) -> None:
     trig = make(tmp_path, key=KEY)
     rewrite(trig.path, lambda d: d["steps"]["files"][0].update(path="src/evil.py"))
     with pytest.raises(TriggerError, match="bad signature"):
-        t.load(trig.path, environments=["model"], key=KEY, require_signature=True)
+        trigr.load(trig.path, environments=["model"], key=KEY, require_signature=True)
 
 
 def test_unknown_version(tmp_path: Path) -> None:
     trig = make(tmp_path)
     rewrite(trig.path, lambda d: d.update(version=2))
     with pytest.raises(TriggerError, match="unknown trigger format version 2"):
-        t.load(trig.path, environments=["model"], key=None, require_signature=False)
+        trigr.load(trig.path, environments=["model"], key=None, require_signature=False)
 
 
 @pytest.mark.parametrize(
@@ -142,7 +144,7 @@ def test_unsafe_paths(tmp_path: Path, bad: str, message: str) -> None:
     trig = make(tmp_path)
     rewrite(trig.path, lambda d: d["steps"]["files"][0].update(path=bad))
     with pytest.raises(TriggerError, match=message) as info:
-        t.load(trig.path, environments=["model"], key=None, require_signature=False)
+        trigr.load(trig.path, environments=["model"], key=None, require_signature=False)
     assert "\n" not in str(info.value)
 
 
@@ -158,8 +160,8 @@ def test_retarget(tmp_path: Path) -> None:
     assert promoted.not_before == later
     assert promoted.expires - promoted.not_before == trig.expires - trig.not_before
     assert promoted.digest != trig.digest
-    t.load(promoted.path, environments=["production"], key=KEY, require_signature=True)
-    t.check_payloads(promoted)
+    trigr.load(promoted.path, environments=["production"], key=KEY, require_signature=True)
+    trigc.check_payloads(promoted)
 
 
 def test_write_refuses_an_invalid_document_and_writes_nothing(tmp_path: Path) -> None:

@@ -21,6 +21,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from dasct.migrate import trigger as t
+from dasct.migrate import trigger_check as trigc
+from dasct.migrate import trigger_read as trigr
 from dasct.migrate import trigger_write as tw
 from dasct.migrate.trigger import FileChange, SqlChange, TriggerError
 
@@ -71,7 +73,7 @@ def _template(key: bytes | None) -> Path:
     for rel in ("src/deep/app.py", "lib/a.txt", "gone.txt"):
         (target / rel).parent.mkdir(parents=True, exist_ok=True)
         (target / rel).write_bytes(OLD)
-    t.check_target(trig, target)  # the untouched setup is valid
+    trigc.check_target(trig, target)  # the untouched setup is valid
     _TEMPLATES[key] = where
     return where
 
@@ -91,7 +93,7 @@ def staged(key: bytes | None = KEY) -> Iterator[t.Trigger]:
     try:
         shutil.copytree(_template(key), where, dirs_exist_ok=True, symlinks=True)
         path = t.trigger_path(where / "staging", "model", "E-1")
-        yield t.load(path, environments=ENVS, key=key, require_signature=key is not None)
+        yield trigr.load(path, environments=ENVS, key=key, require_signature=key is not None)
     finally:
         shutil.rmtree(where)
 
@@ -101,7 +103,7 @@ def target_of(trig: t.Trigger) -> Path:
 
 
 def load(path: Path, key: bytes | None = KEY, require: bool = True) -> t.Trigger:
-    return t.load(path, environments=ENVS, key=key, require_signature=require)
+    return trigr.load(path, environments=ENVS, key=key, require_signature=require)
 
 
 def refused(action: Callable[[], object], path: Path) -> TriggerError:
@@ -254,7 +256,7 @@ def test_unknown_environment(env: str) -> None:
     assume(env not in ENVS)
     with staged() as trig:
         refused(
-            lambda: t.load(trig.path, environments=[env], key=KEY, require_signature=True),
+            lambda: trigr.load(trig.path, environments=[env], key=KEY, require_signature=True),
             trig.path,
         )
 
@@ -309,7 +311,7 @@ def test_symlink_on_the_way_is_refused(which: str) -> None:
         else:
             outside.write_bytes(b"")
         victim.symlink_to(outside)
-        refused(lambda: t.check_target(trig, target), trig.path)
+        refused(lambda: trigc.check_target(trig, target), trig.path)
 
 
 @EXAMPLES
@@ -324,7 +326,7 @@ def test_pre_image_mismatch_is_refused(which: str, content: bytes, how: str) -> 
             victim.write_bytes(content)
         elif how == "dir":
             victim.mkdir()
-        refused(lambda: t.check_target(trig, target_of(trig)), trig.path)
+        refused(lambda: trigc.check_target(trig, target_of(trig)), trig.path)
 
 
 @EXAMPLES
@@ -337,7 +339,7 @@ def test_add_target_present_is_refused(which: str, as_dir: bool) -> None:
             victim.mkdir()
         else:
             victim.write_bytes(NEW)
-        refused(lambda: t.check_target(trig, target_of(trig)), trig.path)
+        refused(lambda: trigc.check_target(trig, target_of(trig)), trig.path)
 
 
 @EXAMPLES
@@ -354,9 +356,9 @@ def test_missing_or_corrupt_payload_is_refused(data: st.DataObject, how: str) ->
             raw = bytearray(obj.read_bytes())
             raw[data.draw(st.integers(0, len(raw) - 1))] ^= data.draw(st.integers(1, 255))
             obj.write_bytes(bytes(raw))
-        refused(lambda: t.check_payloads(trig), trig.path)
+        refused(lambda: trigc.check_payloads(trig), trig.path)
         with pytest.raises(TriggerError):
-            t.read_payload(trig.staging, name)
+            trigc.read_payload(trig.staging, name)
 
 
 @EXAMPLES
@@ -364,7 +366,7 @@ def test_missing_or_corrupt_payload_is_refused(data: st.DataObject, how: str) ->
 def test_read_payload_with_any_name(name: str) -> None:
     with staged() as trig:
         try:
-            t.read_payload(trig.staging, name)
+            trigc.read_payload(trig.staging, name)
         except TriggerError as exc:
             assert "\n" not in str(exc)
         else:

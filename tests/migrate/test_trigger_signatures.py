@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dasct.migrate import trigger as t
+from dasct.migrate import trigger_read as trigr
 from dasct.migrate import trigger_write as tw
 from gitrepo import GitRepo
 
@@ -117,7 +118,7 @@ def test_a_signature_verifies_exactly_when_one_of_the_keys_made_it(
     doc = document(signer)
     given_keys = [k for k in (current, *previous) if k is not None]
     try:
-        loaded = t.parse(doc, Path("E1.json"), environments=["model"], key=current,
+        loaded = trigr.parse(doc, Path("E1.json"), environments=["model"], key=current,
                          previous_keys=previous, require_signature=True)
     except t.TriggerError as exc:
         assert signer not in given_keys
@@ -131,11 +132,11 @@ def test_a_signature_verifies_exactly_when_one_of_the_keys_made_it(
 def test_parse_reports_which_key_checked_the_signature() -> None:
     signed, unsigned = document(b"k-old"), document(None)
     where = Path("E1.json")
-    loaded = t.parse(signed, where, environments=["model"], key=b"k-new",
+    loaded = trigr.parse(signed, where, environments=["model"], key=b"k-new",
                      previous_keys=[b"k-older", b"k-old"], require_signature=False)
     assert loaded.signed_by == 2
-    loaded = t.parse(signed, where, environments=["model"], key=None, require_signature=False)
+    loaded = trigr.parse(signed, where, environments=["model"], key=None, require_signature=False)
     assert loaded.signature is not None and loaded.signed_by is None
-    loaded = t.parse(unsigned, where, environments=["model"], key=b"k-new",
+    loaded = trigr.parse(unsigned, where, environments=["model"], key=b"k-new",
                      require_signature=False)
     assert loaded.signature is None and loaded.signed_by is None

@@ -54,7 +54,7 @@ def _when(text: str | None) -> datetime | None:
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch to the chosen action."""
-    from dasct.migrate import engine
+    from dasct.migrate import engine, manual
     from dasct.migrate.environment import environment
 
     repo = git.discover()
@@ -68,26 +68,26 @@ def run(args: argparse.Namespace) -> int:
 
         return revert.revert(env, args.id, cascade=args.cascade).exit_code
     if args.action == "resolve":
-        engine.resolve(env, note=args.note)
+        manual.resolve(env, note=args.note)
         return 0
     if args.action == "unlock":
         # Exit 1 while the environment stays locked, so a script never takes it for free.
-        return 0 if engine.unlock(env, force=args.force) else 1
+        return 0 if manual.unlock(env, force=args.force) else 1
     return status(env=env)
 
 
 def status(*, env: Environment) -> int:
     """Print the lock, the escalation mark, the deployments and the inventory of env."""
-    from dasct.migrate import engine as eng
     from dasct.migrate import inventory as inv
     from dasct.migrate import lock as lk
+    from dasct.migrate.session import needs_attention
 
     holder = lk.read(env.state_dir)
     from dasct.redact import mask_urls
 
     print(f"{env.name}: root {env.root}, database {mask_urls(env.database)}")
     print(f"lock: {holder.describe() if holder else 'free'}")
-    marker = eng.needs_attention(env.state_dir)
+    marker = needs_attention(env.state_dir)
     print(f"needs attention: {marker['trigger'] if marker else 'no'}")
     from dasct import notify
     from dasct.migrate import archive

@@ -18,6 +18,8 @@ from dasct import git
 from dasct.config import Config
 from dasct.errors import DasctError, GitError
 from dasct.migrate import trigger as trig
+from dasct.migrate import trigger_check as trigc
+from dasct.migrate import trigger_read as trigr
 from dasct.migrate import trigger_write as trigw
 from dasct.migrate.create import baseline as baseline_trigger
 from dasct.migrate.create import create as create_trigger
@@ -139,7 +141,7 @@ def summary(t: trig.Trigger) -> str:
 
 
 def signature_status(t: trig.Trigger, cfg: Config) -> str:
-    """What was checked of t's signature, in words (see trigger.load's signed_by)."""
+    """What was checked of t's signature, in words (see trigger_read.load's signed_by)."""
     current = cfg.migrate.signing_key_env
     previous = [name for name, _ in previous_keys(cfg)]
     if t.signature is None:
@@ -190,10 +192,10 @@ def describe(t: trig.Trigger, cfg: Config) -> str:
 def show(*, file: Path, fmt: str) -> int:
     """Print a trigger file after verifying its digest (and signature when a key is set)."""
     cfg, _ = _config_and_root()
-    doc = trig.read_document(file)
+    doc = trigr.read_document(file)
     env = doc.get("environment")
     # Showing is inspection: any environment name is fine, integrity is still checked.
-    loaded = trig.load(file, environments=[env] if isinstance(env, str) else [],
+    loaded = trigr.load(file, environments=[env] if isinstance(env, str) else [],
                        key=signing_key(cfg), require_signature=False,
                        previous_keys=[key for _, key in previous_keys(cfg)])
     if fmt == "json":
@@ -207,14 +209,14 @@ def verify(*, file: Path, env: str, staging: Path | None, root: Path | None) -> 
     """Everything the engine checks before touching env, without touching it."""
     cfg, repo_root = _config_and_root()
     where = environment(cfg, env, repo_root)
-    loaded = trig.load(file, environments=[env], key=where.key,
+    loaded = trigr.load(file, environments=[env], key=where.key,
                        previous_keys=where.previous_keys,
                        require_signature=where.require_signature)
-    trig.check_payloads(loaded, staging)
+    trigc.check_payloads(loaded, staging)
     target = root or where.root
     checked = f"not checked ({target} does not exist; --root DIR checks one)"
     if root is not None or target.is_dir():
-        trig.check_target(loaded, target)
+        trigc.check_target(loaded, target)
         checked = f"{target} ready"
     print(f"{file}: ok ({summary(loaded)})\n  signature: {signature_status(loaded, cfg)}\n"
           f"  payloads: present and intact\n  target: {checked}")
@@ -223,11 +225,11 @@ def verify(*, file: Path, env: str, staging: Path | None, root: Path | None) -> 
 
 def withdraw(*, tid: str, env: str, reason: str) -> int:
     """Withdraw pending trigger tid from env; print where its file went."""
-    from dasct.migrate import engine
+    from dasct.migrate import manual
 
     repo = git.discover()
     where = environment(config_mod.load(repo.root), env, repo.root)
-    moved = engine.withdraw(where, tid, reason=reason or "withdrawn on request")
+    moved = manual.withdraw(where, tid, reason=reason or "withdrawn on request")
     print(f"withdrew {tid} from {env}: {moved}")
     return 0
 

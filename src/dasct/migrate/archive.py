@@ -25,6 +25,7 @@ from dasct import durable
 from dasct.errors import DasctError
 from dasct.migrate import scope
 from dasct.migrate import trigger as trig
+from dasct.migrate import trigger_check as trigc
 from dasct.migrate.database import Database, kind_of
 
 NEW_SUFFIX = ".dasct-new"
@@ -119,7 +120,7 @@ def create(state_dir: Path, t: trig.Trigger, *, root: Path, db: Database | None)
     sql = []
     for sql_change in t.sql:
         for sha in (sql_change.revert, sql_change.deploy):
-            (work / "sql" / sha).write_bytes(trig.read_payload(t.staging, sha))
+            (work / "sql" / sha).write_bytes(trigc.read_payload(t.staging, sha))
         sql.append({"name": sql_change.name, "revert": sql_change.revert,
                     "deploy": sql_change.deploy})
     manifest = {
@@ -223,7 +224,7 @@ def restore_files(archive: Archive, root: Path) -> None:
         if stray.exists():
             stray.unlink()
         if entry["existed"]:
-            if not (target.is_file() and trig.file_sha256(target) == entry["sha256"]
+            if not (target.is_file() and trigc.file_sha256(target) == entry["sha256"]
                     and stat.S_IMODE(target.stat().st_mode) == entry["mode"]):
                 data = (archive.path / "files" / entry["sha256"]).read_bytes()
                 write_beside(target, data, entry["mode"])
@@ -245,7 +246,7 @@ def check_files(archive: Archive, root: Path) -> list[str]:
         if entry["existed"]:
             if not target.is_file():
                 problems.append(f"{entry['path']}: missing after restore")
-            elif trig.file_sha256(target) != entry["sha256"]:
+            elif trigc.file_sha256(target) != entry["sha256"]:
                 problems.append(f"{entry['path']}: content differs from the archive")
             elif stat.S_IMODE(target.stat().st_mode) != entry["mode"]:
                 problems.append(f"{entry['path']}: mode differs from the archive")

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from dasct.migrate import inventory, journal, lock
 from dasct.migrate import trigger as trig
+from dasct.migrate import trigger_check as trigc
+from dasct.migrate import trigger_read as trigr
 from dasct.migrate.database import DatabaseError, connect
 from dasct.migrate.environment import EngineError, Environment, sqlite_file
 from dasct.migrate.status import settled_trigger
@@ -46,7 +48,7 @@ def _file_problem(root: Path, rel: str, want: str) -> str | None:
     if path.is_symlink() or not path.is_file():
         return "missing on the target" if not path.exists() and not path.is_symlink() \
             else "no longer a regular file"
-    have = trig.file_sha256(path)
+    have = trigc.file_sha256(path)
     if have != want:
         return f"content changed (sha256 {have[:12]}, inventory {want[:12]})"
     return None
@@ -58,7 +60,7 @@ def _trigger(env: Environment, tid: str) -> trig.Trigger | None:
     if found is not None:
         return found
     try:
-        return trig.load(env.state_dir / "archives" / tid / "trigger.json",
+        return trigr.load(env.state_dir / "archives" / tid / "trigger.json",
                          environments=[env.name], key=None, require_signature=False)
     except trig.TriggerError:
         return None
@@ -73,7 +75,7 @@ def _verify_script(env: Environment, tid: str, name: str) -> tuple[bytes | None,
         return None, f"{tid} has no verify script for it"
     # The archive keeps deploy and revert scripts only: a verify script lives in staging.
     try:
-        return trig.read_payload(env.staging, change.verify), ""
+        return trigc.read_payload(env.staging, change.verify), ""
     except trig.TriggerError:
         return None, f"its verify script is no longer in staging ({env.staging})"
 

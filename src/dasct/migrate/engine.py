@@ -4,27 +4,22 @@ One trigger at a time: archive, SQL deploy then verify per change, files, comman
 failure rolls the trigger back from its archive and checks the restore against the
 archive's hashes; a restore that does not match escalates and marks the environment as
 needing attention. Every step is journaled (journal.py) and audited (dasct.audit).
-`session` is what a run and a revert share: the environment prepared, its lock held, the
-database opened on first use.
+
+This module is the run itself: the order of the steps of one trigger (migrate_one), the run
+over every due trigger, the windows, the dry run. Undoing a trigger and recovering a killed
+run are recovery.py; the Session they share is session.py; resolve, unlock and withdraw are
+manual.py.
 """
 
 from __future__ import annotations
 
-import getpass
-import json
-import os
-import shutil
-import sqlite3
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-from dasct import durable, redact
-from dasct.errors import DasctError
+from dasct import redact
 from dasct.migrate import (
     archive,
     inventory,
@@ -37,18 +32,24 @@ from dasct.migrate import (
     windows,
 )
 from dasct.migrate import trigger as trig
+from dasct.migrate import trigger_check as trigc
 from dasct.migrate.archive import ArchiveError
-from dasct.migrate.database import Database, DatabaseError, connect, require_driver
-from dasct.migrate.environment import EngineError, Environment, ensure_ignored, sqlite_file
+from dasct.migrate.database import DatabaseError
+from dasct.migrate.environment import Environment
+from dasct.migrate.manual import break_lock
 from dasct.migrate.plan import plan, scan
-from dasct.migrate.report import Reporter
+from dasct.migrate.recovery import commit, recover, rollback
+from dasct.migrate.session import (
+    Session,
+    Write,
+    needs_attention,
+    refuse_if_attention,
+    session,
+    settle_file,
+)
 from dasct.migrate.steps import StepError
 
-__all__ = ["Result", "Stats", "migrate_one", "needs_attention", "prepare", "recover", "resolve",
-           "run", "session", "unlock", "withdraw"]
-
-NEEDS_ATTENTION = "needs-attention.json"
-Write = Callable[[str], None]
+__all__ = ["Result", "Stats", "migrate_one", "run"]
 
 
 @dataclass
@@ -100,53 +101,6 @@ class Result:
         return 1 if s.rolled_back or s.escalated or s.refused or s.held or s.expired else 0
 
 
-def needs_attention(state_dir: Path) -> dict[str, Any] | None:
-    """The escalation that blocks this environment, or None."""
-    try:
-        data: dict[str, Any] = json.loads((state_dir / NEEDS_ATTENTION).read_text())
-    except FileNotFoundError:
-        return None
-    return data
-
-
-class Session:
-    """One run (or revert) against one environment: its lease kept renewed by `keeper`
-    (None in tests that hold no lock), the database opened on first use."""
-
-    def __init__(self, env: Environment, write: Write, keeper: lock.Keeper | None) -> None:
-        self.env = env
-        self.write = write
-        self.keeper = keeper
-        self.report = Reporter(env.state_dir, environment=env.name,
-                               recipients=env.config.recipients, anchor=env.anchor)
-        self._db: Database | None = None
-
-    @property
-    def db(self) -> Database:
-        """The target database, connected on first use."""
-        if self._db is None:
-            self._db = connect(self.env.database)
-        return self._db
-
-    def log(self, event: str, **fields: Any) -> None:
-        """Append an audit record."""
-        self.report.audit(event, **fields)
-
-    def renew(self) -> None:
-        """Extend the lease now; LockError (the run stops) if someone else took it."""
-        if self.keeper is not None:
-            self.keeper.renew()
-
-    def check_lock(self) -> None:
-        """LockError (the run stops) if the lease was found taken by someone else."""
-        if self.keeper is not None:
-            self.keeper.check()
-
-    def close(self) -> None:
-        """Close the database if it was opened."""
-        if self._db is not None:
-            self._db.close()
-
 
 @contextmanager
 def _step(ctx: Session, j: journal.Journal, tid: str, name: str, /, **data: Any
@@ -158,28 +112,6 @@ def _step(ctx: Session, j: journal.Journal, tid: str, name: str, /, **data: Any
         yield
     ctx.log("step", trigger=tid, step=name, phase="done")
 
-
-# ----------------------------------------------------------------------- one migration
-
-
-def _settle_file(env: Environment, path: Path, outcome: str) -> None:
-    """Move a settled trigger out of staging (its outcome is already recorded)."""
-    if not path.exists() or path.parent != env.staging / "triggers" / env.name:
-        return
-    dest = env.state_dir / "triggers" / outcome / path.name
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.replace(path, dest)
-    except OSError:  # staging on another file system
-        shutil.copyfile(path, dest)
-        path.unlink()
-
-
-def archived_trigger(env: Environment, tid: str) -> trig.Trigger:
-    """The trigger as it was run, from its archive."""
-    a = archive.load(env.state_dir, tid)
-    return trig.load(a.path / "trigger.json", environments=[env.name], key=None,
-                     require_signature=False)
 
 
 def migrate_one(ctx: Session, t: trig.Trigger, *, kind: str = "migrate",
@@ -216,185 +148,10 @@ def migrate_one(ctx: Session, t: trig.Trigger, *, kind: str = "migrate",
     except (StepError, trig.TriggerError, ArchiveError, DatabaseError, OSError) as exc:
         ctx.write(f"  {t.id}: {exc}")
         steps.end_groups(started)  # nothing of the trigger may run on the restored files
-        return _rollback(ctx, j, t.id, cause="failure", reason=str(exc))
-    _commit(ctx, j, t.id)
+        return rollback(ctx, j, t.id, cause="failure", reason=str(exc))
+    commit(ctx, j, t.id)
     return "migrated"
 
-
-def _commit(ctx: Session, j: journal.Journal, tid: str) -> None:
-    env = ctx.env
-    records = journal.pending(env.state_dir) or [{}]
-    begin = records[0]
-    with j.step("commit"):
-        t = archived_trigger(env, tid)
-        if begin.get("kind") == "revert" and begin.get("reverts"):
-            inventory.unrecord(env.state_dir, str(begin["reverts"]))
-        else:
-            inventory.record(env.state_dir, t)
-        inventory.set_outcome(env.state_dir, tid, "migrated", kind=begin.get("kind", "migrate"),
-                              reverts=begin.get("reverts"))
-        _settle_file(env, Path(str(begin.get("path", ""))), "migrated")
-        # Queued before the journal closes: a crash here re-sends rather than loses it.
-        if begin.get("kind") != "revert":
-            ctx.report.moved(t, env_root=str(env.root))
-    ctx.log("migrated", trigger=tid, kind=begin.get("kind"), reverts=begin.get("reverts"),
-            items=inventory.items_of(t))
-    j.finish("migrated")
-
-
-def _restart_after_restore(ctx: Session, tid: str, reverts: str | None = None) -> None:
-    # The system may have been restarted on the new files; restart it on the restored ones.
-    # Those of a failed revert are the reverted enhancement's: its restart commands apply.
-    try:
-        t = archived_trigger(ctx.env, reverts or tid)
-    except (ArchiveError, trig.TriggerError):
-        return
-    for c in t.commands:
-        if c.kind == "restart":
-            try:
-                steps.run_command(c, root=ctx.env.root, environment=ctx.env.name)
-            except StepError as exc:
-                ctx.log("restart-after-restore-failed", trigger=tid, error=str(exc))
-
-
-def _rollback(ctx: Session, j: journal.Journal, tid: str, *, cause: str, reason: str) -> str:
-    """Undo trigger tid from its archive and check the result; escalate if it differs."""
-    env = ctx.env
-    records = journal.pending(env.state_dir) or []
-    done = journal.done_steps(records)
-    begin = records[0] if records else {}
-    if "rollback" not in done:
-        j.record("rollback", "intent", cause=cause, reason=reason)
-        ctx.log("rollback-begin", trigger=tid, cause=cause, reason=reason)
-        problems: list[str] = []
-        if "archive" in done or _archive_of_this_attempt(env, tid, begin):
-            try:
-                problems = _restore(ctx, records, tid)
-            except (ArchiveError, OSError, DatabaseError) as exc:
-                problems = [f"restore failed: {exc}"]
-        else:
-            archive.discard_partial(env.state_dir, tid)
-        if problems:
-            return _escalate(ctx, j, tid, cause=cause, reason=reason, problems=problems)
-        j.record("rollback", "done")
-        ctx.log("rollback-checked", trigger=tid, result="identical to the archive")
-    with suppress(ArchiveError):
-        _restart_after_restore(ctx, tid, begin.get("reverts"))
-        archive.remove(archive.load(env.state_dir, tid))
-    if cause == "interrupted":
-        j.finish("recovered")
-        return "recovered"
-    inventory.set_outcome(env.state_dir, tid, "rolled-back", reason=reason,
-                          kind=begin.get("kind", "migrate"))
-    _settle_file(env, Path(str(begin.get("path", ""))), "rolled-back")
-    ctx.report.rolled_back(tid, reason=reason)
-    ctx.log("rolled-back", trigger=tid, reason=reason)
-    j.finish("rolled-back")
-    return "rolled-back"
-
-
-def _archive_of_this_attempt(env: Environment, tid: str, begin: dict[str, Any]) -> bool:
-    # A crash between the archive's rename into place and its `done` record leaves a
-    # complete archive the journal does not know of; without this a rerun would find it
-    # in the way and fail the trigger.
-    try:
-        return archive.load(env.state_dir, tid).created >= float(begin.get("time", 0))
-    except ArchiveError:
-        return False
-
-
-def _restore(ctx: Session, records: list[dict[str, Any]], tid: str) -> list[str]:
-    env = ctx.env
-    a = archive.load(env.state_dir, tid)
-    problems: list[str] = []
-    desc = a.manifest["database"]
-    if desc is not None:
-        by_name = {s["name"]: s for s in a.manifest["sql"]}
-        deployed = ctx.db.deployed_changes(tid)
-        if deployed is None:  # SQLite: every deploy that started (the backup covers the rest)
-            deployed = list(dict.fromkeys(
-                str(r["change"]) for r in records if str(r["step"]).startswith("sql-deploy:")))
-        for name in reversed(deployed):
-            try:
-                steps.sql_revert(ctx.db, tid, name, archive.script(a, by_name[name]["revert"])
-                                 .decode())
-                ctx.log("sql-reverted", trigger=tid, change=name)
-            except StepError as exc:
-                ctx.log("sql-revert-failed", trigger=tid, change=name, error=str(exc))
-        try:
-            if ctx.db.restore(a.path, desc):
-                ctx.log("database-restored", trigger=tid, file=desc["file"])
-            if ctx.db.fingerprint(archive.database_scope(desc)) != desc["fingerprint"]:
-                problems.append("database: differs from the archive after the restore")
-        except (DatabaseError, OSError, sqlite3.Error) as exc:
-            problems.append(f"database: restore failed: {exc}")
-    # The files are restored even when the database could not be: each half counts.
-    try:
-        archive.restore_files(a, env.root)
-    except OSError as exc:
-        problems.append(f"files: restore failed: {exc}")
-    problems += archive.check_files(a, env.root)
-    return problems
-
-
-def _escalate(ctx: Session, j: journal.Journal, tid: str, *, cause: str, reason: str,
-              problems: list[str]) -> str:
-    env = ctx.env
-    marker = {"trigger": tid, "cause": cause, "reason": reason, "problems": problems,
-              "time": time.time(), "archive": str(archive.archives_dir(env.state_dir) / tid)}
-    durable.atomic_write(env.state_dir / NEEDS_ATTENTION,
-                         json.dumps(redact.scrub(marker, keep=("trigger",)), indent=1).encode())
-    inventory.set_outcome(env.state_dir, tid, "escalated", reason=reason, problems=problems)
-    ctx.report.escalation(tid, reason=reason, problems=problems)
-    ctx.log("escalation", trigger=tid, reason=reason, problems=problems)
-    j.finish("escalated")
-    for p in problems:
-        ctx.write(f"  restore check: {p}")
-    return "escalated"
-
-
-def recover(ctx: Session) -> str | None:
-    """Finish or roll back a migration a killed run left in flight; None if there is none."""
-    env = ctx.env
-    records = journal.pending(env.state_dir)
-    if records is None:
-        return None
-    if not records:
-        (env.state_dir / journal.JOURNAL_NAME).unlink()
-        return None
-    begin = records[0]
-    tid = str(begin["trigger"])
-    j = journal.Journal(env.state_dir)
-    if records[-1]["step"] == "end":
-        ctx.log("recover", trigger=tid, last_step="end", last_phase=records[-1]["phase"])
-        os.replace(j.path, env.state_dir / journal.LAST_NAME)
-        return f"{tid}: already settled"
-    done = journal.done_steps(records)
-    last = records[-1]
-    ctx.log("recover", trigger=tid, last_step=last["step"], last_phase=last["phase"])
-    intents = [r for r in records if r["step"] == "rollback" and r["phase"] == "intent"]
-    if intents:
-        outcome = _rollback(ctx, j, tid, cause=str(intents[0]["cause"]),
-                            reason=str(intents[0]["reason"]))
-        return f"{tid}: finished the interrupted rollback ({outcome})"
-    if "commit" in done or set(begin["steps"]) <= done:
-        _commit(ctx, j, tid)
-        return f"{tid}: every step had completed; finished it"
-    _rollback(ctx, j, tid, cause="interrupted",
-              reason=f"the previous run died at {last['step']} ({last['phase']})")
-    return f"{tid}: rolled back the interrupted migration; it stays pending"
-
-
-# ----------------------------------------------------------------------- the run
-
-
-def owner() -> str:
-    """Who holds the lock, as the lease records it."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid())
-    return f"dasct migrate ({user})"
 
 
 def _print_plan(write: Write, t: trig.Trigger, cmds: list[trig.StepCommand]) -> None:
@@ -408,58 +165,6 @@ def _print_plan(write: Write, t: trig.Trigger, cmds: list[trig.StepCommand]) -> 
         write(f"    command {cmd.name}: {' '.join(cmd.argv)}")
 
 
-def prepare(env: Environment) -> None:
-    """Create what a migration writes into: the state directory and the default root."""
-    ensure_ignored(env, env.state_dir, env.root, env.staging,
-                   *filter(None, [sqlite_file(env.database)]))
-    env.state_dir.mkdir(parents=True, exist_ok=True)
-    if not env.config.root:
-        # The embedded default (.dasct/env/NAME/root) needs no setup; a configured root
-        # that is missing is refused by check_target instead of being created empty.
-        env.root.mkdir(parents=True, exist_ok=True)
-
-
-@contextmanager
-def session(env: Environment, write: Write) -> Iterator[Session]:
-    """Prepare env, take its lock and open a Session; close it and unlock on the way out.
-
-    The lease is renewed in the background for the session's whole life (lock.Keeper), so
-    a step longer than the lease never lets a breaker take it from a live run.
-    A missing database driver is refused first, before anything is locked or journaled.
-    """
-    try:
-        require_driver(env.database)
-    except DatabaseError as exc:
-        raise EngineError(f"environment {env.name}: {exc}") from None
-    prepare(env)
-    keeper = lock.Keeper(env.state_dir, lock.acquire(env.state_dir, owner=owner()))
-    try:
-        ctx = Session(env, write, keeper)
-        keeper.start()
-        try:
-            yield ctx
-        except BaseException:
-            # The run's own error is what the caller must see; a log that cannot be
-            # anchored now is refused again by the next checkpoint and reported by
-            # `audit verify`.
-            with suppress(DasctError, OSError):
-                ctx.report.checkpoint()
-            raise
-        else:
-            ctx.report.checkpoint()
-        finally:
-            ctx.close()
-    finally:
-        keeper.stop()
-        lock.release(env.state_dir, keeper.lease)
-
-
-def _audit(env: Environment, event: str, **fields: Any) -> None:
-    # A decision taken outside a run (lock broken, escalation resolved): audited, not notified.
-    report = Reporter(env.state_dir, environment=env.name, recipients=(), anchor=env.anchor)
-    report.audit(event, **fields)
-    report.checkpoint()
-
 
 def run(env: Environment, *, now: datetime | None = None, ignore_window: bool = False,
         dry_run: bool = False, break_stale_lock: bool = False, write: Write = print) -> Result:
@@ -468,20 +173,10 @@ def run(env: Environment, *, now: datetime | None = None, ignore_window: bool = 
     if dry_run:
         return _dry_run(env, now=now, ignore_window=ignore_window, write=write)
     if break_stale_lock and lock.read(env.state_dir) is not None:
-        _break_lock(env, write)
+        break_lock(env, write)
     with session(env, write) as ctx:
         return _run_locked(ctx, now=now, ignore_window=ignore_window)
 
-
-def refuse_if_attention(ctx: Session) -> None:
-    """Raise EngineError while the environment is marked as needing attention."""
-    marker = needs_attention(ctx.env.state_dir)
-    if marker is not None:
-        ctx.log("refused", reason="needs attention", trigger=marker.get("trigger"))
-        raise EngineError(
-            f"environment {ctx.env.name} needs attention since a failed restore of "
-            f"{marker.get('trigger')} ({'; '.join(marker.get('problems', []))}); fix it, "
-            f"then run `dasct migrate resolve --env {ctx.env.name}`")
 
 
 def _run_locked(ctx: Session, *, now: datetime, ignore_window: bool) -> Result:
@@ -496,7 +191,7 @@ def _run_locked(ctx: Session, *, now: datetime, ignore_window: bool) -> Result:
     warranty.check(env, ctx.report)  # warranties due to end become CP (real clock only)
     found = scan(env, now)
     for path, outcome in found.settled:
-        _settle_file(env, path, outcome)
+        settle_file(env, path, outcome)
     for path, why in found.refused:
         stats.refused += 1
         ctx.log("trigger-refused", path=str(path), reason=why)
@@ -518,7 +213,7 @@ def _run_locked(ctx: Session, *, now: datetime, ignore_window: bool) -> Result:
             write(f"expired at the simulated time, not run, not recorded: {t.id}")
             continue
         inventory.set_outcome(env.state_dir, t.id, "expired", expires=trig.format_time(t.expires))
-        _settle_file(env, t.path, "expired")
+        settle_file(env, t.path, "expired")
         ctx.log("trigger-expired", trigger=t.id, expires=trig.format_time(t.expires))
         ctx.report.held(t.id, reason=f"expired at {trig.format_time(t.expires)}; not run")
         write(f"expired, not run: {t.id} (expired {trig.format_time(t.expires)})")
@@ -555,8 +250,8 @@ def _run_locked(ctx: Session, *, now: datetime, ignore_window: bool) -> Result:
             write(f"held: {t.id}: {result.held[t.id]}")
             continue
         try:
-            trig.check_payloads(t)
-            trig.check_target(t, env.root)
+            trigc.check_payloads(t)
+            trigc.check_target(t, env.root)
         except trig.TriggerError as exc:
             stats.refused += 1
             ctx.log("trigger-refused", trigger=t.id, reason=str(exc))
@@ -653,79 +348,3 @@ def _dry_run(env: Environment, *, now: datetime, ignore_window: bool, write: Wri
             write(f"    archive: {archive.plan_line(t, env.database)}")
     result.held = held
     return result
-
-
-# ----------------------------------------------------------------------- resolve, unlock, withdraw
-
-
-def resolve(env: Environment, *, note: str, write: Write = print) -> bool:
-    """Clear the needs-attention mark after a person fixed the environment."""
-    marker = needs_attention(env.state_dir)
-    if marker is None:
-        write(f"{env.name} does not need attention")
-        return False
-    with lock.held(env.state_dir, owner=owner()):
-        _audit(env, "resolved", trigger=marker.get("trigger"), note=note, by=owner())
-        (env.state_dir / NEEDS_ATTENTION).unlink()
-    write(f"{env.name}: cleared the escalation of {marker.get('trigger')}")
-    return True
-
-
-def unlock(env: Environment, *, force: bool, write: Write = print) -> bool:
-    """Show the lock, and with force break it when its holder is provably gone.
-
-    True when env is unlocked afterwards (it was not locked, or the lock was broken);
-    LockError when force was refused.
-    """
-    holder = lock.read(env.state_dir)
-    if holder is None:
-        write(f"{env.name} is not locked")
-        return True
-    if not force:
-        why = lock.stale_reason(holder)
-        write(f"{env.name} is locked by {holder.describe()}"
-              + (f"; stale ({why}): pass --force to break it" if why else "; it is alive"))
-        return False
-    _break_lock(env, write)
-    return True
-
-
-def _break_lock(env: Environment, write: Write) -> bool:
-    """Break a stale lock (LockError if its holder is alive) and audit who broke it."""
-    broken = lock.break_stale(env.state_dir)
-    if broken is None:
-        return False
-    _audit(env, "lock-broken", holder=broken[0].describe(), reason=broken[1], by=owner())
-    write(f"broke the lock of {broken[0].describe()}: {broken[1]}")
-    return True
-
-
-def withdraw(env: Environment, tid: str, *, reason: str, write: Write = print) -> Path:
-    """Take pending trigger tid out of staging without running it: outcome `withdrawn`.
-
-    Under the lock (never while a run migrates it), audited and notified; refuses a trigger
-    that is not pending here, already settled, or left in flight by a run that died.
-    Returns where the trigger file went.
-    """
-    if not trig.ID_PATTERN.fullmatch(tid):
-        raise EngineError(f"not a trigger id: {tid!r}")
-    path = trig.trigger_path(env.staging, env.name, tid)
-    with session(env, write) as ctx:
-        done = inventory.outcome(env.state_dir, tid)
-        if done is not None:
-            raise EngineError(f"{tid} is already settled in {env.name} ({done['outcome']}); "
-                              "there is nothing to withdraw")
-        records = journal.pending(env.state_dir)
-        if records and records[0].get("trigger") == tid:
-            raise EngineError(f"{tid} was being migrated when a run died; `dasct migrate run "
-                              f"--env {env.name}` settles it first")
-        if not path.is_file():
-            raise EngineError(f"{tid} is not pending in {env.name} (no {path})")
-        # The outcome first, as a run settles: a crash before the move is finished by the
-        # next run, which finds the outcome and moves the file.
-        inventory.set_outcome(env.state_dir, tid, "withdrawn", reason=reason)
-        _settle_file(env, path, "withdrawn")
-        ctx.log("withdrawn", trigger=tid, reason=reason)
-        ctx.report.withdrawn(tid, reason=reason)
-        ctx.report.flush()
-    return env.state_dir / "triggers" / "withdrawn" / path.name

@@ -4,7 +4,7 @@
 root, database URL, state directory, staging directory) and the signing settings. It only
 reads the config and the process environment, never the disk: `trigger create`,
 `trigger verify` and `audit verify` resolve the same paths as `migrate run` without
-creating anything. Directories are created where a migration runs (engine.prepare) and
+creating anything. Directories are created where a migration runs (session.prepare) and
 where a trigger is staged; both first call `ensure_ignored`, so that dasct's default home
 `.dasct/` is ignored by git before anything lands in it.
 """

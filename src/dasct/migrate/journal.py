@@ -2,7 +2,7 @@
 
 Before a step touches the target the engine writes `intent`, after it `done`; each record
 is fsynced before the engine goes on. A journal file that exists when a run starts means
-the previous run died in a migration: `engine.recover` reads it and finishes or rolls back.
+the previous run died in a migration: `recovery.recover` reads it and finishes or rolls back.
 
 Test hook: `DASCT_TEST_KILL_AT` makes the process SIGKILL itself right after a journal
 record is durable, to prove crash safety. Its value is the 1-based number of the record

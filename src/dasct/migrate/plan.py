@@ -11,6 +11,8 @@ from pathlib import Path
 
 from dasct.migrate import inventory
 from dasct.migrate import trigger as trig
+from dasct.migrate import trigger_check as trigc
+from dasct.migrate import trigger_read as trigr
 from dasct.migrate.environment import Environment
 
 
@@ -34,7 +36,7 @@ def scan(env: Environment, now: datetime) -> Scan:
             found.settled.append((path, str(done["outcome"])))
             continue
         try:
-            t = trig.load(path, environments=[env.name], key=env.key,
+            t = trigr.load(path, environments=[env.name], key=env.key,
                           previous_keys=env.previous_keys,
                           require_signature=env.require_signature)
         except trig.TriggerError as exc:
@@ -77,7 +79,7 @@ def sql_objects(t: trig.Trigger) -> set[str]:
     declare."""
     objects = {f"change {c.name}" for c in t.sql}
     for change in t.sql:
-        text = trig.read_payload(t.staging, change.deploy).decode(errors="replace")
+        text = trigc.read_payload(t.staging, change.deploy).decode(errors="replace")
         objects |= {f"object {m.lower().replace(chr(34), '')}" for m in _DDL.findall(text)}
         objects |= {f"object {n.lower().replace(chr(34), '')}" for n in declared_objects(text)
                     if n != WHOLE_DATABASE}

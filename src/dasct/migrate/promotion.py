@@ -35,6 +35,7 @@ from dasct import audit, checkpoint, git, notify
 from dasct.errors import DasctError
 from dasct.migrate import inventory, lock
 from dasct.migrate import trigger as trig
+from dasct.migrate import trigger_read as trigr
 from dasct.migrate import trigger_write as trigw
 from dasct.migrate.environment import Environment
 from dasct.migrate.report import Reporter
@@ -248,7 +249,7 @@ def _migrated_trigger(gate: Environment, tid: str, digest: str) -> trig.Trigger:
     settled = gate.state_dir / "triggers" / "migrated" / f"{tid}.json"
     # Parsed as if it still lay in staging, where its payloads are.
     where = trig.trigger_path(gate.staging, gate.name, tid)
-    t = trig.parse(trig.read_document(settled), where, environments=[gate.name], key=gate.key,
+    t = trigr.parse(trigr.read_document(settled), where, environments=[gate.name], key=gate.key,
                    require_signature=gate.require_signature, previous_keys=gate.previous_keys)
     if t.digest != digest:
         raise PromotionError(f"{settled}: not the trigger {gate.name}'s audit log says was "

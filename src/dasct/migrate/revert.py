@@ -15,18 +15,13 @@ from datetime import datetime, timedelta, timezone
 
 from dasct.migrate import archive, inventory
 from dasct.migrate import trigger as trig
+from dasct.migrate import trigger_check as trigc
 from dasct.migrate import trigger_write as trigw
 from dasct.migrate.archive import ArchiveError
-from dasct.migrate.engine import (
-    Result,
-    Write,
-    archived_trigger,
-    migrate_one,
-    recover,
-    refuse_if_attention,
-    session,
-)
+from dasct.migrate.engine import Result, migrate_one
 from dasct.migrate.environment import EngineError, Environment
+from dasct.migrate.recovery import recover
+from dasct.migrate.session import Write, archived_trigger, refuse_if_attention, session
 
 
 def restored_commands(env: Environment, tid: str) -> tuple[list[trig.StepCommand], list[str]]:
@@ -118,7 +113,7 @@ def revert(env: Environment, tid: str, *, cascade: bool = False, write: Write = 
                 ctx.log("revert-commands-unknown", trigger=other, note=note)
                 write(f"note: {note}")
             rt = reverse_trigger(env, other, now, commands)
-            trig.check_target(rt, env.root)
+            trigc.check_target(rt, env.root)
             result.stats.attempted += 1
             write(f"reverting {other} ({rt.id})")
             outcome = migrate_one(ctx, rt, kind="revert", reverts=other)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from dasct.migrate import plan, sqltext
 from dasct.migrate import trigger as trig
+from dasct.migrate import trigger_check as trigc
 
 if TYPE_CHECKING:  # sqlglot costs ~250 ms to import: only a run that archives SQL pays it
     from sqlglot import exp
@@ -253,7 +254,7 @@ def analyse_trigger(t: trig.Trigger, kind: str) -> Analysis:
     scripts = []
     for change in t.sql:
         for what, sha in (("deploy", change.deploy), ("revert", change.revert)):
-            text = trig.read_payload(t.staging, sha).decode(errors="replace")
+            text = trigc.read_payload(t.staging, sha).decode(errors="replace")
             scripts.append((f"{what} script of {change.name}", text))
     return analyse(scripts, DIALECTS[kind])
 

@@ -17,8 +17,9 @@ from typing import Any
 
 from dasct import audit
 from dasct.config import Config
-from dasct.migrate import engine, inventory, journal, promotion, warranty, windows
+from dasct.migrate import inventory, journal, promotion, session, warranty, windows
 from dasct.migrate import trigger as trig
+from dasct.migrate import trigger_read as trigr
 from dasct.migrate.environment import Environment, environment
 
 # What `facts` reads, in the order `state_of` lets them decide (first match wins).
@@ -124,7 +125,7 @@ def settled_trigger(env: Environment, path: Path) -> trig.Trigger | None:
     (a staging rule), and there dir is the outcome: so it is given the file's name alone.
     """
     try:
-        return trig.parse(trig.read_document(path), Path(path.name), environments=[env.name],
+        return trigr.parse(trigr.read_document(path), Path(path.name), environments=[env.name],
                           key=None, require_signature=False)
     except trig.TriggerError:
         return None
@@ -170,7 +171,7 @@ def facts(env: Environment, now: datetime | None = None) -> Facts:
     now = now or datetime.now(timezone.utc)
     f = Facts(env=env, now=now)
     state = env.state_dir
-    f.attention = engine.needs_attention(state)
+    f.attention = session.needs_attention(state)
     records = journal.pending(state)
     f.in_flight = str(records[0].get("trigger")) if records else None
     f.outcomes = _outcomes(state)
@@ -196,7 +197,7 @@ def facts(env: Environment, now: datetime | None = None) -> Facts:
         if path.stem in f.outcomes:
             continue  # settled; the next run moves the file out of staging
         try:
-            t = trig.load(path, environments=[env.name], key=env.key,
+            t = trigr.load(path, environments=[env.name], key=env.key,
                           previous_keys=env.previous_keys,
                           require_signature=env.require_signature)
         except trig.TriggerError as exc:

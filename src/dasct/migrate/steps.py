@@ -18,6 +18,7 @@ from typing import IO
 from dasct import durable, redact
 from dasct.errors import DasctError
 from dasct.migrate import trigger as trig
+from dasct.migrate import trigger_check as trigc
 from dasct.migrate.archive import write_beside
 from dasct.migrate.database import Database, DatabaseError
 
@@ -34,7 +35,7 @@ class StepError(DasctError):
 def sql_deploy(db: Database, t: trig.Trigger, index: int) -> None:
     """Run the deploy script of SQL change index in one transaction."""
     change = t.sql[index]
-    script = trig.read_payload(t.staging, change.deploy).decode()
+    script = trigc.read_payload(t.staging, change.deploy).decode()
     try:
         db.run_script(script, label=f"deploy {change.name}", mark=(t.id, change.name))
     except DatabaseError as exc:
@@ -46,7 +47,7 @@ def sql_verify(db: Database, t: trig.Trigger, index: int) -> None:
     change = t.sql[index]
     if change.verify is None:
         return
-    script = trig.read_payload(t.staging, change.verify).decode()
+    script = trigc.read_payload(t.staging, change.verify).decode()
     try:
         db.verify_script(script, label=f"verify {change.name}")
     except DatabaseError as exc:
@@ -67,7 +68,7 @@ def apply_file(t: trig.Trigger, index: int, root: Path) -> None:
     target = root / change.path
     try:
         if change.post_sha256 is not None:
-            write_beside(target, trig.read_payload(t.staging, change.post_sha256), change.mode)
+            write_beside(target, trigc.read_payload(t.staging, change.post_sha256), change.mode)
         if change.op == "delete":
             _remove(root, target)
         elif change.op == "rename" and change.old_path is not None:

@@ -1,10 +1,10 @@
 """Writing trigger files: the document, its rendering, payloads, promotion to another env.
 
-The reading side (records, canonical JSON, digest and signature, parse and load, payload
-and target checks) is trigger.py; everything written here is verified by it before it
-lands, so nothing invalid is ever staged. Building a trigger from a git range is
-create.py's job; `retarget` is what promotion (promotion.py) writes production's trigger
-with: the same steps and payloads, never rebuilt from git.
+The format (records, canonical JSON, digest and signature) is trigger.py, reading is
+trigger_read.py, the payload and target checks trigger_check.py; everything written here is
+verified by them before it lands, so nothing invalid is ever staged. Building a trigger
+from a git range is create.py's job; `retarget` is what promotion (promotion.py) writes
+production's trigger with: the same steps and payloads, never rebuilt from git.
 """
 
 from __future__ import annotations
@@ -28,18 +28,16 @@ from dasct.migrate.trigger import (
     StepCommand,
     Trigger,
     TriggerError,
-    check_payloads,
     clip,
     compute_digest,
-    file_sha256,
     format_time,
     object_path,
-    parse,
-    read_payload,
     sha256_hex,
     sign,
     trigger_path,
 )
+from dasct.migrate.trigger_check import check_payloads, file_sha256, read_payload
+from dasct.migrate.trigger_read import parse
 
 
 def document(

@@ -18,7 +18,7 @@ from typing import Any
 
 from dasct import config, git, kinds, qa, redact, settings
 from dasct.commands import audit as audit_cmd
-from dasct.migrate import engine, inventory, journal
+from dasct.migrate import inventory, journal, session
 from dasct.migrate.environment import Environment, environment
 from dasct.report import TOP_FILES
 
@@ -182,7 +182,7 @@ def state(state_dir: Path) -> dict[str, Any]:
     """What stops the environment now: a migration in flight (its journal, which the next
     run recovers) or an escalation waiting for `dasct migrate resolve`."""
     records = journal.pending(state_dir)
-    marker = engine.needs_attention(state_dir)
+    marker = session.needs_attention(state_dir)
     return {"in_flight": str(records[0].get("trigger", "")) if records else None,
             "needs_attention": str(marker.get("trigger", "")) if marker else None}
 
