@@ -34,6 +34,10 @@ class LedgerReader:
         self.remote = remote
         self.ref = f"refs/heads/{branch}"
         self.tracking = f"refs/remotes/{remote}/{branch}" if remote else ""
+        # blob id -> its record (or why it is none). A blob id names its content, so what
+        # was read once holds for this object's life: a `ci record` that reads the ledger
+        # ten times reads each record once.
+        self._parsed: dict[tuple[str, str], Record | str] = {}
 
     def _git(self, *args: str, env: dict[str, str] | None = None,
              input: bytes | None = None, ok_codes: tuple[int, ...] = (0,)) -> bytes:
@@ -74,15 +78,18 @@ class LedgerReader:
                 sides.setdefault(path, []).append((blob, commit))
         if not sides:
             return []
+        new = [(b, path) for path, pairs in sides.items() for b, _ in pairs
+               if (b, path) not in self._parsed]
         try:
-            blobs = git.cat_blobs(self.repo.root,
-                                  (b for pairs in sides.values() for b, _ in pairs))
+            blobs = git.cat_blobs(self.repo.root, (b for b, _ in new))
         except GitError as exc:
             raise error(f"ledger {self.branch}: {detail(exc)}") from None
+        for blob, path in new:
+            self._parsed[blob, path] = parse(blobs[blob], path)
         found: list[tuple[str, str, Record]] = []
         for path, pairs in sides.items():
             for blob, commit in pairs:
-                parsed = parse(blobs[blob], path)
+                parsed = self._parsed[blob, path]
                 if isinstance(parsed, Record):
                     # "...:05Z" is "...:05.000000Z" (a "Z" sorts after every digit).
                     at = parsed.at if len(parsed.at) > 20 else parsed.at[:-1] + ".000000Z"
