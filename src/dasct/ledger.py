@@ -80,7 +80,17 @@ class Ledger(LedgerReader):
         out = self._git("count-objects").decode().split()  # "<n> objects, <k> kilobytes"
         if not (out and out[0].isdigit() and int(out[0]) >= LOOSE_LIMIT):
             return
-        listed = self._git("rev-list", "--objects", self.ref, "--")
+        # Only what the branch gained since the tip packed last time (kept in the state
+        # directory; a marker, not a ref, so gc may take it: then the whole branch).
+        marker = self.repo.state_dir / f"ledger-packed-{self.branch.replace('/', '-')}"
+        tip = self.tip()
+        try:
+            since = marker.read_text().strip()
+        except OSError:
+            since = ""
+        code, _ = git.run_code("cat-file", "-e", f"{since}^{{commit}}", cwd=self.repo.root)
+        known = [f"^{since}"] if since and code == 0 else []
+        listed = self._git("rev-list", "--objects", self.ref, *known, "--")
         ids = b"".join(line[:line.find(b" ")] + b"\n" if b" " in line else line + b"\n"
                        for line in listed.splitlines() if line)
         pack = self._git("rev-parse", "--git-path", "objects/pack/pack").decode().strip()
@@ -88,6 +98,11 @@ class Ledger(LedgerReader):
         self._git("pack-objects", "--unpacked", "-q", os.path.join(self.repo.root, pack),
                   input=ids)
         self._git("prune-packed")
+        if tip:
+            from dasct import durable
+
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            durable.atomic_write(marker, f"{tip}\n".encode())
 
     def _refuse_checked_out(self) -> None:
         """Moving a branch checked out in any work tree would change that work tree's

@@ -38,6 +38,7 @@ class LedgerReader:
         # was read once holds for this object's life: a `ci record` that reads the ledger
         # ten times reads each record once.
         self._parsed: dict[tuple[str, str], Record | str] = {}
+        self._listed: dict[tuple[str, tuple[str, ...]], dict[str, str]] = {}  # likewise
 
     def _git(self, *args: str, env: dict[str, str] | None = None,
              input: bytes | None = None, ok_codes: tuple[int, ...] = (0,)) -> bytes:
@@ -60,10 +61,13 @@ class LedgerReader:
 
     def _entries(self, commit: str, types: tuple[str, ...] = ()) -> dict[str, str]:
         """path -> blob of the records at a ledger commit (of the given types: all)."""
-        try:
-            return git.ls_tree(self.repo.root, commit, *types)
-        except GitError as exc:
-            raise error(f"ledger {self.branch}: {detail(exc)}") from None
+        key = (commit, types)
+        if key not in self._listed:
+            try:
+                self._listed[key] = git.ls_tree(self.repo.root, commit, *types)
+            except GitError as exc:
+                raise error(f"ledger {self.branch}: {detail(exc)}") from None
+        return dict(self._listed[key])  # a copy: callers may add to it (_union)
 
     def records(self, *types: str) -> list[Record]:
         """The records of the given types (all when none), oldest first (at, then id):
