@@ -104,15 +104,6 @@ start_postgres() {
     export DASCT_TEST_PG_URL="postgresql://dasct@127.0.0.1:$port/postgres"
     unset DASCT_TEST_PG_SKIP_REASON
     echo "services: PostgreSQL $("$bindir/pg_ctl" --version | awk '{print $3}') on 127.0.0.1:$port" >&2
-    trap stop_services EXIT
-    # exec keeps our pid: when that process (pytest) is gone, stop the server.
-    local watched=$$
-    (
-        trap '' HUP INT
-        while kill -0 "$watched" 2>/dev/null; do sleep 1; done
-        stop_services
-    ) </dev/null >/dev/null 2>&1 &
-    disown 2>/dev/null || true
 }
 
 stop_services() {
@@ -121,6 +112,7 @@ stop_services() {
             >/dev/null 2>&1 || true
         rm -rf "$_DASCT_PG_DIR"
     fi
+    stop_sshd
 }
 
 # Chromium (headless) and its chromedriver for the report tests (tests/test_report.py):
@@ -181,8 +173,109 @@ start_actionlint() {
     fi
 }
 
+# OpenSSH's sshd for the remote-target tests (tests/remote/): Debian's openssh-server,
+# installed with apt-get when running as root and missing. One sshd, started as the user
+# running the tests (no system sshd touched, no privileged port), listens on 127.0.0.1 on
+# three free high ports (the fleet's three "hosts"), with a generated host key and one
+# generated client key as its only authorized key. Exports
+#   DASCT_TEST_SSHD_PORTS        p1,p2,p3
+#   DASCT_TEST_SSH_USER          the login user (whoever runs the tests)
+#   DASCT_TEST_SSH_KEY           the client's private key file
+#   DASCT_TEST_SSH_KNOWN_HOSTS   a known_hosts file pinning the host key on each port
+#   DASCT_TEST_SSHD_PID          the server's pid (the drop tests kill its session children)
+# or DASCT_TEST_SSHD_SKIP_REASON (the SSH tests skip with it, locally only; with CI set a
+# missing sshd is an error here and a failure in the tests).
+_dasct_sshd_fail() {
+    export DASCT_TEST_SSHD_SKIP_REASON="$1"
+    unset DASCT_TEST_SSHD_PORTS
+    echo "services: sshd not available: $1" >&2
+    if [ -n "${CI:-}" ]; then
+        echo "services: CI is set, so a missing sshd is an error" >&2
+        return 1
+    fi
+    return 0
+}
+
+start_sshd() {
+    local sshd=/usr/sbin/sshd dir port ports="" known="" i
+    if [ ! -x "$sshd" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "services: installing openssh-server with apt-get" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends \
+            openssh-server >/dev/null; } || true
+        # The package starts a system sshd on port 22 where an init system runs it: this
+        # one is not ours to keep, so stop it again (the tests use their own listener).
+        if command -v service >/dev/null 2>&1; then service ssh stop >/dev/null 2>&1 || true; fi
+    fi
+    if [ ! -x "$sshd" ] || ! command -v ssh-keygen >/dev/null 2>&1; then
+        _dasct_sshd_fail "no /usr/sbin/sshd and ssh-keygen found and they could not be installed (needs root and apt-get)"
+        return
+    fi
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/dasct-sshd.XXXXXX")
+    chmod 700 "$dir"
+    _DASCT_SSHD_DIR=$dir
+    ssh-keygen -q -t ed25519 -N "" -f "$dir/host_key" >/dev/null
+    ssh-keygen -q -t ed25519 -N "" -f "$dir/client_key" -C dasct-tests >/dev/null
+    cp "$dir/client_key.pub" "$dir/authorized_keys"
+    {
+        for i in 1 2 3; do
+            port=$(_dasct_free_port)
+            echo "Port $port"
+            ports="$ports${ports:+,}$port"
+            known="$known[127.0.0.1]:$port $(cut -d' ' -f1,2 "$dir/host_key.pub")
+"
+        done
+        echo "ListenAddress 127.0.0.1"
+        echo "HostKey $dir/host_key"
+        echo "AuthorizedKeysFile $dir/authorized_keys"
+        echo "PidFile $dir/sshd.pid"
+        echo "PasswordAuthentication no"
+        echo "KbdInteractiveAuthentication no"
+        echo "PermitRootLogin prohibit-password"
+        echo "UsePAM no"
+        echo "StrictModes no"
+        echo "MaxSessions 50"
+        echo "MaxStartups 50:30:100"
+        echo "Subsystem sftp internal-sftp"
+        echo "LogLevel ERROR"
+    } >"$dir/sshd_config"
+    printf '%s' "$known" >"$dir/known_hosts"
+    # Debian's sshd refuses to start as root without its privilege-separation directory.
+    if [ "$(id -u)" = 0 ]; then mkdir -p /run/sshd; fi
+    "$sshd" -f "$dir/sshd_config" -E "$dir/sshd.log" || {
+        _dasct_sshd_fail "sshd did not start: $(tail -n 1 "$dir/sshd.log" 2>/dev/null)"
+        return
+    }
+    for i in $(seq 50); do [ -s "$dir/sshd.pid" ] && break; sleep 0.1; done
+    export DASCT_TEST_SSHD_PORTS="$ports" DASCT_TEST_SSH_USER="$(id -un)"
+    export DASCT_TEST_SSH_KEY="$dir/client_key" DASCT_TEST_SSH_KNOWN_HOSTS="$dir/known_hosts"
+    DASCT_TEST_SSHD_PID=$(cat "$dir/sshd.pid")
+    export DASCT_TEST_SSHD_PID
+    unset DASCT_TEST_SSHD_SKIP_REASON
+    echo "services: $("$sshd" -V 2>&1 | head -n 1 | cut -d, -f1) on 127.0.0.1:$ports" >&2
+}
+
+stop_sshd() {
+    if [ -n "${_DASCT_SSHD_DIR:-}" ] && [ -d "$_DASCT_SSHD_DIR" ]; then
+        if [ -s "$_DASCT_SSHD_DIR/sshd.pid" ]; then
+            kill "$(cat "$_DASCT_SSHD_DIR/sshd.pid")" 2>/dev/null || true
+        fi
+        rm -rf "$_DASCT_SSHD_DIR"
+    fi
+}
+
 start_services() {
     start_postgres
     start_chromium
     start_actionlint
+    start_sshd
+    trap stop_services EXIT
+    # exec keeps our pid: when that process (pytest) is gone, stop the servers.
+    local watched=$$
+    (
+        trap '' HUP INT
+        while kill -0 "$watched" 2>/dev/null; do sleep 1; done
+        stop_services
+    ) </dev/null >/dev/null 2>&1 &
+    disown 2>/dev/null || true
 }

@@ -7,7 +7,7 @@ import sys
 
 from gitrepo import GitRepo
 
-FORBIDDEN = ("jira", "github", "git", "requests", "rich", "urllib3", "psycopg", "sqlite3",
+FORBIDDEN = ("jira", "github", "git", "requests", "rich", "urllib3", "psycopg", "sqlite3", "asyncssh",
              "dasct.migrate", "dasct.notify", "dasct.audit")
 
 # Not forbidden by PRODUCT.md, but each costs 2-6 ms of a ~30 ms commit (docs/benchmarks.md).

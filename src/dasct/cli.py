@@ -38,6 +38,9 @@ HOOK_ARGV = (["check", "--staged"], ["check"])
 REFRESH_HOOK_ARGV = ["refresh", "--background"]
 
 
+# What a controller runs on a remote environment's host; not a command for people.
+TARGET_COMMAND = "_target"
+
 # name -> (module, one-line help). The help is duplicated here so that `dasct --help`
 # does not import every command.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -121,6 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from dasct.commands import refresh
 
         return _guarded(lambda: refresh.main(background=True), fail_open=True)
+    if argv[:1] == [TARGET_COMMAND]:  # a controller's request over SSH (dasct.remote)
+        from dasct.remote import targetside
+
+        return targetside.main(argv[1:])
     parser, command_parser, module = _parser(argv)
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # argparse would show the top-level usage; the command's is the useful one

@@ -39,7 +39,9 @@ from dasct.config_base import (
     _jira_project,
     _line_kind,
     _non_empty,
+    _on_failure,
     _recipient,
+    _ssh_target,
     _system_name,
     _time_zone,
     _window,
@@ -168,6 +170,19 @@ class EnvironmentConfig:
     # gate_of; docs/promotion.md): "" the default (production is gated by model when both
     # are configured), "none" no gate, or an environment's name.
     promote_from: str = ""
+    # A remote environment (docs/remote.md): the target host instead of a local root,
+    # ssh://user@host:port/absolute/root, or a fleet of them (hosts, or a hosts file).
+    target: str = field(default="", metadata=checked(_ssh_target))
+    hosts: tuple[str, ...] = field(default=(), metadata=checked(_ssh_target))
+    hosts_file: str = ""
+    known_hosts: str = ""  # the pinned host keys (OpenSSH format); required for SSH
+    ssh_key_env: str = field(default="DASCT_SSH_KEY", metadata=checked(_env_var))
+    remote_python: str = field(default="python3", metadata=checked(_non_empty))
+    remote_base: str = ""  # dasct's directory on the target; default ~/.dasct/<env>
+    canary: int = field(default=1, metadata=checked(_between(0, 1000)))
+    batch_size: int = field(default=1, metadata=checked(_between(1, 1000)))
+    on_failure: str = field(default="halt", metadata=checked(_on_failure))
+    connect_timeout: int = field(default=20, metadata=checked(_between(1, 600)))
 
 
 def _default_environments() -> dict[str, EnvironmentConfig]:

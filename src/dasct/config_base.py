@@ -61,6 +61,18 @@ def _window(value: str) -> None:
     windows.parse_window(value)
 
 
+def _ssh_target(value: str) -> None:
+    if value:  # "" is a local environment
+        from dasct.remote import hosts
+
+        hosts.check_target(value)
+
+
+def _on_failure(value: str) -> None:
+    if value not in ("halt", "rollback-all"):
+        raise ValueError(f"must be 'halt' or 'rollback-all', not {value!r}")
+
+
 def _freeze(value: str) -> None:
     from dasct.migrate import windows
 

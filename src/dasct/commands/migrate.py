@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dasct import config, git
 
@@ -58,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
     from dasct.migrate.environment import environment
 
     repo = git.discover()
-    env = environment(config.load(repo.root), args.env, repo.root)
+    cfg = config.load(repo.root)
+    env = environment(cfg, args.env, repo.root)
+    if env.remote is not None:
+        return _remote(cfg, env, args)
     if args.action == "run":
         result = engine.run(env, now=_when(args.at), ignore_window=args.now,
                             dry_run=args.dry_run, break_stale_lock=args.break_stale_lock)
@@ -74,6 +77,30 @@ def run(args: argparse.Namespace) -> int:
         # Exit 1 while the environment stays locked, so a script never takes it for free.
         return 0 if manual.unlock(env, force=args.force) else 1
     return status(env=env)
+
+
+def _remote(cfg: config.Config, env: Environment, args: argparse.Namespace) -> int:
+    """The action on every host of a remote environment: the engine runs there."""
+    from dasct.remote import fleet, runner
+
+    action = args.action
+    chosen: dict[str, Callable[[], dict[str, Any]]] = {
+        "run": lambda: {"at": args.at, "now": args.now, "dry_run": args.dry_run,
+                        "break_stale_lock": args.break_stale_lock},
+        "revert": lambda: {"id": args.id, "cascade": args.cascade},
+        "resolve": lambda: {"note": args.note},
+        "unlock": lambda: {"force": args.force},
+        "status": lambda: {},
+    }
+    wanted = chosen[action]()
+    code = fleet.run(cfg, env, action, wanted)
+    if action != "status":
+        return code
+    assert env.remote is not None
+    for target in env.remote.targets:  # each host's state, as its mirror now holds it
+        print(f"== {target.label} ({target.root})")
+        status(env=runner.host_view(env, target))
+    return code
 
 
 def status(*, env: Environment) -> int:

@@ -19,6 +19,7 @@ from dasct import durable, redact
 from dasct.checkpoint import Anchor, anchor
 from dasct.config import Config, EnvironmentConfig, gate_of, gated_by
 from dasct.errors import DasctError
+from dasct.remote.hosts import Remote, mirror_dir, remote_of
 
 STATE_HOME = ".dasct"  # dasct's default home inside a repository: state, staging, roots
 # As virtual environments do: the directory ignores itself, whatever the repo's .gitignore.
@@ -49,6 +50,9 @@ class Environment:
     gate: Environment | None = None
     gates: tuple[str, ...] = ()  # the environments this one gates (no warranty here)
     approvals: int = 1  # distinct sign-offs the gate must hold ([promotion] approvals)
+    # A remote environment (dasct.remote): root is the target's path and state_dir the
+    # local mirror of the first target's state; the engine itself runs on the target.
+    remote: Remote | None = None
 
 
 def signing_key(cfg: Config) -> bytes | None:
@@ -94,18 +98,24 @@ def environment(cfg: Config, name: str, repo_root: Path) -> Environment:
     def path(value: str, default: Path) -> Path:
         return Path(os.path.normpath(repo_root / value)) if value else default
 
+    remote = remote_of(env, name=name, repo_root=repo_root, source=cfg.source)
+    root, state_dir = path(env.root, base / "root"), path(env.state_dir, base / "state")
+    if remote is not None:
+        first = remote.targets[0]
+        root = Path(str(first.root))
+        state_dir = mirror_dir(repo_root / STATE_HOME, name, first)
     return Environment(
         name=name,
-        root=path(env.root, base / "root"),
+        root=root,
         database=resolve_url(env.database, base=repo_root, default=base / "db.sqlite"),
-        state_dir=path(env.state_dir, base / "state"),
+        state_dir=state_dir,
         staging=path(env.staging, repo_root / ".dasct" / "staging"),
         config=env, system=cfg.migrate.system, key=signing_key(cfg),
         require_signature=cfg.migrate.require_signature, home=repo_root / STATE_HOME,
         previous_keys=tuple(key for _, key in previous_keys(cfg)),
         anchor=anchor(cfg.audit, name, repo_root),
         gate=None if (gate := gate_of(cfg, name)) is None else environment(cfg, gate, repo_root),
-        gates=tuple(gated_by(cfg, name)), approvals=cfg.promotion.approvals,
+        gates=tuple(gated_by(cfg, name)), approvals=cfg.promotion.approvals, remote=remote,
     )
 
 
