@@ -83,7 +83,16 @@ def replace_via(tmp: Path, path: Path, data: bytes, *, mode: int | None = None) 
     """atomic_write through the fixed temporary name tmp (in path's directory), which a
     crash may leave behind for the caller's recovery to remove."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_synced(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), data, mode)
+    try:
+        _write_synced(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), data, mode)
+    except OSError:
+        # A full disk: what was written of tmp holds space the rollback needs. A kill here
+        # still leaves it, for the caller's recovery.
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     os.replace(tmp, path)
     fsync_dir(path.parent)
 

@@ -69,14 +69,16 @@ def seed_root(root: Path) -> None:
 
 
 def fleet(tmp: Path, sshd: Sshd, *, hosts: int = 1, extra: str = "",
-          known_hosts: Path | None = None) -> Fleet:
-    """A repository whose `production` lives on `hosts` SSH targets (seeded roots)."""
+          known_hosts: Path | None = None, hosts_in: Path | None = None,
+          remote_base: str = "{root}.dasct") -> Fleet:
+    """A repository whose `production` lives on `hosts` SSH targets (seeded roots, in
+    hosts_in, default tmp)."""
     repo = tmp / "repo"
     repo.mkdir(parents=True)
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     dirs = []
     for i in range(hosts):
-        d = tmp / f"host{i}"
+        d = (hosts_in or tmp) / f"host{i}"
         seed_root(d / "root")
         dirs.append(d)
     urls = [sshd.url(sshd.ports[i % len(sshd.ports)], d / "root") for i, d in enumerate(dirs)]
@@ -87,7 +89,7 @@ def fleet(tmp: Path, sshd: Sshd, *, hosts: int = 1, extra: str = "",
         + f'known_hosts = "{known_hosts or sshd.known_hosts}"\n'
         # Hosts share one machine (and one port when there are more than three): dasct's
         # directory beside each root keeps them apart, as separate machines would be.
-        + 'remote_base = "{root}.dasct"\n'
+        + f'remote_base = "{remote_base}"\n'
         + 'staging = "staging"\npromote_from = "none"\n' + extra)
     return Fleet(repo=repo, hosts=tuple(dirs), sshd=sshd)
 

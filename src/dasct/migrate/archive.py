@@ -218,11 +218,14 @@ def blob(archive: Archive, sha: str) -> bytes:
 
 def restore_files(archive: Archive, root: Path) -> None:
     """Put every path back as it was before: content, mode, absence, created directories."""
+    # Every half-written new file goes first: on a full disk, the one a failed step left
+    # holds the space the restore of the others needs.
     for entry in archive.manifest["files"]:
-        target = root / entry["path"]
-        stray = beside(target)
+        stray = beside(root / entry["path"])
         if stray.exists():
             stray.unlink()
+    for entry in archive.manifest["files"]:
+        target = root / entry["path"]
         if entry["existed"]:
             if not (target.is_file() and trigc.file_sha256(target) == entry["sha256"]
                     and stat.S_IMODE(target.stat().st_mode) == entry["mode"]):
