@@ -7,7 +7,10 @@ the previous run died in a migration: `recovery.recover` reads it and finishes o
 Test hook: `DASCT_TEST_KILL_AT` makes the process SIGKILL itself right after a journal
 record is durable, to prove crash safety. Its value is the 1-based number of the record
 in this process (e.g. `3`), or `STEP:PHASE` (e.g. `file:0:intent`); `STEP:applied` kills
-after the step took effect and before its `done` record. Nothing else reads it.
+after the step took effect and before its `done` record. `DASCT_TEST_DROP_AT` (same
+values) SIGKILLs the parent process instead: on a remote target that is the SSH server's
+session, so the connection drops there while the engine lives on (tests/remote). Nothing
+else reads them.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from dasct.redact import scrub
 JOURNAL_NAME = "journal.jsonl"
 LAST_NAME = "journal.last.jsonl"
 KILL_VAR = "DASCT_TEST_KILL_AT"
+DROP_VAR = "DASCT_TEST_DROP_AT"
 
 _records_written = 0
 # What recovery reads back to find the migration and its steps: dasct's own identifiers,
@@ -36,11 +40,10 @@ _IDENTIFIERS = ("step", "phase", "time", "trigger", "path", "steps", "kind", "re
 
 
 def _maybe_die(step: str, phase: str) -> None:
-    target = os.environ.get(KILL_VAR)
-    if not target:
-        return
-    if target == str(_records_written) or target == f"{step}:{phase}":
-        os.kill(os.getpid(), signal.SIGKILL)
+    for variable, pid in ((KILL_VAR, os.getpid), (DROP_VAR, os.getppid)):
+        target = os.environ.get(variable)
+        if target and (target == str(_records_written) or target == f"{step}:{phase}"):
+            os.kill(pid(), signal.SIGKILL)
 
 
 class Journal:

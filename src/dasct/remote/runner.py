@@ -213,8 +213,9 @@ async def call(cfg: Config, env: Environment, target: Target, action: str,
             write(f"  {target.label}: installing the dasct runtime ({runtime.name})")
             await conn.upload(runtime.path, pyz)
         request = _request(cfg, env, target, action, args, write)
-        command = " ".join(shlex.quote(a) for a in
-                           (remote.python, pyz, "_target", "--base", base))
+        # exec: the engine is the session's own process, not a child of a shell.
+        command = "exec " + " ".join(shlex.quote(a) for a in
+                                     (remote.python, pyz, "_target", "--base", base))
         with request:
             status, stdout = await conn.execute(command, request, on_line=write)
         if status is None:
