@@ -12,12 +12,12 @@ where a trigger is staged; both first call `ensure_ignored`, so that dasct's def
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dasct import durable, redact
 from dasct.checkpoint import Anchor, anchor
-from dasct.config import Config, EnvironmentConfig, gate_of, gated_by
+from dasct.config import Config, EnvironmentConfig, RolesConfig, gate_of, gated_by
 from dasct.errors import DasctError
 
 STATE_HOME = ".dasct"  # dasct's default home inside a repository: state, staging, roots
@@ -49,6 +49,7 @@ class Environment:
     gate: Environment | None = None
     gates: tuple[str, ...] = ()  # the environments this one gates (no warranty here)
     approvals: int = 1  # distinct sign-offs the gate must hold ([promotion] approvals)
+    roles: RolesConfig = field(default_factory=RolesConfig)  # [promotion.roles]
 
 
 def signing_key(cfg: Config) -> bytes | None:
@@ -106,6 +107,7 @@ def environment(cfg: Config, name: str, repo_root: Path) -> Environment:
         anchor=anchor(cfg.audit, name, repo_root),
         gate=None if (gate := gate_of(cfg, name)) is None else environment(cfg, gate, repo_root),
         gates=tuple(gated_by(cfg, name)), approvals=cfg.promotion.approvals,
+        roles=cfg.promotion.roles,
     )
 
 
