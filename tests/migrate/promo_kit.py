@@ -27,6 +27,7 @@ root = "model/root"
 database = "sqlite:///model/db.sqlite"
 state_dir = "model/state"
 staging = "staging"
+{model}
 
 [environments.production]
 root = "prod/root"
@@ -42,7 +43,7 @@ class Setup:
     """A repository whose commit 2 (by the developer) is enhancement E1: a file and a table."""
 
     def __init__(self, tmp: Path, monkeypatch: pytest.MonkeyPatch, *, approvals: int = 1,
-                 production: str = "", roles: str = "") -> None:
+                 production: str = "", roles: str = "", model: str = "") -> None:
         self.monkeypatch = monkeypatch
         self.repo = GitRepo(tmp / "repo")
         self.root = self.repo.path
@@ -50,7 +51,7 @@ class Setup:
             (self.root / where).mkdir(parents=True)
         self.repo.write(".gitignore", "model/\nprod/\nstaging/\n.dasct/\n")
         self.repo.write(".dasct.toml", TOML.format(approvals=approvals, production=production,
-                                                     roles=roles))
+                                                     roles=roles, model=model))
         self.base = self.repo.commit("config")
         self.head = self.repo.commit("PROJ-7: the report page", {
             "app/report.py": "print('report')\n",

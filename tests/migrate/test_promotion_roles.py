@@ -232,6 +232,22 @@ def test_a_sign_off_that_died_before_the_start_gets_it_from_the_next_run(s: Setu
         datetime.fromisoformat(when).replace(microsecond=0)
 
 
+def test_qa_recipients_are_told_and_an_author_cannot_be_the_customer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = Setup(tmp_path, monkeypatch, model='recipients = ["qa-team@example.com"]',
+              roles='[promotion.roles]\ncustomer = ["dev@example.com", "buyer@customer.example"]')
+    s.stage_model()
+    assert s.run("model").migrated == ["E1"]
+    _qa_signs(s)  # no qa role: anyone but an author
+    assert s.run("production").migrated == ["E1"]
+    with pytest.raises(promotion.PromotionError, match=r"is an author of E1"):
+        _customer_signs(s, ("Dee Developer", "dev@example.com"))
+    assert _events(s) == []
+    _customer_signs(s)
+    [note] = _notes(s, notify.CUSTOMER_SIGNOFF)
+    assert sorted(note["recipients"]) == ["dev@example.com", "qa-team@example.com"]  # type: ignore[arg-type]
+
+
 def test_without_roles_nothing_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     s = Setup(tmp_path, monkeypatch)
     s.stage_model()
