@@ -38,6 +38,7 @@ from dasct.config_base import (
     _freeze,
     _jira_project,
     _line_kind,
+    _matching,
     _non_empty,
     _on_failure,
     _recipient,
@@ -229,12 +230,28 @@ class AuditConfig:
     checkpoint_copy: str = ""  # a directory outside the state directory for a second copy
 
 
+# An identity as `dasct signoff` takes it: git's user.email (promotion.identity).
+_signer = _matching(r"[^\s@<>]+@[^\s@<>]+", "an e-mail address (git's user.email)")
+
+
+@dataclass(frozen=True)
+class RolesConfig:
+    """Who may sign as what (docs/promotion.md): an empty role restricts nothing, except
+    that a configured customer role moves the warranty's start to the customer's sign-off."""
+
+    # may sign off in a gate environment (model): the sign-off that promotes
+    qa: tuple[str, ...] = field(default=(), metadata=checked(_signer))
+    # may sign off in an environment that gates none (production), after its migration
+    customer: tuple[str, ...] = field(default=(), metadata=checked(_signer))
+
+
 @dataclass(frozen=True)
 class PromotionConfig:
     """What promotion from a gate environment (model) into the next one takes."""
 
     # distinct approvers `dasct signoff` needs; an author of the enhancement cannot approve
     approvals: int = field(default=1, metadata=checked(_between(1, 100)))
+    roles: RolesConfig = field(default_factory=RolesConfig)
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,10 @@ WITHDRAWN = "withdrawn"
 # What the QA loop sends to the trackers (dasct.trackers.transport).
 REVALIDATION = "revalidation"
 REGRESSION = "regression"
+# What the customer's sign-off sends (dasct.migrate.customer).
+CUSTOMER_SIGNOFF = "customer-signoff"
 KINDS = (NOTHING_TO_MIGRATE, MOVED, ROLLED_BACK, ESCALATION, HELD, WITHDRAWN,
-         REVALIDATION, REGRESSION)
+         REVALIDATION, REGRESSION, CUSTOMER_SIGNOFF)
 _KIND = re.compile(r"[a-z][a-z0-9-]{0,63}")
 # A key is an identifier the caller derives from the request (qa.ticket_key), not text.
 _KEY = re.compile(r"[\x21-\x7e]{1,200}")

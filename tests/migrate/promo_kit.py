@@ -20,12 +20,14 @@ from gitrepo import GitRepo
 TOML = """
 [promotion]
 approvals = {approvals}
+{roles}
 
 [environments.model]
 root = "model/root"
 database = "sqlite:///model/db.sqlite"
 state_dir = "model/state"
 staging = "staging"
+{model}
 
 [environments.production]
 root = "prod/root"
@@ -41,14 +43,15 @@ class Setup:
     """A repository whose commit 2 (by the developer) is enhancement E1: a file and a table."""
 
     def __init__(self, tmp: Path, monkeypatch: pytest.MonkeyPatch, *, approvals: int = 1,
-                 production: str = "") -> None:
+                 production: str = "", roles: str = "", model: str = "") -> None:
         self.monkeypatch = monkeypatch
         self.repo = GitRepo(tmp / "repo")
         self.root = self.repo.path
         for where in ("model/root", "prod/root"):
             (self.root / where).mkdir(parents=True)
         self.repo.write(".gitignore", "model/\nprod/\nstaging/\n.dasct/\n")
-        self.repo.write(".dasct.toml", TOML.format(approvals=approvals, production=production))
+        self.repo.write(".dasct.toml", TOML.format(approvals=approvals, production=production,
+                                                     roles=roles, model=model))
         self.base = self.repo.commit("config")
         self.head = self.repo.commit("PROJ-7: the report page", {
             "app/report.py": "print('report')\n",

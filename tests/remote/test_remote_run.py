@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from engine_kit import SEED_FILES, health, snapshot, stage
@@ -30,3 +31,25 @@ def test_migrates_one_host_and_mirrors_its_state(tmp_path: Path, sshd: Sshd) -> 
     assert status.returncode == 0, status.stderr
     assert "E1" in status.stdout and "app/main.py" in status.stdout
     assert snapshot(f.root()) == before
+
+
+def test_customer_signs_off_on_the_host(tmp_path: Path, sshd: Sshd) -> None:
+    f = fleet(tmp_path, sshd, extra='[promotion.roles]\ncustomer = ["buyer@customer.example"]\n')
+    buyer = {"GIT_COMMITTER_NAME": "Buyer", "GIT_COMMITTER_EMAIL": "buyer@customer.example"}
+    early = f.run("signoff", "E1", "--env", "production", "--as", "customer", env=buyer)
+    assert early.returncode == 1 and "cannot sign off" in early.stdout + early.stderr
+    stage(f.env(), "E1", files=SEED_FILES)
+    assert f.migrate().returncode == 0
+    other = f.run("signoff", "E1", "--env", "production", "--as", "customer")
+    assert other.returncode == 1 and "does not list you" in other.stdout  # checked on the host
+    proc = f.run("signoff", "E1", "--env", "production", "--as", "customer",
+                 "--comment", "remote tests passed", env=buyer)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "signed off by the customer Buyer" in proc.stdout
+    records = [json.loads(line) for line in
+               (f.base() / "state" / "audit.jsonl").read_text().splitlines()]
+    events = [r["event"] for r in records]
+    assert "customer-signoff" in events and "warranty-start" in events  # on the host
+    assert audit_verify(f.base() / "state") == []
+    again = f.run("signoff", "E1", "--env", "production", "--as", "customer", env=buyer)
+    assert again.returncode == 1 and "already signed off" in again.stdout + again.stderr

@@ -150,6 +150,8 @@ def _standing(env: Environment, tid: str) -> str:
         signed = promotion.state(env, tid)
         return signed.state if signed else "-"
     held = warranty.state(env, tid)
+    if held is None and warranty.awaiting(env, tid):
+        return "awaiting customer sign-off"
     return held.state if held else "-"
 
 

@@ -12,12 +12,12 @@ where a trigger is staged; both first call `ensure_ignored`, so that dasct's def
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dasct import durable, redact
 from dasct.checkpoint import Anchor, anchor
-from dasct.config import Config, EnvironmentConfig, gate_of, gated_by
+from dasct.config import Config, EnvironmentConfig, RolesConfig, gate_of, gated_by
 from dasct.errors import DasctError
 from dasct.remote.hosts import Remote, mirror_dir, remote_of
 
@@ -50,6 +50,7 @@ class Environment:
     gate: Environment | None = None
     gates: tuple[str, ...] = ()  # the environments this one gates (no warranty here)
     approvals: int = 1  # distinct sign-offs the gate must hold ([promotion] approvals)
+    roles: RolesConfig = field(default_factory=RolesConfig)  # [promotion.roles]
     # A remote environment (dasct.remote): root is the target's path and state_dir the
     # local mirror of the first target's state; the engine itself runs on the target.
     remote: Remote | None = None
@@ -115,7 +116,8 @@ def environment(cfg: Config, name: str, repo_root: Path) -> Environment:
         previous_keys=tuple(key for _, key in previous_keys(cfg)),
         anchor=anchor(cfg.audit, name, repo_root),
         gate=None if (gate := gate_of(cfg, name)) is None else environment(cfg, gate, repo_root),
-        gates=tuple(gated_by(cfg, name)), approvals=cfg.promotion.approvals, remote=remote,
+        gates=tuple(gated_by(cfg, name)), approvals=cfg.promotion.approvals,
+        roles=cfg.promotion.roles, remote=remote,
     )
 
 

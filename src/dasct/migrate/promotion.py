@@ -33,7 +33,7 @@ from typing import Any
 
 from dasct import audit, checkpoint, git, notify
 from dasct.errors import DasctError
-from dasct.migrate import inventory, lock
+from dasct.migrate import inventory, lock, roles
 from dasct.migrate import trigger as trig
 from dasct.migrate import trigger_read as trigr
 from dasct.migrate import trigger_write as trigw
@@ -158,7 +158,13 @@ def _not_passed(gate: Environment, tid: str, h: _History) -> str | None:
     return None
 
 
-def _verified(gate: Environment) -> str | None:
+def not_migrated(env: Environment, tid: str) -> str | None:
+    """Why tid does not stand migrated in env (never migrated, rolled back, reverted,
+    rejected, audit and inventory disagreeing), or None."""
+    return _not_passed(env, tid, _history(env, tid))
+
+
+def untrusted(gate: Environment) -> str | None:
     """Why gate's audit log cannot be trusted, or None."""
     problems = audit.verify(gate.state_dir)
     if not problems and gate.anchor is not None:
@@ -174,7 +180,7 @@ def refusal(env: Environment, t: trig.Trigger) -> str | None:
     gate = env.gate
     if gate is None:
         return None
-    why = _verified(gate)
+    why = untrusted(gate)
     if why:
         return f"{t.id}: {why}"
     h = _history(gate, t.id)
@@ -271,9 +277,10 @@ def _owner() -> str:
 
 def signoff(gate: Environment, tid: str, *, into: Iterable[Environment], repo_root: Path,
             comment: str = "", expiry_hours: int = 72, write: Write = print,
-            now: datetime | None = None) -> list[trig.Trigger]:
-    """Record the caller's sign-off of tid in gate; when the approvals are met, write tid's
-    trigger for each environment in `into` (retarget). Returns the triggers written."""
+            now: datetime | None = None, role: str | None = None) -> list[trig.Trigger]:
+    """Record the caller's sign-off of tid in gate (as `role`, checked against
+    [promotion.roles]); when the approvals are met, write tid's trigger for each
+    environment in `into` (retarget). Returns the triggers written."""
     if not trig.ID_PATTERN.fullmatch(tid):
         raise PromotionError(f"not a trigger id: {tid!r}")
     now = now or datetime.now(timezone.utc)
@@ -286,9 +293,10 @@ def signoff(gate: Environment, tid: str, *, into: Iterable[Environment], repo_ro
         raise PromotionError(f"cannot sign off: {unsigned[0]} requires signed triggers and no "
                              "signing key is set")
     who, email = identity(repo_root)
+    roles.require(gate, email, who, role)
     gate.state_dir.mkdir(parents=True, exist_ok=True)
     with lock.held(gate.state_dir, owner=_owner()):
-        why = _verified(gate)
+        why = untrusted(gate)
         h = _history(gate, tid)
         why = why or _not_passed(gate, tid, h)
         if why:
@@ -346,16 +354,17 @@ def _promote(report: Reporter, gate: Environment, t: trig.Trigger, h: _History,
 
 
 def reject(gate: Environment, tid: str, *, reason: str, repo_root: Path,
-           write: Write = print) -> None:
+           write: Write = print, role: str | None = None) -> None:
     """Return tid to its developers: audited, notified to its commits' authors; blocks it."""
     if not reason.strip():
         raise PromotionError("a rejection needs --reason: the developers are told why")
     if not trig.ID_PATTERN.fullmatch(tid):
         raise PromotionError(f"not a trigger id: {tid!r}")
     who, email = identity(repo_root)
+    roles.require(gate, email, who, role)
     gate.state_dir.mkdir(parents=True, exist_ok=True)
     with lock.held(gate.state_dir, owner=_owner()):
-        why = _verified(gate)
+        why = untrusted(gate)
         if why:
             raise PromotionError(f"cannot reject: {why}")
         h = _history(gate, tid)

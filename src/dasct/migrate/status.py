@@ -32,7 +32,8 @@ SOURCES: tuple[tuple[str, str], ...] = (
     ("audit.jsonl (gate)", "in an environment that gates another (model): the sign-off of "
      "a migrated enhancement, awaiting sign-off / signed off / rejected (promotion.state)"),
     ("audit.jsonl (warranty)", "in one that gates none (production): the recorded warranty "
-     "of a migrated enhancement, WP / claimed / CP (warranty.state)"),
+     "of a migrated enhancement, WP / claimed / CP (warranty.state), or awaiting customer "
+     "sign-off (warranty.awaiting) when a customer role is configured"),
     ("staging triggers/<env>/<id>.json", "pending: scheduled, due, refused, expired"),
     ("audit.jsonl", "the last decision about a pending trigger: held (with why) or refused"),
     ("[environments.ENV] windows, freeze", "waiting-for-window, for a due trigger"),
@@ -41,7 +42,8 @@ SOURCES: tuple[tuple[str, str], ...] = (
 
 # Every state, in the order a trigger usually passes through them.
 STATES = ("scheduled", "due", "waiting-for-window", "held", "refused", "migrating",
-          "migrated", "awaiting sign-off", "signed off", "rejected", "rolled-back",
+          "migrated", "awaiting sign-off", "signed off", "rejected",
+          "awaiting customer sign-off", "rolled-back",
           "reverted", "withdrawn", "expired", "escalated", "absent")
 
 # Audit events that say what the last run decided about a pending trigger.
@@ -109,6 +111,7 @@ class Facts:
     enhancements: dict[str, Enhancement] = field(default_factory=dict)
     signoff: dict[str, promotion.State] = field(default_factory=dict)  # a gate's, by id
     warranty: dict[str, warranty.State] = field(default_factory=dict)  # recorded, by id
+    awaiting_customer: set[str] = field(default_factory=set)  # deployed, not signed yet
 
     def ids(self) -> list[str]:
         """The enhancements this environment knows of (revert triggers are not ones)."""
@@ -193,6 +196,8 @@ def facts(env: Environment, now: datetime | None = None) -> Facts:
             kept = warranty.state(env, tid)
             if kept is not None:
                 f.warranty[tid] = kept
+            elif warranty.awaiting(env, tid):
+                f.awaiting_customer.add(tid)
     for path in trig.pending(env.staging, env.name):
         if path.stem in f.outcomes:
             continue  # settled; the next run moves the file out of staging
@@ -241,6 +246,11 @@ def state_of(f: Facts, tid: str) -> State:
                         f"{_audit_time(kept.until) or kept.until}"
                         + (f", {kept.claims} claim(s)" if kept.claims else ""),
                         warranty=kept.state)
+        if tid in f.awaiting_customer:
+            return made("awaiting customer sign-off", dep["deployed_at"],
+                        f"migrated {iso(dep['deployed_at'])}; its warranty starts at the "
+                        f"customer's sign-off (`dasct signoff {tid} --env {name} --as "
+                        "customer`)")
         return made("migrated", dep["deployed_at"])
     if done is not None:
         outcome = str(done.get("outcome"))

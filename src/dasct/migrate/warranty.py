@@ -2,7 +2,10 @@
 
 A final environment is one that gates no other (production by default; model, which
 gates production, has no warranty). The transitions are records, not a computed label:
-the engine starts the warranty right after a successful migration (`start`), and the next
+the engine starts the warranty right after a successful migration (`start`), or, when a
+`customer` role is configured ([promotion.roles]), the customer's sign-off does
+(customer.signoff, `begin`: since = the sign-off) and until then the enhancement is
+`awaiting customer sign-off` (`awaiting`); the next
 `migrate run` or `dasct warranty check` completes each one that is due (`check`). A claim
 (`claim`: a defect reported against the enhancement during its warranty) is recorded and
 notified; it extends nothing: the warranty still ends when it was due to, and the
@@ -17,6 +20,7 @@ Read API (no lock, no write):
   since when, until when and the number of claims; None when tid has no warranty in env
   (not migrated there, reverted, or env is not a final environment).
 - `applies(env) -> bool`: whether env keeps warranties.
+- `awaiting(env, tid) -> bool`: deployed in env, its warranty waiting for the customer.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any
 from dasct import audit
 from dasct.config import Config
 from dasct.errors import DasctError
-from dasct.migrate import inventory, lock, promotion
+from dasct.migrate import inventory, lock, promotion, roles
 from dasct.migrate import trigger as trig
 from dasct.migrate.environment import Environment
 from dasct.migrate.report import Reporter
@@ -110,14 +114,24 @@ def state(env: Environment, tid: str) -> State | None:
 def start(env: Environment, report: Reporter, t: trig.Trigger) -> None:
     """Put t under warranty in env from its deployment (after a successful migration)."""
     dep = inventory.load(env.state_dir)["deployments"].get(t.id)
-    if not applies(env) or dep is None or t.id in _warranties(env):
+    if not applies(env) or dep is None or t.id in _warranties(env) or roles.awaits_customer(env):
         return
-    _start(env, report, t.id, float(dep["deployed_at"]))
+    begin(env, report, t.id, _deployed_at(dep))
 
 
-def _start(env: Environment, report: Reporter, tid: str, deployed_at: float) -> None:
+def awaiting(env: Environment, tid: str) -> bool:
+    """Whether tid is deployed in env and its warranty waits for the customer's sign-off."""
+    return (applies(env) and roles.awaits_customer(env) and _deployed(env, tid)
+            and tid not in _warranties(env) and tid not in roles.customer_signed(env))
+
+
+def _deployed_at(dep: dict[str, Any]) -> datetime:
+    return datetime.fromtimestamp(float(dep["deployed_at"]), timezone.utc)
+
+
+def begin(env: Environment, report: Reporter, tid: str, since: datetime) -> None:
+    """Record tid's warranty-start in env from `since` and notify it (under env's lock)."""
     days = env.config.warranty_days
-    since = datetime.fromtimestamp(deployed_at, timezone.utc)
     until = since + timedelta(days=days)
     report.audit(START, trigger=tid, since=_iso(since), until=_iso(until), days=days)
     promotion.send(report, "warranty", f"[{env.name}] {tid} under warranty (WP)",
@@ -133,9 +147,14 @@ def check(env: Environment, report: Reporter, *, now: datetime | None = None) ->
         return []
     now = now or clock()
     known = _warranties(env)
+    signed = roles.customer_signed(env) if roles.awaits_customer(env) else None
     for tid, dep in sorted(inventory.load(env.state_dir)["deployments"].items()):
-        if dep.get("status") == "deployed" and tid not in known:
-            _start(env, report, tid, float(dep["deployed_at"]))
+        if dep.get("status") != "deployed" or tid in known:
+            continue
+        if signed is None:
+            begin(env, report, tid, _deployed_at(dep))
+        elif tid in signed:  # the customer signed off, and the run died before the start
+            begin(env, report, tid, datetime.fromisoformat(signed[tid].when))
     completed = []
     for tid, w in sorted(_warranties(env).items()):
         ends = datetime.fromisoformat(w.until)

@@ -110,6 +110,15 @@ def _act(request: dict[str, Any], base: Path, write: _Lines) -> tuple[int, dict[
         return 0, {}
     if action == "unlock":
         return (0 if manual.unlock(env, force=bool(args.get("force")), write=write) else 1), {}
+    if action == "signoff":
+        from dasct.migrate import customer
+
+        who, email = args["identity"]
+        customer.signoff(env, str(args["id"]), repo_root=base, comment=str(args["comment"]),
+                         role=args.get("role"), identity=(str(who), str(email)),
+                         developers={str(k): str(v) for k, v in args["developers"].items()},
+                         write=write)
+        return 0, {}
     if action == "status":
         return 0, {}
     raise RemoteError(f"remote request: unknown action {action!r}")
