@@ -64,9 +64,23 @@ def test_rollback_all_leaves_every_host_as_before(tmp_path: Path, sshd: Sshd) ->
     assert proc.stdout.count("reverted by rollback-all: E1") == 2
 
 
-def test_status_shows_each_host(tmp_path: Path, sshd: Sshd) -> None:
+def test_migrate_status_shows_each_host(tmp_path: Path, sshd: Sshd) -> None:
     f, _ = four(tmp_path, sshd, "halt")
     f.migrate()
     proc = f.run("migrate", "status", "--env", "production")
     hosts = [line for line in proc.stdout.splitlines() if line.startswith("== ")]
     assert len(hosts) == 4, proc.stdout
+
+
+def test_where_and_status_show_each_host(tmp_path: Path, sshd: Sshd) -> None:
+    f, _ = four(tmp_path, sshd, "halt")
+    f.migrate()
+    proc = f.run("where", "E1", "--format", "json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    labels = [f"{sshd.user}@127.0.0.1:{sshd.ports[i % 3]}" for i in range(4)]
+    text = proc.stdout
+    for label in labels[:3]:
+        assert f"production@{label}" in text, text
+    status = f.run("status")
+    assert status.returncode == 0, status.stderr
+    assert f"production@{labels[0]}" in status.stdout

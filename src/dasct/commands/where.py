@@ -23,12 +23,12 @@ def run(args: argparse.Namespace) -> int:
     from dasct.commands.migrate import _print_table  # the one table layout of the CLI
     from dasct.commands.status import at
     from dasct.migrate import status, where
-    from dasct.migrate.environment import environment
+    from dasct.migrate.environment import environment, per_host
 
     repo = git.discover()
     cfg = config.load(repo.root)
     report = status.report(cfg, repo.root, now=at(args.at))
-    envs = [environment(cfg, name, repo.root) for name in cfg.environments]
+    envs = [v for name in cfg.environments for v in per_host(environment(cfg, name, repo.root))]
     found = where.where(report, envs, args.query, path=git.repo_path(repo, args.query))
     if args.format == "json":
         print(json.dumps(found.as_json(), indent=2, sort_keys=True, ensure_ascii=False))

@@ -11,6 +11,7 @@ where a trigger is staged; both first call `ensure_ignored`, so that dasct's def
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +120,16 @@ def environment(cfg: Config, name: str, repo_root: Path) -> Environment:
         gates=tuple(gated_by(cfg, name)), approvals=cfg.promotion.approvals,
         roles=cfg.promotion.roles, remote=remote,
     )
+
+
+def per_host(env: Environment) -> list[Environment]:
+    """env, or for a fleet one view per host (named `ENV@user@host:port`, its mirror as
+    state_dir): what `dasct status` and `dasct where` list."""
+    if env.remote is None or len(env.remote.targets) < 2 or env.home is None:
+        return [env]
+    return [dataclasses.replace(env, name=f"{env.name}@{t.label}", root=Path(str(t.root)),
+                                state_dir=mirror_dir(env.home, env.name, t))
+            for t in env.remote.targets]
 
 
 def sqlite_file(url: str) -> Path | None:

@@ -20,7 +20,7 @@ from dasct.config import Config
 from dasct.migrate import inventory, journal, promotion, session, warranty, windows
 from dasct.migrate import trigger as trig
 from dasct.migrate import trigger_read as trigr
-from dasct.migrate.environment import Environment, environment
+from dasct.migrate.environment import Environment, environment, per_host
 
 # What `facts` reads, in the order `state_of` lets them decide (first match wins).
 SOURCES: tuple[tuple[str, str], ...] = (
@@ -297,8 +297,9 @@ class Report:
 def report(cfg: Config, repo_root: Path, *, now: datetime | None = None) -> Report:
     """The states of every enhancement in every configured environment."""
     now = now or datetime.now(timezone.utc)
-    names = tuple(cfg.environments)
-    every = [facts(environment(cfg, n, repo_root), now) for n in names]
+    views = [v for n in cfg.environments for v in per_host(environment(cfg, n, repo_root))]
+    names = tuple(v.name for v in views)
+    every = [facts(v, now) for v in views]
     ids = {tid for f in every for tid in f.ids()}
     info = {tid: Enhancement(tid) for tid in ids}
     for f in every:
