@@ -122,7 +122,7 @@ def test_revert_says_so_when_the_restored_version_s_commands_are_gone(tmp_path: 
     result = revert.revert(env, "E1", write=out.append)
     assert result.migrated == ["E1"]
     assert ("note: the archive of E0, whose version reverting E1 restores, is gone: its "
-            "restart and health commands are not run") in out
+            "restart, health and verify commands are not run") in out
     assert not log.exists()
 
 

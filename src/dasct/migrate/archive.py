@@ -99,6 +99,7 @@ def create(state_dir: Path, t: trig.Trigger, *, root: Path, db: Database | None)
         shutil.rmtree(work)
     (work / "files").mkdir(parents=True)
     (work / "sql").mkdir()
+    (work / "commands").mkdir()
     entries = []
     for rel in _touched(t):
         target = root / rel
@@ -123,6 +124,11 @@ def create(state_dir: Path, t: trig.Trigger, *, root: Path, db: Database | None)
             (work / "sql" / sha).write_bytes(trigc.read_payload(t.staging, sha))
         sql.append({"name": sql_change.name, "revert": sql_change.revert,
                     "deploy": sql_change.deploy})
+    # A verify command's input and expected output: a revert to this version runs its
+    # commands again, after the trigger's staging area is long gone.
+    for sha in t.payloads():
+        if any(sha in (c.input, c.expect_output) for c in t.commands):
+            (work / "commands" / sha).write_bytes(trigc.read_payload(t.staging, sha))
     manifest = {
         "trigger": t.id, "environment": t.environment, "created": time.time(),
         "files": entries, "post": post, "sql": sql,
@@ -133,7 +139,7 @@ def create(state_dir: Path, t: trig.Trigger, *, root: Path, db: Database | None)
     for f in work.rglob("*"):
         if f.is_file():
             durable.fsync_file(f)
-    for folder in (work / "files", work / "sql", work):
+    for folder in (work / "files", work / "sql", work / "commands", work):
         durable.fsync_dir(folder)
     os.replace(work, final)
     durable.fsync_dir(final.parent)
@@ -209,6 +215,18 @@ def discard_partial(state_dir: Path, tid: str) -> None:
 def script(archive: Archive, sha: str) -> bytes:
     """A deploy or revert script kept in the archive."""
     return (archive.path / "sql" / sha).read_bytes()
+
+
+def command_payload(archive: Archive, sha: str) -> bytes:
+    """A verify command's input or expected output kept in the archive, verified;
+    ArchiveError when the archive has none (made before it kept them) or it is corrupt."""
+    try:
+        data = (archive.path / "commands" / sha).read_bytes()
+    except OSError:
+        data = None
+    if data is None or trig.sha256_hex(data) != sha:
+        raise ArchiveError(f"{archive.path}: no intact copy of command payload {sha[:12]}")
+    return data
 
 
 def blob(archive: Archive, sha: str) -> bytes:

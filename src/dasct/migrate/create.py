@@ -2,13 +2,13 @@
 
 The enhancement A..B becomes, in order: the Sqitch-style SQL changes whose scripts the
 range touched (ordered by sqitch.plan, reworked changes included), the file changes of
-`git diff A B` outside the SQL directory and the commands file, and the restart and health
-commands of the commands file at B. The defects are those the range's commit messages
-name. A baseline (`--baseline REV`) is the same build from the empty tree to REV: all of
-REV, for an environment that has nothing yet. Paths matching `[migrate] exclude` (dasct's
-config, git's plumbing) are left out, and a change inside dasct's own state directories
-is refused. Everything is stored in a staging area through the format module
-(trigger.py), which refuses to write anything it would not load back.
+`git diff A B` outside the SQL directory and the commands file, and the restart, health
+and verify commands of the commands file at B (commands_file.py). The defects are those the
+range's commit messages name. A baseline (`--baseline REV`) is the same build from the empty
+tree to REV: all of REV, for an environment that has nothing yet. Paths matching
+`[migrate] exclude` (dasct's config, git's plumbing) are left out, and a change inside
+dasct's own state directories is refused. Everything is stored in a staging area through
+the format module (trigger.py), which refuses to write anything it would not load back.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from pathlib import Path
 
 from dasct import git, refs
 from dasct.config import MigrateConfig
+from dasct.migrate import commands_file as commands_file_
 from dasct.migrate import sqltext, windows
 from dasct.migrate.environment import STATE_HOME
 from dasct.migrate.trigger import (
-    COMMAND_KINDS,
     ENV_PATTERN,
     ID_PATTERN,
     NAME_PATTERN,
@@ -42,12 +42,11 @@ from dasct.migrate.trigger_write import document, write, write_payload
 from dasct.settings import matches_glob
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
+    pass
 
 PLAN_FILE = "sqitch.plan"  # inside the SQL directory: the order of the changes
-DEFAULT_TIMEOUT = 60.0
 _SQL_SCRIPT = re.compile(r"(deploy|revert|verify)/([^/]+)\.sql")
 _GIT_MODES = {"100644": 0o644, "100755": 0o755}
 _OPS: dict[str, FileOp] = {"A": "add", "M": "modify", "D": "delete", "R": "rename"}
@@ -163,7 +162,7 @@ def _build(
     sql: list[SqlChange] = []
     if touched_sql and sql_prefix:
         sql = _sql_changes(root, head, head_rev, sql_prefix, touched_sql, staging, where)
-    commands = _commands(root, head, head_rev, migrate.commands_file)
+    commands = _commands(root, head, head_rev, migrate.commands_file, staging)
 
     if tid in (*depends, *conflicts):
         raise TriggerError(f"{where}: {tid!r} cannot depend on or conflict with itself")
@@ -303,13 +302,19 @@ def _sql_changes(root: Path, head: str, head_rev: str, sql_prefix: str, touched:
     return sql
 
 
-def _commands(root: Path, head: str, head_rev: str, commands_file: str) -> list[StepCommand]:
-    """The restart and health commands of the commands file at head (none without one)."""
+def _commands(root: Path, head: str, head_rev: str, commands_file: str, staging: Path
+              ) -> list[StepCommand]:
+    """The command steps of the commands file at head (none without one)."""
     blob = _tree(root, head, commands_file).get(commands_file)
     if not blob:
         return []
     data = git.cat_blobs(root, [blob])[blob]
-    return _parse_commands(data, f"{commands_file} at {head_rev}")
+
+    def store(path: str) -> str | None:
+        found = _tree(root, head, path).get(path)
+        return write_payload(staging, git.cat_blobs(root, [found])[found]) if found else None
+
+    return commands_file_.parse(data, f"{commands_file} at {head_rev}", store)
 
 
 @dataclass(frozen=True)
@@ -378,42 +383,6 @@ def _file_mode(git_mode: str, path: str, where: str) -> int:
         kind = {"120000": "a symlink", "160000": "a submodule"}.get(git_mode, f"mode {git_mode}")
         raise TriggerError(f"{where}: {path!r} is {kind}; only regular files can be migrated")
     return mode
-
-
-def _parse_commands(data: bytes, where: str) -> list[StepCommand]:
-    try:
-        table = tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise TriggerError(f"{where}: invalid TOML: {exc}") from None
-    unknown = sorted(set(table) - set(COMMAND_KINDS))
-    if unknown:
-        raise TriggerError(
-            f"{where}: unknown key `{unknown[0]}` (expected [[restart]] and [[health]])"
-        )
-    commands: list[StepCommand] = []
-    for kind in COMMAND_KINDS:
-        entries = table.get(kind, [])
-        if not isinstance(entries, list):
-            raise TriggerError(f"{where}: `{kind}` must be an array of tables ([[{kind}]])")
-        for i, entry in enumerate(entries):
-            key = f"{kind}[{i}]"
-            if not isinstance(entry, dict):
-                raise TriggerError(f"{where}: `{key}` must be a table")
-            extra = sorted(set(entry) - {"name", "argv", "timeout"})
-            if extra:
-                raise TriggerError(f"{where}: unknown key `{key}.{extra[0]}`")
-            name, argv = entry.get("name"), entry.get("argv")
-            timeout = entry.get("timeout", DEFAULT_TIMEOUT)
-            if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-                raise TriggerError(f"{where}: `{key}.name` must be a simple name")
-            if not (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)):
-                raise TriggerError(f"{where}: `{key}.argv` must be a non-empty list of strings")
-            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (
-                0 < timeout <= 86400
-            ):
-                raise TriggerError(f"{where}: `{key}.timeout` must be 0 < seconds <= 86400")
-            commands.append(StepCommand(name, tuple(argv), kind, float(timeout)))
-    return commands
 
 
 def find_defects(messages: Iterable[str], patterns: Iterable[re.Pattern[str]]) -> list[str]:

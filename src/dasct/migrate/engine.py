@@ -104,13 +104,13 @@ class Result:
 
 @contextmanager
 def _step(ctx: Session, j: journal.Journal, tid: str, name: str, /, **data: Any
-          ) -> Iterator[None]:
+          ) -> Iterator[dict[str, Any]]:
     # Never start a step on a target that another run may now own.
     ctx.check_lock()
     ctx.log("step", trigger=tid, step=name, phase="start", **data)
-    with j.step(name, **data):
-        yield
-    ctx.log("step", trigger=tid, step=name, phase="done")
+    with j.step(name, **data) as measured:
+        yield measured
+    ctx.log("step", trigger=tid, step=name, phase="done", **measured)
 
 
 
@@ -141,9 +141,14 @@ def migrate_one(ctx: Session, t: trig.Trigger, *, kind: str = "migrate",
             with _step(ctx, j, t.id, f"file:{i}", op=fc.op, path=fc.path):
                 steps.apply_file(t, i, env.root)
         for i, cmd in enumerate(cmds):
-            with _step(ctx, j, t.id, f"command:{i}", command=cmd.name):
-                steps.run_command(cmd, root=env.root, environment=env.name,
-                                  left_running=started)
+            with _step(ctx, j, t.id, f"command:{i}", command=cmd.name) as measured:
+                seconds = steps.run_command(cmd, root=env.root, environment=env.name,
+                                            staging=t.staging, left_running=started)
+                if cmd.kind == "verify":
+                    measured.update(verify=cmd.name, seconds=round(seconds, 3),
+                                    max_seconds=cmd.max_seconds)
+                    ctx.write(f"  {t.id}: verify {cmd.name} passed in {seconds:.3f}s"
+                              + _limit(cmd.max_seconds))
             ctx.renew()
     except (StepError, trig.TriggerError, ArchiveError, DatabaseError, OSError) as exc:
         ctx.write(f"  {t.id}: {exc}")
@@ -154,6 +159,10 @@ def migrate_one(ctx: Session, t: trig.Trigger, *, kind: str = "migrate",
 
 
 
+def _limit(max_seconds: float | None) -> str:
+    return f" (max {max_seconds:g}s)" if max_seconds is not None else ""
+
+
 def _print_plan(write: Write, t: trig.Trigger, cmds: list[trig.StepCommand]) -> None:
     write(f"  {t.id}: defects {', '.join(t.defects) or '-'}; "
           f"{len(t.sql)} SQL change(s), {len(t.files)} file change(s)")
@@ -162,7 +171,12 @@ def _print_plan(write: Write, t: trig.Trigger, cmds: list[trig.StepCommand]) -> 
     for f in t.files:
         write(f"    file {f.op} {f.label}")
     for cmd in cmds:
-        write(f"    command {cmd.name}: {' '.join(cmd.argv)}")
+        feeds = [f"input {cmd.input[:12]}" if cmd.input else "",
+                 f"expects exit {cmd.expect_exit}" if cmd.expect_exit else "",
+                 f"expects output {cmd.expect_output[:12]}" if cmd.expect_output else "",
+                 _limit(cmd.max_seconds).strip(" ()")]
+        more = ", ".join(f for f in feeds if f)
+        write(f"    command {cmd.name}: {' '.join(cmd.argv)}" + (f" ({more})" if more else ""))
 
 
 

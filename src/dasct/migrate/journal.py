@@ -74,12 +74,18 @@ class Journal:
         _maybe_die(step, phase)
 
     @contextmanager
-    def step(self, name: str, /, **data: Any) -> Iterator[None]:
-        """Journal intent before the block and done after it (nothing if it raises)."""
+    def step(self, name: str, /, **data: Any) -> Iterator[dict[str, Any]]:
+        """Journal intent before the block and done after it (nothing if it raises).
+
+        The block may put what it measured (a verify command's response time) into the
+        dict it is given: the done record carries it, so a commit finished by recovery
+        after a crash still reports it.
+        """
         self.record(name, "intent", **data)
-        yield
+        measured: dict[str, Any] = {}
+        yield measured
         _maybe_die(name, "applied")  # the step took effect but is not journaled yet
-        self.record(name, "done", **data)
+        self.record(name, "done", **data, **measured)
 
     def finish(self, outcome: str) -> None:
         """Close the journal: the migration is settled and needs no recovery."""

@@ -27,13 +27,14 @@ from dasct.migrate.environment import Environment
 from dasct.migrate.session import NEEDS_ATTENTION, Session, archived_trigger, settle_file
 from dasct.migrate.steps import StepError
 
-__all__ = ["commit", "recover", "rollback"]
+__all__ = ["commit", "recover", "rollback", "verify_results"]
 
 
 def commit(ctx: Session, j: journal.Journal, tid: str) -> None:
     env = ctx.env
     records = journal.pending(env.state_dir) or [{}]
     begin = records[0]
+    checks = verify_results(records)
     with j.step("commit"):
         t = archived_trigger(env, tid)
         if begin.get("kind") == "revert" and begin.get("reverts"):
@@ -41,14 +42,21 @@ def commit(ctx: Session, j: journal.Journal, tid: str) -> None:
         else:
             inventory.record(env.state_dir, t)
         inventory.set_outcome(env.state_dir, tid, "migrated", kind=begin.get("kind", "migrate"),
-                              reverts=begin.get("reverts"))
+                              reverts=begin.get("reverts"), verify=checks)
         settle_file(env, Path(str(begin.get("path", ""))), "migrated")
         # Queued before the journal closes: a crash here re-sends rather than loses it.
         if begin.get("kind") != "revert":
-            ctx.report.moved(t, env_root=str(env.root))
+            ctx.report.moved(t, env_root=str(env.root), verify=checks)
     ctx.log("migrated", trigger=tid, kind=begin.get("kind"), reverts=begin.get("reverts"),
-            items=inventory.items_of(t))
+            items=inventory.items_of(t), verify=checks)
     j.finish("migrated")
+
+
+def verify_results(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The verify commands that passed in this migration, with their response times, as
+    their done records in the journal hold them (so a recovered commit has them too)."""
+    return [{"name": r["verify"], "seconds": r["seconds"], "max_seconds": r.get("max_seconds")}
+            for r in records if r.get("phase") == "done" and "verify" in r and "seconds" in r]
 
 
 def _restart_after_restore(ctx: Session, tid: str, reverts: str | None = None) -> None:

@@ -56,16 +56,22 @@ class Reporter:
         self._send(notify.NOTHING_TO_MIGRATE, f"[{self.environment}] nothing to migrate",
                    f"No trigger was due in {self.environment}{later}.", waiting=waiting)
 
-    def moved(self, t: trig.Trigger, *, env_root: str) -> None:
-        """The move notification: what changed, for whom (the seed's step 24/38)."""
+    def moved(self, t: trig.Trigger, *, env_root: str,
+              verify: list[dict[str, Any]] | None = None) -> None:
+        """The move notification: what changed, for whom (the seed's step 24/38), and how
+        the system answered its verify commands."""
         lines = [f"Enhancement {t.id} was migrated into {self.environment} ({env_root})."]
         if t.defects:
             lines.append(f"Defects: {', '.join(t.defects)}")
         lines += [f"SQL change {c.name}" for c in t.sql]
         lines += [f"{f.op} {f.label}" for f in t.files]
+        for check in verify or ():
+            limit = check.get("max_seconds")
+            lines.append(f"verify {check['name']}: passed in {check['seconds']:.3f}s"
+                         + (f" (max {limit:g}s)" if limit is not None else ""))
         self._send(notify.MOVED, f"[{self.environment}] {t.id} moved", "\n".join(lines),
                    trigger=t.id, defects=list(t.defects), commits=list(t.commits),
-                   items=inventory.items_of(t))
+                   items=inventory.items_of(t), verify=list(verify or ()))
 
     def rolled_back(self, tid: str, *, reason: str) -> None:
         """A trigger failed and the environment was restored from its archive."""

@@ -12,6 +12,7 @@ reverted enhancement's own: those test the new behaviour the revert takes away.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from dasct.migrate import archive, inventory
 from dasct.migrate import trigger as trig
@@ -25,8 +26,9 @@ from dasct.migrate.session import Write, archived_trigger, refuse_if_attention, 
 
 
 def restored_commands(env: Environment, tid: str) -> tuple[list[trig.StepCommand], list[str]]:
-    """The restart and health commands of the version a revert of tid restores, and a
-    note for each enhancement of that version whose archive (so whose commands) is gone.
+    """The restart, health and verify commands of the version a revert of tid restores
+    (the verify commands' payloads copied from their archives into the revert's staging
+    area), and a note for each of them that cannot run because its archive is gone.
 
     That version is the enhancements whose inventory entries tid replaced, oldest first;
     a command two of them share runs once.
@@ -38,13 +40,28 @@ def restored_commands(env: Environment, tid: str) -> tuple[list[trig.StepCommand
     for pid in sorted(prior, key=lambda i: (deployments.get(i, {}).get("deployed_at", 0), i)):
         try:
             found = archived_trigger(env, pid).commands
+            kept = archive.load(env.state_dir, pid)
         except (ArchiveError, trig.TriggerError):
             notes.append(f"the archive of {pid}, whose version reverting {tid} restores, is "
-                         "gone: its restart and health commands are not run")
+                         "gone: its restart, health and verify commands are not run")
             continue
-        commands += [c for c in found if (c.kind, c.argv) not in
-                     {(k.kind, k.argv) for k in commands}]
+        for c in found:
+            if (c.kind, c.argv) in {(k.kind, k.argv) for k in commands}:
+                continue
+            try:
+                for sha in (c.input, c.expect_output):
+                    if sha:
+                        trigw.write_payload(_staging(env), archive.command_payload(kept, sha))
+            except ArchiveError as exc:
+                notes.append(f"{c.kind} {c.name} of {pid} is not run: {exc}")
+                continue
+            commands.append(c)
     return commands, notes
+
+
+def _staging(env: Environment) -> Path:
+    """Where a revert's reverse trigger and its payloads are written."""
+    return env.state_dir / "revert-staging"
 
 
 def reverse_trigger(env: Environment, tid: str, now: datetime,
@@ -55,7 +72,7 @@ def reverse_trigger(env: Environment, tid: str, now: datetime,
         commands = restored_commands(env, tid)[0]
     a = archive.load(env.state_dir, tid)
     original = archived_trigger(env, tid)
-    staging = env.state_dir / "revert-staging"
+    staging = _staging(env)
     sql = [
         trig.SqlChange(name=f"revert.{s['name']}"[:128],
                        deploy=trigw.write_payload(staging, archive.script(a, s["revert"])),

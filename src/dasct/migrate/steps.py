@@ -12,6 +12,8 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -88,33 +90,38 @@ def _remove(root: Path, target: Path) -> None:
 
 
 def commands(t: trig.Trigger, verify: tuple[str, ...]) -> list[trig.StepCommand]:
-    """The trigger's restart/health commands, then the environment's verify commands."""
+    """The trigger's restart, health and verify commands, then the environment's verify
+    commands (each a verify with no input or expected output: exit 0, time measured)."""
     out = list(t.commands)
     for i, line in enumerate(verify):
         argv = tuple(shlex.split(line))
         if argv:
-            # The environment's verify commands check the system as a trigger's health
-            # commands do; they never enter a trigger file, so their name need not be valid.
-            out.append(trig.StepCommand(f"verify[{i}]", argv, "health", DEFAULT_VERIFY_TIMEOUT))
+            # They never enter a trigger file, so their name need not be a valid one.
+            out.append(trig.StepCommand(f"verify[{i}]", argv, "verify", DEFAULT_VERIFY_TIMEOUT))
     return out
 
 
 def run_command(cmd: trig.StepCommand, *, root: Path, environment: str,
-                left_running: list[int] | None = None) -> None:
-    """Run a command in the target root without a shell; non-zero exit is a StepError.
+                staging: Path | None = None, left_running: list[int] | None = None) -> float:
+    """Run a command in the target root without a shell; return its response time.
 
     The command gets dasct's environment without its secrets (redact.child_env) and runs
     in a session of its own, so that everything it starts can be ended with it: on a
     failure or a timeout the whole process group goes; after a check (health, verify)
     whatever it left behind goes too. Only a restart command may leave processes (a
     daemon); their group id is appended to left_running, for a rollback to end them.
+    A verify command reads its input payload (from staging) on stdin and must exit with
+    its expected status, print exactly its expected output and answer within max_seconds;
+    every other command must exit 0. A verify command's StepError says how long it took.
     """
     env = redact.child_env({"DASCT_ENVIRONMENT": environment, "DASCT_TARGET_ROOT": str(root)})
     # Files, not pipes: a daemon that keeps its inherited stdout open would hold a pipe
     # open and make the wait for the end of output last as long as the daemon.
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            _stdin(cmd, staging) as stdin:
+        start = time.monotonic()
         try:
-            proc = subprocess.Popen(cmd.argv, cwd=root, env=env, stdin=subprocess.DEVNULL,
+            proc = subprocess.Popen(cmd.argv, cwd=root, env=env, stdin=stdin,
                                     stdout=out, stderr=err, start_new_session=True)
         except FileNotFoundError:
             raise StepError(f"command {cmd.name}: {cmd.argv[0]!r} not found") from None
@@ -126,13 +133,61 @@ def run_command(cmd: trig.StepCommand, *, root: Path, environment: str,
         except BaseException:  # Ctrl-C no longer reaches a command in its own session
             end_group(proc.pid, leader=proc)
             raise
-        if code != 0 or cmd.kind != "restart":
+        seconds = time.monotonic() - start
+        if code != cmd.expect_exit or cmd.kind != "restart":
             end_group(proc.pid)
         elif left_running is not None and _group_alive(proc.pid):
             left_running.append(proc.pid)
-        if code != 0:
+        # A verify command's failure says how long it took: a slow answer may be the cause.
+        took = f" after {seconds:.3f}s" if cmd.kind == "verify" else ""
+        if code != cmd.expect_exit:
             tail = _last_line(err) or _last_line(out)
-            raise StepError(f"command {cmd.name} exited {code}" + (f": {tail}" if tail else ""))
+            expected = f" (expected {cmd.expect_exit})" if cmd.expect_exit else ""
+            raise StepError(f"command {cmd.name} exited {code}{expected}{took}"
+                            + (f": {tail}" if tail else ""))
+        if cmd.expect_output is not None and staging is not None:
+            differs = _output_differs(out, trigc.read_payload(staging, cmd.expect_output))
+            if differs:
+                raise StepError(f"command {cmd.name}: {differs}{took}")
+        if cmd.max_seconds is not None and seconds > cmd.max_seconds:
+            raise StepError(f"command {cmd.name}: answered in {seconds:.3f}s, more than its "
+                            f"max_seconds {cmd.max_seconds:g}")
+        return seconds
+
+
+@contextmanager
+def _stdin(cmd: trig.StepCommand, staging: Path | None) -> Iterator[IO[bytes] | int]:
+    """The verify command's input payload, opened for reading (checked: read_payload), or
+    /dev/null for every other command."""
+    if cmd.input is None or staging is None:
+        yield subprocess.DEVNULL
+        return
+    with tempfile.TemporaryFile() as f:
+        f.write(trigc.read_payload(staging, cmd.input))
+        f.seek(0)
+        yield f
+
+
+def _output_differs(out: IO[bytes], expected: bytes) -> str | None:
+    """Why a command's output is not exactly the expected bytes (first line that differs,
+    redacted and clipped), or None when it is."""
+    out.seek(0)
+    got = out.read(len(expected) + 1)
+    if got == expected:
+        return None
+    got_lines, want_lines = got.splitlines(), expected.splitlines()
+    for n, (g, w) in enumerate(zip(got_lines, want_lines, strict=False), 1):
+        if g != w:
+            return f"output differs from the expected output at line {n}: got {_clip(g)}, " \
+                   f"expected {_clip(w)}"
+    if len(got) > len(expected):
+        return f"output is longer than the expected output ({len(expected)} bytes)"
+    return f"output ends early: {len(got)} of the {len(expected)} expected bytes"
+
+
+def _clip(line: bytes) -> str:
+    text = redact.redact(line.decode(errors="replace"))
+    return repr(text if len(text) <= 80 else text[:77] + "...")
 
 
 def _last_line(f: IO[bytes]) -> str:

@@ -31,9 +31,9 @@ FORMAT_VERSION = 1
 MAX_TRIGGER_BYTES = 16 << 20  # a trigger is a manifest; anything this big is not one
 
 FileOp = Literal["add", "modify", "delete", "rename"]
-CommandKind = Literal["restart", "health"]
+CommandKind = Literal["restart", "health", "verify"]
 FILE_OPS: tuple[FileOp, ...] = ("add", "modify", "delete", "rename")
-COMMAND_KINDS: tuple[CommandKind, ...] = ("restart", "health")
+COMMAND_KINDS: tuple[CommandKind, ...] = ("restart", "health", "verify")
 MODES = {"644": 0o644, "755": 0o755}
 
 SHA_PATTERN = re.compile(r"[0-9a-f]{64}")
@@ -83,12 +83,23 @@ class FileChange:
 
 @dataclass(frozen=True)
 class StepCommand:
-    """A command run after the files: restart the system, or check its health."""
+    """A command run after the files: restart the system, check its health, or verify it.
+
+    A verify command (the seed's remote testing) may read predetermined input from a
+    payload on stdin and must then exit with expect_exit and, when expect_output names a
+    payload, print exactly its bytes; its response time is measured, and with max_seconds
+    a slower answer fails verification. Restart and health commands leave these at their
+    defaults (no input, exit 0, any output, no limit).
+    """
 
     name: str
     argv: tuple[str, ...]
     kind: CommandKind
     timeout: float  # seconds
+    input: str | None = None  # sha256 of the payload fed on stdin
+    expect_output: str | None = None  # sha256 of the payload stdout must equal
+    expect_exit: int = 0
+    max_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +137,7 @@ class Trigger:
         for change in self.sql:
             names += [change.deploy, change.revert] + ([change.verify] if change.verify else [])
         names += [f.post_sha256 for f in self.files if f.post_sha256]
+        names += [n for c in self.commands for n in (c.input, c.expect_output) if n]
         return tuple(dict.fromkeys(names))
 
 

@@ -10,6 +10,7 @@ target checks (trigger_check.py) because those read the staging area and the tar
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import json
 import re
@@ -114,6 +115,7 @@ _STEPS = ("sql", "files", "commands")
 _SQL = ("name", "deploy", "revert", "verify")
 _FILE = ("op", "path", "old_path", "pre_sha256", "post_sha256", "mode")
 _COMMAND = ("name", "argv", "kind", "timeout")
+_VERIFY = (*_COMMAND, "input", "expect_output", "expect_exit", "max_seconds")
 _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _DEFECT = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
 
@@ -186,7 +188,8 @@ def _parse_file(r: _Reader, value: object, key: str) -> FileChange:
 
 
 def _parse_command(r: _Reader, value: object, key: str) -> StepCommand:
-    d = r.obj(value, key, _COMMAND)
+    is_verify = isinstance(value, dict) and value.get("kind") == "verify"
+    d = r.obj(value, key, _VERIFY if is_verify else _COMMAND)
     argv = r.list_(d["argv"], f"{key}.argv")
     if not argv:
         raise r.fail(f"`{key}.argv` is empty")
@@ -195,16 +198,34 @@ def _parse_command(r: _Reader, value: object, key: str) -> StepCommand:
         raise r.fail(f"`{key}.argv` contains NUL")
     kind = r.str_(d["kind"], f"{key}.kind")
     if kind not in COMMAND_KINDS:
-        raise r.fail(f"`{key}.kind` must be restart or health: {clip(kind)}")
-    timeout = d["timeout"]
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise r.fail(f"`{key}.timeout` must be a number, not {type(timeout).__name__}")
-    if not 0 < timeout <= 86400:
-        raise r.fail(f"`{key}.timeout` must be between 0 and 86400 seconds: {clip(timeout)}")
-    return StepCommand(
+        raise r.fail(f"`{key}.kind` must be restart, health or verify: {clip(kind)}")
+    timeout = _seconds(r, d["timeout"], f"{key}.timeout")
+    command = StepCommand(
         name=r.str_(d["name"], f"{key}.name", NAME_PATTERN), argv=args,
-        kind=kind, timeout=float(timeout),
+        kind=kind, timeout=timeout,
     )
+    if not is_verify:
+        return command
+    expect_exit = d["expect_exit"]
+    if isinstance(expect_exit, bool) or not isinstance(expect_exit, int) or not (
+        0 <= expect_exit <= 255
+    ):
+        raise r.fail(f"`{key}.expect_exit` must be an exit status 0..255: {clip(expect_exit)}")
+    limit = d["max_seconds"]
+    return dataclasses.replace(
+        command, input=r.opt_str(d["input"], f"{key}.input", SHA_PATTERN),
+        expect_output=r.opt_str(d["expect_output"], f"{key}.expect_output", SHA_PATTERN),
+        expect_exit=expect_exit,
+        max_seconds=None if limit is None else _seconds(r, limit, f"{key}.max_seconds"),
+    )
+
+
+def _seconds(r: _Reader, value: object, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise r.fail(f"`{key}` must be a number, not {type(value).__name__}")
+    if not 0 < value <= 86400:
+        raise r.fail(f"`{key}` must be between 0 and 86400 seconds: {clip(value)}")
+    return float(value)
 
 
 def _check_unique_paths(r: _Reader, files: Iterable[FileChange]) -> None:

@@ -81,10 +81,7 @@ def document(
                 }
                 for f in files
             ],
-            "commands": [
-                {"name": c.name, "argv": list(c.argv), "kind": c.kind, "timeout": c.timeout}
-                for c in commands
-            ],
+            "commands": [_command(c) for c in commands],
         },
         "depends_on": list(depends_on),
         "conflicts_with": list(conflicts_with),
@@ -92,6 +89,17 @@ def document(
     doc["digest"] = compute_digest(doc)
     doc["signature"] = sign(doc["digest"], key) if key is not None else None
     return doc
+
+
+def _command(c: StepCommand) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": c.name, "argv": list(c.argv), "kind": c.kind,
+                             "timeout": c.timeout}
+    if c.kind == "verify":
+        # Only verify commands carry these keys, so the digest of every trigger written
+        # before they existed is unchanged.
+        entry.update(input=c.input, expect_output=c.expect_output, expect_exit=c.expect_exit,
+                     max_seconds=c.max_seconds)
+    return entry
 
 
 def render(doc: Mapping[str, Any]) -> bytes:
