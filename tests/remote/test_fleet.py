@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -54,6 +55,17 @@ def test_halt_leaves_the_canary_and_first_batch_and_never_touches_the_rest(
 
         view = host_view(env, env.remote.targets[i])
         assert (inventory.outcome(view.state_dir, "E1") or {}).get("outcome") == status
+    # The controller's own record ties the rollout together.
+    records = [json.loads(line) for line in
+               (f.repo / ".dasct/remote/production/audit.jsonl").read_text().splitlines()]
+    [rollout] = [r["fields"] for r in records if r["event"] == "rollout"]
+    assert rollout["action"] == "run" and rollout["halted_by"] == labels[2]
+    assert rollout["not_started"] == [labels[3]] and rollout["exit_code"] == 1
+    assert [h["stats"]["migrated"] for h in rollout["hosts"]] == [1, 1, 0]
+    checked = f.run("audit", "verify", "--env", "production")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "production (rollouts): audit log ok (1 record(s))" in checked.stdout
+    assert checked.stdout.count(": audit log ok") == 4, checked.stdout  # 3 hosts reached
 
 
 def test_rollback_all_leaves_every_host_as_before(tmp_path: Path, sshd: Sshd) -> None:
@@ -84,3 +96,11 @@ def test_where_and_status_show_each_host(tmp_path: Path, sshd: Sshd) -> None:
     status = f.run("status")
     assert status.returncode == 0, status.stderr
     assert f"production@{labels[0]}" in status.stdout
+    inventory = f.run("inventory", "--env", "production", "--format", "json")
+    assert inventory.returncode == 0, inventory.stderr
+    hosts = json.loads(inventory.stdout)["hosts"]
+    assert len(hosts) == 4
+    # halt: the canary and the first good host of the first batch have E1, no other.
+    having = [h["environment"] for h in hosts
+              if any(i["enhancement"] == "E1" for i in h["items"])]
+    assert len(having) == 2, hosts

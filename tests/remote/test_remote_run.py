@@ -9,6 +9,8 @@ from engine_kit import SEED_FILES, health, snapshot, stage
 from ssh_kit import Sshd, fleet
 
 from dasct.audit import verify as audit_verify
+from dasct.migrate import trigger as trig
+from dasct.migrate import trigger_write as trigw
 
 
 def test_migrates_one_host_and_mirrors_its_state(tmp_path: Path, sshd: Sshd) -> None:
@@ -53,3 +55,40 @@ def test_customer_signs_off_on_the_host(tmp_path: Path, sshd: Sshd) -> None:
     assert audit_verify(f.base() / "state") == []
     again = f.run("signoff", "E1", "--env", "production", "--as", "customer", env=buyer)
     assert again.returncode == 1 and "already signed off" in again.stdout + again.stderr
+
+
+def test_verify_runs_on_the_host_with_its_shipped_input(tmp_path: Path, sshd: Sshd) -> None:
+    f = fleet(tmp_path, sshd)
+    staging = f.env().staging
+    # The system answers from the host's own file: only on the host does it say HOST.
+    answer = "import sys; sys.stdout.write(open('app/where').read() + sys.stdin.read())\n"
+    (f.root() / "app" / "where").write_text("HOST ")
+    cmd = trig.StepCommand(
+        "answer", ("python3", "app/answer.py"), "verify", 30.0,
+        input=trigw.write_payload(staging, b"ping\n"),
+        expect_output=trigw.write_payload(staging, b"HOST ping\n"), max_seconds=25)
+    stage(f.env(), "E1", files=[("add", "app/answer.py", answer.encode(), None)],
+          commands=[cmd])
+    proc = f.migrate()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "E1: verify answer passed in" in proc.stdout + proc.stderr
+    # The outcome was written on the host and mirrored back, with the measured time.
+    for state in (f.base() / "state", f.env().state_dir):
+        done = json.loads((state / "outcomes" / "E1.json").read_text())
+        assert done["outcome"] == "migrated" and done["verify"][0]["name"] == "answer"
+        assert 0 < done["verify"][0]["seconds"] < 25
+
+
+def test_inventory_verify_checks_the_files_on_the_host(tmp_path: Path, sshd: Sshd) -> None:
+    f = fleet(tmp_path, sshd)
+    stage(f.env(), "E1", files=SEED_FILES)
+    assert f.migrate().returncode == 0
+    clean = f.run("inventory", "verify", "--env", "production")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "match the inventory" in clean.stdout + clean.stderr
+    (f.root() / "app" / "main.py").write_text("print('changed by hand')\n")
+    drifted = f.run("inventory", "verify", "--env", "production")
+    assert drifted.returncode == 1, drifted.stdout + drifted.stderr
+    assert "drift: file:app/main.py" in drifted.stdout + drifted.stderr
+    listed = f.run("inventory", "--env", "production")
+    assert listed.returncode == 0 and "app/main.py" in listed.stdout

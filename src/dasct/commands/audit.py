@@ -12,7 +12,8 @@ from dasct import audit, checkpoint, git, note
 from dasct import config as config_mod
 from dasct.errors import DasctError
 from dasct.migrate import archive, inventory
-from dasct.migrate.environment import environment
+from dasct.migrate.environment import environment, per_host
+from dasct.remote.hosts import rollout_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,8 +53,16 @@ def targets(env: str | None, root: Path | None = None
     out = {}
     for name in [env] if env else sorted(cfg.environments):
         e = environment(cfg, name, root)
-        if env or explicit or _has_state(e.state_dir):
-            out[name] = (e.state_dir, e.anchor or checkpoint.anchor(cfg.audit, name, root))
+        mark = e.anchor or checkpoint.anchor(cfg.audit, name, root)
+        if e.remote is not None and e.home is not None:
+            # Each host's log (its mirror, as the last command left it), and the
+            # controller's rollout log.
+            views = per_host(e)
+            for view in views:
+                out[view.name if len(views) > 1 else name] = (view.state_dir, mark)
+            out[f"{name} (rollouts)"] = (rollout_dir(e.home, name), mark)
+        elif env or explicit or _has_state(e.state_dir):
+            out[name] = (e.state_dir, mark)
     return out
 
 

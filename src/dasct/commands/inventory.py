@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from dasct import config, git
@@ -45,7 +46,13 @@ def run(args: argparse.Namespace) -> int:
         return diff(environment(cfg, args.a, repo.root), environment(cfg, args.b, repo.root),
                     fmt=args.format)
     if args.action == "verify":
-        return verify(environment(cfg, args.env, repo.root))
+        env = environment(cfg, args.env, repo.root)
+        if env.remote is not None:
+            # The deployed files are on the hosts: each host checks its own.
+            from dasct.remote import fleet
+
+            return fleet.run(cfg, env, "drift", {})
+        return verify(env)
     if not args.list_env:
         raise DasctError("inventory: --env ENV is required (or: inventory diff A B, "
                          "inventory verify --env ENV)")
@@ -53,18 +60,29 @@ def run(args: argparse.Namespace) -> int:
 
 
 def show(env: Environment, *, fmt: str) -> int:
-    """Each deployed item -> enhancement -> content hash -> when."""
+    """Each deployed item -> enhancement -> content hash -> when; for a fleet, per host
+    (each host's mirror, as the last command that reached it left it)."""
     from dasct.commands.migrate import _print_table  # the one table layout of the CLI
     from dasct.migrate import where
+    from dasct.migrate.environment import per_host
 
-    found = where.items(env)
+    views = per_host(env)
+    found = [(view.name, where.items(view)) for view in views]
     if fmt == "json":
-        print(json.dumps({"format": "dasct-inventory", "version": 1, "environment": env.name,
-                          "items": [i.as_json() for i in found]}, indent=2, sort_keys=True))
+        doc: dict[str, object] = {"format": "dasct-inventory", "version": 1,
+                                  "environment": env.name}
+        if len(views) == 1:
+            doc["items"] = [i.as_json() for i in found[0][1]]
+        else:
+            doc["hosts"] = [{"environment": name, "items": [i.as_json() for i in items]}
+                            for name, items in found]
+        print(json.dumps(doc, indent=2, sort_keys=True))
         return 0
-    print(f"{env.name}: {len(found)} deployed item(s) (dates UTC):")
-    _print_table(("ITEM", "ENHANCEMENT", "SHA256", "DEPLOYED"),
-                 [(i.item, i.enhancement, i.sha256[:12], i.deployed_at or "-") for i in found])
+    for name, items in found:
+        print(f"{name}: {len(items)} deployed item(s) (dates UTC):")
+        _print_table(("ITEM", "ENHANCEMENT", "SHA256", "DEPLOYED"),
+                     [(i.item, i.enhancement, i.sha256[:12], i.deployed_at or "-")
+                      for i in items])
     return 0
 
 
@@ -94,21 +112,22 @@ def diff(a: Environment, b: Environment, *, fmt: str) -> int:
     return 1
 
 
-def verify(env: Environment) -> int:
-    """Drift: one line and exit 0 when clean; the items named, DriftError, when not."""
+def verify(env: Environment, *, write: Callable[[str], None] = print) -> int:
+    """Drift: one line and exit 0 when clean; the items named, DriftError, when not.
+    On a remote host (remote/targetside.py) the lines go back to the controller."""
     from dasct.migrate import drift
 
     result = drift.verify(env)
     if result.note:
-        print(f"note: {result.note}")
+        write(f"note: {result.note}")
     unchecked = "; ".join(f"{item} not checked: {why}" for item, why in result.unchecked)
     if not result.drift:
-        print(result.line() + (f" ({unchecked})" if unchecked else ""))
+        write(result.line() + (f" ({unchecked})" if unchecked else ""))
         return 0
     for item, problem in result.drift:
-        print(f"drift: {item}: {problem}")
+        write(f"drift: {item}: {problem}")
     if unchecked:
-        print(f"also: {unchecked}")
+        write(f"also: {unchecked}")
     names = ", ".join(item for item, _ in result.drift)
     raise DriftError(f"{env.name}: {len(result.drift)} item(s) no longer match the inventory: "
                      f"{names}")

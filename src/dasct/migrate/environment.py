@@ -127,9 +127,13 @@ def per_host(env: Environment) -> list[Environment]:
     state_dir): what `dasct status` and `dasct where` list."""
     if env.remote is None or len(env.remote.targets) < 2 or env.home is None:
         return [env]
-    return [dataclasses.replace(env, name=f"{env.name}@{t.label}", root=Path(str(t.root)),
+    labels = [t.label for t in env.remote.targets]
+    # Two roots on one host (two instances side by side) are told apart by their root.
+    names = [f"{env.name}@{t.label}" + (str(t.root) if labels.count(t.label) > 1 else "")
+             for t in env.remote.targets]
+    return [dataclasses.replace(env, name=name, root=Path(str(t.root)),
                                 state_dir=mirror_dir(env.home, env.name, t))
-            for t in env.remote.targets]
+            for name, t in zip(names, env.remote.targets, strict=True)]
 
 
 def sqlite_file(url: str) -> Path | None:

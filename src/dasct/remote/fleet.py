@@ -21,7 +21,7 @@ from typing import Any
 from dasct.config import Config
 from dasct.migrate.environment import Environment
 from dasct.remote import runner
-from dasct.remote.hosts import Target
+from dasct.remote.hosts import Target, rollout_dir
 from dasct.remote.runner import HostResult, Write
 
 _STATS = ("attempted", "migrated", "rolled_back", "escalated", "held", "expired", "refused",
@@ -141,10 +141,33 @@ def report(done: Rollout, env: Environment, write: Write) -> None:
               f"refused {t['refused']}, held {t['held']}")
 
 
+def record(env: Environment, action: str, args: dict[str, Any], done: Rollout) -> None:
+    """One `rollout` record in the controller's audit log (hosts.rollout_dir): the action,
+    and per host whether it was reached, its exit and statistics or why it was held; the
+    hosts never started, the host that halted it, what rollback-all reverted. Each host's
+    own audit log (mirrored) holds the detail; this one ties a rollout together."""
+    from dasct.migrate.report import Reporter
+
+    if env.home is None:
+        return
+    hosts = [{"host": r.target.label, "root": str(r.target.root), "reached": r.reached,
+              "exit_code": r.exit_code, "stats": r.result.get("stats"),
+              "migrated": r.result.get("migrated"), "error": r.error} for r in done.results]
+    log = Reporter(rollout_dir(env.home, env.name), environment=env.name, recipients=(),
+                   anchor=env.anchor)
+    log.audit("rollout", action=action, args=args, hosts=hosts,
+              not_started=[t.label for t in done.untouched], halted_by=done.halted_by,
+              on_failure=env.remote.on_failure if env.remote else None,
+              reverted=done.reverted, exit_code=done.exit_code)
+    log.checkpoint()
+
+
 def run(cfg: Config, env: Environment, action: str, args: dict[str, Any], *,
         write: Write = print) -> int:
-    """The command's entry: the rollout, its report, its exit code."""
+    """The command's entry: the rollout, its record, its report, its exit code."""
     done = asyncio.run(rollout(cfg, env, action, args, write=write))
+    if action not in ("status", "drift") and not args.get("dry_run"):
+        record(env, action, args, done)
     if action == "run" or len(done.results) > 1 or done.untouched:
         report(done, env, write)
     else:

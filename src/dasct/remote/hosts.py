@@ -107,7 +107,13 @@ def read_hosts_file(path: Path) -> list[str]:
 
 def mirror_dir(home: Path, environment: str, target: Target) -> Path:
     """The local copy of target's state directory (audit log, inventory, outcomes)."""
-    return home / "remote" / environment / target.key / "state"
+    return rollout_dir(home, environment) / target.key / "state"
+
+
+def rollout_dir(home: Path, environment: str) -> Path:
+    """The controller's own record of a remote environment: its rollout audit log (what
+    each `migrate` command did host by host), beside the hosts' mirrors."""
+    return home / "remote" / environment
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,14 @@ def _act(request: dict[str, Any], base: Path, write: _Lines) -> tuple[int, dict[
                          developers={str(k): str(v) for k, v in args["developers"].items()},
                          write=write)
         return 0, {}
+    if action == "drift":
+        from dasct.commands import inventory
+
+        try:
+            return inventory.verify(env, write=write), {}
+        except inventory.DriftError as exc:
+            write(f"dasct: {exc}")
+            return 1, {}
     if action == "status":
         return 0, {}
     raise RemoteError(f"remote request: unknown action {action!r}")
