@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from dasct import config, git
+from dasct.commands.table import print_table
 from dasct.errors import DasctError
 
 if TYPE_CHECKING:
@@ -62,7 +63,6 @@ def run(args: argparse.Namespace) -> int:
 def show(env: Environment, *, fmt: str) -> int:
     """Each deployed item -> enhancement -> content hash -> when; for a fleet, per host
     (each host's mirror, as the last command that reached it left it)."""
-    from dasct.commands.migrate import _print_table  # the one table layout of the CLI
     from dasct.migrate import where
     from dasct.migrate.environment import per_host
 
@@ -80,7 +80,7 @@ def show(env: Environment, *, fmt: str) -> int:
         return 0
     for name, items in found:
         print(f"{name}: {len(items)} deployed item(s) (dates UTC):")
-        _print_table(("ITEM", "ENHANCEMENT", "SHA256", "DEPLOYED"),
+        print_table(("ITEM", "ENHANCEMENT", "SHA256", "DEPLOYED"),
                      [(i.item, i.enhancement, i.sha256[:12], i.deployed_at or "-")
                       for i in items])
     return 0
@@ -88,7 +88,6 @@ def show(env: Environment, *, fmt: str) -> int:
 
 def diff(a: Environment, b: Environment, *, fmt: str) -> int:
     """Item by item, what a has that b has not (yet); exit 1 when they differ."""
-    from dasct.commands.migrate import _print_table
     from dasct.migrate import where
 
     left, right = where.items(a), where.items(b)
@@ -104,7 +103,7 @@ def diff(a: Environment, b: Environment, *, fmt: str) -> int:
     words = {"missing": f"missing in {b.name}", "different": "different hash",
              "extra": f"only in {b.name}"}
     print(f"{len(found)} item(s) differ between {a.name} and {b.name}:")
-    _print_table(("ITEM", "DIFFERENCE", a.name.upper(), f"{a.name.upper()} SHA256",
+    print_table(("ITEM", "DIFFERENCE", a.name.upper(), f"{a.name.upper()} SHA256",
                   b.name.upper(), f"{b.name.upper()} SHA256"),
                  [(d.item, words[d.kind], d.a.enhancement if d.a else "-",
                    d.a.sha256[:12] if d.a else "-", d.b.enhancement if d.b else "-",

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from dasct import config, git
+from dasct.commands.table import print_table
 
 if TYPE_CHECKING:
     from dasct.migrate.status import Report
@@ -58,7 +59,6 @@ def as_json(found: Report) -> dict[str, Any]:
 
 def print_text(found: Report) -> None:
     """One row per enhancement and environment, columns aligned, dates in UTC."""
-    from dasct.commands.migrate import _print_table  # the one table layout of the CLI
 
     if not found.enhancements:
         print(f"no enhancement is known in {', '.join(found.environments) or 'any environment'}")
@@ -70,5 +70,5 @@ def print_text(found: Report) -> None:
             rows.append((e.id, ",".join(e.defects) or "-", (e.revision or "-")[:12], env,
                          s.state, s.date or "-", s.warranty or "-", s.detail))
     print(f"enhancements in {', '.join(found.environments)} (dates UTC):")
-    _print_table(("ENHANCEMENT", "DEFECTS", "REVISION", "ENVIRONMENT", "STATE", "DATE",
+    print_table(("ENHANCEMENT", "DEFECTS", "REVISION", "ENVIRONMENT", "STATE", "DATE",
                   "WARRANTY", "DETAIL"), rows)

@@ -7,6 +7,7 @@ import argparse
 import json
 
 from dasct import config, git
+from dasct.commands.table import print_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +21,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print where the query is; exit 1 when nothing of that name is known."""
-    from dasct.commands.migrate import _print_table  # the one table layout of the CLI
     from dasct.commands.status import at
     from dasct.migrate import status, where
     from dasct.migrate.environment import environment, per_host
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if found.item:
         what.append(f"item {found.item}")
     print(f"{found.query}: {'; '.join(what)} (dates UTC)")
-    _print_table(("ENVIRONMENT", "ENHANCEMENT", "ITEM", "STATE", "SINCE", "REVISION", "SHA256",
+    print_table(("ENVIRONMENT", "ENHANCEMENT", "ITEM", "STATE", "SINCE", "REVISION", "SHA256",
                   "NOTE"),
                  [(loc.environment, loc.enhancement, loc.item or "-", loc.state,
                    loc.date or "-", (loc.revision or "-")[:12], (loc.sha256 or "-")[:12],
