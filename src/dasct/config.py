@@ -184,6 +184,11 @@ class EnvironmentConfig:
     batch_size: int = field(default=1, metadata=checked(_between(1, 1000)))
     on_failure: str = field(default="halt", metadata=checked(_on_failure))
     connect_timeout: int = field(default=20, metadata=checked(_between(1, 600)))
+    # The forensic trace (migrate/trace.py): the ring buffer's bounds, and whether the run
+    # after a failure keeps every record.
+    trace_records: int = field(default=5000, metadata=checked(_between(10, 10_000_000)))
+    trace_minutes: int = field(default=60, metadata=checked(_between(1, 10080)))
+    trace_full_after_failure: bool = True
 
 
 def _default_environments() -> dict[str, EnvironmentConfig]:

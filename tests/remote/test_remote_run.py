@@ -92,3 +92,20 @@ def test_inventory_verify_checks_the_files_on_the_host(tmp_path: Path, sshd: Ssh
     assert "drift: file:app/main.py" in drifted.stdout + drifted.stderr
     listed = f.run("inventory", "--env", "production")
     assert listed.returncode == 0 and "app/main.py" in listed.stdout
+
+
+def test_a_failure_on_the_host_keeps_its_trace_there_and_shows_it_here(tmp_path: Path,
+                                                                       sshd: Sshd) -> None:
+    f = fleet(tmp_path, sshd)
+    stage(f.env(), "E1", files=SEED_FILES, commands=[health(1)])
+    proc = f.migrate()
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    # Written on the host, by the engine that ran there; mirrored back with the audit log.
+    on_host = list((f.base() / "state" / "traces").glob("*.jsonl"))
+    mirrored = list((f.env().state_dir / "traces").glob("*.jsonl"))
+    assert len(on_host) == 1 and [p.name for p in mirrored] == [on_host[0].name]
+    shown = f.run("migrate", "trace", "E1", "--env", "production")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "matches the audit log" in shown.stdout
+    assert "step phase=done step=file:3 trigger=E1" in shown.stdout
+    assert "rolled-back" in shown.stdout

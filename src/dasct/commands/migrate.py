@@ -1,14 +1,16 @@
-"""`dasct migrate`: run due triggers into an environment, revert, resolve, status, unlock."""
+"""`dasct migrate`: run due triggers into an environment, revert, resolve, status, trace,
+unlock."""
 
 from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from dasct import config, git
+from dasct.commands.table import print_table
 
 if TYPE_CHECKING:
     from dasct.migrate.environment import Environment
@@ -16,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The nested subcommands: run, revert, resolve, status, unlock."""
+    """The nested subcommands: run, revert, resolve, status, trace, unlock."""
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = sub.add_parser("run", help="migrate every due trigger (what the nightly CI calls); "
                        "exit 1 when one was refused, held, expired, rolled back or escalated")
@@ -38,6 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--note", default="", help="what was done, for the audit log")
     p = sub.add_parser("status", help="lock, escalation and inventory of an environment")
     p.add_argument("--env", required=True)
+    p = sub.add_parser("trace", help="the forensic traces kept around failures; with ID, "
+                       "the newest one naming it, checked against the audit log")
+    p.add_argument("id", metavar="ID", nargs="?")
+    p.add_argument("--env", required=True)
+    p.add_argument("--all", action="store_true", dest="every",
+                   help="every kept trace naming ID, oldest first")
+    p.add_argument("--format", choices=("text", "json"), default="text")
     p = sub.add_parser("unlock", help="show the lock; with --force break it if it is stale; "
                        "exit 1 while it stays locked")
     p.add_argument("--env", required=True)
@@ -60,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
     repo = git.discover()
     cfg = config.load(repo.root)
     env = environment(cfg, args.env, repo.root)
+    if args.action == "trace":  # read-only, from the state (a remote host's: its mirror)
+        from dasct.commands import trace
+
+        return trace.show(env, args.id, fmt=args.format, every=args.every)
     if env.remote is not None:
         return _remote(cfg, env, args)
     if args.action == "run":
@@ -134,9 +147,9 @@ def status(*, env: Environment) -> int:
     ]
     print("deployments (warranty WP/claimed/CP as recorded, or the sign-off in an environment "
           "that gates another; UTC):")
-    _print_table(("ENHANCEMENT", "STATUS", "WARRANTY", "DEPLOYED", "ITEMS"), deployments)
+    print_table(("ENHANCEMENT", "STATUS", "WARRANTY", "DEPLOYED", "ITEMS"), deployments)
     print("inventory:")
-    _print_table(("ITEM", "ENHANCEMENT", "SHA256"),
+    print_table(("ITEM", "ENHANCEMENT", "SHA256"),
                  [(item, entry["enhancement"], entry["sha256"][:12])
                   for item, entry in sorted(data["items"].items())])
     return 0
@@ -153,14 +166,3 @@ def _standing(env: Environment, tid: str) -> str:
     if held is None and warranty.awaiting(env, tid):
         return "awaiting customer sign-off"
     return held.state if held else "-"
-
-
-def _print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
-    # Columns as wide as their widest cell: ids and paths have no useful maximum length.
-    if not rows:
-        print("  none")
-        return
-    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
-    for row in (header, *rows):
-        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-

@@ -133,17 +133,22 @@ def migrate_one(ctx: Session, t: trig.Trigger, *, kind: str = "migrate",
             made = archive.create(env.state_dir, t, root=env.root, db=ctx.db if t.sql else None)
             ctx.log("archive-scope", trigger=t.id, **archive.scope_record(made))
         for i, change in enumerate(t.sql):
+            ctx.trace.add("sql", trigger=t.id, change=change.name, deploy=change.deploy,
+                          revert=change.revert, verify=change.verify)
             with _step(ctx, j, t.id, f"sql-deploy:{i}", change=change.name):
                 steps.sql_deploy(ctx.db, t, i)
             with _step(ctx, j, t.id, f"sql-verify:{i}", change=change.name):
                 steps.sql_verify(ctx.db, t, i)
         for i, fc in enumerate(t.files):
+            ctx.trace.add("file", trigger=t.id, op=fc.op, path=fc.path, old_path=fc.old_path,
+                          pre_sha256=fc.pre_sha256, post_sha256=fc.post_sha256, mode=fc.mode)
             with _step(ctx, j, t.id, f"file:{i}", op=fc.op, path=fc.path):
                 steps.apply_file(t, i, env.root)
         for i, cmd in enumerate(cmds):
             with _step(ctx, j, t.id, f"command:{i}", command=cmd.name) as measured:
                 seconds = steps.run_command(cmd, root=env.root, environment=env.name,
-                                            staging=t.staging, left_running=started)
+                                            staging=t.staging, left_running=started,
+                                            record=ctx.tracer("command", trigger=t.id))
                 if cmd.kind == "verify":
                     measured.update(verify=cmd.name, seconds=round(seconds, 3),
                                     max_seconds=cmd.max_seconds)

@@ -69,7 +69,8 @@ def _restart_after_restore(ctx: Session, tid: str, reverts: str | None = None) -
     for c in t.commands:
         if c.kind == "restart":
             try:
-                steps.run_command(c, root=ctx.env.root, environment=ctx.env.name)
+                steps.run_command(c, root=ctx.env.root, environment=ctx.env.name,
+                                  record=ctx.tracer("command", trigger=tid))
             except StepError as exc:
                 ctx.log("restart-after-restore-failed", trigger=tid, error=str(exc))
 

@@ -19,8 +19,10 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from dasct import durable, redact
 from dasct.errors import DasctError
 from dasct.migrate import archive, lock
+from dasct.migrate import trace as tracing
 from dasct.migrate import trigger as trig
 from dasct.migrate import trigger_read as trigr
 from dasct.migrate.database import Database, DatabaseError, connect, require_driver
@@ -31,6 +33,9 @@ __all__ = ["NEEDS_ATTENTION", "Session", "Write", "archived_trigger", "needs_att
            "prepare", "refuse_if_attention", "session", "settle_file"]
 
 NEEDS_ATTENTION = "needs-attention.json"
+# Audit events that make a run's trace worth keeping (docs/audit-and-notifications.md).
+_FAILURES = frozenset({"rolled-back", "escalation", "trigger-refused", "refused",
+                       "revert-refused", "restart-after-restore-failed"})
 Write = Callable[[str], None]
 
 
@@ -49,11 +54,23 @@ class Session:
 
     def __init__(self, env: Environment, write: Write, keeper: lock.Keeper | None) -> None:
         self.env = env
-        self.write = write
+        self._write = write
         self.keeper = keeper
         self.report = Reporter(env.state_dir, environment=env.name,
                                recipients=env.config.recipients, anchor=env.anchor)
         self._db: Database | None = None
+        cfg = env.config
+        full = cfg.trace_full_after_failure and (env.state_dir / tracing.FULL_MARK).exists()
+        self.trace = tracing.Trace(records=cfg.trace_records, minutes=cfg.trace_minutes,
+                                   full=full)
+        self.trace.add("session", environment=env.name, root=str(env.root),
+                       database=redact.mask_urls(env.database), pid=os.getpid(),
+                       owner=owner(), remote=env.remote is not None, full=full)
+
+    def write(self, line: str) -> None:
+        """Say line to the person (or CI log) running this, and trace it."""
+        self.trace.add("output", line=line)
+        self._write(line)
 
     @property
     def db(self) -> Database:
@@ -62,9 +79,49 @@ class Session:
             self._db = connect(self.env.database)
         return self._db
 
+    def tracer(self, kind: str, **fields: Any) -> Callable[..., None]:
+        """A callback adding kind records (with fields) to the trace, for a step's detail."""
+        return lambda **more: self.trace.add(kind, **fields, **more)
+
     def log(self, event: str, **fields: Any) -> None:
-        """Append an audit record."""
+        """Append an audit record (traced too; a failure's event marks the trace kept)."""
         self.report.audit(event, **fields)
+        self.trace.add("audit", event=event, **fields)
+        if event in _FAILURES:
+            name = fields.get("trigger") or Path(str(fields.get("path", ""))).stem
+            self.trace.failed(str(name or ""), f"{event}: {fields.get('reason', '')}".rstrip(": "))
+
+    def keep_trace(self, error: BaseException | None = None) -> None:
+        """At the end of the session: write the trace when something failed (or when this
+        is the full-detail run after a failure), record its digest, set or clear the mark
+        that asks the next run for full detail, and prune traces past retention."""
+        t, env = self.trace, self.env
+        if error is not None:
+            t.failed("", f"error: {type(error).__name__}: {error}")
+        mark = env.state_dir / tracing.FULL_MARK
+        cfg = env.config
+        if t.failures or t.full:
+            try:
+                self._keep(t, mark)
+            except OSError as exc:  # lost detail, never a failed run (a full disk, say)
+                self._write(f"note: the trace of this run was not kept: {exc}")
+        for path in tracing.prune(env.state_dir, keep_count=cfg.retention_count,
+                                  keep_days=cfg.retention_days):
+            self.report.audit("trace-pruned", path=path.relative_to(env.state_dir).as_posix())
+
+    def _keep(self, t: tracing.Trace, mark: Path) -> None:
+        env = self.env
+        kept = t.keep(env.state_dir)
+        rel = kept.path.relative_to(env.state_dir).as_posix()
+        self.report.audit("trace-kept", path=rel, sha256=kept.sha256, records=kept.records,
+                          dropped=kept.dropped, full=t.full, triggers=t.names(),
+                          failures=[why for _, why in t.failures])
+        if t.failures and env.config.trace_full_after_failure:
+            durable.atomic_write(mark, b"the last run failed: the next one keeps every record\n")
+        elif mark.exists():
+            mark.unlink()
+        self._write(f"trace: {kept.records} record(s) kept in {kept.path}; "
+                    f"`dasct migrate trace {t.names()[0]} --env {env.name}` shows them")
 
     def renew(self) -> None:
         """Extend the lease now; LockError (the run stops) if someone else took it."""
@@ -144,14 +201,17 @@ def session(env: Environment, write: Write) -> Iterator[Session]:
         keeper.start()
         try:
             yield ctx
-        except BaseException:
+        except BaseException as exc:
             # The run's own error is what the caller must see; a log that cannot be
             # anchored now is refused again by the next checkpoint and reported by
-            # `audit verify`.
+            # `audit verify`, and a trace that cannot be written is only lost detail.
+            with suppress(DasctError, OSError):
+                ctx.keep_trace(exc)
             with suppress(DasctError, OSError):
                 ctx.report.checkpoint()
             raise
         else:
+            ctx.keep_trace()
             ctx.report.checkpoint()
         finally:
             ctx.close()

@@ -12,7 +12,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -27,6 +27,7 @@ from dasct.migrate.database import Database, DatabaseError
 DEFAULT_VERIFY_TIMEOUT = 600.0
 _GRACE = 2.0  # seconds a process group has between SIGTERM and SIGKILL
 _TAIL_BYTES = 64 * 1024  # how much of a failed command's output is read for its last line
+_TRACE_TAIL = 2048  # bytes of stdout and of stderr a trace record keeps of a command
 _MAX_DETAIL = 500
 
 
@@ -102,7 +103,8 @@ def commands(t: trig.Trigger, verify: tuple[str, ...]) -> list[trig.StepCommand]
 
 
 def run_command(cmd: trig.StepCommand, *, root: Path, environment: str,
-                staging: Path | None = None, left_running: list[int] | None = None) -> float:
+                staging: Path | None = None, left_running: list[int] | None = None,
+                record: Callable[..., None] | None = None) -> float:
     """Run a command in the target root without a shell; return its response time.
 
     The command gets dasct's environment without its secrets (redact.child_env) and runs
@@ -113,6 +115,8 @@ def run_command(cmd: trig.StepCommand, *, root: Path, environment: str,
     A verify command reads its input payload (from staging) on stdin and must exit with
     its expected status, print exactly its expected output and answer within max_seconds;
     every other command must exit 0. A verify command's StepError says how long it took.
+    record (the forensic trace) is given, however the command ends, its argv, exit status,
+    time and the tails of its output.
     """
     env = redact.child_env({"DASCT_ENVIRONMENT": environment, "DASCT_TARGET_ROOT": str(root)})
     # Files, not pipes: a daemon that keeps its inherited stdout open would hold a pipe
@@ -126,33 +130,46 @@ def run_command(cmd: trig.StepCommand, *, root: Path, environment: str,
         except FileNotFoundError:
             raise StepError(f"command {cmd.name}: {cmd.argv[0]!r} not found") from None
         try:
-            code = proc.wait(timeout=cmd.timeout)
-        except subprocess.TimeoutExpired:
-            end_group(proc.pid, leader=proc)
-            raise StepError(f"command {cmd.name}: timed out after {cmd.timeout:g}s") from None
-        except BaseException:  # Ctrl-C no longer reaches a command in its own session
-            end_group(proc.pid, leader=proc)
-            raise
-        seconds = time.monotonic() - start
-        if code != cmd.expect_exit or cmd.kind != "restart":
-            end_group(proc.pid)
-        elif left_running is not None and _group_alive(proc.pid):
-            left_running.append(proc.pid)
-        # A verify command's failure says how long it took: a slow answer may be the cause.
-        took = f" after {seconds:.3f}s" if cmd.kind == "verify" else ""
-        if code != cmd.expect_exit:
-            tail = _last_line(err) or _last_line(out)
-            expected = f" (expected {cmd.expect_exit})" if cmd.expect_exit else ""
-            raise StepError(f"command {cmd.name} exited {code}{expected}{took}"
-                            + (f": {tail}" if tail else ""))
-        if cmd.expect_output is not None and staging is not None:
-            differs = _output_differs(out, trigc.read_payload(staging, cmd.expect_output))
-            if differs:
-                raise StepError(f"command {cmd.name}: {differs}{took}")
-        if cmd.max_seconds is not None and seconds > cmd.max_seconds:
-            raise StepError(f"command {cmd.name}: answered in {seconds:.3f}s, more than its "
-                            f"max_seconds {cmd.max_seconds:g}")
-        return seconds
+            return _checked(cmd, proc, out, err, start, staging, left_running)
+        finally:
+            if record is not None:
+                record(name=cmd.name, kind=cmd.kind, argv=list(cmd.argv), exit=proc.returncode,
+                       seconds=round(time.monotonic() - start, 6),
+                       stdout=_tail(out), stderr=_tail(err))
+
+
+def _checked(cmd: trig.StepCommand, proc: subprocess.Popen[bytes], out: IO[bytes],
+             err: IO[bytes], start: float, staging: Path | None,
+             left_running: list[int] | None) -> float:
+    """Wait for a started command and hold it to what it must do (run_command)."""
+    try:
+        code = proc.wait(timeout=cmd.timeout)
+    except subprocess.TimeoutExpired:
+        end_group(proc.pid, leader=proc)
+        raise StepError(f"command {cmd.name}: timed out after {cmd.timeout:g}s") from None
+    except BaseException:  # Ctrl-C no longer reaches a command in its own session
+        end_group(proc.pid, leader=proc)
+        raise
+    seconds = time.monotonic() - start
+    if code != cmd.expect_exit or cmd.kind != "restart":
+        end_group(proc.pid)
+    elif left_running is not None and _group_alive(proc.pid):
+        left_running.append(proc.pid)
+    # A verify command's failure says how long it took: a slow answer may be the cause.
+    took = f" after {seconds:.3f}s" if cmd.kind == "verify" else ""
+    if code != cmd.expect_exit:
+        tail = _last_line(err) or _last_line(out)
+        expected = f" (expected {cmd.expect_exit})" if cmd.expect_exit else ""
+        raise StepError(f"command {cmd.name} exited {code}{expected}{took}"
+                        + (f": {tail}" if tail else ""))
+    if cmd.expect_output is not None and staging is not None:
+        differs = _output_differs(out, trigc.read_payload(staging, cmd.expect_output))
+        if differs:
+            raise StepError(f"command {cmd.name}: {differs}{took}")
+    if cmd.max_seconds is not None and seconds > cmd.max_seconds:
+        raise StepError(f"command {cmd.name}: answered in {seconds:.3f}s, more than its "
+                        f"max_seconds {cmd.max_seconds:g}")
+    return seconds
 
 
 @contextmanager
@@ -188,6 +205,14 @@ def _output_differs(out: IO[bytes], expected: bytes) -> str | None:
 def _clip(line: bytes) -> str:
     text = redact.redact(line.decode(errors="replace"))
     return repr(text if len(text) <= 80 else text[:77] + "...")
+
+
+def _tail(f: IO[bytes]) -> str:
+    """The end of a command's output, for the trace (which redacts it)."""
+    size = f.seek(0, os.SEEK_END)
+    f.seek(max(0, size - _TRACE_TAIL))
+    text = f.read().decode(errors="replace")
+    return text if size <= _TRACE_TAIL else "..." + text
 
 
 def _last_line(f: IO[bytes]) -> str:
