@@ -448,7 +448,8 @@ def test_a_failed_run_and_a_decision_outside_a_run_are_signed_too(
     with pytest.raises(EngineError, match="needs attention"):
         engine.run(env, now=NOW, write=lambda _: None)
     events = [r["event"] for r in audit.records(env.state_dir)]
-    assert events[-1] == "refused"
+    # the refusal keeps a forensic trace, and its record is signed like the rest
+    assert events[-2:] == ["refused", "trace-kept"]
     assert checkpoint.check(env.state_dir, env.anchor or anchor())[1] == (
         f"signed checkpoint covers {len(events)} of {len(events)} record(s)")
     assert manual.resolve(env, note="checked by hand", write=lambda _: None)
