@@ -24,6 +24,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
+from dasct.agentconfig import AgentConfig, PublishConfig
 from dasct.config_base import (
     _INT_MAX,
     DEFAULT_TEST_PATHS,
@@ -274,6 +275,8 @@ class Config:
     audit: AuditConfig = field(default_factory=AuditConfig)
     qa: QaConfig = field(default_factory=QaConfig)
     promotion: PromotionConfig = field(default_factory=PromotionConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
     source: str = "defaults"
 
 
