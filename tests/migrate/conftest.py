@@ -3,9 +3,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from inventory_kit import Sample, build, copy
 from pg_server import Server
+
+from gitrepo import GitRepo
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +43,16 @@ def pg_url(pg_server_url: str) -> Iterator[str]:
     yield pg_server_url.rsplit("/", 1)[0] + f"/{name}"
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Sample:
+    """inventory_kit's sample of two real environments, built once per module (tests that
+    change it use `sample`)."""
+    return build(GitRepo(tmp_path_factory.mktemp("inventory") / "repo"))
+
+
+@pytest.fixture
+def sample(built: Sample, tmp_path: Path) -> Sample:
+    """A private copy of the inventory sample."""
+    return copy(built, tmp_path)

@@ -7,23 +7,8 @@ import json
 import sqlite3
 from pathlib import Path
 
-import pytest
 from engine_kit import cli, make_env, quiet, stage
-from inventory_kit import FEATURE, FIX, Sample, build, copy, dasct, sha
-
-from gitrepo import GitRepo
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Sample:
-    """The sample, built once for this module (tests that change it use `sample`)."""
-    return build(GitRepo(tmp_path_factory.mktemp("inventory") / "repo"))
-
-
-@pytest.fixture
-def sample(built: Sample, tmp_path: Path) -> Sample:
-    """A private copy of the sample."""
-    return copy(built, tmp_path)
+from inventory_kit import FEATURE, FIX, Sample, dasct, sha
 
 
 def test_inventory_lists_item_enhancement_hash_and_when(built: Sample) -> None:

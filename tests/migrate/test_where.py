@@ -4,25 +4,9 @@ which revision, since when; on two real environments (inventory_kit)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
 from engine_kit import cli
-from inventory_kit import FEATURE, Sample, build, copy, dasct, sha
-
-from gitrepo import GitRepo
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Sample:
-    """The sample, built once for this module (tests that change it use `sample`)."""
-    return build(GitRepo(tmp_path_factory.mktemp("inventory") / "repo"))
-
-
-@pytest.fixture
-def sample(built: Sample, tmp_path: Path) -> Sample:
-    """A private copy of the sample."""
-    return copy(built, tmp_path)
+from inventory_kit import FEATURE, Sample, dasct, sha
 
 
 def test_where_by_defect_id_and_path(built: Sample) -> None:
