@@ -39,10 +39,15 @@ WITHDRAWN = "withdrawn"
 # What the QA loop sends to the trackers (dasct.trackers.transport).
 REVALIDATION = "revalidation"
 REGRESSION = "regression"
-# What the customer's sign-off sends (dasct.migrate.customer).
+# What promotion and the warranty send (dasct.migrate.promotion, customer, warranty).
+PROMOTED = "promoted"
+REJECTED = "rejected"
 CUSTOMER_SIGNOFF = "customer-signoff"
+WARRANTY = "warranty"
+WARRANTY_CLAIM = "warranty-claim"
 KINDS = (NOTHING_TO_MIGRATE, MOVED, ROLLED_BACK, ESCALATION, HELD, WITHDRAWN,
-         REVALIDATION, REGRESSION, CUSTOMER_SIGNOFF)
+         REVALIDATION, REGRESSION, PROMOTED, REJECTED, CUSTOMER_SIGNOFF, WARRANTY,
+         WARRANTY_CLAIM)
 _KIND = re.compile(r"[a-z][a-z0-9-]{0,63}")
 # A key is an identifier the caller derives from the request (qa.ticket_key), not text.
 _KEY = re.compile(r"[\x21-\x7e]{1,200}")

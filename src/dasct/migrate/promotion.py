@@ -343,7 +343,7 @@ def _promote(report: Reporter, gate: Environment, t: trig.Trigger, h: _History,
         report.audit(PROMOTED, trigger=t.id, into=env.name, digest=doc["digest"],
                      from_digest=t.digest, not_before=doc["not_before"],
                      expires=doc["expires"], approvers=_approvers(h))
-        send(report, "promoted", f"[{gate.name}] {t.id} signed off for {env.name}",
+        send(report, notify.PROMOTED, f"[{gate.name}] {t.id} signed off for {env.name}",
               f"Enhancement {t.id} was signed off in {gate.name} by "
               f"{', '.join(s.approver for s in h.signoffs)} and staged for {env.name}.",
               (), trigger=t.id, into=env.name)
@@ -377,7 +377,7 @@ def reject(gate: Environment, tid: str, *, reason: str, repo_root: Path,
         report = Reporter(gate.state_dir, environment=gate.name,
                           recipients=gate.config.recipients, anchor=gate.anchor)
         report.audit(REJECTED, trigger=tid, approver=who, email=email, reason=reason)
-        send(report, "rejected", f"[{gate.name}] {tid} rejected",
+        send(report, notify.REJECTED, f"[{gate.name}] {tid} rejected",
               f"Enhancement {tid} was rejected in {gate.name} by {who}: {reason}\n"
               f"It will not be promoted. Defects: {', '.join(t.defects) or '-'}",
               sorted(developers), trigger=tid, reason=reason, by=who)

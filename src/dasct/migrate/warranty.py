@@ -31,7 +31,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from dasct import audit
+from dasct import audit, notify
 from dasct.config import Config
 from dasct.errors import DasctError
 from dasct.migrate import inventory, lock, promotion, roles
@@ -134,7 +134,7 @@ def begin(env: Environment, report: Reporter, tid: str, since: datetime) -> None
     days = env.config.warranty_days
     until = since + timedelta(days=days)
     report.audit(START, trigger=tid, since=_iso(since), until=_iso(until), days=days)
-    promotion.send(report, "warranty", f"[{env.name}] {tid} under warranty (WP)",
+    promotion.send(report, notify.WARRANTY, f"[{env.name}] {tid} under warranty (WP)",
                    f"Enhancement {tid} is under warranty in {env.name} for {days} day(s), "
                    f"until {_iso(until)}.", (), trigger=tid, state=WP, until=_iso(until))
 
@@ -162,7 +162,7 @@ def check(env: Environment, report: Reporter, *, now: datetime | None = None) ->
             continue
         report.audit(COMPLETE, trigger=tid, since=w.since, until=w.until, claims=len(w.claims))
         claims = f" {len(w.claims)} claim(s) were made during it." if w.claims else ""
-        promotion.send(report, "warranty", f"[{env.name}] {tid} complete (CP)",
+        promotion.send(report, notify.WARRANTY, f"[{env.name}] {tid} complete (CP)",
                        f"The warranty of {tid} in {env.name} ended at {w.until}; it is "
                        f"complete.{claims}", (), trigger=tid, state=CP, claims=len(w.claims))
         completed.append(tid)
@@ -212,7 +212,7 @@ def claim(env: Environment, tid: str, *, reason: str, repo_root: Path | None,
         developers = promotion.authors(repo_root, tid, commits) if repo_root else {}
         who = audit.actor()
         report.audit(CLAIM, trigger=tid, reason=reason, by=who)
-        promotion.send(report, "warranty-claim", f"[{env.name}] warranty claim on {tid}",
+        promotion.send(report, notify.WARRANTY_CLAIM, f"[{env.name}] warranty claim on {tid}",
                        f"A defect was reported against {tid} in {env.name} during its "
                        f"warranty: {reason}\nThe warranty still ends at {now.until}.",
                        sorted(developers), trigger=tid, reason=reason, by=who)
