@@ -3,6 +3,8 @@ repetitions are refused at config load, and the commit-time check has a time bud
 
 from __future__ import annotations
 
+import fcntl
+import os
 import subprocess
 import time
 
@@ -51,8 +53,8 @@ def test_a_slow_pattern_stops_at_the_budget_and_the_commit_goes_on(repo: GitRepo
     # 40 a's and a "!": only the budget stops them.
     history(repo, "[defects]\npatterns = ['(a|aa)+$', 'PROJ-[0-9]+']\n"
                   "[check]\nbudget_seconds = 1\n")
-    # Only the pre-commit hook is under test: the post-commit refresh, which has no budget
-    # (it delays nothing), would spend minutes of CPU on this pattern after the test ended.
+    # Only the pre-commit hook is under test: the post-commit refresh (it delays nothing)
+    # would spend its CPU limit, ten minutes by default, after the test ended.
     (repo.path / ".git" / "hooks" / "post-commit").unlink()
     proc, seconds = commit_through_the_hook(repo)
     assert proc.returncode == 0, proc.stderr
@@ -66,6 +68,34 @@ def test_a_slow_pattern_stops_at_the_budget_and_the_commit_goes_on(repo: GitRepo
     strict = dasct(repo.path, "check", "--staged", "--strict")
     assert strict.code == 1 and "budget" in strict.err  # strict: dasct's failure blocks
     assert "Traceback" not in strict.err
+
+
+def _stopped(repo: GitRepo, started: float) -> str:
+    error = repo.path / ".git" / "dasct" / "refresh.error"
+    while not error.exists() and time.monotonic() - started < 60:
+        time.sleep(0.1)
+    assert error.exists(), "the refresh was not stopped within a minute"
+    return error.read_text()
+
+
+def test_the_background_refresh_is_stopped_at_its_cpu_limit_and_says_so(
+        repo: GitRepo) -> None:
+    # The pattern spends minutes in the regex engine; the refresh has no budget_seconds.
+    history(repo, "[defects]\npatterns = ['(a|aa)+$', 'PROJ-[0-9]+']\n"
+                  "[check]\nrefresh_cpu_seconds = 1\n")
+    assert dasct(repo.path, "refresh", "--background").code == 0  # returns at once
+    text = _stopped(repo, time.monotonic())
+    assert "stopped after 1 s of CPU ([check] refresh_cpu_seconds)" in text, text
+    assert not list((repo.path / ".git" / "dasct" / "index").glob("*.snap"))
+    fd = os.open(repo.path / ".git" / "dasct" / "refresh.lock", os.O_RDONLY)
+    try:  # the stopped worker holds the refresh lock no longer
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(fd)
+    told = dasct(repo.path, "refresh", "--background")  # the next shim tells it, once
+    assert told.code == 0 and told.err.count("\n") == 1, told.err
+    assert "the last index refresh failed" in told.err and "refresh_cpu_seconds" in told.err
+    _stopped(repo, time.monotonic())  # the refresh it started is stopped the same way
 
 
 def test_a_check_within_the_budget_is_untouched(repo: GitRepo) -> None:

@@ -142,6 +142,9 @@ class CheckConfig:
 
     strict: bool = False  # a touch fails the hook; so does an internal error
     budget_seconds: float = DEFAULT_BUDGET  # past it the commit-time check stops (one line)
+    # CPU seconds the detached refresh of git's post-* hooks may spend before it is stopped
+    # (refresh.in_background); 0: no limit. The foreground `dasct refresh` has none.
+    refresh_cpu_seconds: int = field(default=600, metadata=checked(_between(0, 86400)))
     # The kinds of touched protected lines reported (warnings, tickets); --all: every kind.
     kinds: tuple[str, ...] = field(default=("code",), metadata=checked(_line_kind))
 

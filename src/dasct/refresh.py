@@ -8,7 +8,11 @@ index to HEAD, and repeats while HEAD keeps moving (a rebase moves it many times
 
 A detached child has no terminal to print to. A failure is written as one line to
 `refresh.error` in dasct's state directory and printed once, by the next refresh shim
-(before it detaches) or `dasct refresh` in the foreground.
+(before it detaches) or `dasct refresh` in the foreground. Nobody watches it either: it runs
+under a CPU limit (`[check] refresh_cpu_seconds`, default 600 s), enforced by the kernel on
+a worker process that a supervisor waits for: a slow defect pattern or a huge history
+cannot burn a core unseen, and the stop is recorded like a failure however the worker ended.
+Snapshots are written whole or not at all, so a stopped worker leaves nothing half-written.
 
 A command that needs the index at HEAD while a refresh is bringing it there (a commit
 right after a pull) waits for that refresh, within the commit-time budget,
@@ -165,7 +169,54 @@ def in_background(repo: git.Repo) -> None:
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
         os.environ.pop("GIT_INDEX_FILE", None)
-        locked_update(repo, wait=False)
+        _supervised(repo)
     except BaseException:
         pass
     os._exit(0)
+
+
+def _cpu_limit(repo: git.Repo) -> int:
+    from dasct import config
+
+    try:
+        return config.load(repo.root).check.refresh_cpu_seconds
+    except Exception:  # a bad config is the worker's to report, with its reason
+        return 0
+
+
+def _supervised(repo: git.Repo) -> None:
+    """Run the locked update in a worker held to the CPU limit; record the limit's stop."""
+    import resource
+    import signal
+
+    seconds = _cpu_limit(repo)
+    if not seconds:
+        locked_update(repo, wait=False)
+        return
+    worker = os.fork()
+    if worker == 0:
+        try:
+            # The soft limit sends SIGXCPU (its default action ends the process), the hard
+            # one a second later SIGKILL; git children inherit the limit, each on its own.
+            resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
+            locked_update(repo, wait=False)
+        except BaseException:
+            pass
+        os._exit(0)
+    _, status, used = os.wait4(worker, 0)
+    if not os.WIFSIGNALED(status):
+        return
+    cpu = used.ru_utime + used.ru_stime  # the worker's own: the limit counts only that
+    if os.WTERMSIG(status) in (signal.SIGXCPU, signal.SIGKILL) and cpu >= seconds - 0.5:
+        _record_error(repo.state_dir, RefreshStopped(
+            f"the background refresh was stopped after {seconds} s of CPU "
+            "([check] refresh_cpu_seconds); a defect pattern may be slow, or the history "
+            "large: run `dasct refresh` in the foreground"))
+    else:
+        _record_error(repo.state_dir, RefreshStopped(
+            f"the background refresh was killed by signal {os.WTERMSIG(status)} "
+            f"after {cpu:.1f} s of CPU"))
+
+
+class RefreshStopped(Exception):
+    """The detached refresh used up its CPU limit."""
