@@ -8,7 +8,8 @@ import sys
 from gitrepo import GitRepo
 
 FORBIDDEN = ("jira", "github", "git", "requests", "rich", "urllib3", "psycopg", "sqlite3",
-             "asyncssh", "tuf", "dasct.migrate", "dasct.notify", "dasct.audit", "dasct.remote")
+             "asyncssh", "tuf", "securesystemslib", "dasct.migrate", "dasct.notify", "dasct.audit",
+             "dasct.remote", "dasct.agent")
 
 # Not forbidden by PRODUCT.md, but each costs 2-6 ms of a ~30 ms commit (docs/benchmarks.md).
 LEAN = ("argparse", "dataclasses", "subprocess", "tomllib", "typing", "json", "tempfile",
