@@ -140,10 +140,7 @@ class Repository:
     # ------------------------------------------------------------------ writing
 
     def _write(self, name: str, md: Any) -> None:
-        from tuf.api.serialization.json import JSONSerializer
-
-        durable.atomic_write(self.meta_dir / name, md.to_bytes(JSONSerializer(compact=True)),
-                             mode=0o644)
+        durable.atomic_write(self.meta_dir / name, md.to_bytes(_serializer()), mode=0o644)
 
     def write_root(self, signers: Sequence[Any]) -> None:
         md = self.md["root"]
@@ -195,9 +192,12 @@ class Repository:
 
         order = ["targets", "snapshot", "timestamp"]
         for role in order[order.index(start):]:
+            # Lengths and hashes, not only versions: a targets or snapshot file from
+            # another publish under the same version is refused (mix-and-match).
             if role == "snapshot":
-                self.md["snapshot"].signed.meta["targets.json"] = MetaFile(
-                    version=self.md["targets"].signed.version)
+                data = self.md["targets"].to_bytes(_serializer())
+                self.md["snapshot"].signed.meta["targets.json"] = MetaFile.from_data(
+                    self.md["targets"].signed.version, data, ["sha256"])
             if role == "timestamp":
                 data = self.md["snapshot"].to_bytes(_serializer())
                 self.md["timestamp"].signed.snapshot_meta = MetaFile.from_data(
