@@ -151,6 +151,15 @@ class _Session:
             raise self.fail(_what(exc)) from None
 
 
+def refreshed(source: Source, *, target_dir: Path | None = None,
+              bytes_per_second: int = 0) -> _Session:
+    """A context manager giving a refreshed Updater of source, every error one AgentError.
+
+    What check and download use; bench/tuf_conformance_client.py drives it directly.
+    """
+    return _Session(source, bytes_per_second=bytes_per_second, target_dir=target_dir)
+
+
 def _release(session: _Session, updater: Any, version: int) -> Release | None:
     s = session.source
     path = target_path(s.env, version)
