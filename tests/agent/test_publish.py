@@ -182,3 +182,41 @@ def test_cli_publishes_what_promotion_staged(tmp_path: Path) -> None:
         (repo / ".dasct/publish" / ENV / "metadata/1.targets.json").read_text())
     assert info["signed"]["targets"][f"{ENV}/releases/1.tar"]["custom"]["dasct"][
         "defects"] == ["PROJ-7"]
+
+
+def test_a_role_signed_below_roots_threshold_is_refused_before_writing(kit: Kit) -> None:
+    from dataclasses import replace
+    two = (*kit.cfg.targets.keys, new_key(kit.base / "keys", "targets-b"))
+    kit.cfg = replace(kit.cfg, targets=replace(kit.cfg.targets, keys=two, threshold=2))
+    kit.publish(staged("E1", b"one"))
+    kit.cfg = replace(kit.cfg, targets=replace(kit.cfg.targets, keys=two[:1], threshold=1))
+    before = sorted(p.name for p in kit.meta.iterdir())
+    with pytest.raises(AgentError, match=r"\[publish\] targets: its keys do not reach the "
+                       "threshold of 2 root requires"):
+        kit.publish(staged("E2", b"two"))
+    assert sorted(p.name for p in kit.meta.iterdir()) == before
+
+
+def test_a_root_rotation_with_keys_that_are_not_roots_is_refused(kit: Kit) -> None:
+    from dataclasses import replace
+    kit.publish(staged("E1", b"one"))
+    kit.cfg = replace(kit.cfg, root=replace(
+        kit.cfg.root, keys=(new_key(kit.base / "keys", "not-root"),)))
+    with pytest.raises(AgentError, match=r"root: a configured key is not a root key of root v1"):
+        kit.publish(rotate=("root", [new_key(kit.base / "keys", "root2")]))
+    assert not (kit.meta / "2.root.json").exists()
+
+
+def test_without_consistent_snapshots_the_client_still_updates(kit: Kit) -> None:
+    from dataclasses import replace
+    kit.cfg = replace(kit.cfg, consistent_snapshot=False)
+    kit.publish(staged("E1", b"one"))
+    kit.publish(staged("E2", b"two"))
+    assert {"targets.json", "snapshot.json"} <= {p.name for p in kit.meta.iterdir()}
+    src = kit.source()
+    found = client.check(src, installed=0)
+    assert found is not None and found.version == 2
+    assert (kit.tmp / "served" / ENV / "targets" / ENV / "releases" / "2.tar").is_file()
+    tar = client.download(src, found, kit.tmp / "dl")
+    assert [p.name for p in release.extract(tar, found, kit.tmp / "st")] == ["E1.json",
+                                                                              "E2.json"]

@@ -10,6 +10,7 @@ the client finds the newest by asking for consecutive versions.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -59,6 +60,8 @@ class Repository:
         self.meta_dir, self.targets_dir = folder / "metadata", folder / "targets"
         self.md: dict[str, Any] = {}
         self.new: set[str] = set()
+        self.signed: list[str] = []  # roles written, in write order
+        self.trusted: Any = None  # the root as it was read: it must verify a new root
         self.signers: dict[str, list[Any]] = {}
 
     # ------------------------------------------------------------------ reading
@@ -80,6 +83,7 @@ class Repository:
         if root is None:
             return False
         self.md["root"] = root
+        self.trusted = copy.deepcopy(root)
         self.md["timestamp"] = self._read("timestamp.json")
         snap_v = self.md["timestamp"].signed.snapshot_meta.version
         self.md["snapshot"] = self._read(f"{snap_v}.snapshot.json")
@@ -147,8 +151,24 @@ class Repository:
         md.signatures.clear()
         for s in signers:
             md.sign(s, append=True)
+        # What a client will check, checked before anything is written: the new root
+        # verifies under itself and under the root the clients trust now (spec 5.3.4).
+        for name, by in (("itself", md), ("the previous root", self.trusted)):
+            if by is not None and not self._verifies(by, "root", md):
+                raise AgentError(
+                    f"root v{md.signed.version} would not verify under {name}: the [publish] "
+                    "root keys are not the current root's or do not reach its threshold")
         self._write(f"{md.signed.version}.root.json", md)
         self._write("root.json", md)  # the current root, to ship as trusted_root
+        self.trusted = copy.deepcopy(md)
+
+    @staticmethod
+    def _verifies(root: Any, role: str, md: Any) -> bool:
+        try:
+            root.signed.verify_delegate(role, md.signed_bytes, md.signatures)
+        except Exception:
+            return False
+        return True
 
     def rotate(self, role: str, new_sources: Sequence[str]) -> None:
         """A new root whose role keys are new_sources, signed by the old and new root keys."""
@@ -178,6 +198,9 @@ class Repository:
         md.signatures.clear()
         for s in self.signers[role]:
             md.sign(s, append=True)
+        if not self._verifies(self.md["root"], role, md):
+            raise AgentError(f"[publish] {role}: its keys do not reach the threshold of "
+                             f"{self.md['root'].signed.roles[role].threshold} root requires")
         self.signed.append(role)
         if role == "timestamp":
             self._write("timestamp.json", md)
@@ -203,8 +226,6 @@ class Repository:
                 self.md["timestamp"].signed.snapshot_meta = MetaFile.from_data(
                     self.md["snapshot"].signed.version, data, ["sha256"])
             self.sign_and_write(role)
-
-    signed: list[str]
 
     def near_expiry(self, role: str) -> bool:
         left = self.md[role].signed.expires - self.now
@@ -269,13 +290,14 @@ def publish(cfg: PublishConfig, *, env: str, system: str, staged: Sequence[Stage
     folder = Path(cfg.repository) if Path(cfg.repository).is_absolute() \
         else base / cfg.repository
     repo = Repository(cfg, folder / env, base, now)
-    repo.signed = []
     repo.load_signers()
     fresh = not repo.load()
     if fresh:
         repo.create()
     else:
-        repo.check_signers(skip=rotate[0] if rotate else "")
+        # A rotation replaces the configured (old) keys of that role; root's old keys sign
+        # the new root, so they must be the current root's.
+        repo.check_signers(skip=rotate[0] if rotate and rotate[0] != "root" else "")
     outcome = Outcome(env=env, version=0, signed=repo.signed)
     start: str | None = "targets" if fresh else None
     if rotate is not None:

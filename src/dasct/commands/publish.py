@@ -81,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
     if out.new_triggers:
         print(f"published release {out.version} of {out.env}: "
               f"{len(out.new_triggers)} new trigger(s): {', '.join(out.new_triggers)}")
+    elif out.version == 0:
+        print(f"nothing to publish for {out.env}: no trigger is staged for it yet")
     else:
         print(f"nothing new to publish for {out.env}: release {out.version} is current")
     if args.rotate:
