@@ -182,6 +182,16 @@ def test_cli_publishes_what_promotion_staged(tmp_path: Path) -> None:
         (repo / ".dasct/publish" / ENV / "metadata/1.targets.json").read_text())
     assert info["signed"]["targets"][f"{ENV}/releases/1.tar"]["custom"]["dasct"][
         "defects"] == ["PROJ-7"]
+    half = _cli(repo, "publish", "--env", ENV, "--rotate", "timestamp")
+    assert (half.returncode, half.stderr.strip()) == (
+        1, "dasct: dasct publish: --rotate ROLE and --new-key SOURCE go together")
+    fresh = new_key(tmp_path, "timestamp2")
+    rotated = _cli(repo, "publish", "--env", ENV, "--rotate", "timestamp", "--new-key", fresh)
+    assert rotated.returncode == 0, rotated.stderr
+    assert rotated.stdout.splitlines()[1:] == [
+        "rotated the timestamp keys: root is now version 2", "signed: timestamp"]
+    stale = _cli(repo, "publish", "--env", ENV)  # [publish] still names the retired key
+    assert stale.returncode == 1 and "--rotate timestamp" in stale.stderr
 
 
 def test_a_role_signed_below_roots_threshold_is_refused_before_writing(kit: Kit) -> None:
@@ -220,3 +230,33 @@ def test_without_consistent_snapshots_the_client_still_updates(kit: Kit) -> None
     tar = client.download(src, found, kit.tmp / "dl")
     assert [p.name for p in release.extract(tar, found, kit.tmp / "st")] == ["E1.json",
                                                                               "E2.json"]
+
+
+BLOCKER = '''import sys
+
+
+class _NoTuf:
+    def find_spec(self, name, path=None, target=None):
+        if name == "tuf" or name.startswith("tuf."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _NoTuf())
+'''
+
+
+def test_without_the_agent_extra_one_line_names_it(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(BLOCKER)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / ".dasct.toml").write_text(f"[environments.{ENV}]\n")
+    env = {**os.environ, "PYTHONPATH": f"{site}:{SRC}"}
+    proc = subprocess.run([sys.executable, "-m", "dasct", "publish", "--env", ENV], cwd=repo,
+                          env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip().endswith(
+        "pull-mode updates need tuf, which is not installed: pip install 'dasct[agent]'")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dasct.agent import AgentError
+from dasct.agent import AgentError, require
 from dasct.agent.release import Release, target_path
 from dasct.errors import ConfigError
 
@@ -132,6 +132,7 @@ class _Session:
         return _what(exc, getattr(self.fetcher, "last_url", ""))
 
     def __enter__(self) -> Any:
+        require()
         from tuf.ngclient.updater import Updater
 
         s = self.source

@@ -286,6 +286,9 @@ def publish(cfg: PublishConfig, *, env: str, system: str, staged: Sequence[Stage
     base: the repository root (relative paths of cfg and key files). rotate: (role, new
     key sources) replaces that role's keys through a new root version first.
     """
+    from dasct.agent import require
+
+    require()
     now = now or datetime.now(timezone.utc)
     folder = Path(cfg.repository) if Path(cfg.repository).is_absolute() \
         else base / cfg.repository
