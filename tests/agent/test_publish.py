@@ -86,12 +86,12 @@ def test_a_key_from_the_environment_and_errors_that_never_show_it(
     assert kit.publish(staged("E1", b"one")).version == 1
     monkeypatch.setenv("TS_KEY", pem.replace("A", "B", 3))
     with pytest.raises(AgentError) as err:
-        kit.publish()
+        kit.publish(staged("E2", b"two"))
     assert str(err.value) == ("[publish] timestamp key env:TS_KEY: not an unencrypted PEM "
                               "private key (Ed25519, ECDSA or RSA)")
     monkeypatch.delenv("TS_KEY")
     with pytest.raises(AgentError, match="env:TS_KEY: the variable is not set"):
-        kit.publish()
+        kit.publish(staged("E3", b"three"))
 
 
 def test_a_configured_key_root_does_not_trust_is_refused(kit: Kit) -> None:
@@ -100,7 +100,17 @@ def test_a_configured_key_root_does_not_trust_is_refused(kit: Kit) -> None:
     kit.cfg = replace(kit.cfg, snapshot=replace(
         kit.cfg.snapshot, keys=(new_key(kit.base / "keys", "stray"),)))
     with pytest.raises(AgentError, match="--rotate snapshot"):
-        kit.publish()
+        kit.publish(staged("E2", b"two"))
+
+
+def test_root_keys_stay_offline_unless_root_is_signed(kit: Kit) -> None:
+    from dataclasses import replace
+    kit.publish(staged("E1", b"one"))
+    kit.cfg = replace(kit.cfg, root=replace(kit.cfg.root, keys=("file:/offline/root.pem",)))
+    assert kit.publish(staged("E2", b"two")).signed == ["targets", "snapshot", "timestamp"]
+    assert kit.publish(now=kit.now + hours(13)).signed == ["timestamp"]
+    with pytest.raises(AgentError, match=r"root key file:/offline/root\.pem: cannot read"):
+        kit.publish(now=kit.now + hours(24 * 200))  # root past half its 365 days
 
 
 @pytest.mark.parametrize("role", ["root", "timestamp"])
@@ -190,6 +200,11 @@ def test_cli_publishes_what_promotion_staged(tmp_path: Path) -> None:
     assert rotated.returncode == 0, rotated.stderr
     assert rotated.stdout.splitlines()[1:] == [
         "rotated the timestamp keys: root is now version 2", "signed: timestamp"]
+    doc = trigw.document(
+        id="E2", system=SYSTEM, environment=ENV, not_before=start,
+        expires=start + timedelta(days=3), defects=[], commits=[], sql=[], files=[],
+        commands=[])
+    trigw.write(repo / "staging", doc, key=None)
     stale = _cli(repo, "publish", "--env", ENV)  # [publish] still names the retired key
     assert stale.returncode == 1 and "--rotate timestamp" in stale.stderr
 
@@ -200,11 +215,12 @@ def test_a_role_signed_below_roots_threshold_is_refused_before_writing(kit: Kit)
     kit.cfg = replace(kit.cfg, targets=replace(kit.cfg.targets, keys=two, threshold=2))
     kit.publish(staged("E1", b"one"))
     kit.cfg = replace(kit.cfg, targets=replace(kit.cfg.targets, keys=two[:1], threshold=1))
-    before = sorted(p.name for p in kit.meta.iterdir())
+    served = kit.tmp / "served"
+    before = sorted(str(p) for p in served.rglob("*"))
     with pytest.raises(AgentError, match=r"\[publish\] targets: its keys do not reach the "
                        "threshold of 2 root requires"):
         kit.publish(staged("E2", b"two"))
-    assert sorted(p.name for p in kit.meta.iterdir()) == before
+    assert sorted(str(p) for p in served.rglob("*")) == before  # not even the tar
 
 
 def test_a_root_rotation_with_keys_that_are_not_roots_is_refused(kit: Kit) -> None:

@@ -61,6 +61,7 @@ class Repository:
         self.md: dict[str, Any] = {}
         self.new: set[str] = set()
         self.signed: list[str] = []  # roles written, in write order
+        self.pending: list[tuple[Path, bytes]] = []  # written by flush(), in this order
         self.trusted: Any = None  # the root as it was read: it must verify a new root
         self.signers: dict[str, list[Any]] = {}
 
@@ -101,22 +102,22 @@ class Repository:
     def expiry(self, role: str) -> datetime:
         return (self.now + timedelta(days=_days(self.cfg, role))).replace(microsecond=0)
 
-    def load_signers(self) -> None:
-        for role in tufkeys.ROLES:
-            self.signers[role] = tufkeys.signers(getattr(self.cfg, role).keys, self.base, role)
+    def signers_of(self, role: str) -> list[Any]:
+        """The configured signers of role, loaded when first needed and checked against root.
 
-    def check_signers(self, skip: str = "") -> None:
-        """The configured keys are the ones root trusts for each role."""
-        for role in tufkeys.ROLES:
-            if role == skip:
-                continue
-            ids = {s.public_key.keyid for s in self.signers[role]}
-            unknown = ids - self.keyids(role)
-            if unknown:
+        Loaded lazily so that a publish that signs only the timestamp needs only its key:
+        the root keys can stay offline but for the first root, a rotation and a renewal.
+        """
+        if role not in self.signers:
+            found = tufkeys.signers(getattr(self.cfg, role).keys, self.base, role)
+            if self.trusted is not None and \
+                    {s.public_key.keyid for s in found} - self.keyids(role):
                 raise AgentError(
                     f"[publish] {role}: a configured key is not a {role} key of root "
                     f"v{self.md['root'].signed.version} (rotate with --rotate {role} "
                     "--new-key SOURCE, then name the new key in [publish])")
+            self.signers[role] = found
+        return self.signers[role]
 
     def create(self) -> None:
         from tuf.api.metadata import Metadata, Role, Root, Snapshot, Targets, Timestamp
@@ -126,7 +127,7 @@ class Repository:
         for role in tufkeys.ROLES:
             keys = getattr(self.cfg, role)
             root.roles[role] = Role([], keys.threshold)
-            for s in self.signers[role]:
+            for s in self.signers_of(role):
                 root.add_key(s.public_key, role)
             self._check_threshold(role, root)
         self.md = {"root": Metadata(root),
@@ -134,7 +135,7 @@ class Repository:
                    "snapshot": Metadata(Snapshot(expires=self.expiry("snapshot"))),
                    "timestamp": Metadata(Timestamp(expires=self.expiry("timestamp")))}
         self.new = {"targets", "snapshot", "timestamp"}  # version 1, not yet written
-        self.write_root(self.signers["root"])
+        self.write_root(self.signers_of("root"))
 
     def _check_threshold(self, role: str, root: Any) -> None:
         if root.roles[role].threshold > len(root.roles[role].keyids):
@@ -144,7 +145,15 @@ class Repository:
     # ------------------------------------------------------------------ writing
 
     def _write(self, name: str, md: Any) -> None:
-        durable.atomic_write(self.meta_dir / name, md.to_bytes(_serializer()), mode=0o644)
+        self.pending.append((self.meta_dir / name, md.to_bytes(_serializer())))
+
+    def flush(self) -> None:
+        """Write what this publish signed, in order; nothing is written before all of it
+        is signed and verified, so a missing key or threshold leaves the repository as it
+        was."""
+        for path, data in self.pending:
+            durable.atomic_write(path, data, mode=0o644)
+        self.pending.clear()
 
     def write_root(self, signers: Sequence[Any]) -> None:
         md = self.md["root"]
@@ -174,7 +183,7 @@ class Repository:
         """A new root whose role keys are new_sources, signed by the old and new root keys."""
         new = [tufkeys.signer(s, self.base, role) for s in new_sources]
         root = self.md["root"].signed
-        old_root_signers = self.signers["root"]
+        old_root_signers = self.signers_of("root")
         for keyid in list(root.roles[role].keyids):
             root.revoke_key(keyid, role)
         for s in new:
@@ -188,7 +197,7 @@ class Repository:
         self.signers[role] = new
         self.write_root(signers)
 
-    def sign_and_write(self, role: str) -> None:
+    def sign(self, role: str) -> None:
         md = self.md[role]
         if role in self.new:
             self.new.discard(role)
@@ -196,7 +205,7 @@ class Repository:
             md.signed.version += 1
         md.signed.expires = self.expiry(role)
         md.signatures.clear()
-        for s in self.signers[role]:
+        for s in self.signers_of(role):
             md.sign(s, append=True)
         if not self._verifies(self.md["root"], role, md):
             raise AgentError(f"[publish] {role}: its keys do not reach the threshold of "
@@ -225,7 +234,7 @@ class Repository:
                 data = self.md["snapshot"].to_bytes(_serializer())
                 self.md["timestamp"].signed.snapshot_meta = MetaFile.from_data(
                     self.md["snapshot"].signed.version, data, ["sha256"])
-            self.sign_and_write(role)
+            self.sign(role)
 
     def near_expiry(self, role: str) -> bool:
         left = self.md[role].signed.expires - self.now
@@ -253,7 +262,7 @@ class Repository:
 
         info = TargetFile.from_data(path, data, ["sha256"])
         info.unrecognized_fields["custom"] = {"dasct": manifest}
-        durable.atomic_write(self.target_file(info), data, mode=0o644)
+        self.pending.append((self.target_file(info), data))
         self.md["targets"].signed.targets[path] = info
 
 
@@ -293,14 +302,9 @@ def publish(cfg: PublishConfig, *, env: str, system: str, staged: Sequence[Stage
     folder = Path(cfg.repository) if Path(cfg.repository).is_absolute() \
         else base / cfg.repository
     repo = Repository(cfg, folder / env, base, now)
-    repo.load_signers()
     fresh = not repo.load()
     if fresh:
         repo.create()
-    else:
-        # A rotation replaces the configured (old) keys of that role; root's old keys sign
-        # the new root, so they must be the current root's.
-        repo.check_signers(skip=rotate[0] if rotate and rotate[0] != "root" else "")
     outcome = Outcome(env=env, version=0, signed=repo.signed)
     start: str | None = "targets" if fresh else None
     if rotate is not None:
@@ -311,7 +315,7 @@ def publish(cfg: PublishConfig, *, env: str, system: str, staged: Sequence[Stage
     elif not fresh and repo.near_expiry("root"):
         repo.md["root"].signed.version += 1
         repo.md["root"].signed.expires = repo.expiry("root")
-        repo.write_root(repo.signers["root"])
+        repo.write_root(repo.signers_of("root"))
     outcome.root_version = repo.md["root"].signed.version
 
     published = repo.releases()
@@ -349,6 +353,7 @@ def publish(cfg: PublishConfig, *, env: str, system: str, staged: Sequence[Stage
                 break
     if start:
         repo.chain(start)
+    repo.flush()
     return outcome
 
 
