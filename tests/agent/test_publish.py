@@ -276,3 +276,15 @@ def test_without_the_agent_extra_one_line_names_it(tmp_path: Path) -> None:
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.strip().endswith(
         "pull-mode updates need tuf, which is not installed: pip install 'dasct[agent]'")
+
+
+def test_tuf_key_variables_are_secrets_everywhere(tmp_path: Path) -> None:
+    from dasct import redact
+    (tmp_path / ".dasct.toml").write_text(
+        '[publish]\ntimestamp = { keys = ["env:CI_TUF_TS"] }\n')
+    assert not redact.is_secret_var("CI_TUF_TS")
+    redact.configure(config.load(tmp_path))
+    try:
+        assert redact.is_secret_var("CI_TUF_TS")
+    finally:
+        redact.configure(config.Config())
