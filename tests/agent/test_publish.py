@@ -109,8 +109,14 @@ def test_root_keys_stay_offline_unless_root_is_signed(kit: Kit) -> None:
     kit.cfg = replace(kit.cfg, root=replace(kit.cfg.root, keys=("file:/offline/root.pem",)))
     assert kit.publish(staged("E2", b"two")).signed == ["targets", "snapshot", "timestamp"]
     assert kit.publish(now=kit.now + hours(13)).signed == ["timestamp"]
+    late = kit.publish(staged("E3", b"three"), now=kit.now + hours(24 * 200))
+    assert late.version == 3 and late.root_version == 1  # published; root not renewed
+    assert len(late.warnings) == 1
+    assert "root v1 expires" in late.warnings[0]
+    assert late.warnings[0].endswith("root key file:/offline/root.pem: cannot read: "
+                                     "No such file or directory")
     with pytest.raises(AgentError, match=r"root key file:/offline/root\.pem: cannot read"):
-        kit.publish(now=kit.now + hours(24 * 200))  # root past half its 365 days
+        kit.publish(now=kit.now + hours(24 * 366))  # root expired: nothing can be published
 
 
 @pytest.mark.parametrize("role", ["root", "timestamp"])

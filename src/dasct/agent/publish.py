@@ -45,6 +45,7 @@ class Outcome:
     new_triggers: tuple[str, ...] = ()
     signed: list[str] = field(default_factory=list)  # roles written, in write order
     root_version: int = 1
+    warnings: list[str] = field(default_factory=list)  # one line each
 
 
 def _days(cfg: PublishConfig, role: str) -> int:
@@ -313,9 +314,7 @@ def publish(cfg: PublishConfig, *, env: str, system: str, staged: Sequence[Stage
         if role != "root":  # the role's metadata must now carry the new key's signature
             start = _lowest(start, role)
     elif not fresh and repo.near_expiry("root"):
-        repo.md["root"].signed.version += 1
-        repo.md["root"].signed.expires = repo.expiry("root")
-        repo.write_root(repo.signers_of("root"))
+        _renew_root(repo, outcome)
     outcome.root_version = repo.md["root"].signed.version
 
     published = repo.releases()
@@ -355,6 +354,22 @@ def publish(cfg: PublishConfig, *, env: str, system: str, staged: Sequence[Stage
         repo.chain(start)
     repo.flush()
     return outcome
+
+
+def _renew_root(repo: Repository, outcome: Outcome) -> None:
+    """Re-sign root past half its life; with its keys offline, a warning until it expires."""
+    root = repo.md["root"].signed
+    try:
+        signers = repo.signers_of("root")
+    except AgentError as exc:
+        if root.expires <= repo.now:
+            raise
+        outcome.warnings.append(f"root v{root.version} expires {trig.format_time(root.expires)}"
+                                f" and cannot be renewed now: {exc}")
+        return
+    root.version += 1
+    root.expires = repo.expiry("root")
+    repo.write_root(signers)
 
 
 def _lowest(a: str | None, b: str) -> str:
