@@ -206,7 +206,8 @@ def _supervised(repo: git.Repo) -> None:
     _, status, used = os.wait4(worker, 0)
     if not os.WIFSIGNALED(status):
         return
-    cpu = used.ru_utime + used.ru_stime  # the worker's own: the limit counts only that
+    # The worker and the git children it reaped; the limit is on each process alone.
+    cpu = used.ru_utime + used.ru_stime
     if os.WTERMSIG(status) in (signal.SIGXCPU, signal.SIGKILL) and cpu >= seconds - 0.5:
         _record_error(repo.state_dir, RefreshStopped(
             f"the background refresh was stopped after {seconds} s of CPU "
