@@ -1,5 +1,10 @@
-"""The pull-mode agent (docs/agent.md). Placeholder until the agent-publish branch lands:
-that branch owns this module; only AgentError is relied on here."""
+"""Pull-mode updates (docs/agent.md): releases, their TUF repository and the client.
+
+`release.py` is the release format (a deterministic tar of trigger files and payloads),
+`publish.py` writes an environment's signed TUF repository (CI side), `client.py` checks
+and downloads through python-tuf's ngclient (target side). Nothing here is imported on
+the commit-time path: tuf and securesystemslib are imported only inside this package.
+"""
 
 from __future__ import annotations
 
@@ -7,4 +12,8 @@ from dasct.errors import DasctError
 
 
 class AgentError(DasctError):
-    """The agent cannot check, download or install; the message is one line."""
+    """A release that cannot be published, checked, downloaded or trusted; one line."""
+
+    def __init__(self, message: str) -> None:
+        # Server answers and hostile member names may carry newlines; keep it one line.
+        super().__init__(message.replace("\r", "\\r").replace("\n", "\\n"))
