@@ -14,13 +14,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "migrate"))
 
-from engine_kit import SRC, File, seed, stage  # noqa: E402
+from engine_kit import SRC, File, seed, stage
 
-from dasct.agent import release as releases  # noqa: E402
-from dasct.agent import state as st  # noqa: E402
-from dasct.agent.install import release_dict  # noqa: E402
-from dasct.agent.local import Local, locate  # noqa: E402
-from dasct.migrate import trigger as trig  # noqa: E402
+from dasct.agent import release as releases
+from dasct.agent import state as st
+from dasct.agent.install import release_dict
+from dasct.agent.local import Local, locate
+from dasct.migrate import trigger as trig
 
 PASSPHRASE = "correct horse battery"
 ENV = "model"

@@ -101,7 +101,7 @@ def fetch(local: Local, *, now: float | None = None) -> str:
             return "a check is already running"
         at = time.time() if now is None else now
         state = local.load()
-        current = max(state.installed, *state.declined)
+        current = max((state.installed, *state.declined))
         path: Path | None = None
         try:
             source = client.Source.from_config(config.load(local.home), local.home)
