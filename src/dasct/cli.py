@@ -56,6 +56,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "uninstall": ("dasct.commands.install", "remove dasct's git hooks"),
     "trigger": ("dasct.commands.trigger", "build and inspect trigger files for enhancements"),
     "migrate": ("dasct.commands.migrate", "apply due triggers to an environment, revert, resolve"),
+    "publish": ("dasct.commands.publish", "sign an environment's releases into a TUF repository "
+                "for pull-mode agents"),
     "status": ("dasct.commands.status", "every enhancement and its state in each environment"),
     "inventory": ("dasct.commands.inventory", "what an environment has deployed; diff two; "
                   "verify (drift)"),

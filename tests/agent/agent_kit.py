@@ -1,102 +1,95 @@
-"""Helpers for the agent's tests: an agent home on a seeded environment, and releases built
-in the real release format (dasct.agent.release.build) as CI would publish them."""
+"""Helpers of the agent tests: keys, a publisher, a loopback server, a client source."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import os
-import subprocess
-import sys
+import json
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "migrate"))
+from tuf_server import TufServer
 
-from engine_kit import SRC, File, seed, stage
+from dasct.agent import publish, tufkeys
+from dasct.agent.client import Source
+from dasct.agentconfig import PublishConfig, RoleKeys
 
-from dasct.agent import release as releases
-from dasct.agent import state as st
-from dasct.agent.install import release_dict
-from dasct.agent.local import Local, locate
-from dasct.migrate import trigger as trig
-
-PASSPHRASE = "correct horse battery"
-ENV = "model"
+# ngclient checks expiry against the real clock, so the publisher signs at the real now.
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+ENV, SYSTEM = "production", "app"
 
 
-def agent_toml(extra: str = "") -> str:
-    """The [agent] table of a test home (appended after [environments.model])."""
-    return (f'\n[agent]\nenvironment = "{ENV}"\nmetadata_url = "http://127.0.0.1:9/{ENV}/metadata/"\n'
-            f'trusted_root = "root.json"\n{extra}')
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
-def home(tmp: Path, extra: str = "") -> Local:
-    """An agent home in tmp: a seeded target (engine_kit.seed) and [agent]."""
-    seed(tmp, extra=agent_toml(extra))
-    return locate(tmp)
+def staged(tid: str, *payloads: bytes, defects: Sequence[str] = ("PROJ-1",),
+           restart: bool = False) -> publish.Staged:
+    """A staged trigger as the publisher sees it (its document is opaque to publishing)."""
+    doc = json.dumps({"id": tid, "environment": ENV, "payloads": [sha(p) for p in payloads]})
+    return publish.Staged(tid=tid, document=doc.encode(), payloads={sha(p): p for p in payloads},
+                          defects=tuple(defects), restart=restart)
 
 
-class Publisher:
-    """Builds cumulative releases of the home's environment, as publish does."""
+def new_key(folder: Path, name: str) -> str:
+    """A fresh Ed25519 PEM in folder; its file: source."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    def __init__(self, local: Local) -> None:
-        self.local = local
-        self.ci = dataclasses.replace(local.env, staging=local.home / "ci-staging")
-        self.version = 0
-        self.triggers: list[str] = []
-
-    def release(self, files: Sequence[File] = (), *, commands: Sequence[trig.StepCommand] = (),
-                restart: bool = False) -> tuple[releases.Release, bytes]:
-        """The next release: one new trigger with files (pre-images: the target as it is)."""
-        self.version += 1
-        tid = f"rel-{self.version}"
-        now = datetime.now(timezone.utc)
-        stage(self.ci, tid, files=files, commands=commands, not_before=now - timedelta(hours=1),
-              expires=now + timedelta(days=30))
-        self.triggers.append(tid)
-        members = {p.relative_to(self.ci.staging).as_posix(): p.read_bytes()
-                   for p in self.ci.staging.rglob("*") if p.is_file()
-                   and not p.name.startswith(".")}
-        manifest = {"format": releases.FORMAT, "env": ENV, "system": "app",
-                    "version": self.version, "created": now.isoformat(timespec="seconds"),
-                    "triggers": sorted(self.triggers), "new_triggers": [tid],
-                    "defects": ["PROJ-1"], "restart": restart}
-        data = releases.build(manifest, members)
-        rel = releases.Release(
-            env=ENV, system="app", version=self.version,
-            target=releases.target_path(ENV, self.version), length=len(data),
-            sha256=hashlib.sha256(data).hexdigest(), created=manifest["created"],  # type: ignore[arg-type]
-            triggers=tuple(sorted(self.triggers)), new_triggers=(tid,), defects=("PROJ-1",),
-            restart=restart)
-        return rel, data
-
-    def downloaded(self, files: Sequence[File] = (), **kw: object) -> releases.Release:
-        """The next release, as if the agent had downloaded and verified it."""
-        rel, data = self.release(files, **kw)  # type: ignore[arg-type]
-        folder = st.agent_dir(self.local.state_dir) / "downloads"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{ENV}-{rel.version}.tar"
-        path.write_bytes(data)
-        with st.update(self.local.state_path) as change:
-            change.set(waiting=st.Waiting(release_dict(rel), str(path), 1000.0))
-        return rel
+    path = folder / f"{name}.pem"
+    path.write_bytes(Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return f"file:{path}"
 
 
-def cli(home_dir: Path, *args: str, stdin: str | None = None, pass_fds: Sequence[int] = (),
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`python -m dasct agent ARGS --home home_dir`, stdin not a terminal."""
-    full = {**os.environ, "PYTHONPATH": str(SRC), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "dasct", "agent", *args], cwd=home_dir,
-                          env=full, input=stdin if stdin is not None else "",
-                          capture_output=True, text=True, check=False, pass_fds=pass_fds,
-                          timeout=120)
+class Kit:
+    """A publisher's repository in tmp/repo, served over loopback, and an agent's source."""
+
+    def __init__(self, tmp: Path, server: TufServer) -> None:
+        self.tmp, self.server = tmp, server
+        self.base = tmp / "repo"
+        (self.base / "keys").mkdir(parents=True)
+        self.cfg = PublishConfig(repository=str(tmp / "served"), **{
+            role: RoleKeys(keys=(new_key(self.base / "keys", role),))
+            for role in tufkeys.ROLES})
+        self.meta = tmp / "served" / ENV / "metadata"
+        self.staged: list[publish.Staged] = []
+        self.now = NOW
+
+    def publish(self, *triggers: publish.Staged, now: datetime | None = None,
+                rotate: tuple[str, Sequence[str]] | None = None) -> publish.Outcome:
+        self.staged += triggers
+        return publish.publish(self.cfg, env=ENV, system=SYSTEM, staged=self.staged,
+                               base=self.base, now=now or self.now, rotate=rotate)
+
+    def source(self, name: str = "agent", **changes: Any) -> Source:
+        url = self.server.url + ENV
+        src = Source(env=ENV, system=SYSTEM, metadata_url=f"{url}/metadata/",
+                     targets_url=f"{url}/targets/", metadata_dir=self.tmp / name / "metadata",
+                     max_release_bytes=1 << 20, trusted_root=self.meta / "1.root.json")
+        return replace(src, **changes)
+
+    def md(self, name: str) -> Any:
+        from tuf.api.metadata import Metadata
+
+        return Metadata.from_bytes((self.meta / name).read_bytes())
+
+    def signer(self, role: str) -> Any:
+        return tufkeys.signer(getattr(self.cfg, role).keys[0], self.base, role)
+
+    def resign(self, md: Any, *signers: Any) -> bytes:
+        """md signed by signers (replacing its signatures), as served bytes."""
+        md.signatures.clear()
+        for s in signers:
+            md.sign(s, append=True)
+        return bytes(md.to_bytes())
+
+    def url_path(self, name: str) -> str:
+        return f"{ENV}/metadata/{name}"
 
 
-def fd_with(*lines: str) -> int:
-    """A pipe's read end holding lines (for --passphrase-fd)."""
-    r, w = os.pipe()
-    os.write(w, "".join(f"{line}\n" for line in lines).encode())
-    os.close(w)
-    return r
+def hours(n: float) -> timedelta:
+    return timedelta(hours=n)

@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from agent_kit import PASSPHRASE, Publisher, cli, fd_with, home
-from engine_kit import SEED_FILES
+from life_kit import PASSPHRASE, SEED_FILES, SRC, Publisher, cli, fd_with, home
 
 from dasct.agent import history
 from dasct.agent import state as st
@@ -178,7 +177,6 @@ def test_used_and_run_import_nothing_of_tuf_when_no_check_is_due(local: Local) -
     import os
     import subprocess
 
-    from engine_kit import SRC
 
     r = subprocess.run([sys.executable, "-c", script], cwd=local.home, text=True,
                        capture_output=True, env={**os.environ, "PYTHONPATH": str(SRC)},

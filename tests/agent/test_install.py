@@ -7,8 +7,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from agent_kit import PASSPHRASE, Publisher, home
-from engine_kit import SEED_FILES, health, snapshot
+from life_kit import PASSPHRASE, SEED_FILES, Publisher, health, home, snapshot
 
 from dasct import note
 from dasct.agent import AgentError, consent, history

@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from agent_kit import PASSPHRASE, Publisher, home
-from engine_kit import SEED_FILES, snapshot
+from life_kit import PASSPHRASE, SEED_FILES, Publisher, home, snapshot
 
 from dasct.agent import AgentError, consent, history, review
 from dasct.agent.install import Act, install
