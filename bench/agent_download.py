@@ -11,7 +11,8 @@ running beside it by more than 5%. One run measures, side by side:
   with no bandwidth cap and with a cap;
 - as a control, the same download at normal priority (no nice, no SCHED_IDLE).
 
-The slowdown is 1 - (units/s beside the download) / (units/s alone), median over runs.
+The slowdown is 1 - (units/s beside the download) / (units/s alone), the alone rate being
+the mean of a measure just before and one just after; median over runs.
 With 1 worker on a 2-core machine the download has a core of its own; with as many
 workers as cores it can only take CPU from them. The HTTP server stands in for a remote
 CDN and runs at nice +19 in its own process, so that its CPU is not charged to the agent.
@@ -181,7 +182,8 @@ def main() -> int:
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     print(f"# {platform.platform()}, {cores} cores, Python {platform.python_version()}; "
-          f"{args.mb} MB release, {args.runs} runs, medians")
+          f"{args.mb} MB release, {args.runs} runs, medians; load average at start "
+          f"{os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         served, root = setup(tmp, args.mb)
@@ -199,15 +201,20 @@ def main() -> int:
                      ("control: normal priority, no cap", 0, False)]
         print("| workers | download | download s | slowdown (median) | runs |")
         print("|---|---|---|---|---|")
+        guess: dict[tuple[int, str], float] = {}
         for workers in sorted({1, cores}):
             for name, cap, low in scenarios:
                 slow, secs = [], []
                 for _ in range(args.runs):
                     home = homes[cap]
+                    # Alone just before and just after, so that load from outside the
+                    # benchmark drifting during a run falls on both sides of the ratio.
+                    before, _ = side_by_side(workers, guess.get((workers, name), 2.0))
                     with_rate, seconds = side_by_side(
                         workers, lambda h=home, lw=low: download(h, low=lw))
-                    alone_rate, _ = side_by_side(workers, seconds)
-                    slow.append(100.0 * (1 - with_rate / alone_rate))
+                    after, _ = side_by_side(workers, seconds)
+                    guess[(workers, name)] = seconds
+                    slow.append(100.0 * (1 - with_rate / ((before + after) / 2)))
                     secs.append(seconds)
                 print(f"| {workers} | {name} | {statistics.median(secs):.2f} | "
                       f"{statistics.median(slow):+.1f}% | "

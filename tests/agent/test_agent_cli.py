@@ -182,3 +182,39 @@ def test_used_and_run_import_nothing_of_tuf_when_no_check_is_due(local: Local) -
                        capture_output=True, env={**os.environ, "PYTHONPATH": str(SRC)},
                        check=False)
     assert "IMPORTED []" in r.stdout, r.stdout + r.stderr
+
+
+def _wait_checked(local: Local) -> st.State:
+    import time
+
+    from dasct.agent import download
+
+    for _ in range(200):
+        s = local.load()
+        if s.last_check is not None and not download.running(st.agent_dir(local.state_dir)):
+            return s
+        time.sleep(0.05)
+    raise AssertionError("the background check did not end")
+
+
+def test_when_shutdown_checks_after_the_command_not_before(tmp_path: Path) -> None:
+    loc = home(tmp_path, 'uses = 1\nwhen = ["shutdown"]\n')
+    (loc.home / "root.json").write_text("{}")
+    marker = loc.home / "checked-before"
+    script = ("import json, pathlib, sys; p = pathlib.Path(sys.argv[1]); "
+              "s = json.loads(p.read_text())['body'] if p.exists() else {}; "
+              "pathlib.Path(sys.argv[2]).write_text(str(s.get('last_check')))")
+    r = cli(loc.home, "run", "editor", "--", sys.executable, "-c", script,
+            str(loc.state_path), str(marker))
+    assert r.returncode == 0, r.stderr
+    assert marker.read_text() == "None"  # nothing had checked while the command ran
+    s = _wait_checked(loc)  # the check started at shutdown (and could not update)
+    assert s.last_result.startswith("cannot update") and s.uses == 0
+
+
+def test_when_startup_checks_before_the_command(tmp_path: Path) -> None:
+    loc = home(tmp_path, 'uses = 1\nwhen = ["startup"]\n')
+    (loc.home / "root.json").write_text("{}")
+    r = cli(loc.home, "run", "editor", "--", sys.executable, "-c", "0")
+    assert r.returncode == 0, r.stderr
+    assert _wait_checked(loc).last_result.startswith("cannot update")
