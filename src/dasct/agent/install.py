@@ -190,10 +190,12 @@ def _installed(local: Local, release: Release, migrated: list[str], period: floa
         if period is not None and migrated:
             windows = st.with_window(s, st.Window(release.version, tuple(migrated),
                                                   s.installed, at, at + period))
-        change.set(installed=release.version, waiting=None, windows=windows,
-                   noticed=max(s.noticed, release.version))
+        # A background check may have downloaded a newer release meanwhile: it stays.
+        mine = s.waiting is not None and s.waiting.version == release.version
+        change.set(installed=release.version, waiting=None if mine else s.waiting,
+                   windows=windows, noticed=max(s.noticed, release.version))
         previous = s.installed
-        tar = s.waiting.path if s.waiting else ""
+        tar = s.waiting.path if mine and s.waiting else ""
     if tar:
         Path(tar).unlink(missing_ok=True)
     ends = None if period is None else at + period
