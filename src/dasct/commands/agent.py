@@ -168,9 +168,12 @@ def _tell(local: Local) -> None:
 
 
 def _remind(local: Local, s: st.State) -> None:
+    at = time.time()
+    if not any(w.ends <= at for w in s.windows):
+        return  # the common case imports nothing more (review imports the engine)
     from dasct.agent import review
 
-    for w in review.ended(s, time.time()):
+    for w in review.ended(s, at):
         _say(f"dasct agent: the uninstall period of version {w.version} has ended: "
              f"`dasct agent review --home {local.home}` (uninstall, keep, keep for good)")
 
