@@ -71,8 +71,8 @@ def configure(cfg: Config) -> None:
     """Make the secrets a configuration names known to every sink of this process.
 
     Called wherever an environment is resolved (dasct.migrate.environment): the signing-key
-    variables (triggers' current and previous keys, audit checkpoints), `[security]
-    secret_env` and `pass_env`, and the database URLs' passwords.
+    variables (triggers' current and previous keys, audit checkpoints, [publish]'s TUF
+    keys), `[security] secret_env` and `pass_env`, and the database URLs' passwords.
     """
     from urllib.parse import unquote
 
@@ -87,7 +87,11 @@ def configure(cfg: Config) -> None:
                                  # the trackers' credentials ([qa.*]; empty: not set)
                                  *(n for n in (cfg.qa.jira.token_env, cfg.qa.github.token_env,
                                                cfg.qa.email.password_env,
-                                               cfg.qa.webhook.url_env) if n)})
+                                               cfg.qa.webhook.url_env) if n),
+                                 # the TUF keys [publish] reads from the environment
+                                 *(k[4:] for r in (cfg.publish.root, cfg.publish.targets,
+                                                   cfg.publish.snapshot, cfg.publish.timestamp)
+                                   for k in r.keys if k.startswith("env:"))})
     _policy.globs = tuple(cfg.security.secret_env)
     _policy.passed = frozenset(cfg.security.pass_env)
     _policy.values = frozenset(values)

@@ -86,12 +86,12 @@ def test_a_key_from_the_environment_and_errors_that_never_show_it(
     assert kit.publish(staged("E1", b"one")).version == 1
     monkeypatch.setenv("TS_KEY", pem.replace("A", "B", 3))
     with pytest.raises(AgentError) as err:
-        kit.publish()
+        kit.publish(staged("E2", b"two"))
     assert str(err.value) == ("[publish] timestamp key env:TS_KEY: not an unencrypted PEM "
                               "private key (Ed25519, ECDSA or RSA)")
     monkeypatch.delenv("TS_KEY")
     with pytest.raises(AgentError, match="env:TS_KEY: the variable is not set"):
-        kit.publish()
+        kit.publish(staged("E3", b"three"))
 
 
 def test_a_configured_key_root_does_not_trust_is_refused(kit: Kit) -> None:
@@ -100,7 +100,23 @@ def test_a_configured_key_root_does_not_trust_is_refused(kit: Kit) -> None:
     kit.cfg = replace(kit.cfg, snapshot=replace(
         kit.cfg.snapshot, keys=(new_key(kit.base / "keys", "stray"),)))
     with pytest.raises(AgentError, match="--rotate snapshot"):
-        kit.publish()
+        kit.publish(staged("E2", b"two"))
+
+
+def test_root_keys_stay_offline_unless_root_is_signed(kit: Kit) -> None:
+    from dataclasses import replace
+    kit.publish(staged("E1", b"one"))
+    kit.cfg = replace(kit.cfg, root=replace(kit.cfg.root, keys=("file:/offline/root.pem",)))
+    assert kit.publish(staged("E2", b"two")).signed == ["targets", "snapshot", "timestamp"]
+    assert kit.publish(now=kit.now + hours(13)).signed == ["timestamp"]
+    late = kit.publish(staged("E3", b"three"), now=kit.now + hours(24 * 200))
+    assert late.version == 3 and late.root_version == 1  # published; root not renewed
+    assert len(late.warnings) == 1
+    assert "root v1 expires" in late.warnings[0]
+    assert late.warnings[0].endswith("root key file:/offline/root.pem: cannot read: "
+                                     "No such file or directory")
+    with pytest.raises(AgentError, match=r"root key file:/offline/root\.pem: cannot read"):
+        kit.publish(now=kit.now + hours(24 * 366))  # root expired: nothing can be published
 
 
 @pytest.mark.parametrize("role", ["root", "timestamp"])
@@ -182,3 +198,99 @@ def test_cli_publishes_what_promotion_staged(tmp_path: Path) -> None:
         (repo / ".dasct/publish" / ENV / "metadata/1.targets.json").read_text())
     assert info["signed"]["targets"][f"{ENV}/releases/1.tar"]["custom"]["dasct"][
         "defects"] == ["PROJ-7"]
+    half = _cli(repo, "publish", "--env", ENV, "--rotate", "timestamp")
+    assert (half.returncode, half.stderr.strip()) == (
+        1, "dasct: dasct publish: --rotate ROLE and --new-key SOURCE go together")
+    fresh = new_key(tmp_path, "timestamp2")
+    rotated = _cli(repo, "publish", "--env", ENV, "--rotate", "timestamp", "--new-key", fresh)
+    assert rotated.returncode == 0, rotated.stderr
+    assert rotated.stdout.splitlines()[1:] == [
+        "rotated the timestamp keys: root is now version 2", "signed: timestamp"]
+    doc = trigw.document(
+        id="E2", system=SYSTEM, environment=ENV, not_before=start,
+        expires=start + timedelta(days=3), defects=[], commits=[], sql=[], files=[],
+        commands=[])
+    trigw.write(repo / "staging", doc, key=None)
+    stale = _cli(repo, "publish", "--env", ENV)  # [publish] still names the retired key
+    assert stale.returncode == 1 and "--rotate timestamp" in stale.stderr
+
+
+def test_a_role_signed_below_roots_threshold_is_refused_before_writing(kit: Kit) -> None:
+    from dataclasses import replace
+    two = (*kit.cfg.targets.keys, new_key(kit.base / "keys", "targets-b"))
+    kit.cfg = replace(kit.cfg, targets=replace(kit.cfg.targets, keys=two, threshold=2))
+    kit.publish(staged("E1", b"one"))
+    kit.cfg = replace(kit.cfg, targets=replace(kit.cfg.targets, keys=two[:1], threshold=1))
+    served = kit.tmp / "served"
+    before = sorted(str(p) for p in served.rglob("*"))
+    with pytest.raises(AgentError, match=r"\[publish\] targets: its keys do not reach the "
+                       "threshold of 2 root requires"):
+        kit.publish(staged("E2", b"two"))
+    assert sorted(str(p) for p in served.rglob("*")) == before  # not even the tar
+
+
+def test_a_root_rotation_with_keys_that_are_not_roots_is_refused(kit: Kit) -> None:
+    from dataclasses import replace
+    kit.publish(staged("E1", b"one"))
+    kit.cfg = replace(kit.cfg, root=replace(
+        kit.cfg.root, keys=(new_key(kit.base / "keys", "not-root"),)))
+    with pytest.raises(AgentError, match=r"root: a configured key is not a root key of root v1"):
+        kit.publish(rotate=("root", [new_key(kit.base / "keys", "root2")]))
+    assert not (kit.meta / "2.root.json").exists()
+
+
+def test_without_consistent_snapshots_the_client_still_updates(kit: Kit) -> None:
+    from dataclasses import replace
+    kit.cfg = replace(kit.cfg, consistent_snapshot=False)
+    kit.publish(staged("E1", b"one"))
+    kit.publish(staged("E2", b"two"))
+    assert {"targets.json", "snapshot.json"} <= {p.name for p in kit.meta.iterdir()}
+    src = kit.source()
+    found = client.check(src, installed=0)
+    assert found is not None and found.version == 2
+    assert (kit.tmp / "served" / ENV / "targets" / ENV / "releases" / "2.tar").is_file()
+    tar = client.download(src, found, kit.tmp / "dl")
+    assert [p.name for p in release.extract(tar, found, kit.tmp / "st")] == ["E1.json",
+                                                                              "E2.json"]
+
+
+BLOCKER = '''import sys
+
+
+class _NoTuf:
+    def find_spec(self, name, path=None, target=None):
+        if name == "tuf" or name.startswith("tuf."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _NoTuf())
+'''
+
+
+def test_without_the_agent_extra_one_line_names_it(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(BLOCKER)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / ".dasct.toml").write_text(f"[environments.{ENV}]\n")
+    env = {**os.environ, "PYTHONPATH": f"{site}:{SRC}"}
+    proc = subprocess.run([sys.executable, "-m", "dasct", "publish", "--env", ENV], cwd=repo,
+                          env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip().endswith(
+        "pull-mode updates need tuf, which is not installed: pip install 'dasct[agent]'")
+
+
+def test_tuf_key_variables_are_secrets_everywhere(tmp_path: Path) -> None:
+    from dasct import redact
+    (tmp_path / ".dasct.toml").write_text(
+        '[publish]\ntimestamp = { keys = ["env:CI_TUF_TS"] }\n')
+    assert not redact.is_secret_var("CI_TUF_TS")
+    redact.configure(config.load(tmp_path))
+    try:
+        assert redact.is_secret_var("CI_TUF_TS")
+    finally:
+        redact.configure(config.Config())

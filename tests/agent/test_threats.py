@@ -96,7 +96,7 @@ def test_a_mirror_that_withholds_the_timestamp_is_not_current(kit: Kit) -> None:
     src = kit.source()
     assert client.check(src, installed=1) is None
     kit.server.withheld.add(kit.url_path("timestamp.json"))
-    refused(kit, lambda: client.check(src, installed=1), "HTTP 404")
+    refused(kit, lambda: client.check(src, installed=1), r"HTTP 404 for http://.*/timestamp\.json")
 
 
 def test_a_mirror_that_withholds_the_release_is_reported(kit: Kit) -> None:

@@ -17,3 +17,19 @@ class AgentError(DasctError):
     def __init__(self, message: str) -> None:
         # Server answers and hostile member names may carry newlines; keep it one line.
         super().__init__(message.replace("\r", "\\r").replace("\n", "\\n"))
+
+
+HINT = "pip install 'dasct[agent]'"
+
+
+def require() -> None:
+    """AgentError naming the extra to install when python-tuf or cryptography is missing."""
+    import importlib
+
+    for module in ("tuf.api.metadata", "securesystemslib.signer", "cryptography"):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            name = module.split(".")[0]
+            raise AgentError(f"pull-mode updates need {name}, which is not installed: "
+                             f"{HINT}") from None

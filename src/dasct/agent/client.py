@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dasct.agent import AgentError
+from dasct.agent import AgentError, require
 from dasct.agent.release import Release, target_path
 from dasct.errors import ConfigError
 
@@ -65,12 +65,16 @@ class Source:
 def _fetcher(bytes_per_second: int) -> Any:
     from tuf.ngclient.urllib3_fetcher import Urllib3Fetcher
 
-    class CappedFetcher(Urllib3Fetcher):
-        """Urllib3Fetcher that sleeps between chunks to stay under bytes_per_second."""
+    class Fetcher(Urllib3Fetcher):
+        """Urllib3Fetcher that remembers the last URL (for the message) and, when
+        bytes_per_second > 0, sleeps between chunks to stay under it."""
+
+        last_url = ""
 
         def _fetch(self, url: str) -> Iterator[bytes]:
+            self.last_url = url
             chunks = super()._fetch(url)
-            return self._paced(chunks)
+            return self._paced(chunks) if bytes_per_second > 0 else chunks
 
         def _paced(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
             start, sent = time.monotonic(), 0
@@ -82,11 +86,11 @@ def _fetcher(bytes_per_second: int) -> Any:
                     time.sleep(ahead)
 
     if bytes_per_second > 0:
-        return CappedFetcher(chunk_size=min(CHUNK, max(1024, bytes_per_second // 4)))
-    return Urllib3Fetcher()
+        return Fetcher(chunk_size=min(CHUNK, max(1024, bytes_per_second // 4)))
+    return Fetcher()
 
 
-def _what(exc: BaseException) -> str:
+def _what(exc: BaseException, url: str = "") -> str:
     from tuf.api import exceptions as tufx
 
     text = str(exc) or type(exc).__name__
@@ -101,7 +105,7 @@ def _what(exc: BaseException) -> str:
     if isinstance(exc, tufx.DownloadLengthMismatchError):
         return f"more data than the signed length allows ({text})"
     if isinstance(exc, tufx.DownloadHTTPError):
-        return f"the server answered HTTP {exc.status_code}"
+        return f"the server answered HTTP {exc.status_code}{f' for {url}' if url else ''}"
     if isinstance(exc, tufx.DownloadError):
         cause = exc.__cause__
         return f"download failed ({text}{f': {cause}' if cause else ''})"
@@ -118,17 +122,23 @@ class _Session:
         self.source = source
         self.bytes_per_second = bytes_per_second
         self.target_dir = target_dir
+        self.fetcher: Any = None
 
     def fail(self, what: str) -> AgentError:
         return AgentError(f"cannot update {self.source.env} from "
                           f"{self.source.metadata_url}: {what}")
 
+    def what(self, exc: BaseException) -> str:
+        return _what(exc, getattr(self.fetcher, "last_url", ""))
+
     def __enter__(self) -> Any:
+        require()
         from tuf.ngclient.updater import Updater
 
         s = self.source
         try:
             s.metadata_dir.mkdir(parents=True, exist_ok=True)
+            self.fetcher = _fetcher(self.bytes_per_second)
             bootstrap = None
             if not (s.metadata_dir / "root.json").is_file():
                 if s.trusted_root is None:
@@ -138,17 +148,26 @@ class _Session:
                 metadata_dir=str(s.metadata_dir), metadata_base_url=s.metadata_url,
                 target_base_url=s.targets_url,
                 target_dir=None if self.target_dir is None else str(self.target_dir),
-                fetcher=_fetcher(self.bytes_per_second), bootstrap=bootstrap)
+                fetcher=self.fetcher, bootstrap=bootstrap)
             updater.refresh()
         except AgentError:
             raise
         except Exception as exc:  # everything from the server is hostile: one line
-            raise self.fail(_what(exc)) from None
+            raise self.fail(self.what(exc)) from None
         return updater
 
     def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
         if exc is not None and not isinstance(exc, AgentError) and isinstance(exc, Exception):
-            raise self.fail(_what(exc)) from None
+            raise self.fail(self.what(exc)) from None
+
+
+def refreshed(source: Source, *, target_dir: Path | None = None,
+              bytes_per_second: int = 0) -> _Session:
+    """A context manager giving a refreshed Updater of source, every error one AgentError.
+
+    What check and download use; bench/tuf_conformance_client.py drives it directly.
+    """
+    return _Session(source, bytes_per_second=bytes_per_second, target_dir=target_dir)
 
 
 def _release(session: _Session, updater: Any, version: int) -> Release | None:

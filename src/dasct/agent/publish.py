@@ -10,6 +10,7 @@ the client finds the newest by asking for consecutive versions.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -44,6 +45,7 @@ class Outcome:
     new_triggers: tuple[str, ...] = ()
     signed: list[str] = field(default_factory=list)  # roles written, in write order
     root_version: int = 1
+    warnings: list[str] = field(default_factory=list)  # one line each
 
 
 def _days(cfg: PublishConfig, role: str) -> int:
@@ -59,6 +61,9 @@ class Repository:
         self.meta_dir, self.targets_dir = folder / "metadata", folder / "targets"
         self.md: dict[str, Any] = {}
         self.new: set[str] = set()
+        self.signed: list[str] = []  # roles written, in write order
+        self.pending: list[tuple[Path, bytes]] = []  # written by flush(), in this order
+        self.trusted: Any = None  # the root as it was read: it must verify a new root
         self.signers: dict[str, list[Any]] = {}
 
     # ------------------------------------------------------------------ reading
@@ -80,6 +85,7 @@ class Repository:
         if root is None:
             return False
         self.md["root"] = root
+        self.trusted = copy.deepcopy(root)
         self.md["timestamp"] = self._read("timestamp.json")
         snap_v = self.md["timestamp"].signed.snapshot_meta.version
         self.md["snapshot"] = self._read(f"{snap_v}.snapshot.json")
@@ -97,22 +103,22 @@ class Repository:
     def expiry(self, role: str) -> datetime:
         return (self.now + timedelta(days=_days(self.cfg, role))).replace(microsecond=0)
 
-    def load_signers(self) -> None:
-        for role in tufkeys.ROLES:
-            self.signers[role] = tufkeys.signers(getattr(self.cfg, role).keys, self.base, role)
+    def signers_of(self, role: str) -> list[Any]:
+        """The configured signers of role, loaded when first needed and checked against root.
 
-    def check_signers(self, skip: str = "") -> None:
-        """The configured keys are the ones root trusts for each role."""
-        for role in tufkeys.ROLES:
-            if role == skip:
-                continue
-            ids = {s.public_key.keyid for s in self.signers[role]}
-            unknown = ids - self.keyids(role)
-            if unknown:
+        Loaded lazily so that a publish that signs only the timestamp needs only its key:
+        the root keys can stay offline but for the first root, a rotation and a renewal.
+        """
+        if role not in self.signers:
+            found = tufkeys.signers(getattr(self.cfg, role).keys, self.base, role)
+            if self.trusted is not None and \
+                    {s.public_key.keyid for s in found} - self.keyids(role):
                 raise AgentError(
                     f"[publish] {role}: a configured key is not a {role} key of root "
                     f"v{self.md['root'].signed.version} (rotate with --rotate {role} "
                     "--new-key SOURCE, then name the new key in [publish])")
+            self.signers[role] = found
+        return self.signers[role]
 
     def create(self) -> None:
         from tuf.api.metadata import Metadata, Role, Root, Snapshot, Targets, Timestamp
@@ -122,7 +128,7 @@ class Repository:
         for role in tufkeys.ROLES:
             keys = getattr(self.cfg, role)
             root.roles[role] = Role([], keys.threshold)
-            for s in self.signers[role]:
+            for s in self.signers_of(role):
                 root.add_key(s.public_key, role)
             self._check_threshold(role, root)
         self.md = {"root": Metadata(root),
@@ -130,7 +136,7 @@ class Repository:
                    "snapshot": Metadata(Snapshot(expires=self.expiry("snapshot"))),
                    "timestamp": Metadata(Timestamp(expires=self.expiry("timestamp")))}
         self.new = {"targets", "snapshot", "timestamp"}  # version 1, not yet written
-        self.write_root(self.signers["root"])
+        self.write_root(self.signers_of("root"))
 
     def _check_threshold(self, role: str, root: Any) -> None:
         if root.roles[role].threshold > len(root.roles[role].keyids):
@@ -140,21 +146,45 @@ class Repository:
     # ------------------------------------------------------------------ writing
 
     def _write(self, name: str, md: Any) -> None:
-        durable.atomic_write(self.meta_dir / name, md.to_bytes(_serializer()), mode=0o644)
+        self.pending.append((self.meta_dir / name, md.to_bytes(_serializer())))
+
+    def flush(self) -> None:
+        """Write what this publish signed, in order; nothing is written before all of it
+        is signed and verified, so a missing key or threshold leaves the repository as it
+        was."""
+        for path, data in self.pending:
+            durable.atomic_write(path, data, mode=0o644)
+        self.pending.clear()
 
     def write_root(self, signers: Sequence[Any]) -> None:
         md = self.md["root"]
         md.signatures.clear()
         for s in signers:
             md.sign(s, append=True)
+        # What a client will check, checked before anything is written: the new root
+        # verifies under itself and under the root the clients trust now (spec 5.3.4).
+        for name, by in (("itself", md), ("the previous root", self.trusted)):
+            if by is not None and not self._verifies(by, "root", md):
+                raise AgentError(
+                    f"root v{md.signed.version} would not verify under {name}: the [publish] "
+                    "root keys are not the current root's or do not reach its threshold")
         self._write(f"{md.signed.version}.root.json", md)
         self._write("root.json", md)  # the current root, to ship as trusted_root
+        self.trusted = copy.deepcopy(md)
+
+    @staticmethod
+    def _verifies(root: Any, role: str, md: Any) -> bool:
+        try:
+            root.signed.verify_delegate(role, md.signed_bytes, md.signatures)
+        except Exception:
+            return False
+        return True
 
     def rotate(self, role: str, new_sources: Sequence[str]) -> None:
         """A new root whose role keys are new_sources, signed by the old and new root keys."""
         new = [tufkeys.signer(s, self.base, role) for s in new_sources]
         root = self.md["root"].signed
-        old_root_signers = self.signers["root"]
+        old_root_signers = self.signers_of("root")
         for keyid in list(root.roles[role].keyids):
             root.revoke_key(keyid, role)
         for s in new:
@@ -168,7 +198,7 @@ class Repository:
         self.signers[role] = new
         self.write_root(signers)
 
-    def sign_and_write(self, role: str) -> None:
+    def sign(self, role: str) -> None:
         md = self.md[role]
         if role in self.new:
             self.new.discard(role)
@@ -176,8 +206,11 @@ class Repository:
             md.signed.version += 1
         md.signed.expires = self.expiry(role)
         md.signatures.clear()
-        for s in self.signers[role]:
+        for s in self.signers_of(role):
             md.sign(s, append=True)
+        if not self._verifies(self.md["root"], role, md):
+            raise AgentError(f"[publish] {role}: its keys do not reach the threshold of "
+                             f"{self.md['root'].signed.roles[role].threshold} root requires")
         self.signed.append(role)
         if role == "timestamp":
             self._write("timestamp.json", md)
@@ -202,9 +235,7 @@ class Repository:
                 data = self.md["snapshot"].to_bytes(_serializer())
                 self.md["timestamp"].signed.snapshot_meta = MetaFile.from_data(
                     self.md["snapshot"].signed.version, data, ["sha256"])
-            self.sign_and_write(role)
-
-    signed: list[str]
+            self.sign(role)
 
     def near_expiry(self, role: str) -> bool:
         left = self.md[role].signed.expires - self.now
@@ -232,7 +263,7 @@ class Repository:
 
         info = TargetFile.from_data(path, data, ["sha256"])
         info.unrecognized_fields["custom"] = {"dasct": manifest}
-        durable.atomic_write(self.target_file(info), data, mode=0o644)
+        self.pending.append((self.target_file(info), data))
         self.md["targets"].signed.targets[path] = info
 
 
@@ -265,17 +296,16 @@ def publish(cfg: PublishConfig, *, env: str, system: str, staged: Sequence[Stage
     base: the repository root (relative paths of cfg and key files). rotate: (role, new
     key sources) replaces that role's keys through a new root version first.
     """
+    from dasct.agent import require
+
+    require()
     now = now or datetime.now(timezone.utc)
     folder = Path(cfg.repository) if Path(cfg.repository).is_absolute() \
         else base / cfg.repository
     repo = Repository(cfg, folder / env, base, now)
-    repo.signed = []
-    repo.load_signers()
     fresh = not repo.load()
     if fresh:
         repo.create()
-    else:
-        repo.check_signers(skip=rotate[0] if rotate else "")
     outcome = Outcome(env=env, version=0, signed=repo.signed)
     start: str | None = "targets" if fresh else None
     if rotate is not None:
@@ -284,9 +314,7 @@ def publish(cfg: PublishConfig, *, env: str, system: str, staged: Sequence[Stage
         if role != "root":  # the role's metadata must now carry the new key's signature
             start = _lowest(start, role)
     elif not fresh and repo.near_expiry("root"):
-        repo.md["root"].signed.version += 1
-        repo.md["root"].signed.expires = repo.expiry("root")
-        repo.write_root(repo.signers["root"])
+        _renew_root(repo, outcome)
     outcome.root_version = repo.md["root"].signed.version
 
     published = repo.releases()
@@ -324,7 +352,24 @@ def publish(cfg: PublishConfig, *, env: str, system: str, staged: Sequence[Stage
                 break
     if start:
         repo.chain(start)
+    repo.flush()
     return outcome
+
+
+def _renew_root(repo: Repository, outcome: Outcome) -> None:
+    """Re-sign root past half its life; with its keys offline, a warning until it expires."""
+    root = repo.md["root"].signed
+    try:
+        signers = repo.signers_of("root")
+    except AgentError as exc:
+        if root.expires <= repo.now:
+            raise
+        outcome.warnings.append(f"root v{root.version} expires {trig.format_time(root.expires)}"
+                                f" and cannot be renewed now: {exc}")
+        return
+    root.version += 1
+    root.expires = repo.expiry("root")
+    repo.write_root(signers)
 
 
 def _lowest(a: str | None, b: str) -> str:

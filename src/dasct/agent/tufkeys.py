@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dasct import durable
-from dasct.agent import AgentError
+from dasct.agent import AgentError, require
 
 ROLES = ("root", "targets", "snapshot", "timestamp")
 
@@ -59,6 +59,7 @@ def signers(sources: Sequence[str], base: Path, role: str) -> list[Any]:
 
 def generate(folder: Path) -> str:
     """Write a fresh Ed25519 key per role into folder (0600); the [publish] table to paste."""
+    require()
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,14 +74,18 @@ def run(args: argparse.Namespace) -> int:
     out = publish.publish(cfg.publish, env=args.env, system=cfg.migrate.system,
                           staged=found, base=repo.root,
                           rotate=(args.rotate, args.new_key) if args.rotate else None)
+    for warning in out.warnings:
+        print(f"dasct: warning: {warning}", file=sys.stderr)
     if args.format == "json":
         print(json.dumps({"env": out.env, "version": out.version, "root": out.root_version,
-                          "new_triggers": list(out.new_triggers), "signed": out.signed},
-                         indent=2, sort_keys=True))
+                          "new_triggers": list(out.new_triggers), "signed": out.signed,
+                          "warnings": out.warnings}, indent=2, sort_keys=True))
         return 0
     if out.new_triggers:
         print(f"published release {out.version} of {out.env}: "
               f"{len(out.new_triggers)} new trigger(s): {', '.join(out.new_triggers)}")
+    elif out.version == 0:
+        print(f"nothing to publish for {out.env}: no trigger is staged for it yet")
     else:
         print(f"nothing new to publish for {out.env}: release {out.version} is current")
     if args.rotate:
