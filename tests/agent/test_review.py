@@ -100,3 +100,10 @@ def test_history_lists_every_decision(local: Local) -> None:
     assert got == [("installed", 1), ("installed", 2), ("kept", 2), ("uninstalled", 2),
                    ("kept-forever", 1), ("refused", 3)]
     assert all(e["time"].endswith("Z") for e in history.entries(local.state_dir))
+
+
+def test_history_is_redacted(local: Local, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UPDATES_TOKEN", "s3cr3t-value-42")
+    history.add(local.state_dir, history.REFUSED, 1, reason="server said s3cr3t-value-42")
+    text = history.path_of(local.state_dir).read_text()
+    assert "s3cr3t-value-42" not in text and "[redacted]" in text
