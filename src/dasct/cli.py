@@ -74,6 +74,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ledger": ("dasct.commands.ledger", "the QA ledger: log its records, push or fetch it"),
     "report": ("dasct.commands.report", "write a static HTML report: defects per file, "
                "revalidations, migrations, warranty, audit"),
+    "agent": ("dasct.commands.agent", "the target's agent: count uses, check and download "
+              "signed releases, install, take an upgrade back"),
     "demo": ("dasct.commands.demo", "build a sample repository and show dasct at work"),
 }
 
