@@ -50,13 +50,14 @@ class Publisher:
         self.triggers: list[str] = []
 
     def release(self, files: Sequence[File] = (), *, commands: Sequence[trig.StepCommand] = (),
-                restart: bool = False) -> tuple[releases.Release, bytes]:
+                restart: bool = False, expires_in: timedelta = timedelta(days=30),
+                ) -> tuple[releases.Release, bytes]:
         """The next release: one new trigger with files (pre-images: the target as it is)."""
         self.version += 1
         tid = f"rel-{self.version}"
         now = datetime.now(timezone.utc)
         stage(self.ci, tid, files=files, commands=commands, not_before=now - timedelta(hours=1),
-              expires=now + timedelta(days=30))
+              expires=now + expires_in)
         self.triggers.append(tid)
         members = {p.relative_to(self.ci.staging).as_posix(): p.read_bytes()
                    for p in self.ci.staging.rglob("*") if p.is_file()

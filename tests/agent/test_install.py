@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from life_kit import PASSPHRASE, SEED_FILES, Publisher, health, home, snapshot
 
-from dasct import note
+from dasct import audit, note
 from dasct.agent import AgentError, consent, history
 from dasct.agent.install import Act, install
 from dasct.agent.local import Local
@@ -47,6 +47,17 @@ def test_the_right_passphrase_installs_through_the_engine(local: Local) -> None:
     assert archive.load(local.state_dir, "rel-1")  # the uninstall version
     assert not list((local.state_dir / "agent" / "downloads").glob("*.tar"))
     assert _events(local) == ["installed"]
+
+
+def test_a_trigger_past_its_push_time_expiry_installs(local: Local) -> None:
+    # A machine may look for updates weeks after CI built the trigger: the release's TUF
+    # metadata (verified at download) bounds its age, not the trigger's `expires`.
+    Publisher(local).downloaded(SEED_FILES, expires_in=timedelta(minutes=-10))
+    quiet(local, act=Act(PASSPHRASE), keep_for=3 * DAY)
+    assert (local.env.root / "app" / "main.py").read_text() == "print('v2')\n"
+    assert local.load().installed == 1 and _events(local) == ["installed"]
+    start = [r for r in audit.records(local.state_dir) if r["event"] == "run-start"]
+    assert start[-1]["fields"]["honour_expiry"] is False
 
 
 def test_a_wrong_passphrase_installs_nothing_and_keeps_a_trace(local: Local) -> None:

@@ -152,7 +152,10 @@ def install(local: Local, *, act: Act, keep_for: float | None = None, chosen: bo
         tr.keep(release.version, str(exc), write)
         raise
     try:
-        result = engine.run(local.env, ignore_window=True, write=write)
+        # The person (or the signed policy) chose this moment, so no window holds it back
+        # (a freeze still does); and the release's verified TUF metadata, not the
+        # triggers' push-time expiry, bounds how old what is installed may be.
+        result = engine.run(local.env, ignore_window=True, honour_expiry=False, write=write)
     except DasctError as exc:  # the engine refused to start (locked, needs attention...)
         history.add(local.state_dir, history.INSTALL_FAILED, release.version, reason=str(exc))
         raise AgentError(f"version {release.version} was not installed: {exc}; the download "

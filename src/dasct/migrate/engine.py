@@ -186,29 +186,34 @@ def _print_plan(write: Write, t: trig.Trigger, cmds: list[trig.StepCommand]) -> 
 
 
 def run(env: Environment, *, now: datetime | None = None, ignore_window: bool = False,
-        dry_run: bool = False, break_stale_lock: bool = False, write: Write = print) -> Result:
-    """`dasct migrate run`: migrate every due trigger of env, in the issue's order."""
+        dry_run: bool = False, break_stale_lock: bool = False, honour_expiry: bool = True,
+        write: Write = print) -> Result:
+    """`dasct migrate run`: migrate every due trigger of env, in the issue's order.
+
+    honour_expiry false is the agent's install only (plan.scan says why)."""
     now = now or datetime.now(timezone.utc)
     if dry_run:
         return _dry_run(env, now=now, ignore_window=ignore_window, write=write)
     if break_stale_lock and lock.read(env.state_dir) is not None:
         break_lock(env, write)
     with session(env, write) as ctx:
-        return _run_locked(ctx, now=now, ignore_window=ignore_window)
+        return _run_locked(ctx, now=now, ignore_window=ignore_window,
+                           honour_expiry=honour_expiry)
 
 
-
-def _run_locked(ctx: Session, *, now: datetime, ignore_window: bool) -> Result:
+def _run_locked(ctx: Session, *, now: datetime, ignore_window: bool,
+                honour_expiry: bool) -> Result:
     env, write, result = ctx.env, ctx.write, Result()
     stats = result.stats
-    ctx.log("run-start", now=trig.format_time(now), ignore_window=ignore_window)
+    ctx.log("run-start", now=trig.format_time(now), ignore_window=ignore_window,
+            **({} if honour_expiry else {"honour_expiry": False}))
     refuse_if_attention(ctx)
     result.recovered = recover(ctx)
     if result.recovered:
         write(f"recovered: {result.recovered}")
         refuse_if_attention(ctx)
     warranty.check(env, ctx.report)  # warranties due to end become CP (real clock only)
-    found = scan(env, now)
+    found = scan(env, now, honour_expiry=honour_expiry)
     for path, outcome in found.settled:
         settle_file(env, path, outcome)
     for path, why in found.refused:

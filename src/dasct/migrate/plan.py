@@ -27,8 +27,13 @@ class Scan:
     settled: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def scan(env: Environment, now: datetime) -> Scan:
-    """Read and verify every pending trigger of env; sort them by schedule."""
+def scan(env: Environment, now: datetime, *, honour_expiry: bool = True) -> Scan:
+    """Read and verify every pending trigger of env; sort them by schedule.
+
+    honour_expiry false (the pull-mode agent's install): a trigger past its `expires` is
+    due all the same. Its release's signed TUF metadata, which expires on its own and was
+    verified when the agent downloaded it, bounds its age instead (docs/agent.md).
+    """
     found = Scan()
     for path in trig.pending(env.staging, env.name):
         done = inventory.outcome(env.state_dir, path.stem)
@@ -42,7 +47,7 @@ def scan(env: Environment, now: datetime) -> Scan:
         except trig.TriggerError as exc:
             found.refused.append((path, str(exc)))
             continue
-        if t.expires <= now:
+        if honour_expiry and t.expires <= now:
             found.expired.append(t)
         elif t.not_before > now:
             found.waiting.append(t)
