@@ -41,7 +41,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from dasct import config
-from dasct.agent import publish
+from dasct.agent import publish, tufkeys
 from dasct.agentconfig import PublishConfig, RoleKeys
 from dasct.commands.publish import staged
 from dasct.migrate import trigger as trig
@@ -79,14 +79,7 @@ def _serve(root: Path, ready: Any) -> None:
 
 
 def _key(folder: Path, name: str) -> str:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    path = folder / f"{name}.pem"
-    path.write_bytes(Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    return f"file:{path}"
+    return tufkeys.new_key(folder / f"{name}.pem")
 
 
 def _environment(folder: Path, extra: str = "") -> None:

@@ -35,14 +35,7 @@ def staged(tid: str, *payloads: bytes, defects: Sequence[str] = ("PROJ-1",),
 
 def new_key(folder: Path, name: str) -> str:
     """A fresh Ed25519 PEM in folder; its file: source."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    path = folder / f"{name}.pem"
-    path.write_bytes(Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    return f"file:{path}"
+    return tufkeys.new_key(folder / f"{name}.pem")
 
 
 class Kit:

@@ -57,20 +57,26 @@ def signers(sources: Sequence[str], base: Path, role: str) -> list[Any]:
     return [signer(s, base, role) for s in sources]
 
 
-def generate(folder: Path) -> str:
-    """Write a fresh Ed25519 key per role into folder (0600); the [publish] table to paste."""
+def new_key(path: Path) -> str:
+    """Write a fresh Ed25519 private key (PEM, PKCS#8, mode 0600) to path; its file: source."""
     require()
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption())
+    durable.atomic_write(path, pem, mode=0o600)
+    return f"file:{path}"
+
+
+def generate(folder: Path) -> str:
+    """Write a fresh Ed25519 key per role into folder (0600); the [publish] table to paste."""
     lines = ["[publish]  # in .dasct.toml; or [tool.dasct.publish] in pyproject.toml"]
     for role in ROLES:
         path = folder / f"{role}.pem"
         if path.exists():
             raise AgentError(f"{path}: exists; not overwriting a key")
-        pem = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption())
-        durable.atomic_write(path, pem, mode=0o600)
+        new_key(path)
         lines.append(f'{role} = {{ keys = ["file:{path}"], threshold = 1 }}')
     return "\n".join(lines)
