@@ -11,17 +11,15 @@ temporary file and a rename as `client.download` does. Run by hand (docs/agent.m
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from urllib import parse
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from dasct.agent import AgentError
-from dasct.agent.client import Source, refreshed
+from dasct.agent.client import Source, fetch_target, refreshed
 
 
 def source(args: argparse.Namespace) -> Source:
@@ -37,18 +35,8 @@ def download(args: argparse.Namespace) -> None:
             info = updater.get_targetinfo(name)
             if info is None:
                 raise AgentError(f"{name}: not a target of the repository")
-            final = dest / parse.quote(info.path, "")
-            if updater.find_cached_target(info, str(final)):
-                continue
             dest.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=dest, suffix=".part")
-            os.close(fd)
-            try:
-                updater.download_target(info, tmp)
-                os.replace(tmp, final)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            fetch_target(updater, info, dest / parse.quote(info.path, ""))
 
 
 def main() -> int:

@@ -214,17 +214,23 @@ def download(source: Source, release: Release, dest_dir: Path, *,
         info = updater.get_targetinfo(release.target)
         dest_dir.mkdir(parents=True, exist_ok=True)
         final = dest_dir / f"{release.env}-{release.version}.tar"
-        cached = updater.find_cached_target(info, str(final))
-        if cached:
-            return Path(cached)
-        fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=f".{final.name}.", suffix=".part")
-        os.close(fd)
-        try:
-            updater.download_target(info, tmp)
-            os.replace(tmp, final)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return final
+        return fetch_target(updater, info, final)
+
+
+def fetch_target(updater: Any, info: Any, final: Path) -> Path:
+    """The target info verified into final: a cached copy that verifies is reused, else it
+    is downloaded beside final and renamed only once ngclient verified it whole."""
+    cached = updater.find_cached_target(info, str(final))
+    if cached:
+        return Path(cached)
+    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        updater.download_target(info, tmp)
+        os.replace(tmp, final)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return final
 
 
