@@ -10,9 +10,9 @@ import pytest
 from life_kit import PASSPHRASE, SEED_FILES, Publisher, health, home, snapshot
 
 from dasct import audit, note
-from dasct.agent import AgentError, consent, history
+from dasct.agent import AgentError, consent, history, review
 from dasct.agent.install import Act, install
-from dasct.agent.local import Local
+from dasct.agent.local import Local, locate
 from dasct.migrate import archive, trace
 
 V2 = [("modify", "app/main.py", b"print('v2')\n", None)]
@@ -121,6 +121,27 @@ def test_a_failed_verify_is_rolled_back_recorded_and_the_download_kept(local: Lo
     [failed] = history.entries(local.state_dir)
     assert failed["event"] == "install-failed" and failed["rolled_back"] == ["rel-1"]
     assert trace.find(local.state_dir, "rel-1")  # the engine's own trace
+
+
+def test_retention_keeps_every_archive_an_open_uninstall_window_needs(tmp_path: Path) -> None:
+    # The tightest retention: without the agent's pins each install would prune its own
+    # archive, and the releases could not be taken back.
+    home(tmp_path)
+    toml = tmp_path / ".dasct.toml"
+    toml.write_text(toml.read_text().replace('staging = "staging"\n', 'staging = "staging"\n'
+                    'retention_count = 0\nretention_days = 0\nwarranty_days = 0\n'))
+    loc = locate(tmp_path)
+    consent.set_passphrase(loc.state_dir, PASSPHRASE)
+    before = snapshot(loc.env.root)
+    publisher = Publisher(loc)
+    publisher.downloaded(SEED_FILES)
+    quiet(loc, act=Act(PASSPHRASE), keep_for=3 * DAY)
+    publisher.downloaded([("modify", "app/main.py", b"print('v3')\n", None)])
+    quiet(loc, act=Act(PASSPHRASE), keep_for=3 * DAY)
+    assert archive.load(loc.state_dir, "rel-1") and archive.load(loc.state_dir, "rel-2")
+    review.uninstall(loc, 2, write=lambda _: None)
+    review.uninstall(loc, 1, write=lambda _: None)
+    assert snapshot(loc.env.root) == before and loc.load().installed == 0
 
 
 def test_no_uninstall_deletes_the_archive(local: Local) -> None:

@@ -126,6 +126,13 @@ def _authorize(local: Local, release: Release, act: Act, keep_for: float | None,
     return keep_for if chosen else policy.keep_for
 
 
+def _pinned(state: st.State, release: Release, period: float | None) -> list[str]:
+    """The archives retention must keep at the end of this install: those of every open
+    uninstall window, and, when this install opens one, those of this release."""
+    pinned = [t for w in state.windows for t in w.triggers]
+    return pinned + list(release.triggers) if period is not None else pinned
+
+
 def install(local: Local, *, act: Act, keep_for: float | None = None, chosen: bool = True,
             write: Write = print, now: float | None = None) -> Release:
     """Install the waiting release; keep_for: the uninstall period in seconds (None: no
@@ -155,7 +162,9 @@ def install(local: Local, *, act: Act, keep_for: float | None = None, chosen: bo
         # The person (or the signed policy) chose this moment, so no window holds it back
         # (a freeze still does); and the release's verified TUF metadata, not the
         # triggers' push-time expiry, bounds how old what is installed may be.
-        result = engine.run(local.env, ignore_window=True, honour_expiry=False, write=write)
+        result = engine.run(local.env, ignore_window=True, honour_expiry=False,
+                            keep_archives=_pinned(state, release, period),
+                            write=write)
     except DasctError as exc:  # the engine refused to start (locked, needs attention...)
         history.add(local.state_dir, history.INSTALL_FAILED, release.version, reason=str(exc))
         raise AgentError(f"version {release.version} was not installed: {exc}; the download "

@@ -13,7 +13,7 @@ manual.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -187,16 +187,19 @@ def _print_plan(write: Write, t: trig.Trigger, cmds: list[trig.StepCommand]) -> 
 
 def run(env: Environment, *, now: datetime | None = None, ignore_window: bool = False,
         dry_run: bool = False, break_stale_lock: bool = False, honour_expiry: bool = True,
-        write: Write = print) -> Result:
+        keep_archives: Collection[str] = (), write: Write = print) -> Result:
     """`dasct migrate run`: migrate every due trigger of env, in the issue's order.
 
-    honour_expiry false is the agent's install only (plan.scan says why)."""
+    honour_expiry false is the agent's install only (plan.scan says why); keep_archives:
+    archives retention must not prune at the end of this run (the agent's open uninstall
+    windows: taking a release back needs every archive of its triggers)."""
     now = now or datetime.now(timezone.utc)
     if dry_run:
         return _dry_run(env, now=now, ignore_window=ignore_window, write=write)
     if break_stale_lock and lock.read(env.state_dir) is not None:
         break_lock(env, write)
     with session(env, write) as ctx:
+        ctx.pinned = tuple(keep_archives)
         return _run_locked(ctx, now=now, ignore_window=ignore_window,
                            honour_expiry=honour_expiry)
 
@@ -321,7 +324,8 @@ def _finish(ctx: Session, result: Result) -> Result:
     removed = retention.prune(env.state_dir, keep_count=env.config.retention_count,
                               keep_days=env.config.retention_days,
                               warranty_days=env.config.warranty_days,
-                              pinned=[str(marker["trigger"])] if marker else [])
+                              pinned=[*ctx.pinned, *([str(marker["trigger"])] if marker
+                                                     else [])])
     for tid in removed:
         ctx.log("archive-pruned", trigger=tid)
     stats = result.stats

@@ -54,6 +54,7 @@ class Session:
 
     def __init__(self, env: Environment, write: Write, keeper: lock.Keeper | None) -> None:
         self.env = env
+        self.pinned: tuple[str, ...] = ()  # archives retention keeps at the end (engine.run)
         self._write = write
         self.keeper = keeper
         self.report = Reporter(env.state_dir, environment=env.name,
