@@ -13,6 +13,7 @@ from agent_kit import ENV, SYSTEM, Kit, hours, new_key, staged
 
 from dasct import config
 from dasct.agent import AgentError, client, release, tufkeys
+from hidden_module import hiding
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -254,24 +255,10 @@ def test_without_consistent_snapshots_the_client_still_updates(kit: Kit) -> None
                                                                               "E2.json"]
 
 
-BLOCKER = '''import sys
-
-
-class _NoTuf:
-    def find_spec(self, name, path=None, target=None):
-        if name == "tuf" or name.startswith("tuf."):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-
-sys.meta_path.insert(0, _NoTuf())
-'''
 
 
 def test_without_the_agent_extra_one_line_names_it(tmp_path: Path) -> None:
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(BLOCKER)
+    site = hiding("tuf", tmp_path)
     repo = tmp_path / "repo"
     repo.mkdir()
     subprocess.run(["git", "init", "-q", str(repo)], check=True)

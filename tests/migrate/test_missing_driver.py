@@ -12,20 +12,8 @@ from pathlib import Path
 import pytest
 from engine_kit import AT, SRC, cli, make_env, stage
 
-BLOCKER = '''import sys
+from hidden_module import hiding
 
-
-class _NoPsycopg:
-    """psycopg is not installed, as far as this process can tell."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name == "psycopg" or name.startswith("psycopg."):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-
-sys.meta_path.insert(0, _NoPsycopg())
-'''
 HINT = "pip install 'dasct[postgres]'"
 URL = "postgresql://dasct@127.0.0.1:9/nowhere"
 
@@ -33,10 +21,7 @@ URL = "postgresql://dasct@127.0.0.1:9/nowhere"
 @pytest.fixture
 def no_psycopg(tmp_path: Path) -> dict[str, str]:
     """The environment of a process in which psycopg cannot be imported."""
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(BLOCKER)
-    return {"PYTHONPATH": f"{site}:{SRC}"}
+    return {"PYTHONPATH": f"{hiding('psycopg', tmp_path)}:{SRC}"}
 
 
 def test_the_blocker_really_hides_psycopg(no_psycopg: dict[str, str]) -> None:

@@ -94,16 +94,16 @@ def _what(exc: BaseException, url: str = "") -> str:
     from tuf.api import exceptions as tufx
 
     text = str(exc) or type(exc).__name__
-    if isinstance(exc, tufx.ExpiredMetadataError):
-        return f"expired metadata, a frozen or stale mirror ({text})"
-    if isinstance(exc, tufx.BadVersionNumberError):
-        return f"rollback refused ({text})"
-    if isinstance(exc, tufx.UnsignedMetadataError):
-        return f"not signed by enough trusted keys ({text})"
-    if isinstance(exc, tufx.LengthOrHashMismatchError):
-        return f"length or hash differs from the signed metadata ({text})"
-    if isinstance(exc, tufx.DownloadLengthMismatchError):
-        return f"more data than the signed length allows ({text})"
+    # What each verification failure means for the person reading the line.
+    meanings = ((tufx.ExpiredMetadataError, "expired metadata, a frozen or stale mirror"),
+                (tufx.BadVersionNumberError, "rollback refused"),
+                (tufx.UnsignedMetadataError, "not signed by enough trusted keys"),
+                (tufx.LengthOrHashMismatchError, "length or hash differs from the signed "
+                                                 "metadata"),
+                (tufx.DownloadLengthMismatchError, "more data than the signed length allows"))
+    for kind, meaning in meanings:
+        if isinstance(exc, kind):
+            return f"{meaning} ({text})"
     if isinstance(exc, tufx.DownloadHTTPError):
         return f"the server answered HTTP {exc.status_code}{f' for {url}' if url else ''}"
     if isinstance(exc, tufx.DownloadError):
