@@ -76,6 +76,7 @@ class _Trace:
     def keep(self, version: int, why: str, write: Write) -> None:
         """Keep the trace and record its digest in the environment's audit log."""
         from dasct.migrate.report import Reporter
+        from dasct.migrate.trace import keep_recorded
 
         env = self.local.env
         self.trace.failed(f"release-{version}", f"agent-install-refused: {why}")
@@ -84,17 +85,12 @@ class _Trace:
                           anchor=env.anchor)
         report.audit("agent-install-refused", version=version, reason=why)
         try:
-            kept = self.trace.keep(env.state_dir)
+            _, told = keep_recorded(self.trace, env.state_dir, env.name, report.audit)
         except OSError as exc:  # lost detail, never a second failure
             write(f"note: the trace of this install was not kept: {exc}")
             return
-        report.audit("trace-kept", path=kept.path.relative_to(env.state_dir).as_posix(),
-                     sha256=kept.sha256, records=kept.records, dropped=kept.dropped,
-                     full=False, triggers=self.trace.names(),
-                     failures=[w for _, w in self.trace.failures])
         report.checkpoint()
-        write(f"trace: {kept.records} record(s) kept in {kept.path}; `dasct migrate trace "
-              f"release-{version} --env {env.name}` shows them")
+        write(told)
 
 
 def _authorize(local: Local, release: Release, act: Act, keep_for: float | None,

@@ -112,17 +112,12 @@ class Session:
 
     def _keep(self, t: tracing.Trace, mark: Path) -> None:
         env = self.env
-        kept = t.keep(env.state_dir)
-        rel = kept.path.relative_to(env.state_dir).as_posix()
-        self.report.audit("trace-kept", path=rel, sha256=kept.sha256, records=kept.records,
-                          dropped=kept.dropped, full=t.full, triggers=t.names(),
-                          failures=[why for _, why in t.failures])
+        _, told = tracing.keep_recorded(t, env.state_dir, env.name, self.report.audit)
         if t.failures and env.config.trace_full_after_failure:
             durable.atomic_write(mark, b"the last run failed: the next one keeps every record\n")
         elif mark.exists():
             mark.unlink()
-        self._write(f"trace: {kept.records} record(s) kept in {kept.path}; "
-                    f"`dasct migrate trace {t.names()[0]} --env {env.name}` shows them")
+        self._write(told)
 
     def renew(self) -> None:
         """Extend the lease now; LockError (the run stops) if someone else took it."""

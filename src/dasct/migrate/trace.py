@@ -26,6 +26,7 @@ import json
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -119,6 +120,18 @@ class Trace:
         """The triggers the failures name, first failure first (`run` when none does)."""
         found = [name for name, _ in self.failures if name]
         return list(dict.fromkeys(found)) or ["run"]
+
+
+def keep_recorded(t: Trace, state_dir: Path, env_name: str,
+                  record: Callable[..., None]) -> tuple[Kept, str]:
+    """Keep t, append through record (a Reporter's audit) the `trace-kept` record that
+    find() and load() verify against, and return it with the line that says where it is."""
+    kept = t.keep(state_dir)
+    record("trace-kept", path=kept.path.relative_to(state_dir).as_posix(), sha256=kept.sha256,
+           records=kept.records, dropped=kept.dropped, full=t.full, triggers=t.names(),
+           failures=[why for _, why in t.failures])
+    return kept, (f"trace: {kept.records} record(s) kept in {kept.path}; `dasct migrate "
+                  f"trace {t.names()[0]} --env {env_name}` shows them")
 
 
 def find(state_dir: Path, tid: str | None = None) -> list[dict[str, Any]]:
