@@ -53,7 +53,7 @@ class GitRepo:
         shas: dict[int, str] = {}
         for line in out.splitlines():
             parts = line.split(" ")
-            header = len(parts) >= 3 and len(parts[0]) == 40
+            header = len(parts) >= 3 and len(parts[0]) in (40, 64)
             if header and parts[1].isdigit() and parts[2].isdigit():
                 shas[int(parts[2])] = parts[0]
         return [shas[i] for i in range(1, len(shas) + 1)]

@@ -4,11 +4,13 @@ as `git blame` does (a rename search per destination), not only the one file git
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterable
+from pathlib import Path
 
 import pytest
 
-from dasct import git, index, settings
+from dasct import diff, git, index, renames, settings
 from gitrepo import GitRepo
 
 ORIGINAL = [f"    statement number {i} of the original file;" for i in range(120)]
@@ -154,3 +156,73 @@ def test_a_renamed_file_whose_best_source_went_elsewhere(repo: GitRepo) -> None:
     assert "src/Scope.java\tsrc/NewScope.java" in raw  # the log's pairing
     assert repo.git("rev-parse", "HEAD~1").strip() in repo.blame("src/NewScope.java")
     _compare(repo, rebuild=True)
+
+
+def _loose_objects(repo: GitRepo) -> set[str]:
+    objects = repo.path / ".git" / "objects"
+    return {str(p.relative_to(objects)) for p in objects.glob("??/*")}
+
+
+def test_the_searches_write_nothing_into_the_repository(
+    repo: GitRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The searches' trees go to a private object directory, removed after the replay.
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(renames, "SCRATCH", str(scratch))
+    repo.commit("initial", {"src/Big.java": _text(ORIGINAL), "README": "x\n"})
+    _split(repo, ORIGINAL, 3, edit=True, keep=False)
+    before = _loose_objects(repo)
+    r = git.discover(repo.path)
+    builder_searches = []
+    real = renames.Search.ask
+
+    def counted(self: renames.Search, sources: str, destination: diff.FileChange
+                ) -> diff.FileChange | None:
+        builder_searches.append(destination)
+        assert [p.name[:14] for p in scratch.iterdir()] == ["dasct-renames-"]
+        return real(self, sources, destination)
+
+    monkeypatch.setattr(renames.Search, "ask", counted)
+    _compare(repo, rebuild=True)
+    assert len(builder_searches) >= 2  # the split's new files were searched
+    assert _loose_objects(repo) == before
+    assert list(scratch.iterdir()) == []
+    assert r.head is not None
+
+
+def test_a_split_in_a_sha256_repository(tmp_path: Path) -> None:
+    repo = GitRepo(tmp_path / "repo", init=False)
+    repo.path.mkdir()
+    repo.git("init", "-q", "-b", "main", "--object-format=sha256")
+    repo.commit("initial", {"src/Big.java": _text(ORIGINAL), "README": "x\n"})
+    _split(repo, ORIGINAL, 2, edit=True, keep=False)
+    part = (repo.path / "src/Part1.java").read_text().splitlines()
+    repo.git("rm", "-q", "src/Part1.java")
+    repo.commit("Split a part into deep directories", {
+        "src/deep/dir/A.java": _text(part[:50]), "src/deep/er/B.java": _text(part[10:])})
+    repo.commit("Move a part")
+    _compare(repo, rebuild=True)
+
+
+def test_a_split_in_a_clone_that_borrows_its_objects(repo: GitRepo, tmp_path: Path) -> None:
+    # `git clone --shared`: every blob lives in the other repository (an alternate), which
+    # the searches' private object directory must still reach.
+    repo.commit("initial", {"src/Big.java": _text(ORIGINAL), "README": "x\n"})
+    _split(repo, ORIGINAL, 3, edit=False, keep=False)
+    borrower = GitRepo(tmp_path / "borrower", init=False)
+    subprocess.run(["git", "clone", "-q", "--shared", str(repo.path), str(borrower.path)],
+                   check=True)
+    assert (borrower.path / ".git" / "objects" / "info" / "alternates").exists()
+    assert not list((borrower.path / ".git" / "objects").glob("pack/*.pack"))
+    _compare(borrower, rebuild=True)
+
+
+def test_a_conversation_whose_git_fails_says_why(repo: GitRepo) -> None:
+    repo.commit("initial", {"README": "x\n"})
+    talk = git.conversation("diff-tree", "--stdin", "--no-such-option", cwd=repo.path,
+                            echo=b"~end\n")
+    with pytest.raises(git.GitError, match="no-such-option"):
+        talk.ask(b"HEAD\n")
+    talk.close()  # closing again is harmless
+    assert talk.pid == 0

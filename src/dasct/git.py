@@ -220,6 +220,104 @@ class stream:
             raise _fail(self.args, self.stderr, self.code)
 
 
+class conversation:
+    """A long-lived git asked one question at a time on its stdin (`git diff-tree
+    --stdin`): one process instead of one per question, for the thousands of small
+    questions a replay can ask (apache/maven's rename searches: 4,520, ~14 ms of process
+    each).
+
+    `echo` is a line the command copies to its stdout and flushes once it has answered
+    everything before it (diff-tree does so with any line that is not an object id):
+    the end of each answer. It must be a line no answer can hold. `env` is added to the
+    usual environment. Started on the first question; `close` ends it.
+    """
+
+    def __init__(self, *args: str, cwd: str | Path, echo: bytes,
+                 env: dict[str, str] | None = None) -> None:
+        self.args = args
+        self.cwd = cwd
+        self.echo = echo
+        self.env = env
+        self.pid = 0
+        self.code = -1
+        self._in: IO[bytes] | None = None
+        self._out: IO[bytes] | None = None
+        self._err: IO[bytes] | None = None
+
+    def _start(self) -> None:
+        import tempfile
+
+        argv = [_BASE[0], "-C", str(self.cwd), *_BASE[1:], *self.args]
+        in_r, in_w = os.pipe()
+        out_r, out_w = os.pipe()
+        # stderr to a file: nobody reads it while git answers, and a pipe could fill.
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115 -- closed by close()
+        actions = [
+            (os.POSIX_SPAWN_DUP2, in_r, 0),
+            (os.POSIX_SPAWN_DUP2, out_w, 1),
+            (os.POSIX_SPAWN_DUP2, self._err.fileno(), 2),
+            (os.POSIX_SPAWN_CLOSE, in_w),
+            (os.POSIX_SPAWN_CLOSE, out_r),
+        ]
+        try:
+            self.pid = os.posix_spawnp("git", argv, git_env(self.env), file_actions=actions)
+        except FileNotFoundError as exc:
+            for fd in (in_r, in_w, out_r, out_w):
+                os.close(fd)
+            raise GitError("git is not installed or not on PATH") from exc
+        os.close(in_r)
+        os.close(out_w)
+        self._in = os.fdopen(in_w, "wb")
+        self._out = os.fdopen(out_r, "rb", buffering=1 << 16)
+
+    def ask(self, question: bytes) -> bytes:
+        """git's whole answer to one question (a line ending in a newline)."""
+        if self._in is None:
+            self._start()
+        assert self._in is not None and self._out is not None
+        try:
+            self._in.write(question + self.echo)
+            self._in.flush()
+        except BrokenPipeError:
+            raise self._failed() from None
+        answer = []
+        while (line := self._out.readline()) != self.echo:
+            if not line:
+                raise self._failed()
+            answer.append(line)
+        return b"".join(answer)
+
+    def _failed(self) -> GitError:
+        err = self._err
+        self._err = None
+        self.close()
+        stderr = b""
+        if err is not None:
+            err.seek(0)
+            stderr = err.read()
+            err.close()
+        return _fail(self.args, stderr, self.code)
+
+    def close(self) -> None:
+        """End git (it stops at the end of its input) and wait for it."""
+        if self._in is not None:
+            try:
+                self._in.close()
+            except BrokenPipeError:
+                pass
+            self._in = None
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+        if self.pid:
+            _, status = os.waitpid(self.pid, 0)
+            self.code = os.waitstatus_to_exitcode(status)
+            self.pid = 0
+        if self._err is not None:
+            self._err.close()
+            self._err = None
+
+
 class Repo:
     """Where a repository lives, resolved with a single git call.
 

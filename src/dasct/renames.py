@@ -8,6 +8,7 @@ asks this module where the two can differ (docs/protected-lines.md, "Known limit
 from __future__ import annotations
 
 import bisect
+import os
 
 from dasct import diff, git
 
@@ -15,9 +16,136 @@ TYPE_CHECKING = False  # typing costs import time on the hook path
 if TYPE_CHECKING:
     from pathlib import Path
 
+_ECHO = b"~dasct: answered\n"  # no line of diff-tree's output starts with "~"
+# Where the searches' trees are written: a memory file system where there is one
+# (writing a small file there costs a third of what it costs on a disk's).
+SCRATCH = "/dev/shm"
+_TREE_MODE = b"40000"
+
+
+class Search:
+    """The per-destination rename searches of one replay, asked of one long-lived `git
+    diff-tree --stdin` instead of a `git diff` process each.
+
+    Blame's search for one destination is a rename detection between the commit's
+    deleted files and that one file. A `git diff` with them as its pathspec asks exactly
+    that, but a pathspec is fixed for a process; so the question is put as two trees
+    instead, written for it: one holding the deleted files at their paths (the same
+    blobs and modes), one holding the destination alone. Between them the deleted files
+    are the only sources and the destination the only destination, as with the
+    pathspec, and the pair and patch git prints are the same. The trees go to a private
+    object directory (the repository's own objects as its alternate): nothing is
+    written into the repository. Started on the first search; `close` removes it all.
+    """
+
+    def __init__(self, repo: git.Repo) -> None:
+        self.repo = repo
+        self.asked = 0
+        self._git: git.conversation | None = None
+        self._objects = ""
+        self._made: set[str] = set()  # objects and fan-out folders written
+
+    def _start(self) -> git.conversation:
+        import tempfile
+
+        scratch = SCRATCH if os.access(SCRATCH, os.W_OK | os.X_OK) else None
+        self._objects = tempfile.mkdtemp(prefix="dasct-renames-", dir=scratch)
+        own = os.environ.get("GIT_OBJECT_DIRECTORY") or str(self.repo.common_dir / "objects")
+        alternates = [os.path.abspath(own)]
+        if os.environ.get("GIT_ALTERNATE_OBJECT_DIRECTORIES"):
+            alternates.append(os.environ["GIT_ALTERNATE_OBJECT_DIRECTORIES"])
+        self._git = git.conversation(
+            # --diff-filter=R: only the pair found is printed (filtering follows the
+            # search), not the patch of every deleted file.
+            "diff-tree", "--stdin", "-r", *diff.PATCH_OPTIONS, "--diff-filter=R",
+            cwd=self.repo.root, echo=_ECHO,
+            env={"GIT_OBJECT_DIRECTORY": self._objects,
+                 "GIT_ALTERNATE_OBJECT_DIRECTORIES": os.pathsep.join(alternates)})
+        return self._git
+
+    def ask(self, sources: str, destination: diff.FileChange) -> diff.FileChange | None:
+        """The rename, with its hunks, git finds for destination among the files of
+        the tree `sources` (from `sources`); None when none."""
+        conversation = self._git or self._start()
+        path = destination.new_path
+        assert path is not None
+        # The destination at its own path: git's rename detection reads a path's
+        # attributes (whether a file is text, and so how it is hashed).
+        alone = self.tree([(path, destination.new_mode, destination.new_blob)])
+        self.asked += 1
+        answer = conversation.ask(f"{sources} {alone}\n".encode())
+        for section in diff.parse(diff.lines_of(answer), commits=False):
+            for found in section.files:
+                if found.status == "R" and found.new_path == path:
+                    return found
+        return None
+
+    def sources(self, olds: list[diff.FileChange]) -> str:
+        """The tree of a commit's deleted files."""
+        return self.tree([(c.old_path, c.old_mode, c.old_blob)
+                          for c in olds if c.old_path is not None])
+
+    def tree(self, files: list[tuple[str, str, str]]) -> str:
+        """Write a tree of (path, mode, blob id) and its subtrees; its id."""
+        if self._git is None:
+            self._start()
+        top: dict[bytes, object] = {}
+        for path, mode, blob in files:
+            *dirs, name = path.encode("utf-8", "surrogateescape").split(b"/")
+            node = top
+            for part in dirs:
+                child = node.setdefault(part, {})
+                assert isinstance(child, dict)
+                node = child
+            node[name] = (mode.lstrip("0").encode(), bytes.fromhex(blob))
+        width = len(files[0][2]) if files else 40
+        return self._write(top, "sha256" if width == 64 else "sha1").hex()
+
+    def _write(self, node: dict[bytes, object], algorithm: str) -> bytes:
+        import hashlib
+        import zlib
+
+        entries = []
+        for name, value in node.items():
+            if isinstance(value, dict):
+                # git orders a tree's entries by name, a subtree's name as if it ended in "/"
+                entries.append((name + b"/", _TREE_MODE, name, self._write(value, algorithm)))
+            else:
+                assert isinstance(value, tuple)
+                entries.append((name, value[0], name, value[1]))
+        entries.sort(key=lambda e: e[0])
+        body = b"".join(b"%s %s\0%s" % (mode, name, raw) for _, mode, name, raw in entries)
+        data = b"tree %d\0%s" % (len(body), body)
+        digest = hashlib.new(algorithm, data)
+        hexname = digest.hexdigest()
+        if hexname not in self._made:
+            folder = os.path.join(self._objects, hexname[:2])
+            if hexname[:2] not in self._made:
+                os.mkdir(folder)
+                self._made.add(hexname[:2])
+            fd = os.open(os.path.join(folder, hexname[2:]),
+                         os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+            try:
+                os.write(fd, zlib.compress(data, 1))
+            finally:
+                os.close(fd)
+            self._made.add(hexname)
+        return digest.digest()
+
+    def close(self) -> None:
+        if self._git is not None:
+            self._git.close()
+            self._git = None
+        if self._objects:
+            import shutil
+
+            shutil.rmtree(self._objects, ignore_errors=True)
+            self._objects = ""
+            self._made.clear()
+
 
 def per_destination(
-    root: Path, parent: str, sha: str, files: list[diff.FileChange]
+    search: Search, files: list[diff.FileChange]
 ) -> list[diff.FileChange]:
     """files, with each destination whose source blame would choose otherwise turned
     into the rename blame makes.
@@ -29,8 +157,8 @@ def per_destination(
     3f9fec2307: Scope.java paired with ProjectScope.java, whose best source,
     DependencyProperties.java, the log gave elsewhere); and of several deleted files
     with the same content blame may pick another one than the global pairing did.
-    Asking git for renames with only that destination and the deleted files in the
-    pathspec is the same search. It is asked for every added file and every inexact
+    Asking git for renames between the deleted files and that destination alone is the
+    same search (Search). It is asked for every added file and every inexact
     rename that some other source could be similar to, and for every exact rename
     whose content several deleted files had, in commits that delete files; only
     those commits pay for it.
@@ -48,49 +176,29 @@ def per_destination(
                     or (c.status == "R" and (c.old_blob != c.new_blob
                                              or same_content.get(c.new_blob, 0) > 1)))]
     if searched:
-        searched = _could_be_renames(root, files, searched, olds)
+        searched = _could_be_renames(search.repo.root, files, searched, olds)
     if not searched:
         return files
-    spec = [f":(literal){c.old_path}" for c in olds]
     out = list(files)
-
-    def search(position: int) -> bytes:
-        # --diff-filter=R: only the pair found is printed (filtering follows the
-        # search), not the patch of every deleted file in the pathspec, which made
-        # this cost a commit's whole deletion for each destination.
-        return git.run("diff", *diff.PATCH_OPTIONS, "--diff-filter=R", parent, sha,
-                       "--", f":(literal){files[position].new_path}", *spec,
-                       cwd=root)
-
-    if len(searched) > 1:
-        # The searches are independent git processes: both cores (apache/maven: 4,520
-        # searches in 660 commits, ~14 ms each, most of a rebuild's own time).
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            answers = list(pool.map(search, searched))
-    else:
-        answers = [search(p) for p in searched]
-    for position, found in zip(searched, answers, strict=True):
+    sources = search.sources(olds)
+    for position in searched:
         change = out[position]
-        assert change.new_path is not None
-        for section in diff.parse(diff.lines_of(found), commits=False):
-            for candidate in section.files:
-                if candidate.status != "R" or candidate.new_path != change.new_path:
-                    continue
-                if change.status == "R" and candidate.old_path == change.old_path:
-                    continue  # blame makes the pairing git made
-                # A copy of the source, as far as this file is concerned: the
-                # source's own pairing stays as git gave it.
-                candidate.status = "C"
-                out[position] = candidate
-                if change.status == "R":  # the source git paired it with still goes
-                    gone = diff.FileChange(
-                        status="D", old_path=change.old_path, new_path=None,
-                        old_mode=change.old_mode, new_mode="000000",
-                        old_blob=change.old_blob, new_blob="0" * len(change.old_blob))
-                    out.append(gone)
+        candidate = search.ask(sources, change)
+        if candidate is None:
+            continue
+        if change.status == "R" and candidate.old_path == change.old_path:
+            continue  # blame makes the pairing git made
+        # A copy of the source, as far as this file is concerned: the source's own
+        # pairing stays as git gave it.
+        candidate.status = "C"
+        out[position] = candidate
+        if change.status == "R":  # the source git paired it with still goes
+            out.append(diff.FileChange(
+                status="D", old_path=change.old_path, new_path=None,
+                old_mode=change.old_mode, new_mode="000000",
+                old_blob=change.old_blob, new_blob="0" * len(change.old_blob)))
     return out
+
 
 def _could_be_renames(
     root: Path, files: list[diff.FileChange], searched: list[int], olds: list[diff.FileChange]

@@ -71,6 +71,7 @@ class Builder:
         self.boundary = boundary
         self.ignore_file = repo.root / IGNORE_REVS_FILE if ignore else None
         self.blamed = 0
+        self.renames = renames.Search(repo)  # blame's rename searches, one git for all
         self.ignored_seconds = 0.0  # spent on the commits of the ignore-revs file
         # The ledger's line links (linklines.py): lines of a named commit get an alias of
         # it as their origin. The aliases made so far are reused (one per commit and set
@@ -134,36 +135,39 @@ class Builder:
         pending = _Peekable(sections)
         total = len(todo)
         shown = time.monotonic()
-        for done, commit in enumerate(todo, 1):
-            mine: dict[str | None, diff.Section] = {}
-            while (ahead := pending.peek()) is not None and ahead.commit == commit.sha:
-                mine[ahead.parent] = next(pending)
-            parents = [self._state(p, states) for p in commit.parents]
-            if before is not None:
-                before(commit, mine, parents)
-            base = self._derive(commit, parents, remaining, states)
-            if len(commit.parents) <= 1:
-                section = mine.get(None) or next(iter(mine.values()), None)
-                files = section.files if section else []
-                self._linear(commit.sha, base, parents[0] if parents else None, files,
-                             commit.parents[0] if commit.parents else None)
-            else:
-                self._merge(commit, base, parents, mine)
-            states[commit.sha] = base
-            if after is not None:
-                after(commit, base)
-            for p in commit.parents:
-                remaining[p] -= 1
-                if remaining[p] == 0 and p != todo[-1].sha:
-                    states.pop(p, None)
-            if progress and time.monotonic() - shown > 0.25:
-                shown = time.monotonic()
-                sys.stderr.write(f"\rdasct: indexing history {done}/{total} commits")
-                sys.stderr.flush()
-        if progress and total:
-            sys.stderr.write(f"\rdasct: indexed {total} commits{' ' * 20}\n")
-        if pending.peek() is not None:
-            raise IndexCorrupt("git log returned diffs for commits out of order")
+        try:
+            for done, commit in enumerate(todo, 1):
+                mine: dict[str | None, diff.Section] = {}
+                while (ahead := pending.peek()) is not None and ahead.commit == commit.sha:
+                    mine[ahead.parent] = next(pending)
+                parents = [self._state(p, states) for p in commit.parents]
+                if before is not None:
+                    before(commit, mine, parents)
+                base = self._derive(commit, parents, remaining, states)
+                if len(commit.parents) <= 1:
+                    section = mine.get(None) or next(iter(mine.values()), None)
+                    files = section.files if section else []
+                    self._linear(commit.sha, base, parents[0] if parents else None, files,
+                                 commit.parents[0] if commit.parents else None)
+                else:
+                    self._merge(commit, base, parents, mine)
+                states[commit.sha] = base
+                if after is not None:
+                    after(commit, base)
+                for p in commit.parents:
+                    remaining[p] -= 1
+                    if remaining[p] == 0 and p != todo[-1].sha:
+                        states.pop(p, None)
+                if progress and time.monotonic() - shown > 0.25:
+                    shown = time.monotonic()
+                    sys.stderr.write(f"\rdasct: indexing history {done}/{total} commits")
+                    sys.stderr.flush()
+            if progress and total:
+                sys.stderr.write(f"\rdasct: indexed {total} commits{' ' * 20}\n")
+            if pending.peek() is not None:
+                raise IndexCorrupt("git log returned diffs for commits out of order")
+        finally:
+            self.renames.close()
         return states
 
     def _state(self, sha: str, states: dict[str, State]) -> State:
@@ -198,7 +202,7 @@ class Builder:
         reads: dict[str, Origins] = {}
         drops: list[str] = []
         if parent_sha is not None:
-            files = self._own_renames(parent_sha, sha, files)
+            files = renames.per_destination(self.renames, files)
         for change in files:
             if change.is_gitlink:
                 if change.old_path and change.old_mode != diff.GITLINK_MODE:
@@ -222,12 +226,6 @@ class Builder:
             reads[change.new_path] = apply_hunks(old, change.hunks, n, f"{sha}:{change.new_path}")
         self._write(sha, state, drops, reads,
                     [] if parent is None or parent_sha is None else [(parent_sha, parent)])
-
-    def _own_renames(
-        self, parent: str, sha: str, files: list[diff.FileChange]
-    ) -> list[diff.FileChange]:
-        """files, with the renames blame's own search makes (renames.py)."""
-        return renames.per_destination(self.repo.root, parent, sha, files)
 
     def _write(
         self, sha: str, state: State, drops: list[str], reads: dict[str, Origins],
