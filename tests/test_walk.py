@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dasct import check, git, index, kinds, settings, walk
@@ -65,6 +67,11 @@ def test_each_json_and_text(fixed: GitRepo) -> None:
     assert res.code == 0, res.err
     commits = res.json()["commits"]
     assert [c["subject"] for c in commits] == ["config", "touch it", "elsewhere"]
+    # One commit a line, each a JSON value of its own.
+    lines = res.out.splitlines()
+    assert lines[0] == '{"commits": [' and lines[-1] == "]}"
+    assert [json.loads(x.rstrip(","))["subject"] for x in lines[1:-1]] == [
+        c["subject"] for c in commits]
     touched = commits[1]
     assert [(f["defect"], f["path"], f["line"]) for f in touched["findings"]] == [
         ("PROJ-7", "app.py", 2)]

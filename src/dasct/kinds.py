@@ -143,6 +143,7 @@ class _Lines:
                 ):
                     self.spans.append(m.span())
         self.span_starts = [s for s, _ in self.spans]
+        self._text = text
 
     def residue(self, n: int) -> tuple[bytes, bool]:
         """Line n without its comments, and whether it had any."""
@@ -198,17 +199,53 @@ class _Lines:
         return True
 
     def every(self) -> dict[int, str]:
-        """Every line's kind in one forward pass (what kind() says for each)."""
+        """Every line's kind in one forward pass (what kind() says for each).
+
+        The same rules as plain(), applied to the whole text at once: the comments cut
+        out of it in one join (their newlines kept, so that its lines stay the file's),
+        and the lines they touched marked, rather than each line cut on its own (a walk
+        over apache/maven classifies 460,000 lines; per line that was most of its cost).
+        """
+        lines = self.lines
+        total = len(lines)
+        if self.spans:
+            text_of = self._text
+            marked = bytearray(total)
+            starts = [self.before[i] + i for i in range(total)]
+            pieces, pos = [], 0
+            for s, e in self.spans:
+                pieces.append(text_of[pos:s])
+                pieces.append(b"\n" * text_of.count(b"\n", s, e))
+                pos = e
+                first = bisect_right(starts, s) - 1
+                last = bisect_right(starts, e - 1) - 1
+                marked[first : last + 1] = b"\1" * (last - first + 1)
+            pieces.append(text_of[pos : self.before[-1] + total])
+            rests = b"".join(pieces).split(b"\n", total)[:total]
+        else:
+            marked = bytearray(total)
+            rests = lines
+        imports = self.fam.imports if self.fam else None
         out: dict[int, str] = {}
         depth = 0  # brackets the last import left open
-        for n in range(1, len(self.lines) + 1):
-            kind, starts, opened = self.plain(n)
-            if depth > 0 and kind == CODE:
-                kind = IMPORT
-            if starts and depth == 0:
-                depth = max(opened, 0)
-            elif depth > 0:
-                depth = max(depth + opened, 0)
+        for i, line in enumerate(lines):
+            n = i + 1
+            if not line.strip():
+                out[n] = BLANK
+                continue
+            rest = rests[i]
+            if not rest.translate(None, _NOTHING):
+                kind = COMMENT if marked[i] else BLANK
+                starts_import = False
+            elif imports is not None and imports.match(rest):
+                kind, starts_import = IMPORT, True
+            else:
+                kind, starts_import = CODE, False
+            if starts_import or depth > 0:
+                opened = _count(rest, b"([{") - _count(rest, b")]}")
+                if depth > 0 and kind == CODE:
+                    kind = IMPORT
+                depth = max(opened if starts_import and depth == 0 else depth + opened, 0)
             out[n] = kind
         return out
 

@@ -79,8 +79,11 @@ def each(*, spec: str, fmt: str, strict: bool | None, all_kinds: bool = False) -
     strict = cfg.strict if strict is None else strict
     touching = [s for s in steps if s.findings]
     if fmt == "json":
-        print(json.dumps({"commits": [s.as_dict() for s in steps]}, indent=2,
-                         ensure_ascii=False))
+        # One commit a line: a walk's findings run to a million values (apache/maven,
+        # 1,000 commits), which json's indenting encoder (pure Python) took 1.7 s to
+        # write and its compact one (C) writes in a tenth of that.
+        rows = ",\n".join(json.dumps(s.as_dict(), ensure_ascii=False) for s in steps)
+        sys.stdout.write('{"commits": [\n' + rows + ("\n" if rows else "") + "]}\n")
     else:
         subjects = git.subjects(repo, (f.commit for s in touching for f in s.findings))
         for s in touching:
