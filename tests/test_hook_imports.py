@@ -13,7 +13,7 @@ FORBIDDEN = ("jira", "github", "git", "requests", "rich", "urllib3", "psycopg", 
 
 # Not forbidden by PRODUCT.md, but each costs 2-6 ms of a ~30 ms commit (docs/benchmarks.md).
 LEAN = ("argparse", "dataclasses", "subprocess", "tomllib", "typing", "json", "tempfile",
-        "hashlib", "dasct.config", "dasct.render", "dasct.kinds")
+        "hashlib", "dasct.config", "dasct.render", "dasct.kinds", "array")
 
 PROBE = """
 import sys
@@ -48,3 +48,20 @@ def test_warm_check_without_findings_stays_lean(repo: GitRepo) -> None:
     proc = subprocess.run(run, cwd=repo.path, capture_output=True, text=True, check=True)
     modules = set(proc.stderr.strip().splitlines()[-1].split())
     assert modules.isdisjoint(LEAN), sorted(modules & set(LEAN))
+
+
+def test_warm_check_with_findings_imports_only_what_the_warning_needs(repo: GitRepo) -> None:
+    # The text warning needs kinds and render; the CI formats' module (json, hashlib,
+    # gzip: ~7 ms) and the writers' array module are for other paths.
+    repo.commit("initial", {"x.py": "a\nb\n", "pyproject.toml": "[tool.dasct.check]\n"})
+    repo.commit("Fix PROJ-1", {"x.py": "a\nB\n"})
+    repo.write("x.py", "a\nC\n")
+    repo.git("add", "x.py")
+    run = (sys.executable, "-c", PROBE)
+    subprocess.run(run, cwd=repo.path, capture_output=True, check=True)  # warms the caches
+    proc = subprocess.run(run, cwd=repo.path, capture_output=True, text=True, check=True)
+    assert "PROJ-1" in proc.stdout
+    modules = set(proc.stderr.strip().splitlines()[-1].split())
+    unwanted = {"dasct.ci_formats", "json", "hashlib", "gzip", "array", "argparse",
+                "subprocess", "tomllib", "dasct.config"}
+    assert modules.isdisjoint(unwanted), sorted(modules & unwanted)

@@ -10,7 +10,6 @@ and the walk hold and encode states without replaying anything.
 from __future__ import annotations
 
 import itertools
-from array import array
 
 from dasct.errors import DasctError
 
@@ -65,6 +64,8 @@ class Overlay(dict[str, "Origins | None"]):
 
 def encode(origins: Origins) -> bytes:
     """Run-length encoding of a file's origins, as snapshots store it."""
+    from array import array  # not at the top: it imports collections (the hook reads only)
+
     runs = array("I")
     for origin, group in itertools.groupby(origins):
         runs.append(origin)
@@ -74,8 +75,9 @@ def encode(origins: Origins) -> bytes:
 
 def decode(data: bytes) -> Origins:
     """The origins back from their run-length encoding."""
-    runs = array("I")
-    runs.frombytes(data)
+    if len(data) % 4:
+        raise IndexCorrupt("a file's line origins are cut short")
+    runs = memoryview(data).cast("I")
     out: list[int] = []
     for i in range(0, len(runs), 2):
         out.extend(itertools.repeat(runs[i], runs[i + 1]))

@@ -24,9 +24,12 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 
 from dasct import git
+
+TYPE_CHECKING = False  # pathlib (and the re it imports) cost the commit-time path ~11 ms
+if TYPE_CHECKING:
+    from pathlib import Path
 
 LOCK = "refresh.lock"
 ERROR = "refresh.error"

@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import sys
 import zlib
-from array import array
 
 from dasct import cache
 from dasct.linklines import LineLinks
@@ -32,6 +31,8 @@ from dasct.refs import MAX_KEY_LENGTH
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from array import array
+
     from dasct.linklines import Entry
     from dasct.origins import Origins
 
@@ -62,7 +63,18 @@ def _encoded(path: str) -> bytes:
 
 
 def _u32(values: list[int] | array[int]) -> bytes:
+    from array import array
+
     return array("I", values).tobytes()
+
+
+def u32s(data: bytes | memoryview) -> memoryview:
+    """data read as native unsigned 32-bit numbers, without a copy. Not array("I"): the
+    array module imports collections (~3 ms of the commit-time path); its length must
+    be a multiple of 4 (checked by the callers, a damaged file says so)."""
+    if len(data) % 4:
+        raise IndexCorrupt("a table of numbers is cut short")
+    return memoryview(data).cast("I")
 
 
 def parts(head: str, table: str, links: dict[int, tuple[str, ...]],
@@ -75,6 +87,8 @@ def parts(head: str, table: str, links: dict[int, tuple[str, ...]],
         (_encoded(path), v if isinstance(v, bytes) else encode(v))
         for path, v in dict.items(files) if v))
     bits = _bits(len(items))
+    from array import array
+
     records: list[bytes] = []
     entries = array("I")
     firsts = [0] * ((1 << bits) + 1)
@@ -130,12 +144,10 @@ def _is_hex(text: object) -> bool:
         return False
 
 
-def _array(data: object, length: int, what: str) -> array[int]:
+def _array(data: object, length: int, what: str) -> memoryview:
     if type(data) is not bytes or len(data) != 4 * length:
         raise IndexCorrupt(f"its {what} are not {length} numbers")
-    out = array("I")
-    out.frombytes(data)
-    return out
+    return u32s(data)
 
 
 def _line_links(fp: object, entries: object, aliases: object, commits: int) -> LineLinks:
@@ -312,8 +324,7 @@ class SnapFile:
             return None
         data = self._read(self._table_at + first * ENTRY, (end - first) * ENTRY,
                           self._crcs[b], "its lookup table")
-        entries = array("I")
-        entries.frombytes(data)
+        entries = u32s(data)
         for i in range(0, len(entries), 3):
             if entries[i] == hash_:
                 found, runs = self._record(entries[i + 1], entries[i + 2])
@@ -330,9 +341,8 @@ class SnapFile:
         first, end = self._firsts[b], self._firsts[b + 1]
         out = [(0, self._commits_at),
                (self._table_at + first * ENTRY, self._table_at + end * ENTRY)]
-        entries = array("I")
-        entries.frombytes(cache.pread(self._f, (end - first) * ENTRY,
-                                      self._table_at + first * ENTRY))
+        entries = u32s(cache.pread(self._f, (end - first) * ENTRY,
+                                   self._table_at + first * ENTRY))
         for i in range(0, len(entries), 3):
             if entries[i] == zlib.crc32(name):
                 start = self._records_at + entries[i + 1]
@@ -367,8 +377,7 @@ class SnapFile:
     def _check_runs(self, runs: bytes) -> None:
         # Each file on its own, and all of them together (all_files): never a number
         # beyond the commit table, nor more lines than a repository can have.
-        numbers = array("I")
-        numbers.frombytes(runs)
+        numbers = u32s(runs)
         if max(numbers[0::2]) >= self.count:
             raise IndexCorrupt("a line names a commit outside its table")
         if sum(numbers[1::2]) > MAX_LINES:
@@ -393,8 +402,7 @@ class SnapFile:
         records = view[self.files * ENTRY :]
         if zlib.crc32(records) != self.records_crc:
             raise IndexCorrupt("checksum mismatch in its records")
-        entries = array("I")
-        entries.frombytes(view[: self.files * ENTRY])
+        entries = u32s(view[: self.files * ENTRY])
         out = FullState()
         runs_of: list[bytes] = []
         at = 0

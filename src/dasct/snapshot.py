@@ -7,7 +7,6 @@ how snapshots are made, kept and evicted is index.py's.
 
 from __future__ import annotations
 
-from array import array
 from bisect import bisect_left
 
 from dasct import cache, snapfile
@@ -102,9 +101,7 @@ class Snapshot:
         """How many lines path has, without expanding its encoding."""
         value = self._value(path)
         if isinstance(value, bytes):
-            runs = array("I")
-            runs.frombytes(value)
-            return sum(runs[1::2])
+            return sum(snapfile.u32s(value)[1::2])
         return len(value or ())
 
     def origins(self, path: str) -> Origins:
@@ -125,8 +122,7 @@ class Snapshot:
         if isinstance(value, bytes):
             # Straight from the run-length encoding: the commit-time path never expands
             # a 5,000-line file into a tuple just to find its few protected lines.
-            runs = array("I")
-            runs.frombytes(value)
+            runs = snapfile.u32s(value)
             out: dict[int, tuple[int, tuple[str, ...]]] = {}
             line = 1
             for i in range(0, len(runs), 2):
