@@ -38,30 +38,29 @@ def test_check_staged_imports_nothing_heavy(repo: GitRepo) -> None:
     assert heavy == []
 
 
-def test_warm_check_without_findings_stays_lean(repo: GitRepo) -> None:
+def _warm_check(repo: GitRepo, staged: str) -> tuple[str, set[str]]:
+    """The output of a second `check --staged` (caches warm) with x.py staged as given,
+    and the modules it imported; line 2 of x.py fixed PROJ-1."""
     repo.commit("initial", {"x.py": "a\nb\n", "pyproject.toml": "[tool.dasct.check]\n"})
     repo.commit("Fix PROJ-1", {"x.py": "a\nB\n"})
-    repo.write("x.py", "a\nB\nc\n")
+    repo.write("x.py", staged)
     repo.git("add", "x.py")
     run = (sys.executable, "-c", PROBE)
     subprocess.run(run, cwd=repo.path, capture_output=True, check=True)  # warms the caches
     proc = subprocess.run(run, cwd=repo.path, capture_output=True, text=True, check=True)
-    modules = set(proc.stderr.strip().splitlines()[-1].split())
+    return proc.stdout, set(proc.stderr.strip().splitlines()[-1].split())
+
+
+def test_warm_check_without_findings_stays_lean(repo: GitRepo) -> None:
+    _, modules = _warm_check(repo, "a\nB\nc\n")
     assert modules.isdisjoint(LEAN), sorted(modules & set(LEAN))
 
 
 def test_warm_check_with_findings_imports_only_what_the_warning_needs(repo: GitRepo) -> None:
     # The text warning needs kinds and render; the CI formats' module (json, hashlib,
     # gzip: ~7 ms) and the writers' array module are for other paths.
-    repo.commit("initial", {"x.py": "a\nb\n", "pyproject.toml": "[tool.dasct.check]\n"})
-    repo.commit("Fix PROJ-1", {"x.py": "a\nB\n"})
-    repo.write("x.py", "a\nC\n")
-    repo.git("add", "x.py")
-    run = (sys.executable, "-c", PROBE)
-    subprocess.run(run, cwd=repo.path, capture_output=True, check=True)  # warms the caches
-    proc = subprocess.run(run, cwd=repo.path, capture_output=True, text=True, check=True)
-    assert "PROJ-1" in proc.stdout
-    modules = set(proc.stderr.strip().splitlines()[-1].split())
+    out, modules = _warm_check(repo, "a\nC\n")
+    assert "PROJ-1" in out
     unwanted = {"dasct.ci_formats", "json", "hashlib", "gzip", "array", "argparse",
                 "subprocess", "tomllib", "dasct.config"}
     assert modules.isdisjoint(unwanted), sorted(modules & unwanted)
