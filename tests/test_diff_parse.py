@@ -1,5 +1,6 @@
-"""The one diff parser on real git output: hunk lines are read past by count, and a
-"\\ No newline at end of file" line among them is not counted."""
+"""The one diff parser on real git output where "\\ No newline at end of file" markers
+sit inside and after hunks, beside content that looks like headers: every file and hunk
+is read as git wrote it, and the index built from such history agrees with blame."""
 
 from __future__ import annotations
 

@@ -208,9 +208,10 @@ class _Lines:
         """
         lines = self.lines
         total = len(lines)
+        marked = bytearray(total)  # 1: a comment covers part of the line
+        rests = lines
         if self.spans:
             text_of = self._text
-            marked = bytearray(total)
             starts = [self.before[i] + i for i in range(total)]
             pieces, pos = [], 0
             for s, e in self.spans:
@@ -222,9 +223,6 @@ class _Lines:
                 marked[first : last + 1] = b"\1" * (last - first + 1)
             pieces.append(text_of[pos : self.before[-1] + total])
             rests = b"".join(pieces).split(b"\n", total)[:total]
-        else:
-            marked = bytearray(total)
-            rests = lines
         imports = self.fam.imports if self.fam else None
         out: dict[int, str] = {}
         depth = 0  # brackets the last import left open

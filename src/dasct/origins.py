@@ -73,11 +73,18 @@ def encode(origins: Origins) -> bytes:
     return runs.tobytes()
 
 
+def u32s(data: bytes | memoryview) -> memoryview:
+    """data read as native unsigned 32-bit numbers (what encode writes), without a copy.
+    Not array("I"): the array module imports collections, which the commit-time path
+    would pay for before it starts git."""
+    if len(data) % 4:
+        raise IndexCorrupt("a table of numbers is cut short")
+    return memoryview(data).cast("I")
+
+
 def decode(data: bytes) -> Origins:
     """The origins back from their run-length encoding."""
-    if len(data) % 4:
-        raise IndexCorrupt("a file's line origins are cut short")
-    runs = memoryview(data).cast("I")
+    runs = u32s(data)
     out: list[int] = []
     for i in range(0, len(runs), 2):
         out.extend(itertools.repeat(runs[i], runs[i + 1]))

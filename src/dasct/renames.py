@@ -40,10 +40,10 @@ class Search:
 
     def __init__(self, repo: git.Repo) -> None:
         self.repo = repo
-        self.asked = 0
         self._git: git.conversation | None = None
         self._objects = ""
-        self._made: set[str] = set()  # objects and fan-out folders written
+        self._made: set[str] = set()  # the objects written
+        self._folders: set[str] = set()  # their fan-out folders made
 
     def _start(self) -> git.conversation:
         import tempfile
@@ -72,7 +72,6 @@ class Search:
         # The destination at its own path: git's rename detection reads a path's
         # attributes (whether a file is text, and so how it is hashed).
         alone = self.tree([(path, destination.new_mode, destination.new_blob)])
-        self.asked += 1
         answer = conversation.ask(f"{sources} {alone}\n".encode())
         for section in diff.parse(diff.lines_of(answer), commits=False):
             for found in section.files:
@@ -120,9 +119,9 @@ class Search:
         hexname = digest.hexdigest()
         if hexname not in self._made:
             folder = os.path.join(self._objects, hexname[:2])
-            if hexname[:2] not in self._made:
+            if hexname[:2] not in self._folders:
                 os.mkdir(folder)
-                self._made.add(hexname[:2])
+                self._folders.add(hexname[:2])
             fd = os.open(os.path.join(folder, hexname[2:]),
                          os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
             try:
@@ -142,6 +141,7 @@ class Search:
             shutil.rmtree(self._objects, ignore_errors=True)
             self._objects = ""
             self._made.clear()
+            self._folders.clear()
 
 
 def per_destination(

@@ -26,7 +26,7 @@ import zlib
 
 from dasct import cache
 from dasct.linklines import LineLinks
-from dasct.origins import FullState, IndexCorrupt, encode
+from dasct.origins import FullState, IndexCorrupt, encode, u32s
 from dasct.refs import MAX_KEY_LENGTH
 
 TYPE_CHECKING = False
@@ -67,14 +67,6 @@ def _u32(values: list[int] | array[int]) -> bytes:
 
     return array("I", values).tobytes()
 
-
-def u32s(data: bytes | memoryview) -> memoryview:
-    """data read as native unsigned 32-bit numbers, without a copy. Not array("I"): the
-    array module imports collections (~3 ms of the commit-time path); its length must
-    be a multiple of 4 (checked by the callers, a damaged file says so)."""
-    if len(data) % 4:
-        raise IndexCorrupt("a table of numbers is cut short")
-    return memoryview(data).cast("I")
 
 
 def parts(head: str, table: str, links: dict[int, tuple[str, ...]],

@@ -11,7 +11,7 @@ from bisect import bisect_left
 
 from dasct import cache, snapfile
 from dasct.linklines import LineLinks
-from dasct.origins import FullState, IndexCorrupt, decode
+from dasct.origins import FullState, IndexCorrupt, decode, u32s
 
 TYPE_CHECKING = False  # typing costs import time on the hook path
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ class Snapshot:
         """How many lines path has, without expanding its encoding."""
         value = self._value(path)
         if isinstance(value, bytes):
-            return sum(snapfile.u32s(value)[1::2])
+            return sum(u32s(value)[1::2])
         return len(value or ())
 
     def origins(self, path: str) -> Origins:
@@ -122,7 +122,7 @@ class Snapshot:
         if isinstance(value, bytes):
             # Straight from the run-length encoding: the commit-time path never expands
             # a 5,000-line file into a tuple just to find its few protected lines.
-            runs = snapfile.u32s(value)
+            runs = u32s(value)
             out: dict[int, tuple[int, tuple[str, ...]]] = {}
             line = 1
             for i in range(0, len(runs), 2):
