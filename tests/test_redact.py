@@ -184,6 +184,14 @@ def test_database_url_passwords_are_masked() -> None:
         "a ftp://u:1@h and smtp+tls://u:2@h": "a ftp://u:***@h and smtp+tls://u:***@h",
     }
     assert {url: redact.mask_urls(url) for url in cases} == cases
+    # A long text (a walk's JSON) is scanned line by line: the same answer as at once.
+    filler = "\n".join(f'{{"commit": "{n:040x}", "line": {n}}}' for n in range(4000))
+    long = f"{filler}\r\n{' '.join(cases)}\n{filler}\nend https://ci:tok3n@h"
+    assert len(long) > 1 << 16
+    masked = redact.mask_urls(long)
+    assert masked == long.replace("hunter2pass", "***").replace("p@ss:w0rd", "***").replace(
+        "tok3n", "***").replace("u:1@", "u:***@").replace("u:2@", "u:***@")
+    assert "hunter2pass" not in masked and masked.endswith("https://ci:***@h")
     assert redact.url_password("postgresql://bob:p%40ss@db/app") == "p%40ss"
     assert redact.url_password("postgresql://bob@db/app") is None
 

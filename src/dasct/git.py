@@ -20,7 +20,7 @@ from dasct.errors import GitError
 
 TYPE_CHECKING = False  # typing costs import time on the commit-time path
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Iterator, Sequence
     from pathlib import Path
     from types import TracebackType
     from typing import IO
@@ -142,7 +142,7 @@ class stream:
     """
 
     def __init__(self, *args: str, cwd: str | Path | None = None, check: bool = True,
-                 input: bytes | None = None) -> None:
+                 input: bytes | None = None, ahead: int = 0) -> None:
         self.args = args
         self.check = check
         self.code = -1
@@ -173,19 +173,22 @@ class stream:
             raise GitError("git is not installed or not on PATH") from exc
         os.close(out_w)
         os.close(err_w)
+        # Read ahead from the start: with git's output drained, an input larger than a
+        # pipe can hold is written whole (git reads it while its answers are taken).
+        self.out: IO[bytes] | _ReadAhead = (
+            _ReadAhead(out_r, ahead) if ahead else os.fdopen(out_r, "rb", buffering=1 << 16))
         if input is not None:
             os.close(in_r)
             try:
-                os.write(in_w, input)
+                os.write(in_w, input) if not ahead else _write_all(in_w, input)
             except BrokenPipeError:
                 pass  # git stopped early: its exit code says why
             finally:
                 os.close(in_w)
-        self.out: IO[bytes] = os.fdopen(out_r, "rb", buffering=1 << 16)
         self.err: IO[bytes] = os.fdopen(err_r, "rb")
 
     def __enter__(self) -> IO[bytes]:
-        return self.out
+        return self.out  # type: ignore[return-value]  # _ReadAhead reads like one
 
     def kill(self) -> None:
         """Stop git early: the reader has what it needed (leaving the block then neither
@@ -218,6 +221,80 @@ class stream:
         self.code = os.waitstatus_to_exitcode(status)
         if self.check and self.code != 0:
             raise _fail(self.args, self.stderr, self.code)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+class _ReadAhead:
+    """git's stdout read by a thread into a bounded queue, iterated as lines.
+
+    A replay does heavy work between the lines it reads (the walk classifies its touches
+    as it goes); with a plain pipe git then stops on a full 64 KiB buffer and the two
+    take turns instead of running side by side on two cores. The thread keeps reading
+    while Python works (os.read lets go of the GIL), up to `limit` bytes held.
+    """
+
+    CHUNK = 1 << 20
+
+    def __init__(self, fd: int, limit: int) -> None:
+        import queue
+        import threading
+
+        try:
+            import fcntl
+
+            # A larger pipe lets git write a whole chunk while the reader waits for the GIL.
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, self.CHUNK)
+        except (ImportError, AttributeError, OSError):
+            pass  # the default size works, only more slowly
+        self._chunks: queue.Queue[bytes] = queue.Queue(maxsize=max(1, limit // self.CHUNK))
+        self._fd = fd
+        self._stopped = False
+        self._done = False
+        self._thread = threading.Thread(target=self._pump, name="git-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        try:
+            while not self._stopped and (chunk := os.read(self._fd, self.CHUNK)):
+                self._chunks.put(chunk)
+        except OSError:
+            pass  # the reader sees the end; git's exit code says what went wrong
+        finally:
+            self._chunks.put(b"")
+
+    def _next_chunk(self) -> bytes:
+        if self._done:
+            return b""
+        chunk = self._chunks.get()
+        self._done = not chunk
+        return chunk
+
+    def __iter__(self) -> Iterator[bytes]:
+        import io
+
+        rest = b""
+        while chunk := self._next_chunk():
+            lines = io.BytesIO(rest + chunk if rest else chunk).readlines()
+            rest = lines.pop() if not lines[-1].endswith(b"\n") else b""
+            yield from lines
+        if rest:
+            yield rest
+
+    def read(self, size: int = -1) -> bytes:
+        """The next chunk (any size): what draining the rest needs."""
+        return self._next_chunk()
+
+    def close(self) -> None:
+        self._stopped = True
+        while self._next_chunk():  # unblock the thread if it waits on a full queue
+            pass
+        self._thread.join()
+        os.close(self._fd)
 
 
 class conversation:
@@ -497,6 +574,39 @@ def cat_blobs(cwd: str | Path, blobs: Iterable[str]) -> dict[str, bytes]:
     if not wanted:
         return {}
     out = run("cat-file", "--batch", cwd=cwd, input="".join(f"{b}\n" for b in wanted).encode())
+    return _batch_contents(wanted, out)
+
+
+class blobs_later:
+    """cat_blobs started now and read with result(): git finds the blobs (resolving their
+    deltas on the other core) while the caller goes on. A thread takes git's output as
+    it comes, so any number of blobs can be asked; all of them are held until result()."""
+
+    def __init__(self, cwd: str | Path, blobs: Iterable[str]) -> None:
+        self.wanted = list(dict.fromkeys(blobs))
+        self._proc = stream(
+            "cat-file", "--batch", cwd=cwd, ahead=1 << 62,
+            input="".join(f"{b}\n" for b in self.wanted).encode(),
+        ) if self.wanted else None
+
+    def result(self) -> dict[str, bytes]:
+        """What cat_blobs would have given (GitError as it would)."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return {}
+        with proc as out:
+            data = b"".join(iter(out.read, b""))
+        return _batch_contents(self.wanted, data)
+
+    def close(self) -> None:
+        """Stop git unread (the caller gave up)."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            with proc:
+                proc.kill()
+
+
+def _batch_contents(wanted: Sequence[str], out: bytes) -> dict[str, bytes]:
     contents: dict[str, bytes] = {}
     pos = 0
     for blob in wanted:

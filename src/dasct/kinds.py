@@ -26,7 +26,7 @@ from dasct.errors import GitError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
 
     from dasct.check import Finding, Protected
     from dasct.settings import Settings
@@ -297,24 +297,48 @@ def annotate_all(cwd: object, groups: Sequence[tuple[str, Sequence[Finding]]]) -
     read in one git call (a forward walk classifies every commit's touches at once, not
     one cat-file per commit). When that call fails (an object git cannot give), each
     revision is asked on its own, and one that still fails keeps its lines code."""
-    wanted: dict[tuple[str, str], list[int]] = {}
-    for rev, findings in groups:
-        for f in findings:
-            wanted.setdefault((rev, f.path), []).append(f.line)
-    specs = [key for key in wanted if _askable(key[1])]
-    try:
-        blobs = git.cat_blobs(str(cwd), (f"{rev}:{path}" for rev, path in specs))
-    except GitError:
-        if len({rev for rev, _ in groups}) > 1:
-            for rev, findings in groups:
-                annotate_all(cwd, [(rev, findings)])
-            return
-        blobs = {}
-    found = {key: classify(key[1], blobs[f"{key[0]}:{key[1]}"], wanted[key])
-             for key in specs if f"{key[0]}:{key[1]}" in blobs}
-    for rev, findings in groups:
-        for f in findings:
-            f.kind = found.get((rev, f.path), {}).get(f.line, CODE)
+    Annotation(cwd, groups, later=False).finish()
+
+
+class Annotation:
+    """annotate_all in two steps: with later, the files are asked of git when it is made
+    (git.blobs_later), and classified by finish(): a walk asks for one batch's files and
+    replays on while git finds them. Without, finish() reads them (one cat-file, no
+    thread: what a commit's check uses)."""
+
+    def __init__(self, cwd: object, groups: Sequence[tuple[str, Sequence[Finding]]], *,
+                 later: bool = True) -> None:
+        self.cwd, self.groups = cwd, groups
+        self.wanted: dict[tuple[str, str], list[int]] = {}
+        for rev, findings in groups:
+            for f in findings:
+                self.wanted.setdefault((rev, f.path), []).append(f.line)
+        self.specs = [key for key in self.wanted if _askable(key[1])]
+        names = (f"{rev}:{path}" for rev, path in self.specs)
+        self.reading = git.blobs_later(str(cwd), names) if later else None
+        self._names: Iterator[str] | None = None if later else names
+
+    def finish(self) -> None:
+        groups = self.groups
+        try:
+            blobs = (self.reading.result() if self.reading is not None
+                     else git.cat_blobs(str(self.cwd), self._names or ()))
+        except GitError:
+            if len({rev for rev, _ in groups}) > 1:
+                for rev, findings in groups:
+                    annotate_all(self.cwd, [(rev, findings)])
+                return
+            blobs = {}
+        found = {key: classify(key[1], blobs[f"{key[0]}:{key[1]}"], self.wanted[key])
+                 for key in self.specs if f"{key[0]}:{key[1]}" in blobs}
+        for rev, findings in groups:
+            for f in findings:
+                f.kind = found.get((rev, f.path), {}).get(f.line, CODE)
+
+    def close(self) -> None:
+        """Give up: git is stopped, nothing is classified."""
+        if self.reading is not None:
+            self.reading.close()
 
 
 def reported(

@@ -22,8 +22,6 @@ from dasct.ledger_record import Record
 from dasct.qa import CURSOR, EVIDENCE, REQUEST, Sent, flush, ledger_of, requests
 from dasct.settings import Settings
 
-BLOB_BATCH = 50  # touching commits whose blobs are read in one cat-file
-
 
 @dataclass(frozen=True)
 class Recorded:
@@ -67,7 +65,12 @@ def record(repo: git.Repo, cfg: Config, settings: Settings, spec: str | None, *,
             raise DasctError(f"ci record: nothing recorded on {branch} yet: give the first "
                              "range with --range A..B (e.g. the push's before..after)")
         spec = f"{last}..HEAD"
-    steps = walk.each(repo, settings, spec)
+    texts = _ChangeTexts(repo)
+    try:
+        steps = walk.each(repo, settings, spec, classified=texts.batch)
+        texts.finish()
+    finally:
+        texts.close()
     have = requests(book)
     todo: list[tuple[walk.Step, dict[str, list[check.Finding]]]] = []
     known = 0
@@ -80,7 +83,7 @@ def record(repo: git.Repo, cfg: Config, settings: Settings, spec: str | None, *,
         known += len(by_defect) - len(wanted)
         if wanted:
             todo.append((step, wanted))
-    new = _requests(repo, cfg, book, todo)
+    new = _requests(repo, cfg, book, todo, texts.texts)
     end = git.rev_parse(repo, spec.partition("..")[2] or "HEAD")
     moved = [] if cursor(book, branch) == end else [Record(CURSOR, {"branch": branch,
                                                                      "commit": end})]
@@ -129,10 +132,52 @@ def record_locally(repo: git.Repo, cfg: Config, settings: Settings) -> Recorded 
     return record(repo, cfg, settings, f"{last}..HEAD", push=False)
 
 
+class _ChangeTexts:
+    """The change each touching commit's tickets show (tickets.change_texts), for every
+    defect it touches, made while the walk goes on: a batch's blobs are asked of git
+    when the walk has classified it (git.blobs_later: one cat-file per batch, on the other
+    core while the replay reads the log), and its texts are made when the next batch
+    comes, so only two batches of blobs are ever held."""
+
+    def __init__(self, repo: git.Repo) -> None:
+        self.repo = repo
+        self.texts: dict[str, dict[str, str]] = {}  # commit -> defect -> change text
+        self._asked: tuple[list[walk.Step], git.blobs_later] | None = None
+
+    def batch(self, steps: list[walk.Step]) -> None:
+        self.finish()
+        touching = [s for s in steps if s.findings]
+        if touching:
+            self._asked = touching, git.blobs_later(
+                self.repo.root, tickets.blobs_of(c for s in touching for c in s.changes))
+
+    def finish(self) -> None:
+        """Make the texts of the batch asked for last."""
+        if self._asked is None:
+            return
+        steps, reading = self._asked
+        self._asked = None
+        blobs = reading.result()
+        for step in steps:
+            by_defect: dict[str, list[check.Finding]] = {}
+            for f in step.findings:
+                by_defect.setdefault(f.defect, []).append(f)
+            self.texts[step.sha] = tickets.change_texts(
+                self.repo, step.parent, step.sha, by_defect, changes=step.changes,
+                blobs=blobs)
+
+    def close(self) -> None:
+        """Stop git if the walk failed with a batch asked for."""
+        if self._asked is not None:
+            self._asked[1].close()
+            self._asked = None
+
+
 def _requests(repo: git.Repo, cfg: Config, book: Ledger,
-              todo: Sequence[tuple[walk.Step, Mapping[str, Sequence[check.Finding]]]]
-              ) -> list[Record]:
-    """The request records of each (step, defect -> its findings) asked for."""
+              todo: Sequence[tuple[walk.Step, Mapping[str, Sequence[check.Finding]]]],
+              change_texts: Mapping[str, Mapping[str, str]]) -> list[Record]:
+    """The request records of each (step, defect -> its findings) asked for, with the
+    change texts made during the walk (_ChangeTexts)."""
     if not todo:
         return []
     fixes_of = {(step.sha, d): sorted({f.commit for f in found})
@@ -142,15 +187,8 @@ def _requests(repo: git.Repo, cfg: Config, book: Ledger,
     proof = _Evidence(repo, cfg, book)
     proof.prefetch(sorted({c for v in fixes_of.values() for c in v}))
     out: list[Record] = []
-    blobs: dict[str, bytes] = {}
-    for n, (step, wanted) in enumerate(todo):
-        if n % BLOB_BATCH == 0:
-            # The touched files' blobs for the next BLOB_BATCH commits in one cat-file:
-            # not one process per commit, nor every blob of a long range in memory.
-            blobs = git.cat_blobs(repo.root, tickets.blobs_of(
-                c for later, _ in todo[n : n + BLOB_BATCH] for c in later.changes))
-        texts = tickets.change_texts(repo, step.parent, step.sha, wanted,
-                                     changes=step.changes, blobs=blobs)
+    for step, wanted in todo:
+        texts = change_texts[step.sha]
         for defect, found in wanted.items():
             fixes = fixes_of[step.sha, defect]
             outcome = proof.at(step.sha, defect, fixes)

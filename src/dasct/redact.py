@@ -142,7 +142,19 @@ def child_env(extra: Mapping[str, str]) -> dict[str, str]:
 
 def mask_urls(text: str) -> str:
     """text with the password of every `scheme://user:password@` URL replaced by ***."""
-    return _URL_PASSWORD.sub(lambda m: f"{m.group('head')}:{URL_MASK}@", text)
+    # The pattern is slow to scan (it tries at every word's start: 0.2 s over the 10 MB
+    # of a 1,000-commit `check --each`), and a match holds "://" and no whitespace, so
+    # only the lines holding "://" are scanned.
+    if "://" not in text:
+        return text
+    if len(text) <= 1 << 16:
+        return _URL_PASSWORD.sub(_masked, text)
+    return "\n".join(_URL_PASSWORD.sub(_masked, line) if "://" in line else line
+                     for line in text.split("\n"))
+
+
+def _masked(m: re.Match[str]) -> str:
+    return f"{m.group('head')}:{URL_MASK}@"
 
 
 def _spans(text: str, secrets: Sequence[str]) -> list[tuple[int, int]]:

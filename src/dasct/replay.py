@@ -27,7 +27,7 @@ from dasct.origins import FullState, IndexCorrupt, Overlay, apply_hunks, unchang
 
 TYPE_CHECKING = False  # typing costs import time on the hook path
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from dasct.origins import Origins, State
     from dasct.replay_log import Commit
@@ -114,7 +114,7 @@ class Builder:
     def replay(
         self,
         todo: list[Commit],
-        sections: Iterator[diff.Section],
+        sections: Iterable[diff.Section],
         known: dict[str, State],
         progress: bool = False,
         before: Callable[[Commit, dict[str | None, diff.Section], list[State]], None]
@@ -132,7 +132,7 @@ class Builder:
             for p in c.parents:
                 remaining[p] = remaining.get(p, 0) + 1
         states: dict[str, State] = dict(known)
-        pending = _Peekable(sections)
+        pending = _Peekable(iter(sections))
         total = len(todo)
         shown = time.monotonic()
         try:

@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
 
+READ_AHEAD = 32 << 20  # bytes of git log held ahead of the replay, at most
+
+
 class Commit:
     """A commit to replay: its sha, parents and full message."""
 
@@ -42,10 +45,27 @@ def log_commits(repo: git.Repo, revs: Sequence[str]) -> list[Commit]:
     return commits
 
 
-def sections(repo: git.Repo, revs: Sequence[str]) -> Iterator[diff.Section]:
-    """The per-parent diffs of revs, parents first, as the replay consumes them."""
-    with git.stream(
-        "log", "--topo-order", "--reverse", "-m", "--oneline", "--no-abbrev-commit",
-        "--no-decorate", *diff.PATCH_OPTIONS, *revs, "--", cwd=repo.root,
-    ) as out:
-        yield from diff.parse(out, commits=True)
+class sections:
+    """The per-parent diffs of revs, parents first, as the replay consumes them: git
+    starts now and is read ahead of the replay (git.stream's `ahead`), so it goes on
+    while the replay works, and while the caller prepares it (the walk loads its start
+    snapshot meanwhile). Iterated once; close() stops a git never read."""
+
+    def __init__(self, repo: git.Repo, revs: Sequence[str]) -> None:
+        self._proc: git.stream | None = git.stream(
+            "log", "--topo-order", "--reverse", "-m", "--oneline", "--no-abbrev-commit",
+            "--no-decorate", *diff.PATCH_OPTIONS, *revs, "--", cwd=repo.root,
+            ahead=READ_AHEAD)
+
+    def __iter__(self) -> Iterator[diff.Section]:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            raise RuntimeError("replay_log.sections is read once")
+        with proc as out:
+            yield from diff.parse(out, commits=True)
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            with proc:
+                proc.kill()

@@ -12,16 +12,21 @@ is matched against its parent's state just before the replay moves past it.
 
 from __future__ import annotations
 
-from dasct import check, diff, git, index, replay, replay_log
+from dasct import check, diff, git, index, kinds, replay, replay_log
 from dasct.errors import DasctError
 from dasct.linklines import with_aliases
 from dasct.origins import FullState
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from dasct.origins import State
     from dasct.replay_log import Commit
     from dasct.settings import Settings
+
+
+CLASSIFY_BATCH = 50  # touching commits classified per cat-file
 
 
 class Step:
@@ -59,19 +64,33 @@ def chain(repo: git.Repo, spec: str) -> list[str]:
     return out.decode().split()
 
 
-def each(repo: git.Repo, settings: Settings, spec: str, *, all_kinds: bool = False
-         ) -> list[Step]:
+def each(repo: git.Repo, settings: Settings, spec: str, *, all_kinds: bool = False,
+         classified: Callable[[list[Step]], None] | None = None) -> list[Step]:
     """Every commit of chain(spec), oldest first, with what it touches: the findings of
-    `[check] kinds` (every kind with all_kinds), as check --commit reports them."""
+    `[check] kinds` (every kind with all_kinds), as check --commit reports them.
+
+    classified, when given, is called with each batch of touching commits as soon as
+    their findings are final, still during the replay: what a caller starts then (ci
+    record reads the blobs of its tickets) runs beside the rest of the walk."""
     commits = chain(repo, spec)
     if not commits:
         return []
     # The first commit's parent is the base; check.commit says when it lies beyond a
     # shallow boundary, as `--commit` does.
     base = check.commit(repo, commits[0]).base
-    start = index.snapshot_at(repo, settings, base)
     head = commits[-1]
     revs = [head, f"^{base}"] if base is not None else [head]
+    log = replay_log.sections(repo, revs)  # git starts now, beside the start's replay
+    try:
+        return _walk(repo, settings, commits, base, revs, log, all_kinds, classified)
+    finally:
+        log.close()  # unless the replay read it
+
+
+def _walk(repo: git.Repo, settings: Settings, commits: list[str], base: str | None,
+          revs: list[str], log: replay_log.sections, all_kinds: bool,
+          classified: Callable[[list[Step]], None] | None) -> list[Step]:
+    start = index.snapshot_at(repo, settings, base)
     todo = replay_log.log_commits(repo, revs)
     ignore, boundary, _ = index.history(repo)
     builder = replay.Builder(repo, start.commits, ignore, boundary, start.lines)
@@ -79,6 +98,28 @@ def each(repo: git.Repo, settings: Settings, spec: str, *, all_kinds: bool = Fal
     wanted = set(commits)
     ready: list[Step] = []
     parent_of: dict[str, str] = {}
+    pending: list[Step] = []  # touching commits whose files are not asked for yet
+    asked: list[tuple[list[Step], kinds.Annotation]] = []  # asked for, not classified
+
+    def classify(upto: int) -> None:
+        # Every commit's touches are classified at its parent, CLASSIFY_BATCH touching
+        # commits per cat-file: not one process per commit (whose start was most of a
+        # maven walk's classification), nor every blob of a long walk held at once. A
+        # batch's files are asked for as soon as it is full and classified when the next
+        # one is: git finds them (and goes on writing the log, read ahead) while the
+        # replay moves on, instead of the classification waiting for the end of the log.
+        if pending:
+            batch = pending[:]
+            pending.clear()
+            asked.append((batch, kinds.Annotation(
+                repo.root, [(parent_of[s.sha], s.findings) for s in batch])))
+        while len(asked) > upto:
+            batch, annotation = asked.pop(0)
+            annotation.finish()
+            for s in batch:
+                s.findings, s.left_out = kinds.reported(s.findings, settings.kinds, all_kinds)
+            if classified is not None:
+                classified(batch)
 
     def before(commit: Commit, sections: dict[str | None, diff.Section],
                parents: list[State]) -> None:
@@ -100,6 +141,9 @@ def each(repo: git.Repo, settings: Settings, spec: str, *, all_kinds: bool = Fal
             paths = {f.path for f in found}
             step.changes = [c for c in (section.files if section else ())
                             if c.old_path in paths]
+            pending.append(step)
+            if len(pending) == CLASSIFY_BATCH:
+                classify(upto=1)
         ready.append(step)
 
     def after(commit: Commit, state: State) -> None:
@@ -108,17 +152,10 @@ def each(repo: git.Repo, settings: Settings, spec: str, *, all_kinds: bool = Fal
             with_aliases(links, builder.lines.aliases)
 
     known: dict[str, State] = {base: start.files} if base is not None else {}
-    builder.replay(todo, replay_log.sections(repo, revs), known, before=before, after=after)
-    touched = [s for s in ready if s.findings]
-    if touched:
-        from dasct import kinds  # only a walk that touches something pays
-
-        # Every commit's touches classified at its parent: one cat-file per 200 touching
-        # commits, not one per commit (whose process start was most of a maven walk's
-        # classification), nor one holding every blob of a long walk in memory.
-        for i in range(0, len(touched), 200):
-            kinds.annotate_all(repo.root, [(parent_of[s.sha], s.findings)
-                                           for s in touched[i : i + 200]])
-        for s in touched:
-            s.findings, s.left_out = kinds.reported(s.findings, settings.kinds, all_kinds)
+    try:
+        builder.replay(todo, log, known, before=before, after=after)
+        classify(upto=0)
+    finally:
+        for _, annotation in asked:  # only when the replay failed
+            annotation.close()
     return ready
