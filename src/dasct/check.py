@@ -26,13 +26,13 @@ STAGED_DIFF = ("diff", "--cached", *diff.PATCH_OPTIONS, "--")
 class Finding:
     """One protected line of one defect that a change removes or rewrites."""
 
-    __slots__ = ("after_line", "after_path", "commit", "defect", "kind", "ledger", "line",
-                 "path")
+    __slots__ = ("after_line", "after_path", "blob", "commit", "defect", "kind", "ledger",
+                 "line", "path")
 
     def __init__(
         self, defect: str, path: str, line: int, commit: str,
         after_path: str | None = None, after_line: int | None = None, kind: str = "code",
-        ledger: bool = False,
+        ledger: bool = False, blob: str = "",
     ) -> None:
         self.defect = defect
         self.path = path  # the path at the change's base
@@ -47,6 +47,7 @@ class Finding:
         # The ledger linked the line to the defect (an accepted touch, a manual link), not
         # the commit's message: the commit is the baseline, not a fix.
         self.ledger = ledger
+        self.blob = blob  # the file's blob at the base, as the diff names it ("": unknown)
 
     def as_dict(self) -> dict[str, str | int | None]:
         """The JSON shape of a finding (a contract: docs/cli.md)."""
@@ -146,7 +147,7 @@ def touches(
                 linked = snapshot.ledger_linked(origin)
                 found.extend(
                     Finding(d, old, n, sha, after, after_line if after else None,
-                            ledger=d in linked)
+                            ledger=d in linked, blob=change.old_blob)
                     for d in defects
                 )
     found.sort(key=lambda f: (f.defect, f.path, f.line))
@@ -164,7 +165,17 @@ def _after_line(hunk: diff.Hunk, old_line: int) -> int:
 def findings(
     repo: git.Repo, settings: Settings, change: Change, out: IO[bytes]
 ) -> list[Finding]:
-    """Match the diff git is writing to `out` against the index at the change's base.
+    """Match the diff git is writing to `out` against the index at the change's base,
+    each finding with its kind (classify)."""
+    found = touched(repo, settings, change, out)
+    classify(repo, change, found)
+    return found
+
+
+def touched(
+    repo: git.Repo, settings: Settings, change: Change, out: IO[bytes]
+) -> list[Finding]:
+    """findings, their kinds not known yet.
 
     The caller starts git first, so git computes the diff while the index loads.
     """
@@ -174,23 +185,33 @@ def findings(
     snapshot = index.snapshot_at(repo, settings, change.base, progress=sys.stderr.isatty(),
                                  ledger=change.ledger)
     files = [f for s in diff.parse(out, commits=False) for f in s.files]
-    found = touches(snapshot, files, settings)
-    if found:
-        # Only a touch pays for its kind: the classifier's import and one cat-file of the
+    return touches(snapshot, files, settings)
+
+
+def classify(repo: git.Repo, change: Change, found: list[Finding]) -> None:
+    """Set each finding's kind from its file at the change's base."""
+    if found and change.base is not None:
+        # Only a touch pays for its kind: the kinds the refresh keeps for the files at
+        # HEAD (kindcache.py), else the classifier's import and one cat-file of the
         # touched files at the base. Starting cat-file early, beside the index load, was
         # measured and not kept: it cost every silent commit 18% (bench/kinds_cost.py).
-        from dasct import kinds
+        from dasct import kindcache
 
-        kinds.annotate(repo.root, change.base, found)
-    return found
+        left = kindcache.annotate(str(repo.state_dir), found)
+        if left:
+            from dasct import kinds
+
+            kinds.annotate(repo.root, change.base, left)
 
 
-def run_check(repo: git.Repo, settings: Settings, change: Change) -> list[Finding]:
-    """Check a change that is not the staged one (a commit, a range)."""
+def run_check(repo: git.Repo, settings: Settings, change: Change, *, with_kinds: bool = True
+              ) -> list[Finding]:
+    """Check a change that is not the staged one (a commit, a range); without with_kinds,
+    the findings' kinds are left to the caller (check.classify)."""
     if change.base is None:
         return []
     with git.stream(*change.diff_args, cwd=repo.root) as out:
-        return findings(repo, settings, change, out)
+        return (findings if with_kinds else touched)(repo, settings, change, out)
 
 
 class Protected:

@@ -536,12 +536,35 @@ def rev_parse(repo: Repo, rev: str) -> str:
 
 def subjects(repo: Repo, shas: Iterable[str]) -> dict[str, str]:
     """The subject line of each commit."""
-    wanted = list(dict.fromkeys(shas))
-    if not wanted:
-        return {}
-    out = run("show", "-s", "--no-notes", "--format=%H%x00%s", *wanted, "--", cwd=repo.root)
-    pairs = (line.split("\0", 1) for line in out.decode("utf-8", "replace").splitlines())
-    return {p[0]: p[1] for p in pairs if len(p) == 2}
+    return Subjects(repo, shas).result()
+
+
+class Subjects:
+    """subjects() asked of git now, read with result(): git answers while the caller
+    goes on (the hook classifies its findings meanwhile)."""
+
+    def __init__(self, repo: Repo, shas: Iterable[str]) -> None:
+        self.wanted = list(dict.fromkeys(shas))
+        self._proc = stream("show", "-s", "--no-notes", "--format=%H%x00%s", *self.wanted,
+                            "--", cwd=repo.root, check=False) if self.wanted else None
+
+    def result(self) -> dict[str, str]:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return {}
+        with proc as out:
+            data = out.read()
+        if proc.code != 0:
+            raise _fail(proc.args, proc.stderr, proc.code)
+        pairs = (line.split("\0", 1) for line in data.decode("utf-8", "replace").splitlines())
+        return {p[0]: p[1] for p in pairs if len(p) == 2}
+
+    def close(self) -> None:
+        """Stop git unread (nothing is shown after all)."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            with proc:
+                proc.kill()
 
 
 def empty_tree(cwd: str | Path) -> str:

@@ -51,7 +51,7 @@ def _head(repo: git.Repo) -> str | None:
 
 def update(repo: git.Repo) -> int:
     """Bring the index to HEAD, and again while HEAD moved meanwhile; return the rounds."""
-    from dasct import index, settings
+    from dasct import index, kindcache, settings
 
     rounds = 0
     done: str | None = None
@@ -59,7 +59,8 @@ def update(repo: git.Repo) -> int:
         head = _head(repo)
         if head is None or head == done:
             break
-        index.snapshot_at(repo, settings.load(repo), head)
+        cfg = settings.load(repo)
+        kindcache.after_refresh(repo, index.snapshot_at(repo, cfg, head), cfg)
         done = head
         rounds += 1
     if done is not None:

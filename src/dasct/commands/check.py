@@ -169,18 +169,26 @@ def main(
             _strict_config = cfg.strict
             budget.set(cfg.budget)
             change = check.staged(repo)
-            findings = check.findings(repo, cfg, change, out)
+            findings = check.touched(repo, cfg, change, out)
     else:
         repo = git.discover()
         cfg = settings.load(repo)
         change = check.commit(repo, rev) if rev is not None else check.range_(repo, spec or "")
-        findings = check.run_check(repo, cfg, change)
+        findings = check.run_check(repo, cfg, change, with_kinds=False)
     strict = cfg.strict if strict is None else strict
     left_out: list[check.Finding] = []
+    asked: git.Subjects | None = None
     if findings:
         from dasct import kinds
 
+        if fmt != "json":
+            # The fix commits' subjects, asked of git now: it answers while the findings
+            # are classified.
+            asked = git.Subjects(repo, {f.commit: None for f in findings})
+        check.classify(repo, change, findings)
         findings, left_out = kinds.reported(findings, cfg.kinds, all_kinds)
+        if not findings and asked is not None and fmt not in DOCUMENTS:
+            asked.close()  # every touched line was of a kind not reported
     if fmt == "json":
         from dasct import render  # only when there is something to say
 
@@ -196,7 +204,7 @@ def main(
     elif findings or fmt in DOCUMENTS:
         from dasct import kinds, render
 
-        subjects = git.subjects(repo, (f.commit for f in findings))
+        subjects = asked.result() if asked is not None else {}
         if fmt != "text":  # the CI formats' module imports json, hashlib, gzip: ~7 ms
             from dasct import ci_formats
         if fmt == "github":

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from dasct import check, git, index, index_checkpoints, render, settings
+from dasct import check, git, index, index_checkpoints, kindcache, render, settings
 
 KINDS = {0: "up to date", 1: "updated incrementally", 2: "rebuilt from the whole history"}
 
@@ -28,6 +28,8 @@ def main(*, rebuild: bool, quiet: bool, fmt: str) -> int:
     snap = index.snapshot_at(
         repo, cfg, repo.head, rebuild=rebuild, progress=sys.stderr.isatty() and not quiet
     )
+    if snap.head is not None:
+        kindcache.after_refresh(repo, snap, cfg)  # what a warning at commit time reads
     # Counted as `dasct scan` counts: files with lines (an empty file has no entry in a
     # saved snapshot, so counting entries differed between a rebuild and a reload), and
     # protected lines outside the excluded paths.
