@@ -144,6 +144,9 @@ class _Lines:
                     self.spans.append(m.span())
         self.span_starts = [s for s, _ in self.spans]
         self._text = text
+        # plain() of each line asked: the look-back of kind() asks the same lines again
+        # for each line of a touched hunk (curl's walk: 300,000 calls for 3,500 files).
+        self._plain: dict[int, tuple[str, bool, int]] = {}
 
     def residue(self, n: int) -> tuple[bytes, bool]:
         """Line n without its comments, and whether it had any."""
@@ -168,6 +171,12 @@ class _Lines:
     def plain(self, n: int) -> tuple[str, bool, int]:
         """Line n's kind as if no import bracket were open before it, whether it starts
         an import, and how many brackets it opens (closed ones subtracted)."""
+        known = self._plain.get(n)
+        if known is None:
+            known = self._plain[n] = self._plain_of(n)
+        return known
+
+    def _plain_of(self, n: int) -> tuple[str, bool, int]:
         if n > len(self.lines) or not self.lines[n - 1].strip():
             return BLANK, False, 0
         rest, commented = self.residue(n)

@@ -216,8 +216,13 @@ def scrub(value: Any, secrets: Sequence[str] | None = None, *,
             for k, v in value.items()
         }
     if isinstance(value, (list, tuple)):
-        return [scrub(v, secrets) for v in value]
+        # Numbers (a ticket's line ranges: thousands) are taken as they are, not each
+        # passed down again.
+        return [v if isinstance(v, _PLAIN) else scrub(v, secrets) for v in value]
     return value
+
+
+_PLAIN = (int, float, type(None))  # bool is an int
 
 
 class _RedactingStream:
