@@ -545,8 +545,10 @@ class Subjects:
 
     def __init__(self, repo: Repo, shas: Iterable[str]) -> None:
         self.wanted = list(dict.fromkeys(shas))
-        self._proc = stream("show", "-s", "--no-notes", "--format=%H%x00%s", *self.wanted,
-                            "--", cwd=repo.root, check=False) if self.wanted else None
+        # `git log --no-walk` prints what `git show -s` would, in the order given, but
+        # sets up no diff machinery: 1.6 ms against 11 ms for 17 maven commits.
+        self._proc = stream("log", "--no-walk=unsorted", "--no-notes", "--format=%H%x00%s",
+                            *self.wanted, "--", cwd=repo.root, check=False) if self.wanted else None
 
     def result(self) -> dict[str, str]:
         proc, self._proc = self._proc, None
