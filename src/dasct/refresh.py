@@ -4,7 +4,9 @@ The post-checkout, post-merge, post-rewrite and post-commit shims call `dasct re
 --background`: it forks a detached, niced child and returns at once, so git never waits.
 The child takes a per-repository lock without waiting (a second refresh while one runs
 leaves at once: the running one re-reads HEAD when it is done and catches up), brings the
-index to HEAD, and repeats while HEAD keeps moving (a rebase moves it many times).
+index to HEAD, and repeats while HEAD keeps moving (a rebase moves it many times). Then,
+with the lock released, it keeps the line kinds of the files the new HEAD changed
+(kindcache.py), which a warning at commit time reads.
 
 A detached child has no terminal to print to. A failure is written as one line to
 `refresh.error` in dasct's state directory and printed once, by the next refresh shim
@@ -34,6 +36,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from dasct.settings import Settings
+    from dasct.snapshot import Snapshot
+
 LOCK = "refresh.lock"
 ERROR = "refresh.error"
 NICE = 10
@@ -49,23 +54,25 @@ def _head(repo: git.Repo) -> str | None:
     return out.decode().strip() or None if code == 0 else None
 
 
-def update(repo: git.Repo) -> int:
-    """Bring the index to HEAD, and again while HEAD moved meanwhile; return the rounds."""
-    from dasct import index, kindcache, settings
+def update(repo: git.Repo) -> tuple[Snapshot, Settings] | None:
+    """Bring the index to HEAD, and again while HEAD moved meanwhile; the last snapshot
+    made, with its settings (None: no HEAD)."""
+    from dasct import index, settings
 
     rounds = 0
     done: str | None = None
+    last: tuple[Snapshot, Settings] | None = None
     while rounds < MAX_ROUNDS:
         head = _head(repo)
         if head is None or head == done:
             break
         cfg = settings.load(repo)
-        kindcache.after_refresh(repo, index.snapshot_at(repo, cfg, head), cfg)
+        last = index.snapshot_at(repo, cfg, head), cfg
         done = head
         rounds += 1
     if done is not None:
         _record(repo)
-    return rounds
+    return last
 
 
 def _record(repo: git.Repo) -> None:
@@ -95,16 +102,27 @@ def locked_update(repo: git.Repo, *, wait: bool) -> bool:
             return False
         global _holding
         _holding = True
+        last = None
         try:
-            update(repo)
+            last = update(repo)
             (repo.state_dir / ERROR).unlink(missing_ok=True)
         except Exception as exc:
             _record_error(repo.state_dir, exc)
         finally:
             _holding = False
-        return True
     finally:
         os.close(fd)
+    if last is not None:
+        # The line kinds of what the new HEAD changed (kindcache.py), once the lock is
+        # released: a commit waiting for the refresh (wait_running) waits for the index,
+        # not for this.
+        from dasct import kindcache
+
+        try:
+            kindcache.after_refresh(repo, *last)
+        except Exception as exc:
+            _record_error(repo.state_dir, exc)
+    return True
 
 
 def wait_running(repo: git.Repo, seconds: float) -> bool:
