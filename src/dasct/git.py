@@ -180,7 +180,7 @@ class stream:
         if input is not None:
             os.close(in_r)
             try:
-                os.write(in_w, input) if not ahead else _write_all(in_w, input)
+                _write_all(in_w, input)
             except BrokenPipeError:
                 pass  # git stopped early: its exit code says why
             finally:

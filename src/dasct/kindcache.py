@@ -48,6 +48,8 @@ def _bucket(state_dir: str, blob: str) -> str:
 
 
 def _name(path: str) -> bytes | None:
+    """The file name an entry is kept under: UTF-8, one line (kinds._askable's rule for
+    what cat-file can be asked, kept here so that the check does not import kinds)."""
     name = path.rpartition("/")[2]
     try:
         raw = name.encode("utf-8")
@@ -90,10 +92,9 @@ def kinds_of(state_dir: str, blob: str, path: str) -> bytes | None:
     pos = data.find(want + b" ")
     while pos >= 0:
         if pos == 0 or data[pos - 1 : pos] == b"\n":
-            for found, found_name, body in _entries(data[pos:]):
-                if found == want and found_name == name:
-                    return body
-                break  # only the entry starting here
+            entry = next(iter(_entries(data[pos:])), None)  # the one starting here, if intact
+            if entry is not None and entry[0] == want and entry[1] == name:
+                return entry[2]
         pos = data.find(want + b" ", pos + 1)
     return None
 

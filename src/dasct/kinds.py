@@ -26,7 +26,7 @@ from dasct.errors import GitError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from dasct.check import Finding, Protected
     from dasct.settings import Settings
@@ -323,15 +323,14 @@ class Annotation:
             for f in findings:
                 self.wanted.setdefault((rev, f.path), []).append(f.line)
         self.specs = [key for key in self.wanted if _askable(key[1])]
-        names = (f"{rev}:{path}" for rev, path in self.specs)
-        self.reading = git.blobs_later(str(cwd), names) if later else None
-        self._names: Iterator[str] | None = None if later else names
+        self.names = [f"{rev}:{path}" for rev, path in self.specs]
+        self.reading = git.blobs_later(str(cwd), self.names) if later else None
 
     def finish(self) -> None:
         groups = self.groups
         try:
             blobs = (self.reading.result() if self.reading is not None
-                     else git.cat_blobs(str(self.cwd), self._names or ()))
+                     else git.cat_blobs(str(self.cwd), self.names))
         except GitError:
             if len({rev for rev, _ in groups}) > 1:
                 for rev, findings in groups:

@@ -198,6 +198,9 @@ def redact(text: str, secrets: Sequence[str] | None = None) -> str:
     return marker  # the pieces keep re-forming a secret: show nothing of the text
 
 
+_PLAIN = (int, float, type(None))  # scrub passes these through (bool is an int)
+
+
 def scrub(value: Any, secrets: Sequence[str] | None = None, *,
           keep: Collection[str] = ()) -> Any:
     """A copy of a JSON-like value with every string redacted, to write *after* this.
@@ -221,8 +224,6 @@ def scrub(value: Any, secrets: Sequence[str] | None = None, *,
         return [v if isinstance(v, _PLAIN) else scrub(v, secrets) for v in value]
     return value
 
-
-_PLAIN = (int, float, type(None))  # bool is an int
 
 
 class _RedactingStream:
