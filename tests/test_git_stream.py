@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dasct import git
+from dasct import catfile, git
 from dasct.errors import GitError
 from gitrepo import GitRepo
 
@@ -66,15 +66,38 @@ def test_a_failing_git_still_raises(repo: GitRepo, blob: str) -> None:
         assert list(out) == []
 
 
-def test_blobs_later_gives_what_cat_blobs_gives(repo: GitRepo, blob: str) -> None:
+def test_batches_give_what_cat_blobs_gives(repo: GitRepo, blob: str) -> None:
     repo.commit("more", {"a.txt": "a\n", "b.txt": "b\n"})
     names = [blob, "HEAD:a.txt", "HEAD:b.txt", blob]
-    # Asked for more names than a pipe holds: git's answers are taken while it reads.
-    many = names * 2000
-    assert git.blobs_later(repo.path, many).result() == git.cat_blobs(repo.path, names)
-    assert git.blobs_later(repo.path, []).result() == {}
-    with pytest.raises(GitError, match="not a blob"):
-        git.blobs_later(repo.path, ["HEAD:a.txt", "HEAD:missing"]).result()
+    with catfile.Batches(repo.path) as batches:
+        # Asked for more names than a pipe holds, before any answer is read: the threads
+        # write and read while git answers; each batch gets its own answers, in order.
+        first = batches.ask(names * 2000)
+        empty = batches.ask([])
+        bad = batches.ask(["HEAD:a.txt", "HEAD:missing", "HEAD"])
+        after = batches.ask(["HEAD:b.txt"])
+        assert first.result() == git.cat_blobs(repo.path, names)
+        assert empty.result() == {}
+        with pytest.raises(GitError, match="HEAD:missing is not a blob"):
+            bad.result()
+        assert after.result() == {"HEAD:b.txt": b"b\n"}  # in step after the failed one
+    with pytest.raises(GitError, match="closed"):
+        batches.ask(["HEAD:a.txt"]).result()
+
+
+def test_batches_killed_unread_fail_and_leave_nothing(repo: GitRepo, blob: str) -> None:
+    threads = threading.active_count()
+    fds = len(os.listdir("/proc/self/fd"))
+    batches = catfile.Batches(repo.path)
+    unread = batches.ask([blob] * 50)
+    batches.close(kill=True)
+    try:
+        assert unread.result() == {blob: CONTENT}  # git may have answered before it died
+    except GitError as exc:
+        assert "ended" in str(exc)
+    catfile.Batches(repo.path).close()  # never asked: git never started
+    assert threading.active_count() == threads
+    assert len(os.listdir("/proc/self/fd")) == fds
 
 
 def test_started_and_never_read(repo: GitRepo, blob: str) -> None:
@@ -82,7 +105,6 @@ def test_started_and_never_read(repo: GitRepo, blob: str) -> None:
 
     threads = threading.active_count()
     fds = len(os.listdir("/proc/self/fd"))
-    git.blobs_later(repo.path, [blob]).close()
     log = replay_log.sections(git.discover(repo.path), ["HEAD"])
     log.close()
     log.close()  # twice: nothing more to stop

@@ -5,6 +5,7 @@ remote shared by two CI clones holds every request once."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -49,6 +50,16 @@ def test_record_files_one_request_per_touched_defect_with_evidence(repo: GitRepo
     out = result.json()
     assert out["commits"] == 2 and [r["commit"] for r in out["requests"]] == [good, bad]
     assert out["sent"] == {"delivered": 2, "failed": 0, "waiting": 0}
+    # The local tracker's tickets are filed in the requests' own ledger commit: none went
+    # through the outbox, and no crash can fall between a request and its ticket.
+    tip = repo.git("rev-parse", "dasct-ledger").strip()
+    assert repo.git("rev-list", "--count", tip).strip() == "1"
+    written = repo.git("diff-tree", "--root", "-r", "--name-only", "--no-commit-id",
+                       tip).split()
+    assert sorted(p.split("/")[0] for p in written) == ["cursor", "filed", "filed",
+                                                          "request", "request"]
+    with sqlite3.connect(repo.path / ".git" / "dasct" / "qa" / "outbox.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
     by_commit = {r["commit"]: r for r in _requests(repo)}
     first, second = by_commit[good], by_commit[bad]
     ticket = first["ticket"]

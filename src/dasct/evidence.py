@@ -25,7 +25,7 @@ from typing import IO, Any, NamedTuple
 
 from dasct import git, redact
 from dasct.errors import GitError
-from dasct.migrate.steps import end_group
+from dasct.procgroup import end_group
 from dasct.qaconfig import QaConfig
 from dasct.settings import matches_glob
 

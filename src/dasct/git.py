@@ -602,35 +602,6 @@ def cat_blobs(cwd: str | Path, blobs: Iterable[str]) -> dict[str, bytes]:
     return _batch_contents(wanted, out)
 
 
-class blobs_later:
-    """cat_blobs started now and read with result(): git finds the blobs (resolving their
-    deltas on the other core) while the caller goes on. A thread takes git's output as
-    it comes, so any number of blobs can be asked; all of them are held until result()."""
-
-    def __init__(self, cwd: str | Path, blobs: Iterable[str]) -> None:
-        self.wanted = list(dict.fromkeys(blobs))
-        self._proc = stream(
-            "cat-file", "--batch", cwd=cwd, ahead=1 << 62,
-            input="".join(f"{b}\n" for b in self.wanted).encode(),
-        ) if self.wanted else None
-
-    def result(self) -> dict[str, bytes]:
-        """What cat_blobs would have given (GitError as it would)."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return {}
-        with proc as out:
-            data = b"".join(iter(out.read, b""))
-        return _batch_contents(self.wanted, data)
-
-    def close(self) -> None:
-        """Stop git unread (the caller gave up)."""
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            with proc:
-                proc.kill()
-
-
 def _batch_contents(wanted: Sequence[str], out: bytes) -> dict[str, bytes]:
     contents: dict[str, bytes] = {}
     pos = 0

@@ -28,6 +28,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
+    from dasct.catfile import Batches
     from dasct.check import Finding, Protected
     from dasct.settings import Settings
 
@@ -306,17 +307,17 @@ def annotate_all(cwd: object, groups: Sequence[tuple[str, Sequence[Finding]]]) -
     read in one git call (a forward walk classifies every commit's touches at once, not
     one cat-file per commit). When that call fails (an object git cannot give), each
     revision is asked on its own, and one that still fails keeps its lines code."""
-    Annotation(cwd, groups, later=False).finish()
+    Annotation(cwd, groups).finish()
 
 
 class Annotation:
-    """annotate_all in two steps: with later, the files are asked of git when it is made
-    (git.blobs_later), and classified by finish(): a walk asks for one batch's files and
-    replays on while git finds them. Without, finish() reads them (one cat-file, no
-    thread: what a commit's check uses)."""
+    """annotate_all in two steps: with batches (a walk's one cat-file: catfile.py), the
+    files are asked of git when it is made and classified by finish(), so a walk asks
+    for one batch's files and replays on while git finds them. Without, finish() reads
+    them (one cat-file, no thread: what a commit's check uses)."""
 
     def __init__(self, cwd: object, groups: Sequence[tuple[str, Sequence[Finding]]], *,
-                 later: bool = True) -> None:
+                 batches: Batches | None = None) -> None:
         self.cwd, self.groups = cwd, groups
         self.wanted: dict[tuple[str, str], list[int]] = {}
         for rev, findings in groups:
@@ -324,7 +325,7 @@ class Annotation:
                 self.wanted.setdefault((rev, f.path), []).append(f.line)
         self.specs = [key for key in self.wanted if _askable(key[1])]
         self.names = [f"{rev}:{path}" for rev, path in self.specs]
-        self.reading = git.blobs_later(str(cwd), self.names) if later else None
+        self.reading = batches.ask(self.names) if batches is not None else None
 
     def finish(self) -> None:
         groups = self.groups
@@ -342,11 +343,6 @@ class Annotation:
         for rev, findings in groups:
             for f in findings:
                 f.kind = found.get((rev, f.path), {}).get(f.line, CODE)
-
-    def close(self) -> None:
-        """Give up: git is stopped, nothing is classified."""
-        if self.reading is not None:
-            self.reading.close()
 
 
 def reported(

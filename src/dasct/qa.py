@@ -25,7 +25,7 @@ from dasct.ledger import Ledger
 from dasct.ledger_record import Record
 from dasct.notify import Notification, Outbox, local_transport
 from dasct.settings import Settings, matches_glob
-from dasct.trackers import Decision, Filed, Ticket, Tracker, TrackerError, make
+from dasct.trackers import IN_LEDGER, Decision, Filed, Ticket, Tracker, TrackerError, make
 from dasct.trackers.transport import (
     TicketTransport,
     regression_notification,
@@ -247,8 +247,7 @@ def flush(repo: git.Repo, cfg: Config, book: Ledger | None = None, *,
     made: list[Record] = []
 
     def on_filed(ticket: Ticket, where: Filed) -> None:
-        made.append(Record(FILED, {"key": ticket.key, "tracker": where.tracker,
-                                   "id": where.id, "url": where.url}))
+        made.append(filed_record(ticket.key, where))
 
     def settle() -> None:
         # The filed tickets reach the ledger in one commit per batch, before the outbox
@@ -270,6 +269,29 @@ def flush(repo: git.Repo, cfg: Config, book: Ledger | None = None, *,
         if row.last_error:
             reasons.setdefault(row.last_error)
     return Sent(report.delivered, report.failed, report.waiting, tuple(reasons))
+
+
+def filed_record(key: str, where: Filed) -> Record:
+    """The ledger's record that request key's ticket is filed, and where."""
+    return Record(FILED, {"key": key, "tracker": where.tracker, "id": where.id,
+                          "url": where.url})
+
+
+def filed_in_ledger(cfg: Config, new: Iterable[Record]) -> list[Record]:
+    """The `filed` records of the configured trackers whose ticket is its ledger record
+    (trackers.IN_LEDGER), for the request records new: written in the requests' own
+    ledger commit, they are never queued in the outbox (docs/qa.md)."""
+    held = [make(name, cfg.qa, {}) for name in cfg.qa.trackers if name in IN_LEDGER]
+    out: list[Record] = []
+    for r in new:
+        ticket = Ticket.from_dict(r.data["ticket"])
+        out.extend(filed_record(ticket.key, tracker.file(ticket)) for tracker in held)
+    return out
+
+
+def sends_elsewhere(cfg: Config) -> bool:
+    """True when a configured tracker is reached through the outbox (not IN_LEDGER)."""
+    return any(name not in IN_LEDGER for name in cfg.qa.trackers)
 
 
 def _regression_text(r: Record) -> str:

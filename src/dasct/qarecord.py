@@ -2,7 +2,8 @@
 
 Every commit of a range, oldest first, as `check --commit` sees it (one forward walk:
 walk.py), and per touched defect one revalidation request: its ticket (tickets.py) and
-its evidence (evidence.py) written to the ledger before anything is sent (qa.flush). The
+its evidence (evidence.py) written to the ledger before anything is sent (qa.flush;
+the local tracker's tickets are filed in that same ledger commit). The
 cost follows the range: one walk, one commit_info for every commit named, one diff and
 one cat-file per touching commit, each fix commit's tests found once, one ledger commit
 for all the requests (docs/benchmarks.md, "QA loop").
@@ -11,15 +12,25 @@ for all the requests (docs/benchmarks.md, "QA loop").
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from dasct import check, evidence, git, redact, tickets, walk
+from dasct import catfile, check, evidence, git, redact, tickets, walk
 from dasct.config import Config
 from dasct.errors import DasctError
 from dasct.ledger import Ledger
 from dasct.ledger_record import Record
-from dasct.qa import CURSOR, EVIDENCE, REQUEST, Sent, flush, ledger_of, requests
+from dasct.qa import (
+    CURSOR,
+    EVIDENCE,
+    REQUEST,
+    Sent,
+    filed_in_ledger,
+    flush,
+    ledger_of,
+    requests,
+    sends_elsewhere,
+)
 from dasct.settings import Settings
 
 
@@ -84,13 +95,17 @@ def record(repo: git.Repo, cfg: Config, settings: Settings, spec: str | None, *,
         if wanted:
             todo.append((step, wanted))
     new = _requests(repo, cfg, book, todo, texts.texts)
+    # The local tracker's tickets are filed in the requests' own commit (no outbox).
+    at_once = filed_in_ledger(cfg, new)
     end = git.rev_parse(repo, spec.partition("..")[2] or "HEAD")
     moved = [] if cursor(book, branch) == end else [Record(CURSOR, {"branch": branch,
                                                                      "commit": end})]
     if new or moved:
-        book.append([*new, *moved])
-    if new:
-        sent = flush(repo, cfg, book, env=env)
+        book.append([*new, *at_once, *moved])
+    if new and sends_elsewhere(cfg):
+        later = flush(repo, cfg, book, env=env)
+        sent = replace(later, delivered=sent.delivered + later.delivered)
+    sent = replace(sent, delivered=sent.delivered + len(at_once))
     if push and book.remote:
         book.push()
     return Recorded(spec, len(steps), new, known, sent, _claims(repo, cfg, steps))
@@ -135,21 +150,22 @@ def record_locally(repo: git.Repo, cfg: Config, settings: Settings) -> Recorded 
 class _ChangeTexts:
     """The change each touching commit's tickets show (tickets.change_texts), for every
     defect it touches, made while the walk goes on: a batch's blobs are asked of git
-    when the walk has classified it (git.blobs_later: one cat-file per batch, on the other
-    core while the replay reads the log), and its texts are made when the next batch
-    comes, so only two batches of blobs are ever held."""
+    when the walk has classified it (one cat-file for the whole walk: catfile.py, on the
+    other core while the replay reads the log), and its texts are made when the next
+    batch comes, so only two batches of blobs are ever held."""
 
     def __init__(self, repo: git.Repo) -> None:
         self.repo = repo
         self.texts: dict[str, dict[str, str]] = {}  # commit -> defect -> change text
-        self._asked: tuple[list[walk.Step], git.blobs_later] | None = None
+        self._git = catfile.Batches(repo.root)
+        self._asked: tuple[list[walk.Step], catfile.Asked] | None = None
 
     def batch(self, steps: list[walk.Step]) -> None:
         self.finish()
         touching = [s for s in steps if s.findings]
         if touching:
-            self._asked = touching, git.blobs_later(
-                self.repo.root, tickets.blobs_of(c for s in touching for c in s.changes))
+            self._asked = touching, self._git.ask(
+                tickets.blobs_of(c for s in touching for c in s.changes))
 
     def finish(self) -> None:
         """Make the texts of the batch asked for last."""
@@ -167,10 +183,9 @@ class _ChangeTexts:
                 blobs=blobs)
 
     def close(self) -> None:
-        """Stop git if the walk failed with a batch asked for."""
-        if self._asked is not None:
-            self._asked[1].close()
-            self._asked = None
+        """End git (at once if the walk failed with a batch asked for)."""
+        self._git.close(kill=self._asked is not None)
+        self._asked = None
 
 
 def _requests(repo: git.Repo, cfg: Config, book: Ledger,

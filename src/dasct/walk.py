@@ -12,7 +12,7 @@ is matched against its parent's state just before the replay moves past it.
 
 from __future__ import annotations
 
-from dasct import check, diff, git, index, kinds, replay, replay_log
+from dasct import catfile, check, diff, git, index, kinds, replay, replay_log
 from dasct.errors import DasctError
 from dasct.linklines import with_aliases
 from dasct.origins import FullState
@@ -26,7 +26,11 @@ if TYPE_CHECKING:
     from dasct.settings import Settings
 
 
-CLASSIFY_BATCH = 50  # touching commits classified per cat-file
+CLASSIFY_BATCH = 50  # touching commits classified per batch, at most
+# ... and a batch is asked for at least every 1/BATCHES of the range: what is left to
+# classify when git's log ends (the last batch, and the one asked before it) is a small
+# part of the walk, not up to two full batches (ci record's texts wait for it).
+BATCHES = 16
 
 
 class Step:
@@ -99,12 +103,17 @@ def _walk(repo: git.Repo, settings: Settings, commits: list[str], base: str | No
     ready: list[Step] = []
     parent_of: dict[str, str] = {}
     pending: list[Step] = []  # touching commits whose files are not asked for yet
+    span = max(CLASSIFY_BATCH, len(commits) // BATCHES)  # commits walked per batch, at most
+    walked = 0  # since the last batch was asked for
     asked: list[tuple[list[Step], kinds.Annotation]] = []  # asked for, not classified
+    # One cat-file for every batch (catfile.py: its delta cache stays warm across them);
+    # killed when the replay fails with batches unread.
+    blobs = catfile.Batches(repo.root)
 
     def classify(upto: int) -> None:
         # Every commit's touches are classified at its parent, CLASSIFY_BATCH touching
-        # commits per cat-file: not one process per commit (whose start was most of a
-        # maven walk's classification), nor every blob of a long walk held at once. A
+        # commits per batch asked of the one cat-file: not one question per commit, nor
+        # every blob of a long walk held at once. A
         # batch's files are asked for as soon as it is full and classified when the next
         # one is: git finds them (and goes on writing the log, read ahead) while the
         # replay moves on, instead of the classification waiting for the end of the log.
@@ -112,7 +121,7 @@ def _walk(repo: git.Repo, settings: Settings, commits: list[str], base: str | No
             batch = pending[:]
             pending.clear()
             asked.append((batch, kinds.Annotation(
-                repo.root, [(parent_of[s.sha], s.findings) for s in batch])))
+                repo.root, [(parent_of[s.sha], s.findings) for s in batch], batches=blobs)))
         while len(asked) > upto:
             batch, annotation = asked.pop(0)
             annotation.finish()
@@ -123,8 +132,10 @@ def _walk(repo: git.Repo, settings: Settings, commits: list[str], base: str | No
 
     def before(commit: Commit, sections: dict[str | None, diff.Section],
                parents: list[State]) -> None:
+        nonlocal walked
         if commit.sha not in wanted:
             return
+        walked += 1
         found: list[check.Finding] = []
         if parents:
             first = parents[0]
@@ -142,8 +153,9 @@ def _walk(repo: git.Repo, settings: Settings, commits: list[str], base: str | No
             step.changes = [c for c in (section.files if section else ())
                             if c.old_path in paths]
             pending.append(step)
-            if len(pending) == CLASSIFY_BATCH:
-                classify(upto=1)
+        if pending and (len(pending) == CLASSIFY_BATCH or walked >= span):
+            walked = 0
+            classify(upto=1)
         ready.append(step)
 
     def after(commit: Commit, state: State) -> None:
@@ -152,10 +164,7 @@ def _walk(repo: git.Repo, settings: Settings, commits: list[str], base: str | No
             with_aliases(links, builder.lines.aliases)
 
     known: dict[str, State] = {base: start.files} if base is not None else {}
-    try:
+    with blobs:
         builder.replay(todo, log, known, before=before, after=after)
         classify(upto=0)
-    finally:
-        for _, annotation in asked:  # only when the replay failed
-            annotation.close()
     return ready

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
 import subprocess
 import tempfile
 import time
@@ -23,9 +22,9 @@ from dasct.migrate import trigger as trig
 from dasct.migrate import trigger_check as trigc
 from dasct.migrate.archive import write_beside
 from dasct.migrate.database import Database, DatabaseError
+from dasct.procgroup import end_group, group_alive
 
 DEFAULT_VERIFY_TIMEOUT = 600.0
-_GRACE = 2.0  # seconds a process group has between SIGTERM and SIGKILL
 _TAIL_BYTES = 64 * 1024  # how much of a failed command's output is read for its last line
 _TRACE_TAIL = 2048  # bytes of stdout and of stderr a trace record keeps of a command
 _MAX_DETAIL = 500
@@ -153,7 +152,7 @@ def _checked(cmd: trig.StepCommand, proc: subprocess.Popen[bytes], out: IO[bytes
     seconds = time.monotonic() - start
     if code != cmd.expect_exit or cmd.kind != "restart":
         end_group(proc.pid)
-    elif left_running is not None and _group_alive(proc.pid):
+    elif left_running is not None and group_alive(proc.pid):
         left_running.append(proc.pid)
     # A verify command's failure says how long it took: a slow answer may be the cause.
     took = f" after {seconds:.3f}s" if cmd.kind == "verify" else ""
@@ -226,60 +225,6 @@ def _last_line(f: IO[bytes]) -> str:
     lines = redact.redact(text).strip().splitlines()
     line = lines[-1].strip() if lines else ""
     return line if len(line) <= _MAX_DETAIL else line[: _MAX_DETAIL - 3] + "..."
-
-
-def _group_alive(pgid: int) -> bool:
-    """True while a process of group pgid runs (zombies do not count)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # a member changed its user: it is there all the same
-        pass
-    try:
-        pids = [p for p in os.listdir("/proc") if p.isdigit()]
-    except OSError:  # no /proc: take the kernel's word, zombies included
-        return True
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
-        fields = stat[stat.rfind(")") + 2:].split()
-        # An orphan's zombie stays in the group until pid 1 reaps it, and in a container
-        # pid 1 often never does.
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
-            return True
-    return False
-
-
-def end_group(pgid: int, *, leader: subprocess.Popen[bytes] | None = None,
-              grace: float = _GRACE) -> None:
-    """End every process of group pgid: SIGTERM, up to grace seconds, then SIGKILL.
-
-    A process that started a session of its own (setsid, a daemon(3) double fork) has
-    left the group and is out of reach; see docs/migration.md.
-    """
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 1.0)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            break
-        except PermissionError:
-            pass
-        deadline = time.monotonic() + wait
-        while True:
-            if leader is not None:
-                leader.poll()  # reap it, or its zombie keeps the group alive
-            if not _group_alive(pgid) or time.monotonic() >= deadline:
-                break
-            time.sleep(0.02)
-        if not _group_alive(pgid):
-            break
-    if leader is not None:
-        leader.poll()
 
 
 def end_groups(pgids: list[int]) -> None:

@@ -6,6 +6,7 @@ the durable outbox (notify.py): `qa.py` queues one notification per ticket and t
 and `TicketTransport` (the notify.Transport of the QA loop) hands it to `Tracker.file`.
 Retry, lease and redaction are the outbox's; a tracker only has to be idempotent by
 `Ticket.key` (a retry after a timeout finds the ticket it may already have created).
+The local tracker (IN_LEDGER) needs no sending: its tickets are filed with their requests.
 
 Only the chosen trackers are imported, and they import their client library (`jira`,
 PyGithub) inside: nothing here is on the commit-time path.
@@ -21,6 +22,10 @@ from typing import Any, NamedTuple, Protocol
 from dasct.errors import DasctError
 
 TRACKERS = ("local", "jira", "github", "email", "webhook")
+# The trackers whose ticket is its ledger record (local.py): filing one is writing its
+# `filed` record, so `ci record` writes it in the requests' own ledger commit. Nothing
+# goes through the outbox for them, and no crash can fall between request and ticket.
+IN_LEDGER = frozenset({"local"})
 
 
 class TrackerError(DasctError):
