@@ -88,13 +88,19 @@ def fix_tests_of(repo: git.Repo, fix_commits: Sequence[str], globs: Sequence[str
     found: dict[str, set[str]] = {c: set() for c in wanted}
     # Names that are not full shas (HEAD~2, a short sha) are known by the sha git prints.
     full = {git.rev_parse(repo, c): c for c in wanted if len(c) != 40}
+    patterns = tuple(globs)
+    is_test: dict[str, bool] = {}  # by path: fixes touch the same files again and again
     for section in diff.parse(diff.lines_of(out), commits=True):
         mine = found.setdefault(full.get(section.commit, section.commit), set())
         for change in section.files:
-            if (change.status[:1] in _LINKED and change.new_path is not None
-                    and not change.is_gitlink
-                    and matches_glob(change.new_path, tuple(globs))):
-                mine.add(change.new_path)
+            path = change.new_path
+            if change.status[:1] not in _LINKED or path is None or change.is_gitlink:
+                continue
+            known = is_test.get(path)
+            if known is None:
+                known = is_test[path] = matches_glob(path, patterns)
+            if known:
+                mine.add(path)
     return {c: sorted(found[c]) for c in wanted}
 
 

@@ -22,20 +22,17 @@ from collections.abc import Iterable
 from dasct import git
 from dasct.errors import GitError
 from dasct.ledger_read import PINS, LedgerReader
-from dasct.ledger_record import LedgerError, Record, detail, error, now, problem
+from dasct.ledger_record import LedgerError, Record, detail, error, problem, stamps
 
-# tempfile, random, pathlib and dasct.redact are imported by the functions that use them
+# random, pathlib and dasct.redact are imported by the functions that use them
 # (ledger_record.py says why).
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from pathlib import Path
-
 ACTOR_VARS = ("DASCT_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN")
 # Reading loose objects costs several times what packed ones do (docs/ledger.md: 10,000
 # records loose ~1.8 s, packed ~0.33 s), and git's own `gc --auto` waits for 6,700 of them:
 # past this many loose objects an append packs the ledger's own (see Ledger._tidy).
 LOOSE_LIMIT = 1000
-_CAS_TRIES = 50  # local writers racing on update-ref; each loser re-reads and retries
+_CAS_TRIES = 50  # local writers racing on the branch; each loser re-reads and retries
+_LOST_RACE = ("Not updating", "cannot lock ref")  # fast-import's words (LC_ALL=C)
 
 
 class Ledger(LedgerReader):
@@ -48,7 +45,8 @@ class Ledger(LedgerReader):
         from dasct import redact
 
         secrets = redact.secret_values()
-        stamp, actor = now(), ""
+        records = list(records)
+        times, actor = stamps(len(records)), ""
         stored: list[Record] = []
         for n, record in enumerate(records, 1):
             wrong = problem(record)
@@ -59,7 +57,7 @@ class Ledger(LedgerReader):
                 actor = self.actor()
             stored.append(Record(
                 type=record.type, data=redact.scrub(dict(record.data), secrets),
-                at=record.at or stamp, by=redact.redact(record.by or actor, secrets)))
+                at=record.at or times[n - 1], by=redact.redact(record.by or actor, secrets)))
         self._refuse_checked_out()
         for _ in range(_CAS_TRIES):
             if self._commit(stored):
@@ -128,100 +126,75 @@ class Ledger(LedgerReader):
             return [remote]
         return [local] if merge_base == remote else [local, remote]
 
-    def _write_blobs(self, records: list[Record], tmp: str) -> list[str]:
-        """Store the records' blobs with one git fast-import: a pack for a big batch
-        (loose objects for fewer than transfer.unpackLimit, 100), not one file each."""
-        stream = b"".join(b"blob\nmark :%d\ndata %d\n%s\n" % (i, len(c), c)
-                          for i, c in enumerate((r.canonical() for r in records), 1))
-        from pathlib import Path
-
-        marks = Path(tmp, "marks")
-        self._git("fast-import", "--quiet", "--done", f"--export-marks={marks}",
-                  input=stream + b"done\n")
-        found = dict(line.split(" ", 1) for line in marks.read_text().splitlines())
-        try:
-            return [found[f":{i}"].strip() for i in range(1, len(records) + 1)]
-        except KeyError:
-            raise LedgerError(f"ledger {self.branch}: git fast-import stored "
-                              f"{len(found)} of {len(records)} records") from None
-
     def _commit(self, new: list[Record]) -> bool:
-        """One attempt: union, new blobs, tree, commit, compare-and-swap the branch.
-        False when another writer moved the branch in between."""
-        import tempfile
-
+        """One attempt: the records the ledger lacks (and, when the tips diverged, the
+        remote's records the local side lacks) written by one `git fast-import`: blobs,
+        trees, commit and the branch moved, all in one process. fast-import moves the
+        branch only if it still points where it did when read, or at an ancestor of the
+        new commit (its own compare-and-swap): False when another writer moved it."""
         local, remote = self._tips()
         parents = self._parents(local, remote)
-        tree: str | None
-        with tempfile.TemporaryDirectory(prefix="dasct-ledger-") as tmp:
-            if len(parents) == 2:
-                tree, added = self._union(parents, new, tmp)
-            else:
-                tree, added = self._grow(parents[0] if parents else None, new, tmp)
-        if tree is None:  # nothing to add, nothing to merge
-            base = parents[0] if parents else None
-            if base is None or base == local:
-                return True
-            return self._move(base, local)  # behind the remote: fast-forward
-        message = (f"dasct ledger: {added} record(s)" if added else
-                   "dasct ledger: union with the remote")
-        # commit-tree reads no commit.gpgSign today; --no-gpg-sign keeps it so.
-        args = ["commit-tree", "--no-gpg-sign", tree, "-m", message]
-        for parent in parents:
-            args += ["-p", parent]
-        commit = self._git(*args, env=_identity_env(self.repo.root)).decode().strip()
-        return self._move(commit, local)
+        theirs: dict[str, str] = {}  # path -> blob: the second parent's records we lack
+        if len(parents) == 2:
+            ours = self._entries(parents[0])
+            theirs = {p: b for p, b in self._entries(parents[1]).items() if p not in ours}
+            missing = [r for r in dict.fromkeys(new) if r.path not in ours
+                       and r.path not in theirs]
+        else:
+            missing = self._lacking(parents[0] if parents else None, new)
+            if not missing:  # nothing to add, nothing to merge
+                base = parents[0] if parents else None
+                if base is None or base == local:
+                    return True
+                return self._move(base, local)  # behind the remote: fast-forward
+        message = (f"dasct ledger: {len(missing)} record(s)" if missing else
+                   "dasct ledger: union with the remote").encode()
+        out: list[bytes] = []
+        for n, record in enumerate(missing, 1):
+            content = record.canonical()
+            out.append(b"blob\nmark :%d\ndata %d\n%s\n" % (n, len(content), content))
+        out.append(b"commit %s\ncommitter %s\ndata %d\n%s\n" % (
+            self.ref.encode(), self._committer(), len(message), message))
+        if parents:
+            out.append(b"from %s\n" % parents[0].encode())
+        if len(parents) == 2:
+            out.append(b"merge %s\n" % parents[1].encode())
+        out.extend(b"M 100644 %s %s\n" % (blob.encode(), path.encode())
+                   for path, blob in theirs.items())
+        out.extend(b"M 100644 :%d %s\n" % (n, r.path.encode())
+                   for n, r in enumerate(missing, 1))
+        out.append(b"\ndone\n")
+        try:
+            git.run(*PINS, "fast-import", "--quiet", "--done", cwd=self.repo.root,
+                    input=b"".join(out))
+        except GitError as exc:
+            # Another writer moved the branch since it was read ("Not updating": not an
+            # ancestor of ours), or holds its lock or moved it just now ("cannot lock
+            # ref"): the caller re-reads. What was written stays unreferenced (gc's).
+            if any(m in str(exc) for m in _LOST_RACE) or self.tip() != local:
+                return False
+            raise error(f"ledger {self.branch}: git fast-import failed: {detail(exc)}"
+                        ) from None
+        return True
 
-    def _grow(self, base: str | None, new: list[Record], tmp: str) -> tuple[str | None, int]:
-        """The tree of base (None: empty) plus the records it lacks, and how many those
-        are (None, 0: none). Only the directories they land in are rebuilt, a few
-        ls-tree and mktree calls whatever the ledger's size."""
-        leaves = sorted({r.path.rpartition("/")[0] for r in new})
-        types = sorted({leaf.split("/")[0] for leaf in leaves})
-        old_leaves = self._listing(base, leaves) if base else {}
-        missing = {}
-        for r in new:
-            leaf, _, name = r.path.rpartition("/")
-            if name not in old_leaves.get(leaf, {}):
-                missing[r.path] = r
-        if not missing:
-            return None, 0
-        old_types = self._listing(base, types) if base else {}
-        root = self._listing(base).get("", {}) if base else {}
-        grown: dict[str, dict[str, str]] = {leaf: dict(old_leaves.get(leaf, {})) for leaf in leaves}
-        blobs = self._write_blobs(list(missing.values()), tmp)
-        for path, blob in zip(missing, blobs, strict=True):
-            leaf, _, name = path.rpartition("/")
-            grown[leaf][name] = f"100644 blob {blob}"
-        leaf_ids = self._mktrees(grown[leaf] for leaf in leaves)
-        kinds = {t: dict(old_types.get(t, {})) for t in types}
-        for leaf, tree in zip(leaves, leaf_ids, strict=True):
-            kind, _, prefix = leaf.partition("/")
-            kinds[kind][prefix] = f"040000 tree {tree}"
-        for kind, tree in zip(types, self._mktrees(kinds[t] for t in types), strict=True):
-            root[kind] = f"040000 tree {tree}"
-        return self._mktrees([root])[0], len(missing)
+    def _lacking(self, base: str | None, new: list[Record]) -> list[Record]:
+        """The records of new that base (None: no ledger yet) does not hold, each once:
+        one ls-tree of the directories they land in, whatever the ledger's size."""
+        unique = list(dict.fromkeys(new))
+        if base is None:
+            return unique
+        leaves = self._listing(base, sorted({r.path.rpartition("/")[0] for r in unique}))
+        return [r for r in unique
+                if r.path.rpartition("/")[2] not in leaves.get(r.path.rpartition("/")[0], {})]
 
-    def _mktrees(self, trees: Iterable[dict[str, str]]) -> list[str]:
-        """Write trees (name -> "mode kind id") with one `git mktree --batch`; their ids."""
-        text = "".join("".join(f"{info}\t{name}\n" for name, info in tree.items()) + "\n"
-                       for tree in trees)
-        return self._git("mktree", "--batch", input=text.encode()).decode().split()
-
-    def _union(self, parents: list[str], new: list[Record], tmp: str) -> tuple[str, int]:
-        """The tree holding both parents' records and the new ones (the first parent's
-        blob wins a clash), built in a private index, and how many records were added."""
-        entries = self._entries(parents[1])
-        entries.update(self._entries(parents[0]))
-        missing = {r.path: r for r in new if r.path not in entries}
-        if missing:
-            blobs = self._write_blobs(list(missing.values()), tmp)
-            entries.update(zip(missing, blobs, strict=True))
-        # A private index file: the user's index (GIT_INDEX_FILE) is never touched.
-        env = git.git_env({"GIT_INDEX_FILE": os.path.join(tmp, "index")})
-        listing = "".join(f"100644 blob {blob}\t{path}\n" for path, blob in entries.items())
-        self._git("update-index", "--add", "--index-info", env=env, input=listing.encode())
-        return self._git("write-tree", env=env).decode().strip(), len(missing)
+    def _committer(self) -> bytes:
+        """fast-import's committer line: git's identity and the time now (`git var` gives
+        both in its format), or dasct's when the user (or CI) configured none."""
+        code, out = git.run_code("var", "GIT_COMMITTER_IDENT", cwd=self.repo.root)
+        ident = out.strip()
+        if code != 0 or b">" not in ident:
+            ident = b"dasct <dasct@localhost> %d +0000" % int(time.time())
+        return ident
 
     def _move(self, new: str, old: str | None) -> bool:
         """Point the branch at new if it still points at old (an empty old: absent)."""
@@ -296,14 +269,3 @@ def _jitter(low: float, high: float) -> float:
     import random
 
     return random.uniform(low, high)
-
-
-def _identity_env(cwd: Path) -> dict[str, str]:
-    """git's environment, with an identity when the user (or CI) configured none."""
-    env = git.git_env()
-    code, _ = git.run_code("var", "GIT_COMMITTER_IDENT", cwd=cwd)
-    if code != 0:
-        for who in ("AUTHOR", "COMMITTER"):
-            env.setdefault(f"GIT_{who}_NAME", "dasct")
-            env.setdefault(f"GIT_{who}_EMAIL", "dasct@localhost")
-    return env

@@ -98,14 +98,18 @@ def change_texts(repo: git.Repo, parent: str, commit: str,
     if blobs is None:
         blobs = git.cat_blobs(repo.root, blobs_of(c for c, _ in picked))
     texts = _Texts(blobs)
+    # Which picked hunk holds each old line (-U0 hunks of a file never overlap): a commit
+    # touching many defects finds each one's hunks by its lines, not by testing every
+    # hunk for every defect (apache/maven: 2.6 million tests for 4,676 tickets).
+    holder: dict[tuple[str | None, int], int] = {}
+    for i, (change, hunk) in enumerate(picked):
+        for n in hunk.old_lines:
+            holder[change.old_path, n] = i
     out: dict[str, str] = {}
     for defect, found in by_defect.items():
-        lines: dict[str | None, set[int]] = {}
-        for f in found:
-            lines.setdefault(f.path, set()).add(f.line)
-        mine = [(c, h) for c, h in picked
-                if not lines.get(c.old_path, set()).isdisjoint(h.old_lines)]
-        out[defect] = _render(mine, texts, parent, commit, found)
+        mine = sorted({held for f in found
+                       if (held := holder.get((f.path, f.line))) is not None})
+        out[defect] = _render([picked[k] for k in mine], texts, parent, commit, found)
     return out
 
 
