@@ -130,6 +130,40 @@ def test_append_is_idempotent(repo: GitRepo) -> None:
     assert ledger.tip() == tip  # nothing new: no commit
     assert ledger.records() == [fact]
     assert int(repo.git("rev-list", "--count", "dasct-ledger")) == 1
+    # Each append is one fast-import, ended cleanly even when it had nothing to commit:
+    # no crash report, no half-written pack.
+    git_dir = repo.path / ".git"
+    assert not list(git_dir.glob("fast_import_crash_*"))
+    assert not list((git_dir / "objects" / "pack").glob("tmp_*"))
+
+
+def test_an_append_that_fails_midway_writes_nothing(repo: GitRepo,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A record whose redaction fails after git has been given earlier ones: the branch
+    does not move and git leaves nothing behind."""
+    from dasct import redact
+
+    repo.commit("initial")
+    ledger = _ledger(repo)
+    ledger.append([Record("request", {"n": 0})])
+    tip = ledger.tip()
+    real = redact.scrub
+    calls = []
+
+    def scrub(value: object, *args: object, **kwargs: object) -> object:
+        calls.append(value)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of a long append
+        return real(value, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(redact, "scrub", scrub)
+    with pytest.raises(KeyboardInterrupt):
+        ledger.append([Record("request", {"n": n}) for n in range(1, 6)])
+    assert ledger.tip() == tip and [r.data for r in ledger.records()] == [{"n": 0}]
+    git_dir = repo.path / ".git"
+    assert not list(git_dir.glob("fast_import_crash_*"))
+    assert not list((git_dir / "objects" / "pack").glob("tmp_*"))
+    repo.git("fsck", "--no-dangling", "--no-progress")  # the repository is sound
 
 
 def test_loose_objects_are_packed_past_the_limit(repo: GitRepo,

@@ -364,6 +364,45 @@ class conversation:
             answer.append(line)
         return b"".join(answer)
 
+    def send(self, data: bytes) -> None:
+        """Write to git's stdin without waiting for an answer: for a command that answers
+        nothing on stdout (`git fast-import --quiet`), which is never read."""
+        if self._in is None:
+            self._start()
+        assert self._in is not None
+        try:
+            self._in.write(data)
+        except BrokenPipeError:
+            raise self._failed() from None
+
+    def finish(self) -> None:
+        """End git's input and wait for it; GitError (its first stderr line) when it
+        failed."""
+        if not self.pid:
+            return
+        err, self._err = self._err, None  # kept open by close(): it says why
+        try:
+            self.close()
+            if self.code != 0:
+                stderr = b""
+                if err is not None:
+                    err.seek(0)
+                    stderr = err.read()
+                raise _fail(self.args, stderr, self.code)
+        finally:
+            if err is not None:
+                err.close()
+
+    def abort(self) -> None:
+        """Stop git at once (SIGKILL: it writes no more, and no report of its own) and
+        wait for it."""
+        if self.pid:
+            try:
+                os.kill(self.pid, 9)
+            except ProcessLookupError:
+                pass
+        self.close()
+
     def _failed(self) -> GitError:
         err = self._err
         self._err = None

@@ -26,6 +26,10 @@ from dasct.ledger_record import LedgerError, Record, detail, error, problem, sta
 
 # random, pathlib and dasct.redact are imported by the functions that use them
 # (ledger_record.py says why).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+
 ACTOR_VARS = ("DASCT_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN")
 # Reading loose objects costs several times what packed ones do (docs/ledger.md: 10,000
 # records loose ~1.8 s, packed ~0.33 s), and git's own `gc --auto` waits for 6,700 of them:
@@ -44,10 +48,8 @@ class Ledger(LedgerReader):
         present is not added again; an invalid one stops everything before any write."""
         from dasct import redact
 
-        secrets = redact.secret_values()
         records = list(records)
-        times, actor = stamps(len(records)), ""
-        stored: list[Record] = []
+        actor = ""
         for n, record in enumerate(records, 1):
             wrong = problem(record)
             if wrong:
@@ -55,15 +57,32 @@ class Ledger(LedgerReader):
                 raise error(f"ledger record {n} ({what!r}): {wrong}; nothing written")
             if not record.by and not actor:
                 actor = self.actor()
-            stored.append(Record(
-                type=record.type, data=redact.scrub(dict(record.data), secrets),
-                at=record.at or times[n - 1], by=redact.redact(record.by or actor, secrets)))
         self._refuse_checked_out()
+        secrets, times = redact.secret_values(), stamps(len(records))
+        stored: list[Record] = []
+        # git stores each blob while the next record is redacted and serialized (curl's
+        # 5,682 tickets: 20 MB of JSON), instead of after all of them.
+        feed = _Import(self.repo.root) if records else None
+        try:
+            for n, record in enumerate(records):
+                stored.append(Record(
+                    type=record.type, data=redact.scrub(dict(record.data), secrets),
+                    at=record.at or times[n], by=redact.redact(record.by or actor, secrets)))
+                if feed is not None:
+                    feed.blob(stored[-1])
+        except BaseException as exc:
+            if feed is not None:
+                feed.abort()
+            if isinstance(exc, GitError):  # fast-import ended early: it says why
+                raise error(f"ledger {self.branch}: git fast-import failed: "
+                            f"{detail(exc)}") from None
+            raise
         for _ in range(_CAS_TRIES):
-            if self._commit(stored):
+            if self._commit(stored, feed):
                 if stored:
                     self._tidy()
                 return stored
+            feed = None  # the next attempt writes its own blobs
             time.sleep(_jitter(0.005, 0.05))  # another local writer won: re-read
         raise LedgerError(f"ledger {self.branch}: another process kept updating it; "
                           "nothing written, try again")
@@ -126,47 +145,46 @@ class Ledger(LedgerReader):
             return [remote]
         return [local] if merge_base == remote else [local, remote]
 
-    def _commit(self, new: list[Record]) -> bool:
+    def _commit(self, new: list[Record], feed: _Import | None = None) -> bool:
         """One attempt: the records the ledger lacks (and, when the tips diverged, the
-        remote's records the local side lacks) written by one `git fast-import`: blobs,
-        trees, commit and the branch moved, all in one process. fast-import moves the
-        branch only if it still points where it did when read, or at an ancestor of the
-        new commit (its own compare-and-swap): False when another writer moved it."""
-        local, remote = self._tips()
-        parents = self._parents(local, remote)
-        theirs: dict[str, str] = {}  # path -> blob: the second parent's records we lack
-        if len(parents) == 2:
-            ours = self._entries(parents[0])
-            theirs = {p: b for p, b in self._entries(parents[1]).items() if p not in ours}
-            missing = [r for r in dict.fromkeys(new) if r.path not in ours
-                       and r.path not in theirs]
-        else:
-            missing = self._lacking(parents[0] if parents else None, new)
-            if not missing:  # nothing to add, nothing to merge
-                base = parents[0] if parents else None
-                if base is None or base == local:
-                    return True
-                return self._move(base, local)  # behind the remote: fast-forward
-        message = (f"dasct ledger: {len(missing)} record(s)" if missing else
-                   "dasct ledger: union with the remote").encode()
-        out: list[bytes] = []
-        for n, record in enumerate(missing, 1):
-            content = record.canonical()
-            out.append(b"blob\nmark :%d\ndata %d\n%s\n" % (n, len(content), content))
-        out.append(b"commit %s\ncommitter %s\ndata %d\n%s\n" % (
-            self.ref.encode(), self._committer(), len(message), message))
-        if parents:
-            out.append(b"from %s\n" % parents[0].encode())
-        if len(parents) == 2:
-            out.append(b"merge %s\n" % parents[1].encode())
-        out.extend(b"M 100644 %s %s\n" % (blob.encode(), path.encode())
-                   for path, blob in theirs.items())
-        out.extend(b"M 100644 :%d %s\n" % (n, r.path.encode())
-                   for n, r in enumerate(missing, 1))
-        out.append(b"\ndone\n")
+        remote's records the local side lacks) written by one `git fast-import` (feed,
+        when append has given it the blobs already): blobs, trees, commit and the branch
+        moved, all in one process. fast-import moves the branch only if it still points
+        where it did when read, or at an ancestor of the new commit (its own
+        compare-and-swap): False when another writer moved it."""
+        feed = feed or _Import(self.repo.root)
         try:
-            git.run(*PINS, "fast-import", "--quiet", "--done", cwd=self.repo.root,
-                    input=b"".join(out))
+            local, remote = self._tips()
+            parents = self._parents(local, remote)
+            theirs: dict[str, str] = {}  # path -> blob: the second parent's records we lack
+            if len(parents) == 2:
+                ours = self._entries(parents[0])
+                theirs = {p: b for p, b in self._entries(parents[1]).items() if p not in ours}
+                missing = [r for r in dict.fromkeys(new) if r.path not in ours
+                           and r.path not in theirs]
+            else:
+                missing = self._lacking(parents[0] if parents else None, new)
+                if not missing:  # nothing to add, nothing to merge
+                    feed.end()  # what it was given stays unreferenced (gc's)
+                    base = parents[0] if parents else None
+                    if base is None or base == local:
+                        return True
+                    return self._move(base, local)  # behind the remote: fast-forward
+            for record in missing:
+                feed.blob(record)  # those append gave it are not given twice
+            message = (f"dasct ledger: {len(missing)} record(s)" if missing else
+                       "dasct ledger: union with the remote").encode()
+            out = [b"commit %s\ncommitter %s\ndata %d\n%s\n" % (
+                self.ref.encode(), self._committer(), len(message), message)]
+            if parents:
+                out.append(b"from %s\n" % parents[0].encode())
+            if len(parents) == 2:
+                out.append(b"merge %s\n" % parents[1].encode())
+            out.extend(b"M 100644 %s %s\n" % (blob.encode(), path.encode())
+                       for path, blob in theirs.items())
+            out.extend(b"M 100644 :%d %s\n" % (feed.marks[r], r.path.encode())
+                       for r in missing)
+            feed.end(b"".join(out))
         except GitError as exc:
             # Another writer moved the branch since it was read ("Not updating": not an
             # ancestor of ours), or holds its lock or moved it just now ("cannot lock
@@ -175,6 +193,9 @@ class Ledger(LedgerReader):
                 return False
             raise error(f"ledger {self.branch}: git fast-import failed: {detail(exc)}"
                         ) from None
+        except BaseException:
+            feed.abort()
+            raise
         return True
 
     def _lacking(self, base: str | None, new: list[Record]) -> list[Record]:
@@ -263,6 +284,46 @@ class Ledger(LedgerReader):
                      f"{attempts} attempts (last: {reason}); the records are kept in the "
                      "local branch: run `dasct ledger push` again")
 
+
+
+class _Import:
+    """One `git fast-import` of the ledger, fed blob by blob (each record's canonical
+    bytes, under a mark) and ended with the commit that names them, or with nothing."""
+
+    def __init__(self, root: Path) -> None:
+        self._git = git.conversation(*PINS, "fast-import", "--quiet", "--done", cwd=root,
+                                     echo=b"")
+        self.marks: dict[Record, int] = {}
+        self._whole = True  # no command was cut off midway (by an exception)
+
+    def blob(self, record: Record) -> None:
+        if record not in self.marks:
+            content = record.canonical()
+            mark = len(self.marks) + 1
+            self._whole = False
+            self._git.send(b"blob\nmark :%d\ndata %d\n%s\n" % (mark, len(content), content))
+            self._whole = True
+            self.marks[record] = mark
+
+    def end(self, commit: bytes = b"") -> None:
+        """Write commit (a fast-import `commit` command) and end; GitError when git
+        failed (a lost race for the branch among them)."""
+        if self.marks or commit:
+            # A blank line ends a commit; after a blob it would be an empty command.
+            self._git.send((commit + b"\n" if commit else b"") + b"done\n")
+            self._git.finish()
+
+    def abort(self) -> None:
+        """Give up: nothing is committed. Ended with `done` when every command went whole
+        (what it stored stays unreferenced, gc's), else killed (a half-written pack is
+        left for gc: ended early, fast-import would write a crash report instead)."""
+        if self._whole:
+            try:
+                self.end()
+                return
+            except GitError:
+                pass
+        self._git.abort()
 
 
 def _jitter(low: float, high: float) -> float:
