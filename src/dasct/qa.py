@@ -7,7 +7,7 @@ once its tracker said so, and `flush` sends whatever the ledger holds that its t
 have not filed yet (through the outbox: notify.py, with its retries and keys). So a CI job
 that dies between "ticket created" and "ledger written" loses nothing and files nothing
 twice: the next run sends the request again under the same key, and the tracker finds
-the ticket it already has (docs/qa.md).
+the ticket it already has (docs/qa.md). QA's decisions are in qadecide.py.
 """
 
 from __future__ import annotations
@@ -16,15 +16,13 @@ import os
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
 
-from dasct import check, git, redact, tickets
+from dasct import git, redact
 from dasct.config import Config
-from dasct.errors import DasctError
 from dasct.ledger import Ledger
 from dasct.ledger_record import Record
-from dasct.notify import Notification, Outbox, local_transport
-from dasct.settings import Settings, matches_glob
+from dasct.notify import Notification, Outbox
+from dasct.settings import matches_glob
 from dasct.trackers import IN_LEDGER, Decision, Filed, Ticket, Tracker, TrackerError, make
 from dasct.trackers.transport import (
     TicketTransport,
@@ -240,7 +238,7 @@ def flush(repo: git.Repo, cfg: Config, book: Ledger | None = None, *,
             if (key, name) not in told:
                 box_key = f"{key}/reject/{name}"
                 queue.append((regression_notification(
-                    r.data["defect"], _regression_text(r), f"{key}/reject", name), box_key))
+                    r.data["defect"], regression_text(r), f"{key}/reject", name), box_key))
                 regressions.append((key, name, box_key))
     box.enqueue_many(queue)  # one transaction for them all
     trackers, problems = trackers_of(cfg, env)
@@ -294,119 +292,10 @@ def sends_elsewhere(cfg: Config) -> bool:
     return any(name not in IN_LEDGER for name in cfg.qa.trackers)
 
 
-def _regression_text(r: Record) -> str:
+def regression_text(r: Record) -> str:
     d = r.data
     return (f"dasct: QA rejected commit {str(d.get('commit', ''))[:12]} for "
             f"{d.get('defect')}: the defect regressed. Reason: {d.get('reason', '')}")
-
-
-# ----------------------------------------------------------------------------- deciding
-
-
-def _request_for(repo: git.Repo, defect: str, rev: str) -> tuple[str, str]:
-    sha = git.rev_parse(repo, rev)
-    return sha, tickets.ticket_key(defect, sha)
-
-
-def accept(repo: git.Repo, cfg: Config, settings: Settings, defect: str, rev: str, *,
-           by: str = "", via: str = "") -> Record:
-    """QA accepts commit's touch of defect: the commit's `+` lines in the touching hunks
-    become linked to defect (the new baseline)."""
-    book = ledger_of(repo, cfg)
-    sha, key = _request_for(repo, defect, rev)
-    change = check.commit(repo, sha)
-    if change.base is None:
-        raise DasctError(f"{sha[:12]} is a root commit: it touches no protected line")
-    found = [f for f in check.run_check(repo, settings, change) if f.defect == defect]
-    if not found:
-        raise DasctError(f"commit {sha[:12]} touches no protected line of {defect}: "
-                         "nothing to accept")
-    lines = tickets.accepted_lines(repo, change.base, sha, found)
-    data: dict[str, Any] = {"key": key, "defect": defect, "commit": sha, "lines": lines}
-    if via:
-        data["via"] = via
-    (stored,) = book.append([Record(ACCEPT, data, by=by)])
-    if book.remote:
-        book.push()
-    return stored
-
-
-def reject(repo: git.Repo, cfg: Config, defect: str, rev: str, reason: str, *,
-           by: str = "", via: str = "", env: Mapping[str, str] | None = None) -> Record:
-    """QA rejects commit's touch: the defect regressed. The defect's trackers hear of it
-    and the commit's author is notified."""
-    if not reason.strip():
-        raise DasctError("qa reject: say why (--reason)")
-    book = ledger_of(repo, cfg)
-    sha, key = _request_for(repo, defect, rev)
-    author = tickets.commit_info(repo, [sha])[sha]
-    data: dict[str, Any] = {"key": key, "defect": defect, "commit": sha, "reason": reason,
-                            "author": author.email}
-    if via:
-        data["via"] = via
-    (stored,) = book.append([Record(REJECT, data, by=by)])
-    # The author hears of it through the one notification interface (a local JSONL of
-    # notices by default: docs/qa.md); the trackers through flush.
-    notices = Outbox(repo.state_dir / NOTICES)
-    notices.enqueue(Notification(
-        kind="regression", subject=f"{defect} regressed in {sha[:12]}",
-        body=_regression_text(stored), recipients=(author.email,),
-        data={"defect": defect, "commit": sha, "reason": reason}), key=f"{key}/author")
-    notices.deliver(local_transport(notices.state_dir))
-    flush(repo, cfg, book, env=env)
-    if book.remote:
-        book.push()
-    return stored
-
-
-@dataclass(frozen=True)
-class Synced:
-    """What one sync took: [(defect, commit, verdict)], and one line per tracker that could
-    not be asked (its tickets are asked again by the next sync)."""
-
-    decided: list[tuple[str, str, str]]
-    problems: tuple[str, ...] = ()
-
-
-def sync(repo: git.Repo, cfg: Config, settings: Settings, *,
-         env: Mapping[str, str] | None = None) -> Synced:
-    """Decisions made in the trackers (a ticket resolved as done, or marked a
-    regression) become ledger decisions. A tracker that cannot be made or fails is left
-    out of this sync, with one line: the others' decisions are taken all the same."""
-    book = ledger_of(repo, cfg)
-    if book.remote:
-        book.fetch()
-    trackers, problems = trackers_of(cfg, env)
-    decided = decisions(book)
-    asked = requests(book)
-    out: list[tuple[str, str, str]] = []
-    for (key, name), r in filed(book).items():
-        if key in decided or key not in asked or name not in trackers:
-            continue
-        try:
-            found = trackers[name].decision(Filed(name, str(r.data["id"]),
-                                                  str(r.data["url"])))
-        except TrackerError as exc:
-            # Down, refusing or rate-limiting: asking it about its other tickets would
-            # only repeat that (and lock an account, or deepen a rate limit).
-            problems.append(redact.redact(" ".join(str(exc).split())))
-            del trackers[name]
-            continue
-        if found is None:
-            continue
-        req = asked[key].data
-        if found.verdict == "accepted":
-            accept(repo, cfg, settings, req["defect"], req["commit"], by=found.by,
-                   via=f"{name} {r.data['id']}")
-        elif found.verdict == "rejected":
-            reject(repo, cfg, req["defect"], req["commit"], found.reason or "rejected in "
-                   f"{name} {r.data['id']}", by=found.by, via=f"{name} {r.data['id']}",
-                   env=env)
-        else:
-            continue
-        decided[key] = r
-        out.append((req["defect"], req["commit"], found.verdict))
-    return Synced(out, tuple(dict.fromkeys(problems)))
 
 
 def history_of(book: Ledger, defect: str) -> Iterable[Record]:

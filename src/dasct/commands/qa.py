@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from dasct import config, git, qa, redact, render, settings
+from dasct import config, git, qa, qadecide, redact, render, settings
 from dasct.errors import DasctError
 
 
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if action == "list":
         return _list(repo, cfg, args.format)
     if action == "accept":
-        stored = qa.accept(repo, cfg, settings.load(repo), args.defect, args.commit)
+        stored = qadecide.accept(repo, cfg, settings.load(repo), args.defect, args.commit)
         lines = sum(b - a + 1 for spans in stored.data["lines"].values() for a, b in spans)
         print(f"dasct: accepted {render.printable(args.defect)} at "
               f"{stored.data['commit'][:12]}: {render.plural(lines, 'new line')} linked "
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         _refresh(repo)
         return 0
     if action == "reject":
-        stored = qa.reject(repo, cfg, args.defect, args.commit, args.reason)
+        stored = qadecide.reject(repo, cfg, args.defect, args.commit, args.reason)
         told, waiting = _told(repo, cfg, stored.data["key"])
         who = [*told, f"the author ({stored.data['author']})"]
         print(f"dasct: rejected {stored.data['commit'][:12]} for "
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
               + (f"; waiting: {', '.join(waiting)}" if waiting else ""))
         return 0
     if action == "sync":
-        synced = qa.sync(repo, cfg, settings.load(repo))
+        synced = qadecide.sync(repo, cfg, settings.load(repo))
         for defect, commit, verdict in synced.decided:
             print(f"dasct: {render.printable(defect)} at {commit[:12]}: {verdict} in the "
                   "tracker")
