@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from dasct import git, redact
@@ -275,16 +275,18 @@ def filed_record(key: str, where: Filed) -> Record:
                           "url": where.url})
 
 
-def filed_in_ledger(cfg: Config, new: Iterable[Record]) -> list[Record]:
-    """The `filed` records of the configured trackers whose ticket is its ledger record
-    (trackers.IN_LEDGER), for the request records new: written in the requests' own
-    ledger commit, they are never queued in the outbox (docs/qa.md)."""
+def with_filed(cfg: Config, new: Sequence[Record]) -> tuple[list[Record], int]:
+    """The request records new, each followed by its `filed` records for the configured
+    trackers whose ticket is its ledger record (trackers.IN_LEDGER), and how many those
+    are: written in the requests' own ledger commit, they are never queued in the outbox
+    (docs/qa.md)."""
     held = [make(name, cfg.qa, {}) for name in cfg.qa.trackers if name in IN_LEDGER]
     out: list[Record] = []
     for r in new:
         ticket = Ticket.from_dict(r.data["ticket"])
+        out.append(r)
         out.extend(filed_record(ticket.key, tracker.file(ticket)) for tracker in held)
-    return out
+    return out, len(out) - len(new)
 
 
 def sends_elsewhere(cfg: Config) -> bool:

@@ -25,11 +25,11 @@ from dasct.qa import (
     EVIDENCE,
     REQUEST,
     Sent,
-    filed_in_ledger,
     flush,
     ledger_of,
     requests,
     sends_elsewhere,
+    with_filed,
 )
 from dasct.settings import Settings
 
@@ -96,16 +96,16 @@ def record(repo: git.Repo, cfg: Config, settings: Settings, spec: str | None, *,
             todo.append((step, wanted))
     new = _requests(repo, cfg, book, todo, texts.texts)
     # The local tracker's tickets are filed in the requests' own commit (no outbox).
-    at_once = filed_in_ledger(cfg, new)
+    written, at_once = with_filed(cfg, new)
     end = git.rev_parse(repo, spec.partition("..")[2] or "HEAD")
     moved = [] if cursor(book, branch) == end else [Record(CURSOR, {"branch": branch,
                                                                      "commit": end})]
-    if new or moved:
-        book.append([*new, *at_once, *moved])
+    if written or moved:
+        book.append([*written, *moved])
     if new and sends_elsewhere(cfg):
         later = flush(repo, cfg, book, env=env)
         sent = replace(later, delivered=sent.delivered + later.delivered)
-    sent = replace(sent, delivered=sent.delivered + len(at_once))
+    sent = replace(sent, delivered=sent.delivered + at_once)
     if push and book.remote:
         book.push()
     return Recorded(spec, len(steps), new, known, sent, _claims(repo, cfg, steps))
