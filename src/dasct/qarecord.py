@@ -3,10 +3,10 @@
 Every commit of a range, oldest first, as `check --commit` sees it (one forward walk:
 walk.py), and per touched defect one revalidation request: its ticket (tickets.py) and
 its evidence (evidence.py) written to the ledger before anything is sent (qa.flush;
-the local tracker's tickets are filed in that same ledger commit). The
-cost follows the range: one walk, one commit_info for every commit named, one diff and
-one cat-file per touching commit, each fix commit's tests found once, one ledger commit
-for all the requests (docs/benchmarks.md, "QA loop").
+the local tracker's tickets are filed in that same ledger commit). The cost follows the
+range: one walk (whose own diff the tickets show), one cat-file for the blobs of all the
+tickets' texts, one commit_info for every commit named, each fix commit's tests found
+once, one ledger commit for all the requests (docs/benchmarks.md, "QA loop").
 """
 
 from __future__ import annotations
