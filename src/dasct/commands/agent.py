@@ -12,11 +12,10 @@ import argparse
 import json
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dasct.agent import AgentError
+from dasct.agent import AgentError, moments
 from dasct.agent import state as st
 from dasct.agent.local import Local, home_of, locate
 
@@ -86,10 +85,6 @@ def fails_open(args: argparse.Namespace) -> bool:
     return bool(args.action == "used")
 
 
-def _now() -> datetime:
-    return datetime.now().astimezone()
-
-
 def _say(line: str) -> None:
     print(line, file=sys.stderr)
 
@@ -98,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     """Dispatch to the chosen action."""
     home = home_of(args.home)
     if args.action == "used":
-        _guard(lambda: _use(home, args.app))
+        _guard(lambda: moments.use(home, args.app, _say))
         return 0
     if args.action == "run":
         return _run(home, args.app, args.cmd)
@@ -131,53 +126,6 @@ def _guard(call: Any) -> None:
         _say(f"dasct agent: {exc} (the application is not affected)")
 
 
-def _use(home: Path, app: str, event: str = "startup") -> Local:
-    local = locate(home)
-    at = time.time()
-    with st.update(local.state_path) as change:
-        s = change.state
-        change.set(uses=s.uses + 1, since=at if s.since is None else s.since)
-    _moment(local, event)
-    return local
-
-
-def _moment(local: Local, event: str) -> None:
-    """At a startup or shutdown: start a due check, tell of a waiting release, remind of
-    an ended uninstall period."""
-    from dasct.agent import schedule
-
-    s, now = local.load(), _now()
-    if schedule.check_now(s, local.cfg, event, now):
-        from dasct.agent import download
-
-        download.start(local)
-    if schedule.notice_now(s, local.cfg, event, now):
-        _tell(local)
-    _remind(local, s)
-
-
-def _tell(local: Local) -> None:
-    from dasct.agent import notice
-
-    with st.update(local.state_path) as change:
-        s = change.state
-        if s.waiting is None or s.waiting.version <= s.noticed:
-            return
-        notice.tell(local, s, _say)
-        change.set(noticed=s.waiting.version)
-
-
-def _remind(local: Local, s: st.State) -> None:
-    at = time.time()
-    if not any(w.ends <= at for w in s.windows):
-        return  # the common case imports nothing more (review imports the engine)
-    from dasct.agent import review
-
-    for w in review.ended(s, at):
-        _say(f"dasct agent: the uninstall period of version {w.version} has ended: "
-             f"`dasct agent review --home {local.home}` (uninstall, keep, keep for good)")
-
-
 def _run(home: Path, app: str, cmd: Sequence[str]) -> int:
     import subprocess
 
@@ -185,7 +133,7 @@ def _run(home: Path, app: str, cmd: Sequence[str]) -> int:
     if not argv:
         raise AgentError("dasct agent run APP -- CMD ...: no command given")
     found: list[Local] = []
-    _guard(lambda: found.append(_use(home, app)))
+    _guard(lambda: found.append(moments.use(home, app, _say)))
     try:
         code = subprocess.call(argv)
     except OSError as exc:
@@ -194,7 +142,7 @@ def _run(home: Path, app: str, cmd: Sequence[str]) -> int:
     except KeyboardInterrupt:
         code = 130
     if found:
-        _guard(lambda: _moment(found[0], "shutdown"))
+        _guard(lambda: moments.moment(found[0], "shutdown", _say))
     return 128 - code if code < 0 else code
 
 
@@ -211,14 +159,14 @@ def _check(local: Local, *, now: bool, foreground: bool) -> int:
     elif foreground:
         print(download.fetch(local))
         s = local.load()
-        if schedule.notice_now(s, local.cfg, None, _now()):
-            _tell(local)
+        if schedule.notice_now(s, local.cfg, None, moments.now()):
+            moments.tell(local, _say)
     elif download.start(local):
         print(f"checking in the background at low priority ({why}); "
               f"`dasct agent status --home {local.home}` shows the result")
     else:
         print("a check is already running")
-    _remind(local, local.load())
+    moments.remind(local, local.load(), _say)
     return 0
 
 
