@@ -77,19 +77,19 @@ class Batches:
             asked._answer({}, self._failed)
             return asked
         if not self._threads:
-            self._git._start()
-            self._threads = [threading.Thread(target=target, name=name, daemon=True)
-                             for target, name in ((self._write, "cat-file-write"),
-                                                  (self._read, "cat-file-read"))]
+            stdin, stdout = self._git.pipes()
+            self._threads = [
+                threading.Thread(target=self._write, args=(stdin,), name="cat-file-write",
+                                 daemon=True),
+                threading.Thread(target=self._read, args=(stdout,), name="cat-file-read",
+                                 daemon=True)]
             for thread in self._threads:
                 thread.start()
         self._asked.put(asked)
         self._writes.put("".join(f"{name}\n" for name in asked.wanted).encode())
         return asked
 
-    def _write(self) -> None:
-        stdin = self._git._in
-        assert stdin is not None
+    def _write(self, stdin: IO[bytes]) -> None:
         try:
             while (data := self._writes.get()) is not None:
                 stdin.write(data)
@@ -102,9 +102,7 @@ class Batches:
             except BrokenPipeError:
                 pass
 
-    def _read(self) -> None:
-        stdout = self._git._out
-        assert stdout is not None
+    def _read(self, stdout: IO[bytes]) -> None:
         while (asked := self._asked.get()) is not None:
             if self._failed is not None:
                 asked._answer({}, self._failed)

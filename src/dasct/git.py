@@ -364,6 +364,14 @@ class conversation:
             answer.append(line)
         return b"".join(answer)
 
+    def pipes(self) -> tuple[IO[bytes], IO[bytes]]:
+        """git's stdin and stdout (git started now), for a caller that writes and reads
+        them on threads of its own (catfile.py); close() still ends git."""
+        if self._in is None:
+            self._start()
+        assert self._in is not None and self._out is not None
+        return self._in, self._out
+
     def send(self, data: bytes) -> None:
         """Write to git's stdin without waiting for an answer: for a command that answers
         nothing on stdout (`git fast-import --quiet`), which is never read."""
