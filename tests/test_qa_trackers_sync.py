@@ -105,6 +105,38 @@ def test_sync_takes_the_decisions_made_in_jira_and_github(
         assert run(fresh, "qa", "list", "--format", "json").json()["open"] == []
 
 
+def test_one_sync_writes_its_decisions_in_one_ledger_commit(
+        repo: GitRepo, tmp_path: Path, jira: FakeJira) -> None:
+    """Two decisions taken in one sync: one ledger commit and one push, not one each
+    (a sync after a day of QA work may bring dozens)."""
+    with FakeGitHub(GITHUB_TOKEN, users=("ghqa",)) as github:
+        github.add_issue("acme/app", author="ghqa", state="closed", state_reason="completed")
+        world = World(tmp_path, repo, config(trackers=("jira", "github"), jira=jira.url,
+                                             github=github.url))
+        ci = world.clone("ci")
+        _record(world, ci)
+        filed = _filed(ci)
+        jira.issues[filed["PROJ-1", "jira"]]["fields"].update(
+            status={"name": "Done"}, resolution={"name": "Done"},
+            assignee={"name": "qa2", "displayName": "Qa Two"})
+        closed = github.issues["acme/app", int(filed["#1", "github"])]
+        closed.update(state="closed", state_reason="completed", closed_by=github._user("ghqa"),
+                      labels=[*closed["labels"], github._label("regression")])
+        before = int(ci.git("rev-list", "--count", "dasct-ledger"))
+        synced = run(ci, "qa", "sync")
+        assert synced.code == 0, synced.err
+        assert "dasct: 2 decisions taken from the trackers" in synced.out
+        after = int(ci.git("rev-list", "--count", "dasct-ledger"))
+        log = ci.git("log", "--format=%s", f"-{after - before}", "dasct-ledger").splitlines()
+        # Oldest last: both decisions, then the two trackers told of the regression.
+        assert log == ["dasct ledger: 2 record(s)"] * 2, log
+        assert len(records(ci, "told")) == 2
+        assert [r.data["defect"] for r in records(ci, "accept")] == ["PROJ-1"]
+        assert [r.data["defect"] for r in records(ci, "reject")] == ["#1"]
+        pushed = ci.git("ls-remote", "origin", "refs/heads/dasct-ledger").split()[0]
+        assert ci.git("rev-parse", "dasct-ledger").strip() == pushed
+
+
 def test_reject_says_which_trackers_were_told(repo: GitRepo, tmp_path: Path,
                                               jira: FakeJira) -> None:
     with smtp_server(tmp_path) as smtp, Hook() as hook:
