@@ -108,7 +108,7 @@ class Batches:
                 asked._answer({}, self._failed)
                 continue
             try:
-                asked._answer(*_answers(stdout, asked.wanted))
+                asked._answer(*git.read_batch(stdout, asked.wanted))
             except (OSError, ValueError, GitError) as exc:
                 # git ended early (killed, or it failed): this and every later batch fail.
                 self._failed = exc if isinstance(exc, GitError) else GitError(
@@ -133,25 +133,3 @@ class Batches:
             self._threads = []
         self._failed = self._failed or GitError("git cat-file --batch was closed")
         self._git.close()
-
-
-def _answers(out: IO[bytes], wanted: list[str]) -> tuple[dict[str, bytes], GitError | None]:
-    """Read git's answers to wanted: the blobs, and the first name that is not a blob
-    (its answer read all the same, so the next batch starts where it should)."""
-    blobs: dict[str, bytes] = {}
-    error: GitError | None = None
-    for name in wanted:
-        header = out.readline()
-        if not header.endswith(b"\n"):
-            raise GitError("git cat-file --batch ended before it answered")
-        parts = header.decode("ascii", "replace").split()
-        if len(parts) == 3 and parts[2].isdigit():
-            data = out.read(int(parts[2]) + 1)  # the content and its newline
-            if len(data) != int(parts[2]) + 1:
-                raise GitError("git cat-file --batch ended inside an answer")
-            if parts[1] == "blob":
-                blobs[name] = data[:-1]
-                continue
-        if error is None:  # "<name> missing", "<name> ambiguous", a tree, a commit
-            error = GitError(f"git object {name} is not a blob: {' '.join(parts)}")
-    return blobs, error

@@ -645,22 +645,39 @@ def cat_blobs(cwd: str | Path, blobs: Iterable[str]) -> dict[str, bytes]:
     wanted = list(dict.fromkeys(blobs))
     if not wanted:
         return {}
+    import io  # loaded by the interpreter already: no import cost
+
     out = run("cat-file", "--batch", cwd=cwd, input="".join(f"{b}\n" for b in wanted).encode())
-    return _batch_contents(wanted, out)
+    found, error = read_batch(io.BytesIO(out), wanted)
+    if error is not None:
+        raise error
+    return found
 
 
-def _batch_contents(wanted: Sequence[str], out: bytes) -> dict[str, bytes]:
-    contents: dict[str, bytes] = {}
-    pos = 0
-    for blob in wanted:
-        end = out.index(b"\n", pos)
-        header = out[pos:end].decode("ascii").split(" ")
-        if len(header) != 3 or header[1] != "blob":
-            raise GitError(f"git object {blob} is not a blob: {' '.join(header)}")
-        size = int(header[2])
-        contents[blob] = out[end + 1 : end + 1 + size]
-        pos = end + 1 + size + 1
-    return contents
+def read_batch(out: IO[bytes], wanted: Sequence[str]
+               ) -> tuple[dict[str, bytes], GitError | None]:
+    """`git cat-file --batch`'s answers to wanted, read from out: the blobs, and an
+    error naming the first name that is not a blob (its answer read all the same, so a
+    long-lived cat-file's next answers start where they should: catfile.py). GitError
+    when the output ends early."""
+    blobs: dict[str, bytes] = {}
+    error: GitError | None = None
+    for name in wanted:
+        header = out.readline()
+        if not header.endswith(b"\n"):
+            raise GitError("git cat-file --batch ended before it answered")
+        parts = header.decode("ascii", "replace").split()
+        if len(parts) == 3 and parts[2].isdigit():
+            size = int(parts[2])
+            data = out.read(size + 1)  # the content and its newline
+            if len(data) != size + 1:
+                raise GitError("git cat-file --batch ended inside an answer")
+            if parts[1] == "blob":
+                blobs[name] = data[:-1]
+                continue
+        if error is None:  # "<name> missing", "<name> ambiguous", a tree, a commit
+            error = GitError(f"git object {name} is not a blob: {' '.join(parts)}")
+    return blobs, error
 
 
 def blob_sizes(cwd: str | Path, blobs: Iterable[str]) -> dict[str, int]:

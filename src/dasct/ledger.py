@@ -285,7 +285,6 @@ class Ledger(LedgerReader):
                      "local branch: run `dasct ledger push` again")
 
 
-
 class _Import:
     """One `git fast-import` of the ledger, fed blob by blob (each record's canonical
     bytes, under a mark) and ended with the commit that names them, or with nothing."""

@@ -144,7 +144,6 @@ def stamps(count: int) -> list[str]:
     return [(start + n * step).strftime("%Y-%m-%dT%H:%M:%S.%fZ") for n in range(count)]
 
 
-
 def parse(content: bytes, path: str) -> Record | str:
     """The record a ledger file holds, or why it holds none. Read from disk, so verified:
     the content must be the canonical form of a valid record, named by its digest."""

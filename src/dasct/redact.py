@@ -225,7 +225,6 @@ def scrub(value: Any, secrets: Sequence[str] | None = None, *,
     return value
 
 
-
 class _RedactingStream:
     """A text stream that redacts whole lines before they reach the one it wraps."""
 
